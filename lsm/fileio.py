@@ -1,0 +1,217 @@
+"""The engine's single I/O seam: every open, write, fsync, rename, remove and
+lock goes through a FileSystem object. The default one talks to the operating
+system; lsm.testing substitutes one that injects faults and simulates power cuts.
+
+Writes are unbuffered (os.write of the whole buffer): when append() returns,
+the bytes are in the OS, so they survive a crash of this process.
+"""
+import errno
+import fcntl
+import os
+import shutil
+import threading
+
+from .errors import IOError as LsmIOError
+from .errors import LockError
+
+
+def _io_error(action, path, exc):
+    err = LsmIOError(f"{action} {path}: {exc.strerror or exc}")
+    err.errno = exc.errno
+    return err
+
+
+class WritableFile:
+    """An append-only file. append() hands every byte to the OS before returning."""
+
+    __slots__ = ("path", "_fd", "size")
+
+    def __init__(self, path, fd, size=0):
+        self.path = path
+        self._fd = fd
+        self.size = size
+
+    def append(self, data) -> None:
+        view = memoryview(data)
+        total = len(view)
+        written = 0
+        try:
+            while written < total:
+                written += os.write(self._fd, view[written:])
+        except OSError as exc:
+            self.size += written
+            raise _io_error("write", self.path, exc) from exc
+        self.size += total
+
+    def sync(self) -> None:
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            raise _io_error("fsync", self.path, exc) from exc
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+
+class RandomAccessFile:
+    """Positional reads of an immutable file."""
+
+    __slots__ = ("path", "_fd", "size")
+
+    def __init__(self, path, fd, size):
+        self.path = path
+        self._fd = fd
+        self.size = size
+
+    def read(self, offset: int, length: int) -> bytes:
+        try:
+            return os.pread(self._fd, length, offset)
+        except OSError as exc:
+            raise _io_error("read", self.path, exc) from exc
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+_held_locks_guard = threading.Lock()
+_held_locks = {}  # realpath -> fd; POSIX locks are per process, so we keep our own table
+
+
+class FileSystem:
+    """Operating-system file access. Subclassed by lsm.testing.faultfs."""
+
+    def create(self, path, exclusive=True) -> WritableFile:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        flags |= os.O_EXCL if exclusive else os.O_TRUNC
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise _io_error("create", path, exc) from exc
+        return WritableFile(path, fd, 0)
+
+    def open_append(self, path) -> WritableFile:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            raise _io_error("open", path, exc) from exc
+        return WritableFile(path, fd, size)
+
+    def open_random(self, path) -> RandomAccessFile:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            raise _io_error("open", path, exc) from exc
+        return RandomAccessFile(path, fd, size)
+
+    def read_file(self, path) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise _io_error("read", path, exc) from exc
+
+    def write_file(self, path, data, sync=True) -> None:
+        """Create (or replace) path with data; fsync it when asked."""
+        f = self.create(path, exclusive=False)
+        try:
+            f.append(data)
+            if sync:
+                f.sync()
+        finally:
+            f.close()
+
+    def exists(self, path) -> bool:
+        return os.path.exists(path)
+
+    def file_size(self, path) -> int:
+        try:
+            return os.stat(path).st_size
+        except OSError as exc:
+            raise _io_error("stat", path, exc) from exc
+
+    def listdir(self, path):
+        try:
+            return os.listdir(path)
+        except OSError as exc:
+            raise _io_error("list", path, exc) from exc
+
+    def mkdir(self, path, mode=0o755) -> None:
+        try:
+            os.makedirs(path, mode=mode, exist_ok=True)
+        except OSError as exc:
+            raise _io_error("mkdir", path, exc) from exc
+
+    def rename(self, src, dst) -> None:
+        try:
+            os.rename(src, dst)
+        except OSError as exc:
+            raise _io_error("rename", src, exc) from exc
+
+    def remove(self, path) -> None:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _io_error("remove", path, exc) from exc
+
+    def rmtree(self, path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def sync_dir(self, path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _io_error("open directory", path, exc) from exc
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise _io_error("fsync directory", path, exc) from exc
+        finally:
+            os.close(fd)
+
+    # LOCK: the same POSIX record lock LevelDB takes (fcntl F_SETLK), so lsm
+    # and plyvel exclude each other; plus an in-process table, because POSIX
+    # locks do not exclude a second open by the same process.
+    def lock(self, path):
+        key = os.path.realpath(path)
+        with _held_locks_guard:
+            if key in _held_locks:
+                raise LockError(f"lock {path}: already held by this process")
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise _io_error("open lock file", path, exc) from exc
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise LockError(
+                        f"lock {path}: held by another process (is the database open elsewhere?)"
+                    ) from exc
+                raise _io_error("lock", path, exc) from exc
+            _held_locks[key] = fd
+            return key
+
+    def unlock(self, handle) -> None:
+        with _held_locks_guard:
+            fd = _held_locks.pop(handle, None)
+        if fd is not None:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+
+DEFAULT_FS = FileSystem()

@@ -1,0 +1,17 @@
+# Sourced by scripts/run and scripts/test: make or reuse .venv inside the checkout
+# and install the package with the extras named in $LSM_EXTRAS. Re-installs only
+# when pyproject.toml changed since the last install.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+stamp="$venv/.lsm-installed-$LSM_EXTRAS"
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$venv/bin/python" -m pip install -q -e "$root[$LSM_EXTRAS]"
+  touch "$stamp"
+fi
+PY="$venv/bin/python"
+cd "$root"
