@@ -1,0 +1,112 @@
+"""WriteBatch encoding, the payload of every WAL record (spec §3). Pure: no files.
+
+    fixed64 sequence | fixed32 count | count records:
+        0x01 varint32(klen) key varint32(vlen) value    (put)
+        0x00 varint32(klen) key                         (delete)
+
+Operation i gets sequence ``sequence + i``. Ops are ``(kind, key, value)`` with
+kind ``keys.TYPE_VALUE`` or ``keys.TYPE_DELETION``.
+"""
+import struct
+
+from .coding import decode_varint32, encode_varint
+from .errors import DecodeError
+from .keys import TYPE_DELETION, TYPE_VALUE
+
+HEADER_SIZE = 12  # on-disk constant: fixed64 sequence + fixed32 count
+
+_HEADER = struct.Struct("<QI")
+_PUT = b"\x01"  # TYPE_VALUE as the record tag byte
+_DEL = b"\x00"  # TYPE_DELETION as the record tag byte
+
+
+def encode_header(sequence: int, count: int) -> bytes:
+    return _HEADER.pack(sequence, count)
+
+
+def encode_put(key, value) -> bytes:
+    return b"".join((_PUT, encode_varint(len(key)), key, encode_varint(len(value)), value))
+
+
+def encode_delete(key) -> bytes:
+    return b"".join((_DEL, encode_varint(len(key)), key))
+
+
+def encode_batch(sequence: int, ops) -> bytes:
+    """ops: iterable of (kind, key, value_or_None); the value of a deletion is ignored."""
+    out = [b""]
+    count = 0
+    for kind, key, value in ops:
+        if kind == TYPE_VALUE:
+            out.append(encode_put(key, value))
+        elif kind == TYPE_DELETION:
+            out.append(encode_delete(key))
+        else:
+            raise ValueError(f"unknown operation kind {kind!r}")
+        count += 1
+    out[0] = _HEADER.pack(sequence, count)
+    return b"".join(out)
+
+
+def decode_batch(data):
+    """Return (sequence, ops) with ops = [(kind, key, value)], value b"" for deletions.
+
+    Raises DecodeError (offset relative to ``data``) for short data, an unknown
+    record tag, a truncated slice, or a record count that disagrees with the
+    header. C++ applies the records parsed before the error, so the exception
+    carries them too, as ``partial = (sequence, ops)``.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    n = len(data)
+    if n < HEADER_SIZE:
+        raise DecodeError("WriteBatch too small", 0)
+    sequence, count = _HEADER.unpack_from(data, 0)
+    ops = []
+    append = ops.append
+    pos = HEADER_SIZE
+    start = pos
+    try:
+        while pos < n:
+            start = pos
+            tag = data[pos]
+            if tag > TYPE_VALUE:
+                break
+            # Keys and values under 128 bytes have one-byte lengths: skip the call.
+            klen = data[pos + 1]
+            if klen < 128:
+                pos += 2
+            else:
+                klen, pos = decode_varint32(data, pos + 1)
+            kend = pos + klen
+            if kend > n:
+                raise IndexError
+            key = data[pos:kend]
+            if tag == TYPE_VALUE:
+                vlen = data[kend]
+                if vlen < 128:
+                    pos = kend + 1
+                else:
+                    vlen, pos = decode_varint32(data, kend)
+                vend = pos + vlen
+                if vend > n:
+                    raise IndexError
+                append((TYPE_VALUE, key, data[pos:vend]))
+                pos = vend
+            else:
+                append((TYPE_DELETION, key, b""))
+                pos = kend
+    except (IndexError, DecodeError):
+        kind = "Put" if data[start] == TYPE_VALUE else "Delete"
+        _fail(f"bad WriteBatch {kind}", start, sequence, ops)
+    if pos < n:
+        _fail(f"unknown WriteBatch tag {data[pos]}", pos, sequence, ops)
+    if len(ops) != count:
+        _fail(f"WriteBatch has wrong count (header {count}, found {len(ops)})", n, sequence, ops)
+    return sequence, ops
+
+
+def _fail(reason, offset, sequence, ops):
+    err = DecodeError(reason, offset)
+    err.partial = (sequence, ops)
+    raise err

@@ -1,0 +1,191 @@
+"""The log format shared by WAL (*.log) and MANIFEST files (spec §4). Pure: no files.
+
+A log is a sequence of 32 KiB blocks. Each logical record is cut into physical
+records (FULL, or FIRST/MIDDLE*/LAST) that never cross a block boundary; each has
+a 7-byte header: masked CRC-32C of (type byte || payload), uint16 length, type.
+A block tail shorter than a header is zero-filled.
+
+``LogWriter.encode`` returns the framed bytes for the caller to append; the
+reader takes the whole file's bytes and follows C++ ``log::Reader`` exactly,
+so that we drop (or report) precisely what LevelDB drops.
+"""
+import struct
+
+from .coding import crc32c, mask_crc, masked_crc32c
+from .errors import DecodeError
+
+# On-disk constants (frozen).
+BLOCK_SIZE = 32768
+HEADER_SIZE = 7
+ZERO = 0  # never written; preallocated/zeroed regions read as type 0 length 0
+FULL = 1
+FIRST = 2
+MIDDLE = 3
+LAST = 4
+MAX_RECORD_TYPE = LAST
+
+_HEADER = struct.Struct("<IHB")  # masked crc, length, type
+_pack_header = _HEADER.pack
+_unpack_header_from = _HEADER.unpack_from
+_ZEROES = bytes(HEADER_SIZE)
+_BLOCK_MASK = BLOCK_SIZE - 1
+# CRC of the type byte alone, extended over the payload (as C++ precomputes it).
+_TYPE_CRC = [crc32c(bytes([t])) for t in range(256)]
+_TYPE_CRC_FULL = _TYPE_CRC[FULL]
+
+
+class LogWriter:
+    """Frames logical records. Holds only the position inside the current block."""
+
+    __slots__ = ("block_offset",)
+
+    def __init__(self, initial_offset: int = 0):
+        # Appending to an existing log: continue inside its last block.
+        self.block_offset = initial_offset % BLOCK_SIZE
+
+    def encode(self, payload) -> bytes:
+        """Return the physical records (and any trailer padding) for one logical record."""
+        payload = bytes(payload)
+        left = len(payload)
+        block_offset = self.block_offset
+        if block_offset + HEADER_SIZE + left <= BLOCK_SIZE:
+            # Common case on the WAL's hot path: one FULL record in this block.
+            self.block_offset = block_offset + HEADER_SIZE + left
+            crc = mask_crc(crc32c(payload, _TYPE_CRC_FULL))
+            return _pack_header(crc, left, FULL) + payload
+        out = []
+        pos = 0
+        begin = True
+        while True:
+            leftover = BLOCK_SIZE - block_offset
+            if leftover < HEADER_SIZE:
+                if leftover:
+                    out.append(_ZEROES[:leftover])
+                block_offset = 0
+            avail = BLOCK_SIZE - block_offset - HEADER_SIZE
+            frag_len = left if left < avail else avail
+            end = frag_len == left
+            if begin:
+                rtype = FULL if end else FIRST
+            else:
+                rtype = LAST if end else MIDDLE
+            fragment = payload[pos:pos + frag_len]
+            crc = mask_crc(crc32c(fragment, _TYPE_CRC[rtype]))
+            out.append(_pack_header(crc, frag_len, rtype))
+            out.append(fragment)
+            block_offset += HEADER_SIZE + frag_len
+            pos += frag_len
+            left -= frag_len
+            begin = False
+            # An empty record still emits one FULL header (do-while in C++).
+            if left <= 0:
+                break
+        self.block_offset = block_offset
+        return b"".join(out)
+
+
+class LogReader:
+    """Iterate ``(offset, payload)`` over the logical records in ``data``.
+
+    ``offset`` is the file offset of the record's first physical header.
+    A torn tail (partial header, short payload or unfinished fragmented record
+    in the last block) ends iteration silently. Damage elsewhere is passed to
+    ``report(offset, bytes_dropped, reason)`` and reading resumes at the next
+    block (C++ semantics), or, when ``strict``, raises ``DecodeError(reason, offset)``.
+    """
+
+    __slots__ = ("_data", "_report", "_strict")
+
+    def __init__(self, data, *, report=None, strict=False):
+        self._data = data if isinstance(data, bytes) else bytes(data)
+        self._report = report
+        self._strict = strict
+
+    def _corruption(self, offset, dropped, reason):
+        if self._strict:
+            raise DecodeError(reason, offset)
+        if self._report is not None:
+            self._report(offset, dropped, reason)
+
+    def __iter__(self):
+        data = self._data
+        view = memoryview(data)
+        n = len(data)
+        corruption = self._corruption
+        unpack = _unpack_header_from
+        masked_crc = masked_crc32c
+        pos = 0
+        parts = None  # fragments of the open logical record; None when none is open
+        scratch_len = 0
+        start = 0  # offset of the open logical record's first header
+        while True:
+            block_limit = (pos & ~_BLOCK_MASK) + BLOCK_SIZE
+            # C++ reads block by block; a short read marks EOF. A file that ends
+            # exactly on a block boundary reads one full block and then EOF.
+            if block_limit > n:
+                eof = True
+                block_end = n
+            else:
+                eof = False
+                block_end = block_limit
+            if block_end - pos < HEADER_SIZE:
+                if eof:
+                    return  # torn header at the end (or clean end)
+                pos = block_limit  # block trailer
+                continue
+            masked, length, rtype = unpack(data, pos)
+            end = pos + HEADER_SIZE + length
+            if end > block_end:
+                if eof:
+                    return  # the writer died mid-record: not damage
+                corruption(pos, block_end - pos, "bad record length")
+                pos = block_limit
+            elif rtype == ZERO and length == 0:
+                pos = block_limit  # preallocated zeroes: skip silently
+            elif masked_crc(view[pos + 6:end]) != masked:
+                # The length itself may be wrong: trust nothing else in this block.
+                corruption(pos, block_end - pos, "checksum mismatch")
+                pos = block_limit
+            else:
+                phys = pos
+                pos = end
+                if rtype == FULL:
+                    if scratch_len:
+                        corruption(start, scratch_len, "partial record without end")
+                    parts = None
+                    scratch_len = 0
+                    yield phys, data[phys + HEADER_SIZE:end]
+                elif rtype == FIRST:
+                    if scratch_len:
+                        corruption(start, scratch_len, "partial record without end")
+                    parts = [view[phys + HEADER_SIZE:end]]
+                    scratch_len = length
+                    start = phys
+                elif rtype == MIDDLE:
+                    if parts is None:
+                        corruption(phys, length, "missing start of fragmented record")
+                    else:
+                        parts.append(view[phys + HEADER_SIZE:end])
+                        scratch_len += length
+                elif rtype == LAST:
+                    if parts is None:
+                        corruption(phys, length, "missing start of fragmented record")
+                    else:
+                        parts.append(view[phys + HEADER_SIZE:end])
+                        record = b"".join(parts)
+                        parts = None
+                        scratch_len = 0
+                        yield start, record
+                else:
+                    if parts is None:
+                        corruption(phys, length, f"unknown record type {rtype}")
+                    else:
+                        corruption(start, length + scratch_len, f"unknown record type {rtype}")
+                    parts = None
+                    scratch_len = 0
+                continue
+            # A physical record was dropped: an open logical record cannot complete.
+            if parts is not None:
+                corruption(start, scratch_len, "error in middle of record")
+                parts = None
+                scratch_len = 0
