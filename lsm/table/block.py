@@ -1,0 +1,166 @@
+"""Block contents: prefix-compressed entries plus a restart array (spec §7.3).
+Pure: no files; bytes in, bytes out, DecodeError on damage.
+
+    entry   := varint32 shared | varint32 non_shared | varint32 value_len
+               | key[shared:] | value
+    trailer := fixed32 restart_offset * num_restarts | fixed32 num_restarts
+"""
+import struct
+from functools import lru_cache
+
+from ..errors import DecodeError
+
+_FIXED32 = struct.Struct("<I")
+
+
+@lru_cache(maxsize=None)
+def _uint32s(count: int):
+    return struct.Struct("<%dI" % count)
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def entry_header(shared: int, non_shared: int, value_len: int) -> bytes:
+    if shared < 128 and non_shared < 128 and value_len < 128:
+        return bytes((shared, non_shared, value_len))
+    return varint(shared) + varint(non_shared) + varint(value_len)
+
+
+def shared_prefix_length(a: bytes, b: bytes) -> int:
+    """Length of the common prefix of a and b, computed in C: the highest
+    differing bit of the big-endian XOR tells where the keys part."""
+    n = min(len(a), len(b))
+    x = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
+    return n - ((x.bit_length() + 7) >> 3)
+
+
+def restart_trailer(restarts) -> bytes:
+    return _uint32s(len(restarts) + 1).pack(*restarts, len(restarts))
+
+
+class BlockBuilder:
+    """Builds one block. Keys must be added in the block's sort order."""
+
+    def __init__(self, restart_interval: int = 16):
+        if restart_interval < 1:
+            raise ValueError("restart_interval must be at least 1")
+        self.restart_interval = restart_interval
+        self.reset()
+
+    def reset(self) -> None:
+        self._parts = []
+        self._size = 0
+        self._restarts = [0]
+        self._counter = 0
+        self.last_key = b""
+        self.num_entries = 0
+
+    def add(self, key: bytes, value: bytes) -> None:
+        if self._counter < self.restart_interval:
+            shared = shared_prefix_length(self.last_key, key)
+        else:
+            self._restarts.append(self._size)
+            self._counter = 0
+            shared = 0
+        header = entry_header(shared, len(key) - shared, len(value))
+        self._parts += (header, key[shared:], value)
+        self._size += len(header) + len(key) - shared + len(value)
+        self._counter += 1
+        self.last_key = key
+        self.num_entries += 1
+
+    def size_estimate(self) -> int:
+        """Size of the finished block: entries + restart array + its count."""
+        return self._size + 4 * len(self._restarts) + 4
+
+    def empty(self) -> bool:
+        return self.num_entries == 0
+
+    def finish(self) -> bytes:
+        self._parts.append(restart_trailer(self._restarts))
+        return b"".join(self._parts)
+
+
+def _read_varint32(data, pos: int):
+    result = shift = 0
+    start = pos
+    while True:
+        byte = data[pos]  # IndexError past the end: caught by decode_block
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 28:
+            raise DecodeError("varint32 longer than 5 bytes", start)
+
+
+def entries_limit(data) -> int:
+    """Check the restart array; return where the entries end (= its offset)."""
+    size = len(data)
+    if size < 4:
+        raise DecodeError(f"block too short ({size} bytes)")
+    num_restarts = _FIXED32.unpack_from(data, size - 4)[0]
+    if num_restarts == 0 or num_restarts > (size - 4) // 4:
+        raise DecodeError(f"bad restart count {num_restarts}", size - 4)
+    limit = size - 4 - 4 * num_restarts
+    restarts = _uint32s(num_restarts).unpack_from(data, limit)
+    if limit == 0:
+        if any(restarts):
+            raise DecodeError("restart point in an empty block", limit)
+    elif (
+        restarts[0] != 0
+        or restarts[-1] >= limit
+        or list(restarts) != sorted(set(restarts))
+        or any(map(data.__getitem__, restarts))  # a restart entry shares no prefix
+    ):
+        raise DecodeError("bad restart array", limit)
+    return limit
+
+
+def decode_block(data: bytes):
+    """Decode every entry: return (keys, values), two lists of bytes.
+
+    One tight loop; entries whose three lengths are each < 128 (one varint byte)
+    take the fast path. Overruns are found once, after the loop: an entry that
+    runs past the entries area leaves `pos` beyond `limit`."""
+    limit = entries_limit(data)
+    keys = []
+    values = []
+    add_key = keys.append
+    add_value = values.append
+    prev = b""
+    pos = 0
+    try:
+        while pos < limit:
+            shared = data[pos]
+            non_shared = data[pos + 1]
+            value_len = data[pos + 2]
+            if shared | non_shared | value_len < 128:
+                pos += 3
+            else:
+                shared, pos = _read_varint32(data, pos)
+                non_shared, pos = _read_varint32(data, pos)
+                value_len, pos = _read_varint32(data, pos)
+            key_end = pos + non_shared
+            if shared:
+                if shared > len(prev):
+                    raise DecodeError("entry shares more bytes than the previous key has", pos)
+                prev = prev[:shared] + data[pos:key_end]
+            else:
+                prev = data[pos:key_end]
+            pos = key_end + value_len
+            add_value(data[key_end:pos])
+            add_key(prev)
+    except IndexError:
+        raise DecodeError("entry header runs past the block", pos) from None
+    if pos != limit:
+        raise DecodeError("entry runs past the end of the block", limit)
+    return keys, values

@@ -1,0 +1,238 @@
+"""TableBuilder: writes a LevelDB table through the `write` callable it is given
+and nothing else (spec §7). Byte-identical to LevelDB 1.22's TableBuilder for the
+same entries and options (block cut rule, separators, filter buckets, compression).
+"""
+import struct
+
+from ..errors import Error
+from ..keys import MAX_SEQUENCE, TYPE_FOR_SEEK
+from .block import BlockBuilder, entry_header, restart_trailer
+from .filter import FILTER_META_KEY, BloomFilterPolicy, FilterBlockBuilder
+from .format import (
+    BLOCK_TRAILER_SIZE,
+    NO_COMPRESSION,
+    block_trailer,
+    compress_block,
+    encode_footer,
+    encode_handle,
+)
+
+INDEX_RESTART_INTERVAL = 1  # every index entry stores its full key (LevelDB's choice)
+_SEEK_TRAILER = struct.pack("<Q", (MAX_SEQUENCE << 8) | TYPE_FOR_SEEK)
+# Output is handed to `write` in pieces of about this size: fewer system calls.
+_WRITE_CHUNK = 1 << 16
+
+
+def find_shortest_separator(start: bytes, limit: bytes) -> bytes:
+    """Bytewise comparator's FindShortestSeparator on user keys: a short key in
+    [start, limit), or start itself when no shorter one is found."""
+    n = min(len(start), len(limit))
+    x = int.from_bytes(start[:n], "big") ^ int.from_bytes(limit[:n], "big")
+    i = n - ((x.bit_length() + 7) >> 3)
+    if i >= n:
+        return start  # one is a prefix of the other
+    byte = start[i]
+    if byte < 0xFF and byte + 1 < limit[i]:
+        return start[:i] + bytes((byte + 1,))
+    return start
+
+
+def find_short_successor(key: bytes) -> bytes:
+    """Bytewise comparator's FindShortSuccessor: a short key >= key."""
+    stripped = key.lstrip(b"\xff")
+    if not stripped:
+        return key  # all 0xFF: nothing shorter sorts after it
+    i = len(key) - len(stripped)
+    return key[:i] + bytes((key[i] + 1,))
+
+
+def index_separator(last_ikey: bytes, next_ikey: bytes) -> bytes:
+    """InternalKeyComparator::FindShortestSeparator: the shortened user key with
+    (MAX_SEQUENCE, kTypeValue) if it is physically shorter, else last_ikey."""
+    user = last_ikey[:-8]
+    short = find_shortest_separator(user, next_ikey[:-8])
+    if len(short) < len(user) and user < short:
+        return short + _SEEK_TRAILER
+    return last_ikey
+
+
+def index_successor(last_ikey: bytes) -> bytes:
+    """InternalKeyComparator::FindShortSuccessor, same rule as index_separator."""
+    user = last_ikey[:-8]
+    short = find_short_successor(user)
+    if len(short) < len(user) and user < short:
+        return short + _SEEK_TRAILER
+    return last_ikey
+
+
+class TableBuilder:
+    """Builds one table from entries added in internal-key order.
+
+    The data block is encoded inline in add() rather than through BlockBuilder:
+    add() runs once per entry of every flush and compaction."""
+
+    __slots__ = (
+        "_write",
+        "_block_size",
+        "_interval",
+        "_compression",
+        "_filter",
+        "_index",
+        "_parts",
+        "_size",
+        "_restarts",
+        "_counter",
+        "_last_key",
+        "_block_keys",
+        "_pending_handle",
+        "_offset",
+        "_out",
+        "_out_size",
+        "_flushed_entries",
+        "_smallest",
+        "_finished",
+        "file_size",
+    )
+
+    def __init__(self, options, write):
+        if options.block_restart_interval < 1:
+            raise ValueError("block_restart_interval must be at least 1")
+        self._write = write
+        self._block_size = options.block_size
+        self._interval = options.block_restart_interval
+        self._compression = options.compression
+        compress_block(b"", self._compression)  # reject an unknown compression now
+        bits = options.bloom_bits_per_key
+        self._filter = FilterBlockBuilder(BloomFilterPolicy(bits)) if bits > 0 else None
+        self._index = BlockBuilder(INDEX_RESTART_INTERVAL)
+        self._parts = []
+        self._size = 0
+        # The first entry of every block starts a restart (and shares nothing).
+        self._restarts = []
+        self._counter = options.block_restart_interval
+        self._last_key = b""
+        self._block_keys = []
+        self._pending_handle = None  # handle of the last block, awaiting its index key
+        self._offset = 0  # bytes produced so far (written or buffered)
+        self._out = []
+        self._out_size = 0
+        self._flushed_entries = 0
+        self._smallest = None
+        self._finished = False
+        self.file_size = 0
+
+    @property
+    def num_entries(self) -> int:
+        return self._flushed_entries + len(self._block_keys)
+
+    @property
+    def smallest(self):
+        """First internal key added (None while empty)."""
+        if self._smallest is None and self._block_keys:
+            return self._block_keys[0]
+        return self._smallest
+
+    @property
+    def largest(self):
+        """Last internal key added (None while empty)."""
+        return self._last_key if self.num_entries else None
+
+    def add(self, key: bytes, value: bytes) -> None:
+        if self._pending_handle is not None:
+            self._index.add(
+                index_separator(self._last_key, key), encode_handle(*self._pending_handle)
+            )
+            self._pending_handle = None
+        counter = self._counter
+        if counter < self._interval:
+            last = self._last_key
+            n = len(last) if len(last) < len(key) else len(key)
+            x = int.from_bytes(last[:n], "big") ^ int.from_bytes(key[:n], "big")
+            shared = n - ((x.bit_length() + 7) >> 3)
+            self._counter = counter + 1
+        else:
+            self._restarts.append(self._size)
+            self._counter = 1
+            shared = 0
+        non_shared = len(key) - shared
+        value_len = len(value)
+        parts = self._parts
+        if shared < 128 and non_shared < 128 and value_len < 128:
+            parts.append(bytes((shared, non_shared, value_len)))
+            self._size += 3 + non_shared + value_len
+        else:
+            header = entry_header(shared, non_shared, value_len)
+            parts.append(header)
+            self._size += len(header) + non_shared + value_len
+        parts.append(key[shared:])
+        parts.append(value)
+        self._block_keys.append(key)
+        self._last_key = key
+        # LevelDB's cut rule: the finished size (entries + restart array) has reached block_size.
+        if self._size + 4 * len(self._restarts) + 4 >= self._block_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        keys = self._block_keys
+        if not keys:
+            return
+        self._parts.append(restart_trailer(self._restarts))
+        handle = self._write_block(b"".join(self._parts), self._compression)
+        if self._filter is not None:
+            self._filter.add_keys([k[:-8] for k in keys])
+            self._filter.start_block(self._offset)
+        if self._smallest is None:
+            self._smallest = keys[0]
+        self._flushed_entries += len(keys)
+        self._pending_handle = handle
+        self._parts = []
+        self._size = 0
+        self._restarts = []
+        self._counter = self._interval
+        self._block_keys = []
+
+    def _write_block(self, raw: bytes, compression):
+        stored, block_type = compress_block(raw, compression)
+        return self._write_stored(stored, block_type)
+
+    def _write_stored(self, stored: bytes, block_type: int):
+        """Append stored || trailer to the output; return the block's (offset, size)."""
+        handle = (self._offset, len(stored))
+        self._out.append(stored)
+        self._out.append(block_trailer(stored, block_type))
+        self._offset += len(stored) + BLOCK_TRAILER_SIZE
+        self._out_size += len(stored) + BLOCK_TRAILER_SIZE
+        self.file_size = self._offset
+        if self._out_size >= _WRITE_CHUNK:
+            self._drain()
+        return handle
+
+    def _drain(self) -> None:
+        if self._out:
+            data = b"".join(self._out)
+            self._out = []
+            self._out_size = 0
+            self._write(data)
+
+    def finish(self) -> int:
+        """Write the remaining data, filter, metaindex, index and footer; return the file size."""
+        if self._finished:
+            raise Error("TableBuilder.finish() called twice")
+        self._finished = True
+        self._flush()
+        meta = BlockBuilder(16)
+        if self._filter is not None:
+            filter_handle = self._write_stored(self._filter.finish(), NO_COMPRESSION)
+            meta.add(FILTER_META_KEY, encode_handle(*filter_handle))
+        meta_handle = self._write_block(meta.finish(), self._compression)
+        if self._pending_handle is not None:
+            self._index.add(index_successor(self._last_key), encode_handle(*self._pending_handle))
+            self._pending_handle = None
+        index_handle = self._write_block(self._index.finish(), self._compression)
+        footer = encode_footer(meta_handle, index_handle)
+        self._out.append(footer)
+        self._offset += len(footer)
+        self.file_size = self._offset
+        self._drain()
+        return self._offset
+

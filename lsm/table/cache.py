@@ -1,0 +1,63 @@
+"""BlockCache: an LRU of decoded blocks shared by all tables of a database.
+Pure: no files. Thread-safe (one lock around an OrderedDict).
+"""
+import threading
+from collections import OrderedDict
+
+# Per decoded entry: three list slots plus a bytes header for the key and the
+# value and an int for the tag -- roughly what CPython spends beyond the bytes.
+ENTRY_OVERHEAD = 120
+
+
+def block_charge(raw_size: int, entries: int) -> int:
+    """Memory estimate of a decoded block of `raw_size` uncompressed bytes."""
+    return raw_size + entries * ENTRY_OVERHEAD
+
+
+class BlockCache:
+    """LRU keyed by (table number, block offset); evicts by charged bytes."""
+
+    def __init__(self, capacity_bytes: int):
+        self.capacity = max(0, int(capacity_bytes))
+        self.usage = 0
+        self.hits = 0
+        self.misses = 0
+        self._map = OrderedDict()  # key -> (value, charge)
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            item = self._map.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self._map.move_to_end(key)
+            self.hits += 1
+            return item[0]
+
+    def put(self, key, value, charge: int) -> None:
+        if charge > self.capacity:
+            return  # would evict everything else and then itself
+        with self._lock:
+            old = self._map.pop(key, None)
+            if old is not None:
+                self.usage -= old[1]
+            self._map[key] = (value, charge)
+            self.usage += charge
+            while self.usage > self.capacity:
+                _, (_, dropped) = self._map.popitem(last=False)
+                self.usage -= dropped
+
+    def erase_table(self, number: int) -> None:
+        """Drop every block of table `number` (after the table file is deleted)."""
+        with self._lock:
+            for key in [k for k in self._map if k[0] == number]:
+                self.usage -= self._map.pop(key)[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._map.clear()
+            self.usage = 0
+
+    def __len__(self) -> int:
+        return len(self._map)

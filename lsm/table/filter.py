@@ -1,0 +1,256 @@
+"""Bloom filters and the filter block, bit-identical to LevelDB's
+"leveldb.BuiltinBloomFilter2" (spec §7.6, §8). Pure: no files.
+
+Speed: a filter is built for a whole batch of keys at once. Keys of equal
+length are hashed together as 64-bit lanes of one big integer, so each step of
+the hash is a handful of big-int operations done in C for every key at the same
+time (see _hash_batch); only setting the probed bits is done per probe.
+"""
+import struct
+from functools import lru_cache
+
+from ..errors import DecodeError
+
+# On-disk constants (frozen).
+FILTER_NAME = b"leveldb.BuiltinBloomFilter2"  # the name after LevelDB 1.18's hash fix
+FILTER_META_KEY = b"filter." + FILTER_NAME  # metaindex key of the filter block
+FILTER_BASE_LG = 11  # one filter per 2 KiB of data-block start offsets
+BLOOM_SEED = 0xBC9F1D34
+_M = 0xC6A4A793  # multiplier of LevelDB's Murmur-like Hash()
+_MASK32 = 0xFFFFFFFF
+
+# Below this many keys of one length the scalar hash is cheaper than lane set-up.
+_MIN_BATCH = 6
+# Keys up to this long are hashed in lanes as wide as the key (no byte shuffling);
+# beyond it the big ints get long enough for the per-word work to dominate.
+_MAX_STRIDE_KEY = 64
+_SHUFFLE_LANE = 16  # lane width (bytes) for keys shorter than 9 bytes
+
+
+@lru_cache(maxsize=None)
+def _words(n: int):
+    return struct.Struct("<%dI" % n).unpack_from
+
+
+def bloom_hash(data: bytes, seed: int = BLOOM_SEED) -> int:
+    """LevelDB's Hash(data, n, seed) (util/hash.cc), tail bytes unsigned."""
+    n = len(data)
+    h = (seed ^ (n * _M)) & _MASK32
+    nw = n >> 2
+    if nw:
+        for w in _words(nw)(data):
+            h = ((h + w) * _M) & _MASK32
+            h ^= h >> 16
+    if n & 3:
+        h = ((h + int.from_bytes(data[nw << 2 :], "little")) * _M) & _MASK32
+        h ^= h >> 24
+    return h
+
+
+# Lane arithmetic: `count` lanes of `width` bytes packed in one int, lane j at
+# bits [8*width*j, 8*width*(j+1)). A lane holds a value < 2^32 between steps;
+# products stay below 2^66, so lanes of at least 9 bytes never carry into their
+# neighbour, and every right shift is followed by a mask that drops the bits it
+# brought down from the lane above.
+
+
+@lru_cache(maxsize=1024)
+def _lanes(width: int, count: int):
+    """(ones, low32, unpack): 1 in every lane, the low 32 bits of every lane, and
+    a function that unpacks the low 32 bits of every lane of the int's bytes."""
+    ones = int.from_bytes((b"\x01" + bytes(width - 1)) * count, "little")
+    unpack = struct.Struct("<" + ("I%dx" % (width - 4)) * count).unpack
+    return ones, ones * _MASK32, unpack
+
+
+def _hash_lanes(keys, n: int):
+    """Hashes of `keys` (all of length n, n >= 9) in lanes of width n: the lanes
+    are the keys themselves, so word w of every key is one shift and mask away."""
+    ones, low32, _ = _lanes(n, len(keys))
+    rest = int.from_bytes(b"".join(keys), "little")
+    h = ((BLOOM_SEED ^ (n * _M)) & _MASK32) * ones
+    for _ in range(n >> 2):
+        h = ((h + (rest & low32)) & low32) * _M & low32
+        h ^= (h >> 16) & low32
+        rest >>= 32
+    if n & 3:
+        tail = rest & (ones * ((1 << (8 * (n & 3))) - 1))
+        h = ((h + tail) & low32) * _M & low32
+        h ^= (h >> 24) & low32
+    return h
+
+
+def _hash_shuffled(keys, n: int):
+    """Hashes of `keys` (all of length n, n < 9) in lanes of _SHUFFLE_LANE bytes:
+    byte b of word w of key j is copied to byte b of lane j by slice assignment."""
+    width = _SHUFFLE_LANE
+    ones, low32, _ = _lanes(width, len(keys))
+    joined = b"".join(keys)
+    h = ((BLOOM_SEED ^ (n * _M)) & _MASK32) * ones
+    for start in range(0, n, 4):
+        lanes = bytearray(width * len(keys))
+        for b in range(min(4, n - start)):
+            lanes[b::width] = joined[start + b :: n]
+        h = ((h + int.from_bytes(lanes, "little")) & low32) * _M & low32
+        h ^= (h >> (16 if n - start >= 4 else 24)) & low32
+    return h
+
+
+class BloomFilterPolicy:
+    """LevelDB's built-in bloom filter with `bits_per_key` bits per key."""
+
+    name = FILTER_NAME
+
+    def __init__(self, bits_per_key: int):
+        if bits_per_key <= 0:
+            raise ValueError("bits_per_key must be positive")
+        self.bits_per_key = bits_per_key
+        # floor(bits_per_key * ln 2), clamped like LevelDB (0.69 in its source).
+        self.k = min(30, max(1, int(bits_per_key * 0.69)))
+
+    def create_filter(self, keys) -> bytes:
+        """The filter for `keys` (user keys, duplicates counted), k byte appended."""
+        k = self.k
+        nbits = max(64, len(keys) * self.bits_per_key)
+        nbytes = (nbits + 7) >> 3
+        nbits = nbytes << 3
+        flags = bytearray(nbits)  # one byte per bit; packed 8:1 at the end
+        for n, group in _by_length(keys):
+            if len(group) < _MIN_BATCH or n > _MAX_STRIDE_KEY:
+                for key in group:
+                    h = bloom_hash(key)
+                    delta = ((h >> 17) | (h << 15)) & _MASK32
+                    for _ in range(k):
+                        flags[h % nbits] = 1
+                        h = (h + delta) & _MASK32
+                continue
+            if n >= 9:
+                width, h = n, _hash_lanes(group, n)
+            else:
+                width, h = _SHUFFLE_LANE, _hash_shuffled(group, n)
+            ones, low32, unpack = _lanes(width, len(group))
+            delta = ((h >> 17) | (h << 15)) & low32
+            # h mod nbits in every lane: q = (h * r) >> shift is exactly h // nbits
+            # for h < 2^32 (Granlund-Montgomery with shift = 32 + ceil(log2 nbits)).
+            shift = 32 + (nbits - 1).bit_length()
+            r = -(-(1 << shift) // nbits)
+            qmask = ones * ((1 << (33 - (nbits - 1).bit_length())) - 1)
+            size = width * len(group)
+            for _ in range(k):
+                pos = h - (((h * r) >> shift) & qmask) * nbits
+                for p in unpack(pos.to_bytes(size, "little")):
+                    flags[p] = 1
+                h = (h + delta) & low32
+        # byte j of the slice flags[b::8] is bit b of output byte j (LSB first).
+        packed = 0
+        for b in range(8):
+            packed |= int.from_bytes(flags[b::8], "little") << b
+        return packed.to_bytes(nbytes, "little") + bytes((k,))
+
+    @staticmethod
+    def key_may_match(key: bytes, bloom) -> bool:
+        """False only if `key` was certainly not among the filter's keys."""
+        if len(bloom) < 2:
+            return False
+        k = bloom[-1]
+        if k > 30:
+            return True  # reserved for new encodings: LevelDB treats it as a match
+        nbits = (len(bloom) - 1) << 3
+        h = bloom_hash(key)
+        delta = ((h >> 17) | (h << 15)) & _MASK32
+        for _ in range(k):
+            pos = h % nbits
+            if not bloom[pos >> 3] & (1 << (pos & 7)):
+                return False
+            h = (h + delta) & _MASK32
+        return True
+
+
+def _by_length(keys):
+    """[(length, keys of that length)], in one pass when all keys are as long."""
+    if not keys:
+        return []
+    n = len(keys[0])
+    if min(map(len, keys)) == n == max(map(len, keys)):
+        return [(n, keys)]
+    groups = {}
+    for key in keys:
+        groups.setdefault(len(key), []).append(key)
+    return list(groups.items())
+
+
+class FilterBlockBuilder:
+    """Collects the user keys of each data block and emits the filter block.
+
+    Filter i covers every data block whose start offset lies in
+    [i * 2^11, (i + 1) * 2^11); buckets without blocks repeat the previous offset."""
+
+    def __init__(self, policy: BloomFilterPolicy):
+        self.policy = policy
+        self._keys = []
+        self._result = []
+        self._size = 0
+        self._offsets = []
+
+    def start_block(self, block_offset: int) -> None:
+        index = block_offset >> FILTER_BASE_LG
+        while len(self._offsets) < index:
+            self._generate()
+
+    def add_keys(self, user_keys) -> None:
+        self._keys.extend(user_keys)
+
+    def _generate(self) -> None:
+        self._offsets.append(self._size)
+        if self._keys:
+            bloom = self.policy.create_filter(self._keys)
+            self._result.append(bloom)
+            self._size += len(bloom)
+            self._keys = []
+
+    def finish(self) -> bytes:
+        if self._keys:
+            self._generate()
+        offsets = self._offsets
+        tail = struct.pack("<%dIIB" % len(offsets), *offsets, self._size, FILTER_BASE_LG)
+        return b"".join(self._result) + tail
+
+
+class FilterBlockReader:
+    """Answers "may block at offset X hold this user key?" from a filter block."""
+
+    __slots__ = ("_data", "_offsets", "_base_lg", "_count")
+
+    def __init__(self, data: bytes):
+        # LevelDB silently ignores a malformed filter block; we raise, because
+        # a filter we cannot trust must not be consulted and must not hide damage.
+        size = len(data)
+        if size < 5:
+            raise DecodeError(f"filter block too short ({size} bytes)")
+        base_lg = data[-1]
+        array_offset = struct.unpack_from("<I", data, size - 5)[0]
+        if array_offset > size - 5 or (size - 5 - array_offset) % 4:
+            raise DecodeError("bad filter offset array", size - 5)
+        count = (size - 5 - array_offset) // 4
+        offsets = list(struct.unpack_from("<%dI" % count, data, array_offset))
+        offsets.append(array_offset)
+        previous = 0
+        for value in offsets:
+            if value < previous:
+                raise DecodeError("filter offsets out of order", array_offset)
+            previous = value
+        if base_lg > 40:
+            raise DecodeError(f"bad filter base_lg {base_lg}", size - 1)
+        self._data = data
+        self._offsets = offsets
+        self._base_lg = base_lg
+        self._count = count
+
+    def key_may_match(self, block_offset: int, user_key: bytes) -> bool:
+        index = block_offset >> self._base_lg
+        if index >= self._count:
+            return True
+        start, limit = self._offsets[index], self._offsets[index + 1]
+        if start == limit:
+            return False  # no keys were added for blocks starting in this bucket
+        return BloomFilterPolicy.key_may_match(user_key, self._data[start:limit])

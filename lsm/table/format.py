@@ -1,0 +1,118 @@
+"""Table framing: block handles, block trailers, compression and the footer
+(spec §7.1, §7.2, §7.7). Pure: no files; bytes in, bytes out, DecodeError on damage.
+"""
+import struct
+
+import cramjam
+
+from ..coding import crc32c, masked_crc32c
+from ..errors import DecodeError
+
+# On-disk constants (frozen; changing any of them breaks compatibility with LevelDB).
+MAGIC = 0xDB4775248B80FB57  # last 8 bytes of every table, fixed64 LE
+FOOTER_SIZE = 48  # two handles padded to 40 bytes, then the magic
+MAX_HANDLE_SIZE = 20  # two varint64s of at most 10 bytes each
+BLOCK_TRAILER_SIZE = 5  # compression type byte + fixed32 masked CRC32C
+NO_COMPRESSION = 0
+SNAPPY_COMPRESSION = 1  # raw Snappy block format, not the framing format
+
+_FIXED32 = struct.Struct("<I")
+_FIXED64 = struct.Struct("<Q")
+_TRAILER = struct.Struct("<BI")
+_snappy_compress = cramjam.snappy.compress_raw
+_snappy_decompress = cramjam.snappy.decompress_raw
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_handle(offset: int, size: int) -> bytes:
+    if offset < 128 and size < 128:
+        return bytes((offset, size))
+    return _varint(offset) + _varint(size)
+
+
+def decode_handle(data, pos: int = 0):
+    """Return (offset, size, next_pos). DecodeError on a truncated or overlong varint."""
+    values = []
+    for _ in range(2):
+        result = shift = 0
+        start = pos
+        while True:
+            if pos >= len(data):
+                raise DecodeError("truncated block handle", start)
+            byte = data[pos]
+            pos += 1
+            result |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+            if shift >= 70:
+                raise DecodeError("block handle varint longer than 10 bytes", start)
+        if result > 0xFFFFFFFFFFFFFFFF:
+            raise DecodeError("block handle value out of range", start)
+        values.append(result)
+    return values[0], values[1], pos
+
+
+def encode_footer(metaindex_handle, index_handle) -> bytes:
+    handles = encode_handle(*metaindex_handle) + encode_handle(*index_handle)
+    return handles + bytes(2 * MAX_HANDLE_SIZE - len(handles)) + _FIXED64.pack(MAGIC)
+
+
+def decode_footer(data):
+    """Return ((meta_offset, meta_size), (index_offset, index_size)) from the 48 footer bytes.
+
+    Like LevelDB, the zero padding is not checked; the magic is."""
+    if len(data) != FOOTER_SIZE:
+        raise DecodeError(f"footer is {len(data)} bytes, expected {FOOTER_SIZE}")
+    if _FIXED64.unpack_from(data, 40)[0] != MAGIC:
+        raise DecodeError("not an sstable (bad magic number)", 40)
+    meta_off, meta_size, pos = decode_handle(data, 0)
+    index_off, index_size, pos = decode_handle(data, pos)
+    if pos > 2 * MAX_HANDLE_SIZE:
+        raise DecodeError("footer handles run into the magic number", 0)
+    return (meta_off, meta_size), (index_off, index_size)
+
+
+def compress_block(raw: bytes, compression):
+    """Return (stored_bytes, type). Snappy is kept only when it saves at least
+    1/8 of the block, exactly LevelDB's rule, so our tables match its bytes."""
+    if compression == "snappy":
+        packed = _snappy_compress(raw)
+        if len(packed) < len(raw) - (len(raw) >> 3):
+            return bytes(packed), SNAPPY_COMPRESSION
+    elif compression is not None:
+        raise ValueError(f"unknown compression {compression!r} (use 'snappy' or None)")
+    return raw, NO_COMPRESSION
+
+
+def block_trailer(stored: bytes, block_type: int) -> bytes:
+    # The CRC covers the stored (possibly compressed) bytes followed by the type byte.
+    return _TRAILER.pack(block_type, masked_crc32c(bytes((block_type,)), crc32c(stored)))
+
+
+def unpack_block(framed, size: int) -> bytes:
+    """Check the trailer of `framed` (= stored block || 5-byte trailer) and return
+    the uncompressed block contents. DecodeError for a bad checksum or type."""
+    if len(framed) != size + BLOCK_TRAILER_SIZE:
+        raise DecodeError("truncated block read")
+    view = memoryview(framed)
+    expected = _FIXED32.unpack_from(framed, size + 1)[0]
+    if masked_crc32c(view[: size + 1]) != expected:
+        raise DecodeError("block checksum mismatch")
+    block_type = framed[size]
+    if block_type == NO_COMPRESSION:
+        return bytes(view[:size])
+    if block_type == SNAPPY_COMPRESSION:
+        try:
+            return bytes(_snappy_decompress(view[:size]))
+        except Exception as exc:  # cramjam raises its own error types
+            raise DecodeError(f"corrupted snappy block: {exc}") from None
+    raise DecodeError(f"bad block type {block_type}")

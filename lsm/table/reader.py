@@ -1,0 +1,204 @@
+"""Table: reads a LevelDB table through the RandomAccessFile it is given (spec §7).
+
+Every block read is checked against its CRC, always (LevelDB checks data blocks
+only when asked to): damaged bytes raise CorruptionError(path, offset of the
+block, reason) and never turn into a wrong value, a phantom key or a false miss.
+"""
+import struct
+from bisect import bisect_left
+from functools import lru_cache
+
+from ..errors import CorruptionError, DecodeError
+from .block import decode_block
+from .cache import BlockCache, block_charge
+from .filter import FILTER_META_KEY, FilterBlockReader
+from .format import BLOCK_TRAILER_SIZE, FOOTER_SIZE, decode_footer, decode_handle, unpack_block
+
+# Per-table cache when the caller shares none: enough for a scan and a few
+# hot blocks, small enough that thousands of open tables stay cheap.
+PRIVATE_CACHE_BYTES = 256 << 10
+
+# Type bytes (first trailer byte) other than deletion (0) and value (1) are corrupt.
+_VALID_KINDS = b"\x00\x01"
+
+
+@lru_cache(maxsize=None)
+def _tags_struct(count: int):
+    return struct.Struct("<%dQ" % count)
+
+
+def _trailers(keys) -> bytes:
+    """The 8-byte trailers of internal keys, joined; DecodeError for a key shorter
+    than 8 bytes or with an unknown type. Joined, the type check is one C call."""
+    if keys and min(map(len, keys)) < 8:
+        raise DecodeError("internal key shorter than 8 bytes")
+    trailers = b"".join([k[-8:] for k in keys])
+    if trailers[0::8].translate(None, _VALID_KINDS):
+        raise DecodeError("internal key with an unknown value type")
+    return trailers
+
+
+def split_internal_keys(keys):
+    """(user_keys, tags) of a list of internal keys (DecodeError if malformed)."""
+    trailers = _trailers(keys)
+    return [k[:-8] for k in keys], list(_tags_struct(len(keys)).unpack(trailers))
+
+
+class Table:
+    """An open table. Build it with Table.open(); all reads are thread-safe."""
+
+    def __init__(self, path, number, block_cache, filter_reader, index, meta_offset, file):
+        self.path = path
+        self.number = number
+        self.file = file
+        self._cache = block_cache if block_cache is not None else BlockCache(PRIVATE_CACHE_BYTES)
+        self._filter = filter_reader
+        # Index block, decoded once: parallel lists, so find_block is one bisect.
+        self._index_ukeys, self._index_tags, self._offsets, self._sizes = index
+        self.num_blocks = len(self._offsets)
+        self._meta_offset = meta_offset
+
+    # ------------------------------------------------------------------ open
+
+    @classmethod
+    def open(cls, file, *, path, number=0, block_cache=None, bloom=True):
+        size = file.size
+        if size < FOOTER_SIZE:
+            raise CorruptionError(path, 0, f"file too short to be a table ({size} bytes)")
+        footer_offset = size - FOOTER_SIZE
+        footer = file.read(footer_offset, FOOTER_SIZE)
+        try:
+            (meta_off, meta_size), (index_off, index_size) = decode_footer(footer)
+        except DecodeError as exc:
+            raise CorruptionError(path, footer_offset + (exc.offset or 0), exc.reason) from None
+
+        def read(offset, length, what):
+            if offset + length + BLOCK_TRAILER_SIZE > footer_offset:
+                raise CorruptionError(path, offset, f"{what} block handle past the end of the file")
+            try:
+                return unpack_block(file.read(offset, length + BLOCK_TRAILER_SIZE), length)
+            except DecodeError as exc:
+                raise CorruptionError(path, offset, f"{what} block: {exc.reason}") from None
+
+        def decode(offset, contents, what, parse):
+            try:
+                return parse(contents)
+            except DecodeError as exc:
+                raise CorruptionError(path, offset, f"{what} block: {exc.reason}") from None
+
+        index = decode(
+            index_off,
+            read(index_off, index_size, "index"),
+            "index",
+            lambda data: _parse_index(data, footer_offset),
+        )
+        meta_keys, meta_values = decode(
+            meta_off, read(meta_off, meta_size, "metaindex"), "metaindex", decode_block
+        )
+        filter_reader = None
+        for key, value in zip(meta_keys, meta_values):
+            if key != FILTER_META_KEY:
+                continue  # another policy's filter (e.g. goleveldb's): not ours to trust
+            f_off, f_size = decode(meta_off, value, "metaindex", _parse_handle)
+            contents = read(f_off, f_size, "filter")
+            # Checked even when unused: damage anywhere in the file is reported.
+            reader = decode(f_off, contents, "filter", FilterBlockReader)
+            if bloom:
+                filter_reader = reader
+        return cls(path, number, block_cache, filter_reader, index, meta_off, file)
+
+    # ------------------------------------------------------------------ reads
+
+    def find_block(self, user_key: bytes) -> int:
+        """Index of the first block that may hold user_key (num_blocks if none)."""
+        return bisect_left(self._index_ukeys, user_key)
+
+    def _read(self, i: int):
+        offset = self._offsets[i]
+        try:
+            return decode_block(
+                unpack_block(self.file.read(offset, self._sizes[i] + BLOCK_TRAILER_SIZE), self._sizes[i])
+            )
+        except DecodeError as exc:
+            raise CorruptionError(self.path, offset, f"data block: {exc.reason}") from None
+
+    def block(self, i: int):
+        """Block i decoded: (user_keys, tags, values), cached."""
+        cache_key = (self.number, self._offsets[i])
+        decoded = self._cache.get(cache_key)
+        if decoded is not None:
+            return decoded
+        keys, values = self._read(i)
+        try:
+            ukeys, tags = split_internal_keys(keys)
+        except DecodeError as exc:
+            raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
+        decoded = (ukeys, tags, values)
+        self._cache.put(cache_key, decoded, block_charge(self._sizes[i], len(keys)))
+        return decoded
+
+    def get(self, user_key: bytes, sequence: int):
+        """(kind, value) of the newest entry for user_key with seq <= sequence, or None."""
+        seek_tag = (sequence << 8) | 1
+        index_ukeys = self._index_ukeys
+        n = self.num_blocks
+        i = bisect_left(index_ukeys, user_key)
+        # A separator equal to user_key ends a block holding only versions too new.
+        while i < n and index_ukeys[i] == user_key and self._index_tags[i] > seek_tag:
+            i += 1
+        bloom = self._filter
+        while i < n:
+            if bloom is not None and not bloom.key_may_match(self._offsets[i], user_key):
+                return None
+            ukeys, tags, values = self.block(i)
+            j = bisect_left(ukeys, user_key)
+            m = len(ukeys)
+            while j < m and ukeys[j] == user_key:
+                tag = tags[j]
+                if tag <= seek_tag:
+                    return tag & 0xFF, values[j]
+                j += 1
+            if j < m:
+                return None
+            i += 1  # every version here was too new: older ones may open the next block
+        return None
+
+    def iter_entries(self):
+        """Every (internal_key, value) of the table in order (bypasses the cache)."""
+        for i in range(self.num_blocks):
+            keys, values = self._read(i)
+            if keys:
+                try:
+                    _trailers(keys)
+                except DecodeError as exc:
+                    raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
+            yield from zip(keys, values)
+
+    def approximate_offset_of(self, user_key: bytes) -> int:
+        """File offset where user_key's data would be; past the data blocks if absent."""
+        i = self.find_block(user_key)
+        return self._offsets[i] if i < self.num_blocks else self._meta_offset
+
+
+def _parse_handle(value: bytes):
+    offset, size, end = decode_handle(value)
+    if end != len(value):
+        raise DecodeError("trailing bytes after a block handle")
+    return offset, size
+
+
+def _parse_index(data: bytes, data_end: int):
+    keys, values = decode_block(data)
+    ukeys, tags = split_internal_keys(keys)
+    offsets = []
+    sizes = []
+    for value in values:
+        offset, size = _parse_handle(value)
+        if offset + size + BLOCK_TRAILER_SIZE > data_end:
+            raise DecodeError(f"data block handle ({offset}, {size}) past the end of the file")
+        offsets.append(offset)
+        sizes.append(size)
+    order = list(zip(ukeys, [-t for t in tags]))
+    if any(a >= b for a, b in zip(order, order[1:])):
+        raise DecodeError("index keys out of order")
+    return ukeys, tags, offsets, sizes
