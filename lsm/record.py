@@ -30,7 +30,7 @@ _unpack_header_from = _HEADER.unpack_from
 _ZEROES = bytes(HEADER_SIZE)
 _BLOCK_MASK = BLOCK_SIZE - 1
 # CRC of the type byte alone, extended over the payload (as C++ precomputes it).
-_TYPE_CRC = [crc32c(bytes([t])) for t in range(256)]
+_TYPE_CRC = [crc32c(bytes([t])) for t in range(MAX_RECORD_TYPE + 1)]
 _TYPE_CRC_FULL = _TYPE_CRC[FULL]
 
 

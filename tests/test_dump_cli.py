@@ -233,7 +233,7 @@ def test_dump_damaged_table_exits_1(leveldb_dir, tmp_path, damage):
 # Usage ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args", [[], ["CURRENT"], ["notes.txt"], ["a.log", "b.log"]])
-def test_usage_errors_exit_2(tmp_path, args):
+def test_usage_errors_exit_2(args):
     result = dump(*args)
     assert result.returncode == 2
     assert "usage" in result.stderr and "Traceback" not in result.stderr
