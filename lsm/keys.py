@@ -63,3 +63,7 @@ def compare_internal_keys(a: bytes, b: bytes) -> int:
 def seek_key(user_key: bytes, sequence: int = MAX_SEQUENCE) -> bytes:
     """The smallest internal key for user_key visible at `sequence`."""
     return user_key + _pack_tag((sequence << 8) | TYPE_FOR_SEEK)
+
+# The low byte of a lookup tag: TYPE_FOR_SEEK, so (key, seq) sorts before every
+# entry of key at seq or below.
+TAG_FOR_SEEK_MASK = TYPE_FOR_SEEK

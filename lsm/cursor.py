@@ -1,0 +1,299 @@
+"""plyvel's iterator objects (Iterator, RawIterator) over the engine's DBIter.
+
+Iterator reproduces plyvel's state machine call for call (BEFORE_START,
+AFTER_STOP, IN_BETWEEN, IN_BETWEEN_ALREADY_POSITIONED), so bounds, reverse,
+seek and prev behave exactly as they do over LevelDB.
+"""
+import weakref
+
+from .errors import Error
+from .writer.iterator import DBIter
+
+BEFORE_START, AFTER_STOP, IN_BETWEEN, IN_BETWEEN_ALREADY_POSITIONED = range(4)
+
+
+class IteratorInvalidError(Error):
+    """A raw iterator was asked for its entry while not positioned on one."""
+
+
+def bytes_increment(s: bytes):
+    """Smallest key greater than every key starting with s (None: no bound)."""
+    b = bytearray(s)
+    for i in range(len(b) - 1, -1, -1):
+        if b[i] != 0xFF:
+            b[i] += 1
+            return bytes(b[: i + 1])
+    return None
+
+
+def _check_bytes(name, value):
+    if value is not None and not isinstance(value, bytes):
+        raise TypeError(f"'{name}' must be bytes or None, not {type(value).__name__}")
+
+
+class _Pinned:
+    """Pins a version and a sequence in the engine until closed or collected."""
+
+    def __init__(self, db, sequence):
+        view, version, seq = db._engine.new_view(sequence)
+        self._db = db
+        self.view = view
+        self._finalizer = weakref.finalize(self, db._engine.release_view, version, seq)
+        db._register_iterator(self)
+
+    def _close_pin(self):
+        self._finalizer()
+        self.view = None
+
+
+class Iterator(_Pinned):
+    def __init__(self, db, db_prefix, reverse, start, stop, include_start, include_stop, prefix,
+                 include_key, include_value, sequence):
+        for name, value in (("start", start), ("stop", stop), ("prefix", prefix)):
+            _check_bytes(name, value)
+        if db_prefix is not None:
+            if prefix is not None:
+                prefix = db_prefix + prefix
+            else:
+                if start is None:
+                    start, include_start = db_prefix, True
+                else:
+                    start = db_prefix + start
+                if stop is None:
+                    stop, include_stop = bytes_increment(db_prefix), False
+                else:
+                    stop = db_prefix + stop
+        if prefix is not None:
+            if start is not None or stop is not None:
+                raise TypeError("'prefix' cannot be used together with 'start' or 'stop'")
+            start, stop = prefix, bytes_increment(prefix)
+            include_start, include_stop = True, False
+        self._start, self._stop = start, stop
+        self._include_start, self._include_stop = bool(include_start), bool(include_stop)
+        self._include_key, self._include_value = bool(include_key), bool(include_value)
+        self._db_prefix = db_prefix
+        self._prefix_len = len(db_prefix) if db_prefix else 0
+        self._reverse = bool(reverse)
+        super().__init__(db, sequence)
+        self._it = DBIter(self.view)
+        self._state = AFTER_STOP if self._reverse else BEFORE_START
+
+    def close(self):
+        if self._it is not None:
+            self._it = None
+            self._close_pin()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __iter__(self):
+        return self
+
+    def _live(self):
+        it = self._it
+        if it is None or self._db._engine is None:
+            raise RuntimeError("Database or iterator is closed")
+        return it
+
+    def _current(self):
+        key, value = self._it.chunk[self._it.pos]
+        if self._include_key:
+            if self._prefix_len:
+                key = key[self._prefix_len:]
+            if self._include_value:
+                return key, value
+            return key
+        if self._include_value:
+            return value
+        return None
+
+    def __next__(self):
+        return self._real_prev() if self._reverse else self._real_next()
+
+    def prev(self):
+        return self._real_next() if self._reverse else self._real_prev()
+
+    def _real_next(self):
+        it = self._live()
+        state = self._state
+        if state == IN_BETWEEN:
+            it.next()
+            if not it.valid():
+                self._state = AFTER_STOP
+                raise StopIteration
+        elif state == IN_BETWEEN_ALREADY_POSITIONED:
+            self._state = IN_BETWEEN
+        elif state == BEFORE_START:
+            if self._start is None:
+                it.seek_to_first()
+            else:
+                it.seek(self._start)
+            if not it.valid():
+                raise StopIteration
+            if self._start is not None and not self._include_start and it.key() == self._start:
+                it.next()
+                if not it.valid():
+                    raise StopIteration
+            self._state = IN_BETWEEN
+        else:
+            raise StopIteration
+        if self._stop is not None:
+            key = it.key()
+            if key > self._stop or (key == self._stop and not self._include_stop):
+                self._state = AFTER_STOP
+                raise StopIteration
+        return self._current()
+
+    def _real_prev(self):
+        it = self._live()
+        state = self._state
+        if state == IN_BETWEEN:
+            pass
+        elif state == IN_BETWEEN_ALREADY_POSITIONED:
+            it.prev()
+            if not it.valid():
+                self._state = BEFORE_START
+                raise StopIteration
+        elif state == BEFORE_START:
+            raise StopIteration
+        else:
+            stop = self._stop
+            if stop is None:
+                it.seek_to_last()
+            else:
+                it.seek(stop)
+                if it.valid():
+                    if not self._include_stop:
+                        it.prev()
+                else:
+                    it.seek_to_last()
+                if it.valid() and it.key() > stop:
+                    it.prev()
+            if not it.valid():
+                raise StopIteration
+            if self._start is not None and self._start >= it.key():
+                # plyvel compares start >= key here, so an inclusive start
+                # equal to the last key yields nothing in reverse; kept for
+                # call-for-call compatibility.
+                raise StopIteration
+        out = self._current()
+        it.prev()
+        if not it.valid():
+            self._state = BEFORE_START
+        elif self._start is None:
+            self._state = IN_BETWEEN
+        else:
+            key = it.key()
+            if key > self._start or (key == self._start and self._include_start):
+                self._state = IN_BETWEEN
+            else:
+                self._state = BEFORE_START
+        return out
+
+    def seek_to_start(self):
+        self._live()
+        self._state = BEFORE_START
+
+    def seek_to_stop(self):
+        self._live()
+        self._state = AFTER_STOP
+
+    def seek(self, target):
+        if not isinstance(target, bytes):
+            raise TypeError(f"'target' must be bytes, not {type(target).__name__}")
+        it = self._live()
+        if self._prefix_len:
+            target = self._db_prefix + target
+        if self._start is not None and target < self._start:
+            target = self._start
+        if self._stop is not None and target > self._stop:
+            target = self._stop
+        it.seek(target)
+        if not it.valid():
+            self._state = AFTER_STOP
+            return
+        self._state = IN_BETWEEN_ALREADY_POSITIONED
+
+
+class RawIterator(_Pinned):
+    """LevelDB's own iterator interface (plyvel's raw_iterator)."""
+
+    def __init__(self, db, db_prefix, sequence):
+        super().__init__(db, sequence)
+        self._it = DBIter(self.view)
+        self._prefix = db_prefix or b""
+
+    def close(self):
+        if self._it is not None:
+            self._it = None
+            self._close_pin()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _live(self):
+        if self._it is None or self._db._engine is None:
+            raise RuntimeError("Database or iterator is closed")
+        return self._it
+
+    def _in_prefix(self):
+        it = self._it
+        return it.valid() and it.key().startswith(self._prefix)
+
+    def valid(self):
+        self._live()
+        return self._in_prefix()
+
+    def seek_to_first(self):
+        it = self._live()
+        if self._prefix:
+            it.seek(self._prefix)
+        else:
+            it.seek_to_first()
+
+    def seek_to_last(self):
+        it = self._live()
+        end = bytes_increment(self._prefix) if self._prefix else None
+        if end is None:
+            it.seek_to_last()
+        else:
+            it.seek(end)
+            if it.valid():
+                it.prev()
+            else:
+                it.seek_to_last()
+
+    def seek(self, target):
+        if not isinstance(target, bytes):
+            raise TypeError(f"'target' must be bytes, not {type(target).__name__}")
+        self._live().seek(self._prefix + target)
+
+    def _require_valid(self):
+        self._live()
+        if not self._in_prefix():
+            raise IteratorInvalidError("iterator is not positioned on an entry")
+        return self._it
+
+    def next(self):
+        self._require_valid().next()
+
+    def prev(self):
+        self._require_valid().prev()
+
+    def key(self):
+        return self._require_valid().key()[len(self._prefix):]
+
+    def value(self):
+        return self._require_valid().value()
+
+    def item(self):
+        it = self._require_valid()
+        return it.key()[len(self._prefix):], it.value()

@@ -1,0 +1,334 @@
+"""The public database object, with plyvel's API call for call.
+
+Knows the engine's entry points and the WriteBatch codec; no files of its own.
+"""
+import os
+import threading
+import weakref
+
+from . import batch as batch_codec
+from .cursor import Iterator, RawIterator
+from .errors import ClosedError
+from .keys import TYPE_DELETION, TYPE_VALUE
+from .writer.engine import Engine
+from .writer.options import Options
+
+_CLOSED = "Database is closed"
+
+
+def _need_bytes(name, value):
+    if not isinstance(value, bytes):
+        raise TypeError(f"Argument '{name}' has incorrect type (expected bytes, got {type(value).__name__})")
+
+
+class DB:
+    """A LevelDB-format database, opened by exactly one process at a time."""
+
+    def __init__(self, name, *, create_if_missing=False, error_if_exists=False, paranoid_checks=None,
+                 write_buffer_size=None, max_open_files=None, lru_cache_size=None, block_size=None,
+                 block_restart_interval=None, max_file_size=None, compression="snappy", bloom_filter_bits=10,
+                 comparator=None, comparator_name=None, compactors=None, fs=None, **extra):
+        if isinstance(name, bytes):
+            name = os.fsdecode(name)
+        if not isinstance(name, (str, os.PathLike)):
+            raise TypeError("'name' arg must be a byte string or a unicode string")
+        if comparator is not None or comparator_name is not None:
+            raise ValueError("custom comparators are not supported: lsm stores leveldb.BytewiseComparator order")
+        self._engine = None
+        self.name = os.fspath(name)
+        self._iterators = weakref.WeakSet()
+        self._iter_lock = threading.Lock()
+        self.options = Options.from_kwargs(
+            create_if_missing=create_if_missing, error_if_exists=error_if_exists, paranoid_checks=paranoid_checks,
+            write_buffer_size=write_buffer_size, max_open_files=max_open_files, lru_cache_size=lru_cache_size,
+            block_size=block_size, block_restart_interval=block_restart_interval, max_file_size=max_file_size,
+            compression=compression, bloom_filter_bits=bloom_filter_bits, compactors=compactors, **extra)
+        kwargs = {} if fs is None else {"fs": fs}
+        self._engine = Engine(self.name, self.options, **kwargs)
+
+    # ------------------------------------------------------------ lifecycle
+    def close(self):
+        engine = self._engine
+        if engine is None:
+            return
+        with self._iter_lock:
+            iterators = list(self._iterators)
+            self._iterators.clear()
+        for it in iterators:
+            it.close()
+        self._engine = None
+        engine.close()
+
+    @property
+    def closed(self):
+        return self._engine is None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - nothing useful to do at interpreter exit
+            pass
+
+    def __repr__(self):
+        return f"<lsm.DB with name {self.name!r}{' (closed)' if self.closed else ''} at {hex(id(self))}>"
+
+    def _live(self):
+        engine = self._engine
+        if engine is None:
+            raise ClosedError(_CLOSED)
+        return engine
+
+    def _register_iterator(self, it):
+        with self._iter_lock:
+            self._iterators.add(it)
+
+    # ---------------------------------------------------------------- writes
+    def put(self, key, value, *, sync=None):
+        if type(key) is not bytes:
+            _need_bytes("key", key)
+        if type(value) is not bytes:
+            _need_bytes("value", value)
+        engine = self._live()
+        engine.write([(TYPE_VALUE, key, value)], [batch_codec.encode_put(key, value)], bool(sync))
+
+    def delete(self, key, *, sync=None):
+        if type(key) is not bytes:
+            _need_bytes("key", key)
+        engine = self._live()
+        engine.write([(TYPE_DELETION, key, b"")], [batch_codec.encode_delete(key)], bool(sync))
+
+    def write_batch(self, *, transaction=False, sync=None):
+        self._live()
+        return WriteBatch(self, None, transaction, sync)
+
+    # ----------------------------------------------------------------- reads
+    def get(self, key, default=None, *, verify_checksums=None, fill_cache=None):
+        if type(key) is not bytes:
+            _need_bytes("key", key)
+        r = self._live().get(key)
+        if r is None or r[0] == TYPE_DELETION:
+            return default
+        return r[1]
+
+    def __iter__(self):
+        return self.iterator()
+
+    def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
+                 prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
+        self._live()
+        return Iterator(self, None, reverse, start, stop, include_start, include_stop, prefix,
+                        include_key, include_value, None)
+
+    def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
+        self._live()
+        return RawIterator(self, None, None)
+
+    def snapshot(self):
+        return Snapshot(self, None)
+
+    def prefixed_db(self, prefix):
+        _need_bytes("prefix", prefix)
+        return PrefixedDB(self, prefix)
+
+    # ------------------------------------------------------- maintenance
+    def compact_range(self, *, start=None, stop=None):
+        for name, value in (("start", start), ("stop", stop)):
+            if value is not None:
+                _need_bytes(name, value)
+        self._live().compact_range(start, stop)
+
+    def approximate_size(self, start, stop):
+        return self.approximate_sizes((start, stop))[0]
+
+    def approximate_sizes(self, *ranges):
+        engine = self._live()
+        for r in ranges:
+            start, stop = r
+            if not isinstance(start, bytes) or not isinstance(stop, bytes):
+                raise TypeError("Start and stop of range must be byte strings")
+        version = engine.versions.current
+        out = []
+        for start, stop in ranges:
+            a = engine.approximate_offset(version, start)
+            b = engine.approximate_offset(version, stop)
+            out.append(b - a if b >= a else 0)
+        return out
+
+    def get_property(self, name):
+        _need_bytes("name", name)
+        from .properties import get_property
+        return get_property(self._live(), name)
+
+    def stats(self):
+        from .properties import stats_dict
+        return stats_dict(self._live())
+
+
+class WriteBatch:
+    """Collects puts and deletes; written atomically as one WAL record."""
+
+    def __init__(self, db, prefix, transaction, sync):
+        self._db = db
+        self._prefix = prefix
+        self._transaction = transaction
+        self._sync = bool(sync)
+        self._ops = []
+        self._records = []
+
+    def put(self, key, value):
+        if type(key) is not bytes:
+            _need_bytes("key", key)
+        if type(value) is not bytes:
+            _need_bytes("value", value)
+        self._db._live()
+        if self._prefix is not None:
+            key = self._prefix + key
+        self._ops.append((TYPE_VALUE, key, value))
+        self._records.append(batch_codec.encode_put(key, value))
+
+    def delete(self, key):
+        if type(key) is not bytes:
+            _need_bytes("key", key)
+        self._db._live()
+        if self._prefix is not None:
+            key = self._prefix + key
+        self._ops.append((TYPE_DELETION, key, b""))
+        self._records.append(batch_codec.encode_delete(key))
+
+    def clear(self):
+        self._db._live()
+        self._ops = []
+        self._records = []
+
+    def append(self, other):
+        if not isinstance(other, WriteBatch):
+            raise TypeError("can only append another WriteBatch")
+        self._ops.extend(other._ops)
+        self._records.extend(other._records)
+
+    def approximate_size(self):
+        return batch_codec.HEADER_SIZE + sum(len(r) for r in self._records)
+
+    def write(self):
+        engine = self._db._live()
+        if self._ops:
+            engine.write(self._ops, self._records, self._sync)
+
+    def __enter__(self):
+        self._db._live()
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        self._db._live()
+        if self._transaction and exc_type is not None:
+            self.clear()
+            return False
+        self.write()
+        self.clear()
+        return False
+
+
+class Snapshot:
+    """A consistent read view as of its creation."""
+
+    def __init__(self, db, prefix):
+        engine = db._live()
+        self._db = db
+        self._prefix = prefix
+        self._sequence = engine.new_snapshot()
+        self._finalizer = weakref.finalize(self, engine.release_snapshot, self._sequence)
+
+    def _check(self):
+        if self._db._engine is None:
+            raise ClosedError("Cannot operate on closed LevelDB database")
+        if not self._finalizer.alive:
+            raise ClosedError("Cannot operate on a released snapshot")
+
+    def get(self, key, default=None, *, verify_checksums=None, fill_cache=None):
+        _need_bytes("key", key)
+        self._check()
+        if self._prefix is not None:
+            key = self._prefix + key
+        r = self._db._engine.get(key, self._sequence)
+        if r is None or r[0] == TYPE_DELETION:
+            return default
+        return r[1]
+
+    def __iter__(self):
+        return self.iterator()
+
+    def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
+                 prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
+        self._check()
+        return Iterator(self._db, self._prefix, reverse, start, stop, include_start, include_stop, prefix,
+                        include_key, include_value, self._sequence)
+
+    def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
+        self._check()
+        return RawIterator(self._db, self._prefix, self._sequence)
+
+    def release(self):
+        self._finalizer()
+
+    close = release
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+class PrefixedDB:
+    """A view of the keys that start with `prefix`, with the prefix stripped."""
+
+    def __init__(self, db, prefix):
+        self.db = db
+        self.prefix = prefix
+
+    def __repr__(self):
+        return f"<lsm.PrefixedDB with prefix {self.prefix!r} at {hex(id(self))}>"
+
+    def get(self, key, default=None, *, verify_checksums=None, fill_cache=None):
+        _need_bytes("key", key)
+        return self.db.get(self.prefix + key, default)
+
+    def put(self, key, value, *, sync=None):
+        _need_bytes("key", key)
+        return self.db.put(self.prefix + key, value, sync=sync)
+
+    def delete(self, key, *, sync=None):
+        _need_bytes("key", key)
+        return self.db.delete(self.prefix + key, sync=sync)
+
+    def write_batch(self, *, transaction=False, sync=None):
+        self.db._live()
+        return WriteBatch(self.db, self.prefix, transaction, sync)
+
+    def __iter__(self):
+        return self.iterator()
+
+    def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
+                 prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
+        self.db._live()
+        return Iterator(self.db, self.prefix, reverse, start, stop, include_start, include_stop, prefix,
+                        include_key, include_value, None)
+
+    def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
+        self.db._live()
+        return RawIterator(self.db, self.prefix, None)
+
+    def snapshot(self):
+        return Snapshot(self.db, self.prefix)
+
+    def prefixed_db(self, prefix):
+        _need_bytes("prefix", prefix)
+        return PrefixedDB(self.db, self.prefix + prefix)

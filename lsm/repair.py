@@ -1,0 +1,145 @@
+"""repair_db: rebuild a database's MANIFEST from the tables and WALs present.
+
+Reads every table (verifying every block), keeps each intact entry, turns
+every WAL into a table (skipping damaged records), writes a fresh MANIFEST
+naming only what survived, and finally compacts all of it into one sorted
+run: file numbers alone cannot say which of two overlapping tables is newer,
+but sequence numbers can, and a compaction orders by them.
+"""
+import os
+
+from . import filenames
+from .compactor.job import FlushJob, TableOptions
+from .compactor.runner import run_job
+from .errors import CorruptionError, DecodeError, Error
+from .fileio import DEFAULT_FS
+from .filemeta import FileMetaData
+from .keys import COMPARATOR_NAME, parse_internal_key
+from .record import LogWriter
+from .table import Table, TableBuilder
+from .version_edit import VersionEdit
+
+STAGING = "lsm-staging"
+
+
+def repair(dbname, fs=DEFAULT_FS, **options):
+    """Returns a report dict: tables kept/rebuilt/dropped, WALs converted, and
+    what was dropped with the reason."""
+    from .writer.options import Options
+    opts = Options.from_kwargs(**{k: v for k, v in options.items() if v is not None})
+    table_options = opts.table_options()
+    report = {"tables": 0, "tables_rebuilt": 0, "tables_dropped": [], "wals": 0, "dropped": [],
+              "entries": 0}
+    handle = fs.lock(filenames.lock_file_name(dbname))
+    try:
+        names = fs.listdir(dbname)
+        parsed = [(p, n) for n in names if (p := filenames.parse_file_name(n)) is not None]
+        next_number = 1 + max([num for (_, num), _ in parsed] + [1])
+        tables, wals, manifests = [], [], []
+        for (kind, number), name in parsed:
+            if kind == filenames.FileType.TABLE:
+                tables.append((number, name))
+            elif kind == filenames.FileType.LOG:
+                wals.append(number)
+            elif kind == filenames.FileType.DESCRIPTOR:
+                manifests.append(name)
+        staging = os.path.join(dbname, STAGING, "repair")
+        fs.rmtree(staging)
+        fs.mkdir(staging)
+        metas = []
+        max_sequence = 0
+        for number in sorted(wals):
+            job = FlushJob(0, number, table_options, paranoid=False)
+            result = run_job(job, dbname, staging, fs)
+            if not result.ok:
+                report["dropped"].append({"file": filenames.log_file_name(dbname, number), "reason": result.error})
+                continue
+            report["wals"] += 1
+            max_sequence = max(max_sequence, result.max_sequence)
+            for out in result.outputs:
+                new_number = next_number
+                next_number += 1
+                fs.rename(os.path.join(staging, out.name), filenames.table_file_name(dbname, new_number))
+                tables.append((new_number, os.path.basename(filenames.table_file_name(dbname, new_number))))
+        for number, name in sorted(tables):
+            path = os.path.join(dbname, name)
+            meta, seq, next_number = _salvage_table(fs, dbname, path, number, table_options, next_number, report)
+            if meta is not None:
+                metas.append(meta)
+                max_sequence = max(max_sequence, seq)
+        fs.rmtree(os.path.join(dbname, STAGING))
+
+        manifest_number = next_number
+        next_number += 1
+        edit = VersionEdit(comparator=COMPARATOR_NAME, log_number=0, prev_log_number=0,
+                           next_file_number=next_number, last_sequence=max_sequence)
+        for meta in metas:
+            edit.new_files.append((0, meta))
+        path = filenames.descriptor_file_name(dbname, manifest_number)
+        fs.write_file(path, LogWriter().encode(edit.encode()), sync=True)
+        fs.sync_dir(dbname)
+        filenames.set_current_file(fs, dbname, manifest_number)
+        for name in manifests:
+            fs.remove(os.path.join(dbname, name))
+        for number in wals:
+            fs.remove(filenames.log_file_name(dbname, number))
+        fs.sync_dir(dbname)
+    finally:
+        fs.unlock(handle)
+    from .db import DB
+    with DB(dbname, compactors=0, **options) as db:
+        db.compact_range()
+    return report
+
+
+def _salvage_table(fs, dbname, path, number, table_options, next_number, report):
+    """(FileMetaData or None, max sequence, next_number). A table with a damaged
+    block is rewritten from its intact blocks under a new number."""
+    try:
+        file = fs.open_random(path)
+    except Error as exc:
+        report["tables_dropped"].append({"file": path, "reason": str(exc)})
+        return None, 0, next_number
+    try:
+        try:
+            table = Table.open(file, path=path, number=number)
+        except (CorruptionError, DecodeError) as exc:
+            report["tables_dropped"].append({"file": path, "reason": str(exc)})
+            fs.remove(path)
+            return None, 0, next_number
+        entries = []
+        damaged = False
+        for i in range(table.num_blocks):
+            try:
+                ukeys, tags, values = table.block(i)
+            except (CorruptionError, DecodeError) as exc:
+                damaged = True
+                report["dropped"].append({"file": path, "reason": str(exc)})
+                continue
+            for k, t, v in zip(ukeys, tags, values):
+                entries.append((k + t.to_bytes(8, "little"), v))
+    finally:
+        file.close()
+    if not entries:
+        report["tables_dropped"].append({"file": path, "reason": "no intact entries"})
+        fs.remove(path)
+        return None, 0, next_number
+    max_seq = max(parse_internal_key(k)[1] for k, _ in entries)
+    report["entries"] += len(entries)
+    if not damaged:
+        report["tables"] += 1
+        return FileMetaData(number, fs.file_size(path), entries[0][0], entries[-1][0]), max_seq, next_number
+    new_number = next_number
+    new_path = filenames.table_file_name(dbname, new_number)
+    out = fs.create(new_path)
+    try:
+        builder = TableBuilder(TableOptions(**vars(table_options)), out.append)
+        for k, v in entries:
+            builder.add(k, v)
+        size = builder.finish()
+        out.sync()
+    finally:
+        out.close()
+    fs.remove(path)
+    report["tables_rebuilt"] += 1
+    return FileMetaData(new_number, size, entries[0][0], entries[-1][0]), max_seq, next_number + 1

@@ -1,0 +1,566 @@
+"""The writer core: WAL, memtables, versions, MANIFEST, jobs and file deletion.
+
+Owns every piece of metadata of one open database (design §2). Jobs (flushes
+and compactions) run through an executor: inline in this process or, later,
+in compactor processes; the commit of a result is the same either way.
+"""
+import itertools
+import os
+import threading
+import time
+from collections import deque
+
+from sortedcontainers import SortedList
+
+from .. import batch as batch_codec
+from .. import filenames
+from ..compactor.job import CompactionJob, FlushJob
+from ..compactor.runner import run_job
+from ..errors import CorruptionError, Error, LockError
+from ..filemeta import FileMetaData
+from ..fileio import DEFAULT_FS
+from ..keys import TYPE_DELETION
+from ..record import LogWriter
+from ..table.cache import BlockCache
+from ..version_edit import VersionEdit
+from . import picker
+from .iterator import MemSource, MergedView, TableRunSource
+from .memtable import MemTable
+from .table_cache import TableCache
+from .version_set import VersionSet
+
+STAGING_DIR = "lsm-staging"  # our own sub-directory; LevelDB ignores directories
+MAX_GROUP_BYTES = 1 << 20
+
+
+class _Writer:
+    __slots__ = ("ops", "records", "sync", "done", "error")
+
+    def __init__(self, ops, records, sync):
+        self.ops = ops
+        self.records = records
+        self.sync = sync
+        self.done = False
+        self.error = None
+
+
+class Engine:
+    def __init__(self, dbname, options, fs=DEFAULT_FS):
+        self.dbname = os.fspath(dbname)
+        self.options = options
+        self.fs = fs
+        self._cv = threading.Condition(threading.Lock())
+        self._writers = deque()
+        self.bg_error = None
+        self.snapshots = SortedList()
+        self.mem = None
+        self.imms = []  # frozen memtables, oldest first
+        self._wal = None
+        self._log_writer = None
+        self._lock_handle = None
+        self._job_ids = itertools.count(1)
+        self._session = os.urandom(8).hex()
+        self.stats = {"flushes": 0, "compactions": 0, "bytes_read": 0, "bytes_written": 0,
+                      "compaction_seconds": 0.0, "stall_seconds": 0.0, "user_bytes": 0}
+        self.level_stats = [[0.0, 0, 0] for _ in range(7)]  # seconds, read, written per output level
+        self.closed = False
+        self.block_cache = BlockCache(options.lru_cache_size)
+        self.table_cache = TableCache(self.dbname, fs, options.max_open_files - 10, self.block_cache)
+        self.versions = VersionSet(self.dbname, fs, options.manifest_limit)
+        self._open()
+
+    # ------------------------------------------------------------------ open
+    def _open(self):
+        fs, dbname, options = self.fs, self.dbname, self.options
+        if not fs.exists(dbname):
+            if not options.create_if_missing:
+                raise Error(f"Invalid argument: {dbname}/CURRENT: does not exist (create_if_missing is false)")
+            fs.mkdir(dbname)
+        self._lock_handle = fs.lock(filenames.lock_file_name(dbname))
+        try:
+            self._recover()
+        except BaseException:
+            self._release_resources()
+            raise
+
+    def _recover(self):
+        fs, dbname, options = self.fs, self.dbname, self.options
+        current = filenames.current_file_name(dbname)
+        names = fs.listdir(dbname)
+        if not fs.exists(current):
+            stray = [n for n in names if (p := filenames.parse_file_name(n)) and p[0] in
+                     (filenames.FileType.TABLE, filenames.FileType.DESCRIPTOR)]
+            if stray:
+                raise CorruptionError(current, None,
+                                      f"CURRENT is missing but the directory holds {len(stray)} table/MANIFEST "
+                                      f"file(s), e.g. {sorted(stray)[0]}; refusing to create a new database "
+                                      "over them (run repair_db)")
+            if not options.create_if_missing:
+                raise Error(f"Invalid argument: {dbname}/CURRENT: does not exist (create_if_missing is false)")
+            self.versions.create_new_db()
+        elif options.error_if_exists:
+            raise Error(f"Invalid argument: {dbname}: exists (error_if_exists is true)")
+
+        vs = self.versions
+        vs.recover()
+        fs.rmtree(os.path.join(dbname, STAGING_DIR))
+
+        names = fs.listdir(dbname)
+        present_tables = set()
+        wals = []
+        for name in names:
+            parsed = filenames.parse_file_name(name)
+            if parsed is None:
+                continue
+            kind, number = parsed
+            vs.mark_file_number_used(number)  # never reuse a number found on disk
+            if kind == filenames.FileType.TABLE:
+                present_tables.add(number)
+            elif kind == filenames.FileType.LOG and (number >= vs.log_number or number == vs.prev_log_number):
+                wals.append(number)
+        missing = sorted(vs.current.live_numbers() - present_tables)
+        if missing:
+            raise CorruptionError(dbname, None, f"{len(missing)} missing files; e.g. "
+                                  f"{filenames.table_file_name(dbname, missing[0])}")
+
+        edit = VersionEdit()
+        max_sequence = vs.last_sequence
+        for wal_number in sorted(wals):
+            job = FlushJob(self._next_job_id(), wal_number, options.table_options(),
+                           paranoid=options.paranoid_checks)
+            result = self._execute(job)
+            if not result.ok:
+                if result.corruption:
+                    raise CorruptionError(filenames.log_file_name(dbname, wal_number), None, result.error)
+                raise Error(f"recovery of {filenames.log_file_name(dbname, wal_number)} failed: {result.error}")
+            max_sequence = max(max_sequence, result.max_sequence)
+            for meta in self._install_outputs(job.job_id, result):
+                edit.new_files.append((0, meta))  # recovery flushes always go to level 0
+        vs.last_sequence = max_sequence
+        self._new_wal()
+        edit.log_number = self.mem.wal_number
+        edit.prev_log_number = 0
+        edit.last_sequence = max_sequence
+        vs.log_and_apply(edit)
+        self._delete_obsolete_files()
+        self._maybe_compact()
+
+    def _release_resources(self):
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
+        self.versions.close()
+        self.table_cache.close()
+        if self._lock_handle is not None:
+            self.fs.unlock(self._lock_handle)
+            self._lock_handle = None
+
+    def close(self):
+        with self._cv:
+            if self.closed:
+                return
+            self.closed = True
+            self._release_resources()
+
+    # ------------------------------------------------------------ write path
+    def write(self, ops, records, sync=False):
+        """Apply ops [(kind, key, value)] atomically; `records` are their
+        encoded WriteBatch records. Returns once the WAL record is in the OS
+        (and on disk when sync)."""
+        w = _Writer(ops, records, sync)
+        cv = self._cv
+        with cv:
+            if self.closed:
+                from ..errors import ClosedError
+                raise ClosedError("Database is closed")
+            self._writers.append(w)
+            while not w.done and w is not self._writers[0]:
+                cv.wait()
+            if w.done:
+                if w.error is not None:
+                    raise w.error
+                return
+            try:
+                self._make_room_for_write()
+            except BaseException as exc:
+                self._writers.popleft()
+                cv.notify_all()
+                raise exc
+            group = self._build_group(w)
+            sequence = self.versions.last_sequence + 1
+            if len(group) == 1:
+                count = len(ops)
+                payload = batch_codec.encode_header(sequence, count) + b"".join(records)
+                all_ops = ops
+            else:
+                all_ops = []
+                pieces = []
+                for g in group:
+                    all_ops.extend(g.ops)
+                    pieces.extend(g.records)
+                count = len(all_ops)
+                payload = batch_codec.encode_header(sequence, count) + b"".join(pieces)
+            framed = self._log_writer.encode(payload)
+            do_sync = any(g.sync for g in group)
+            mem = self.mem
+            wal = self._wal
+            snapshots = list(self.snapshots) if self.snapshots else None
+            # Let other writers queue behind us while the OS does the I/O:
+            # they will form the next group (group commit).
+            cv.release()
+            error = None
+            try:
+                wal.append(framed)
+                if do_sync:
+                    wal.sync()
+            except BaseException as exc:  # noqa: BLE001 - recorded as the sticky error
+                error = exc
+            if error is None:
+                mem.add_batch(sequence, all_ops, snapshots)
+            cv.acquire()
+            if error is not None:
+                # The WAL may now end in a torn record: nothing more may be
+                # appended to it, so the error is sticky until reopen.
+                self.bg_error = error
+            else:
+                self.versions.last_sequence = sequence + count - 1
+                self.stats["user_bytes"] += len(payload) - 12
+            for g in group:
+                self._writers.popleft()
+                if g is not w:
+                    g.done = True
+                    g.error = error
+            cv.notify_all()
+            if error is not None:
+                raise error
+
+    def _build_group(self, head):
+        group = [head]
+        if len(self._writers) == 1:
+            return group
+        size = sum(len(r) for r in head.records)
+        limit = MAX_GROUP_BYTES if size > (128 << 10) else size + (128 << 10)
+        for w in itertools.islice(self._writers, 1, None):
+            if w.sync and not head.sync:
+                break  # a sync write must not ride in a non-sync group
+            size += sum(len(r) for r in w.records)
+            if size > limit:
+                break
+            group.append(w)
+        return group
+
+    def _make_room_for_write(self):
+        """Called with the lock held by the head writer."""
+        if self.bg_error is not None:
+            raise self.bg_error
+        if self.mem.approximate_bytes < self.options.write_buffer_size:
+            return
+        self._switch_memtable()
+        self._flush_frozen()
+        self._maybe_compact()
+
+    def _new_wal(self):
+        number = self.versions.new_file_number()
+        wal = self.fs.create(filenames.log_file_name(self.dbname, number))
+        # The new WAL's directory entry must be durable before a sync write to
+        # it is acknowledged.
+        self.fs.sync_dir(self.dbname)
+        self._wal = wal
+        self._log_writer = LogWriter()
+        self.mem = MemTable(number)
+
+    def _switch_memtable(self):
+        old_wal = self._wal
+        # Older WALs are synced before a newer one can hold acknowledged sync
+        # writes, so a crash never keeps a newer WAL and loses an older one.
+        old_wal.sync()
+        old_wal.close()
+        self.imms.append(self.mem)
+        self._new_wal()
+
+    def force_flush(self):
+        with self._cv:
+            self._check_writable()
+            if self.mem.entries:
+                self._switch_memtable()
+            self._flush_frozen()
+
+    def _check_writable(self):
+        if self.bg_error is not None:
+            raise self.bg_error
+
+    # ------------------------------------------------------------------ jobs
+    def _next_job_id(self):
+        return next(self._job_ids)
+
+    def _staging_dir(self, job_id):
+        return os.path.join(self.dbname, STAGING_DIR, f"{self._session}-{job_id}")
+
+    def _execute(self, job):
+        staging = self._staging_dir(job.job_id)
+        self.fs.mkdir(staging)
+        return run_job(job, self.dbname, staging, self.fs, self.block_cache)
+
+    def _install_outputs(self, job_id, result):
+        """Rename a result's staged tables to fresh file numbers; returns metadata."""
+        staging = self._staging_dir(job_id)
+        metas = []
+        try:
+            for out in result.outputs:
+                src = os.path.join(staging, out.name)
+                size = self.fs.file_size(src)
+                if size != out.size:
+                    raise CorruptionError(src, None, f"result says {out.size} bytes, file has {size}")
+                number = self.versions.new_file_number()
+                self.fs.rename(src, filenames.table_file_name(self.dbname, number))
+                metas.append(FileMetaData(number, out.size, out.smallest, out.largest))
+            if metas:
+                self.fs.sync_dir(self.dbname)
+        finally:
+            self.fs.rmtree(staging)
+        return metas
+
+    def _flush_frozen(self):
+        while self.imms:
+            imm = self.imms[0]
+            job = FlushJob(self._next_job_id(), imm.wal_number, self.options.table_options(), paranoid=True)
+            started = time.monotonic()
+            result = self._execute(job)
+            if not result.ok:
+                err = CorruptionError(filenames.log_file_name(self.dbname, imm.wal_number), None, result.error) \
+                    if result.corruption else Error(f"flush failed: {result.error}")
+                self.bg_error = err
+                raise err
+            self._commit_flush(imm, job, result, time.monotonic() - started)
+
+    def _commit_flush(self, imm, job, result, seconds):
+        vs = self.versions
+        edit = VersionEdit()
+        metas = self._install_outputs(job.job_id, result)
+        level = 0
+        for meta in metas:
+            level = picker.pick_level_for_memtable_output(
+                vs.current.levels, meta.smallest[:-8], meta.largest[:-8], 10 * self.options.max_file_size)
+            edit.new_files.append((level, meta))
+        remaining = self.imms[1:]
+        edit.log_number = remaining[0].wal_number if remaining else self.mem.wal_number
+        edit.prev_log_number = 0
+        try:
+            vs.log_and_apply(edit)
+        except BaseException as exc:
+            self.bg_error = exc
+            raise
+        self.imms.pop(0)
+        self.stats["flushes"] += 1
+        written = sum(m.size for m in metas)
+        self.stats["bytes_written"] += written
+        self.level_stats[level][0] += seconds
+        self.level_stats[level][2] += written
+        self._delete_obsolete_files()
+
+    def _smallest_snapshot(self):
+        return self.snapshots[0] if self.snapshots else self.versions.last_sequence
+
+    def _maybe_compact(self):
+        while self.bg_error is None:
+            vs = self.versions
+            plan = picker.pick_compaction(vs.current.levels, vs.compact_pointers, self.options.max_file_size)
+            if plan is None:
+                return
+            self._run_plan(plan)
+
+    def _run_plan(self, plan):
+        vs = self.versions
+        edit = VersionEdit()
+        if plan.compact_pointer is not None:
+            edit.compact_pointers.append((plan.level, plan.compact_pointer))
+        if plan.trivial_move:
+            f = plan.inputs[0]
+            edit.deleted_files.add((plan.level, f.number))
+            edit.new_files.append((plan.level + 1, FileMetaData(f.number, f.size, f.smallest, f.largest)))
+            vs.log_and_apply(edit)
+            return
+        job = CompactionJob(
+            job_id=self._next_job_id(), level=plan.level, inputs=plan.inputs, next_inputs=plan.next_inputs,
+            grandparents=plan.grandparents, smallest_snapshot=self._smallest_snapshot(),
+            deeper_ranges=picker.deeper_ranges(vs.current.levels, plan.level + 1),
+            max_output_file_size=self.options.max_file_size,
+            max_grandparent_overlap=10 * self.options.max_file_size, table=self.options.table_options())
+        started = time.monotonic()
+        version = vs.ref(vs.current)
+        try:
+            result = self._execute(job)
+        finally:
+            vs.unref(version)
+        seconds = time.monotonic() - started
+        if not result.ok:
+            err = CorruptionError(self.dbname, None, f"compaction failed: {result.error}") if result.corruption \
+                else Error(f"compaction failed: {result.error}")
+            self.bg_error = err
+            raise err
+        for f in plan.inputs:
+            edit.deleted_files.add((plan.level, f.number))
+        for f in plan.next_inputs:
+            edit.deleted_files.add((plan.level + 1, f.number))
+        metas = self._install_outputs(job.job_id, result)
+        for meta in metas:
+            edit.new_files.append((plan.level + 1, meta))
+        try:
+            vs.log_and_apply(edit)
+        except BaseException as exc:
+            self.bg_error = exc
+            raise
+        read = sum(f.size for f in plan.inputs) + sum(f.size for f in plan.next_inputs)
+        written = sum(m.size for m in metas)
+        self.stats["compactions"] += 1
+        self.stats["bytes_read"] += read
+        self.stats["bytes_written"] += written
+        self.stats["compaction_seconds"] += seconds
+        st = self.level_stats[plan.level + 1]
+        st[0] += seconds
+        st[1] += read
+        st[2] += written
+        self._delete_obsolete_files()
+
+    def compact_range(self, begin, end):
+        with self._cv:
+            if self.closed:
+                from ..errors import ClosedError
+                raise ClosedError("Database is closed")
+            self._check_writable()
+            if self.mem.entries:
+                self._switch_memtable()
+            self._flush_frozen()
+            vs = self.versions
+            max_level = 1
+            for level in range(1, 7):
+                if vs.current.overlaps(level, begin if begin is not None else b"",
+                                       end if end is not None else b"\xff" * 64) or vs.current.levels[level]:
+                    max_level = level
+            for level in range(0, max_level):
+                while True:
+                    plan = picker.pick_range_compaction(vs.current.levels, level, begin, end, self.options.max_file_size)
+                    if plan is None:
+                        break
+                    self._run_plan(plan)
+            self._maybe_compact()
+
+    # -------------------------------------------------------- file deletion
+    def _delete_obsolete_files(self):
+        if self.bg_error is not None:
+            return  # we may not know whether the last edit was committed
+        vs = self.versions
+        live = vs.live_table_numbers()
+        wal_keep = {m.wal_number for m in self.imms}
+        if self.mem is not None:
+            wal_keep.add(self.mem.wal_number)
+        for name in self.fs.listdir(self.dbname):
+            parsed = filenames.parse_file_name(name)
+            if parsed is None:
+                continue
+            kind, number = parsed
+            if kind == filenames.FileType.LOG:
+                keep = number >= vs.log_number or number == vs.prev_log_number or number in wal_keep
+            elif kind == filenames.FileType.DESCRIPTOR:
+                keep = number >= vs.manifest_number
+            elif kind == filenames.FileType.TABLE:
+                keep = number in live
+            elif kind == filenames.FileType.TEMP:
+                keep = False
+            else:
+                keep = True
+            if not keep:
+                if kind == filenames.FileType.TABLE:
+                    self.table_cache.evict(number)
+                self.fs.remove(os.path.join(self.dbname, name))
+
+    def release_version(self, version):
+        with self._cv:
+            self.versions.unref(version)
+            if version.refs <= 0 and not self.closed:
+                self._delete_obsolete_files()
+
+    # ------------------------------------------------------------------ reads
+    def get(self, key, sequence=None):
+        """(kind, value) of the newest visible entry, or None."""
+        if sequence is None:
+            sequence = self.versions.last_sequence
+        r = self.mem.get(key, sequence)
+        if r is not None:
+            return r
+        for imm in reversed(self.imms):
+            r = imm.get(key, sequence)
+            if r is not None:
+                return r
+        cache = self.table_cache
+        for f in self.versions.current.files_for_get(key, sequence):
+            r = cache.get(f.number).get(key, sequence)
+            if r is not None:
+                return r
+        return None
+
+    def new_snapshot(self):
+        with self._cv:
+            seq = self.versions.last_sequence
+            self.snapshots.add(seq)
+            return seq
+
+    def release_snapshot(self, seq):
+        with self._cv:
+            try:
+                self.snapshots.remove(seq)
+            except ValueError:
+                pass
+
+    def new_view(self, sequence=None):
+        """A MergedView of the database at `sequence`, pinning its version.
+        Returns (view, version, sequence); release with release_view."""
+        with self._cv:
+            if sequence is None:
+                sequence = self.versions.last_sequence
+            self.snapshots.add(sequence)
+            version = self.versions.ref(self.versions.current)
+            sources = [MemSource(self.mem, sequence)]
+            sources += [MemSource(m, sequence) for m in reversed(self.imms)]
+        cache = self.table_cache
+        sources += [TableRunSource([f], cache, sequence) for f in reversed(version.levels[0])]
+        sources += [TableRunSource(files, cache, sequence) for files in version.levels[1:] if files]
+        return MergedView(sources), version, sequence
+
+    def release_view(self, version, sequence):
+        with self._cv:
+            try:
+                self.snapshots.remove(sequence)
+            except ValueError:
+                pass
+            if self.closed:
+                return
+            self.versions.unref(version)
+            if version.refs <= 0:
+                self._delete_obsolete_files()
+
+    # ------------------------------------------------------------ properties
+    def approximate_offset(self, version, key):
+        result = 0
+        for level, files in enumerate(version.levels):
+            for f in files:
+                if f.largest[:-8] <= key:
+                    result += f.size
+                elif f.smallest[:-8] > key:
+                    if level > 0:
+                        break
+                else:
+                    result += self.table_cache.get(f.number).approximate_offset_of(key)
+        return result
+
+    def memory_usage(self):
+        return self.mem.approximate_bytes + sum(m.approximate_bytes for m in self.imms)
+
+
+def op_records(ops):
+    """Encoded WriteBatch records for ops."""
+    put, delete = batch_codec.encode_put, batch_codec.encode_delete
+    return [delete(k) if kind == TYPE_DELETION else put(k, v) for kind, k, v in ops]
+
+
+__all__ = ["Engine", "LockError", "op_records"]

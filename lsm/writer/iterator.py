@@ -1,0 +1,339 @@
+"""Iteration over the whole database as of one sequence number.
+
+Knows memtables, versions and tables; no files of its own. Each source
+(memtable, frozen memtable, one level-0 table, one level >= 1) answers with a
+*chunk*: the visible newest entry of every user key in a key range it can
+vouch for completely, computed from whole decoded blocks so that C does the
+loops. The merged view combines the sources' chunks over the range all of
+them cover (newest source wins per key; deletions hide older sources) and
+drops deletions. DBIter gives LevelDB's iterator semantics on top of chunks.
+
+Resolved entries are (user_key, tag_or_kind, value); kind = tag & 0xFF, 0 is a deletion.
+"""
+from bisect import bisect_left, bisect_right
+
+MEMTABLE_CHUNK = 256
+
+
+def _resolve(ukeys, tags, values, sequence):
+    """Newest entry per user key with seq <= sequence, as three lists."""
+    if len(tags) == 0:
+        return ukeys, tags, values
+    if max(tags) >> 8 <= sequence and len(set(ukeys)) == len(ukeys):
+        return ukeys, tags, values
+    out_k, out_t, out_v = [], [], []
+    last = None
+    limit = (sequence + 1) << 8
+    for k, t, v in zip(ukeys, tags, values):
+        if t >= limit or k == last:
+            continue
+        out_k.append(k)
+        out_t.append(t)
+        out_v.append(v)
+        last = k
+    return out_k, out_t, out_v
+
+
+class MemSource:
+    def __init__(self, memtable, sequence):
+        self._mem = memtable
+        self._keys = memtable.sorted_keys()
+        self._seq = sequence
+
+    def forward(self, key, inclusive):
+        keys = self._keys
+        if key is None:
+            i = 0
+        else:
+            i = bisect_left(keys, key) if inclusive else bisect_right(keys, key)
+        j = i + MEMTABLE_CHUNK
+        limit = keys[j - 1] if j < len(keys) else None
+        return self._entries(i, j), limit
+
+    def backward(self, key, inclusive):
+        keys = self._keys
+        if key is None:
+            j = len(keys)
+        else:
+            j = bisect_right(keys, key) if inclusive else bisect_left(keys, key)
+        i = max(0, j - MEMTABLE_CHUNK)
+        limit = keys[i] if i > 0 else None
+        return self._entries(i, j), limit
+
+    def _entries(self, i, j):
+        out = self._mem.entries_from(self._keys, i, j, self._seq)
+        if not out:
+            return [], [], []
+        ks, ts, vs = zip(*out)
+        return list(ks), list(ts), list(vs)
+
+
+class TableRunSource:
+    """A run of non-overlapping tables in key order (one level >= 1, or a
+    single level-0 table), read block by block."""
+
+    def __init__(self, files, table_cache, sequence):
+        self._files = files
+        self._cache = table_cache
+        self._seq = sequence
+        self._largest = [f.largest[:-8] for f in files]
+        self._smallest = [f.smallest[:-8] for f in files]
+        self._group_cache = None  # ((file_i, block_i), lo_pos, hi_pos, resolved lists)
+
+    def _block(self, fi, bi):
+        return self._cache.get(self._files[fi].number).block(bi)
+
+    def _num_blocks(self, fi):
+        return self._cache.get(self._files[fi].number).num_blocks
+
+    def _next_pos(self, fi, bi):
+        bi += 1
+        if bi < self._num_blocks(fi):
+            return fi, bi
+        fi += 1
+        while fi < len(self._files):
+            if self._num_blocks(fi):
+                return fi, 0
+            fi += 1
+        return None
+
+    def _prev_pos(self, fi, bi):
+        bi -= 1
+        if bi >= 0:
+            return fi, bi
+        fi -= 1
+        while fi >= 0:
+            n = self._num_blocks(fi)
+            if n:
+                return fi, n - 1
+            fi -= 1
+        return None
+
+    def _group(self, pos):
+        """Resolved entries of the block at pos, extended over neighbouring
+        blocks that continue the same user key (versions of one key may span
+        a block or file boundary). Returns (lists, first_pos, last_pos)."""
+        cached = self._group_cache
+        if cached is not None and cached[1] <= pos <= cached[2]:
+            return cached[3], cached[1], cached[2]
+        ukeys, tags, values = self._block(*pos)
+        ukeys, tags, values = list(ukeys), list(tags), list(values)
+        first = last = pos
+        while ukeys:
+            nxt = self._next_pos(*last)
+            if nxt is None:
+                break
+            nk, nt, nv = self._block(*nxt)
+            if not nk or nk[0] != ukeys[-1]:
+                break
+            ukeys += nk
+            tags += nt
+            values += nv
+            last = nxt
+        while ukeys:
+            prv = self._prev_pos(*first)
+            if prv is None:
+                break
+            pk, pt, pv = self._block(*prv)
+            if not pk or pk[-1] != ukeys[0]:
+                break
+            ukeys = list(pk) + ukeys
+            tags = list(pt) + tags
+            values = list(pv) + values
+            first = prv
+        lists = _resolve(ukeys, tags, values, self._seq)
+        self._group_cache = (None, first, last, lists)
+        return lists, first, last
+
+    def forward(self, key, inclusive):
+        files = self._files
+        if key is None:
+            fi, bi = 0, 0
+        else:
+            fi = bisect_left(self._largest, key)
+            if fi >= len(files):
+                return ([], [], []), None
+            bi = self._cache.get(files[fi].number).find_block(key)
+        pos = (fi, bi)
+        if bi >= self._num_blocks(fi):
+            pos = self._next_pos(fi, bi - 1) if bi > 0 else self._next_pos(fi, -1)
+            if pos is None:
+                return ([], [], []), None
+        while True:
+            (ks, ts, vs), _first, last = self._group(pos)
+            i = 0 if key is None else (bisect_left(ks, key) if inclusive else bisect_right(ks, key))
+            nxt = self._next_pos(*last)
+            limit = ks[-1] if (nxt is not None and ks) else None
+            if i < len(ks) or nxt is None:
+                return (ks[i:], ts[i:], vs[i:]), limit
+            pos = nxt
+
+    def backward(self, key, inclusive):
+        files = self._files
+        if key is None:
+            fi = len(files) - 1
+            while fi >= 0 and not self._num_blocks(fi):
+                fi -= 1
+            if fi < 0:
+                return ([], [], []), None
+            pos = (fi, self._num_blocks(fi) - 1)
+        else:
+            fi = bisect_right(self._smallest, key) - 1
+            if fi < 0:
+                return ([], [], []), None
+            table = self._cache.get(files[fi].number)
+            bi = min(table.find_block(key), table.num_blocks - 1)
+            if bi < 0:
+                return ([], [], []), None
+            pos = (fi, bi)
+        while True:
+            (ks, ts, vs), first, _last = self._group(pos)
+            j = len(ks) if key is None else (bisect_right(ks, key) if inclusive else bisect_left(ks, key))
+            prv = self._prev_pos(*first)
+            limit = ks[0] if (prv is not None and ks) else None
+            if j > 0 or prv is None:
+                return (ks[:j], ts[:j], vs[:j]), limit
+            pos = prv
+
+
+class MergedView:
+    """Visible (user_key, value) pairs of the whole database at one sequence,
+    served in chunks. Sources are ordered newest first."""
+
+    def __init__(self, sources):
+        self._sources = sources
+
+    def forward(self, key, inclusive):
+        """Ascending visible entries with user key >= key (> if not inclusive),
+        complete up to the returned bound (inclusive; None: to the end)."""
+        parts = []
+        bound = None
+        for src in self._sources:
+            lists, limit = src.forward(key, inclusive)
+            parts.append(lists)
+            if limit is not None and (bound is None or limit < bound):
+                bound = limit
+        if bound is not None:
+            parts = [_upto(p, bound) for p in parts]
+        return _merge(parts), bound
+
+    def backward(self, key, inclusive):
+        """Ascending visible entries with user key <= key (< if not inclusive),
+        complete down to the returned bound (inclusive; None: to the start)."""
+        parts = []
+        bound = None
+        for src in self._sources:
+            lists, limit = src.backward(key, inclusive)
+            parts.append(lists)
+            if limit is not None and (bound is None or limit > bound):
+                bound = limit
+        if bound is not None:
+            parts = [_from(p, bound) for p in parts]
+        return _merge(parts), bound
+
+
+def _upto(lists, bound):
+    ks, ts, vs = lists
+    if not ks or ks[-1] <= bound:
+        return lists
+    j = bisect_right(ks, bound)
+    return ks[:j], ts[:j], vs[:j]
+
+
+def _from(lists, bound):
+    ks, ts, vs = lists
+    if not ks or ks[0] >= bound:
+        return lists
+    i = bisect_left(ks, bound)
+    return ks[i:], ts[i:], vs[i:]
+
+
+def _merge(parts):
+    """One ascending list of (key, value) pairs, newest source winning,
+    deletions removed."""
+    nonempty = [p for p in parts if p[0]]
+    if not nonempty:
+        return []
+    if len(nonempty) == 1:
+        ks, ts, vs = nonempty[0]
+        return [(k, v) for k, t, v in zip(ks, ts, vs) if t & 0xFF]
+    merged = {}
+    for ks, ts, vs in reversed(nonempty):
+        merged.update(zip(ks, zip(ts, vs)))
+    return [(k, tv[1]) for k in sorted(merged) for tv in (merged[k],) if tv[0] & 0xFF]
+
+
+class DBIter:
+    """LevelDB iterator semantics (Valid, SeekToFirst, SeekToLast, Seek, Next,
+    Prev, key, value) over a MergedView."""
+
+    __slots__ = ("_view", "chunk", "pos", "_lo", "_lo_incl", "_hi", "_hi_incl", "_lo_end", "_hi_end")
+
+    def __init__(self, view):
+        self._view = view
+        self.chunk = []
+        self.pos = 0
+
+    def valid(self) -> bool:
+        return 0 <= self.pos < len(self.chunk)
+
+    def key(self):
+        return self.chunk[self.pos][0]
+
+    def value(self):
+        return self.chunk[self.pos][1]
+
+    def _load_forward(self, key, inclusive):
+        while True:
+            chunk, bound = self._view.forward(key, inclusive)
+            self._lo, self._lo_incl, self._lo_end = key, inclusive, key is None
+            if bound is None:
+                self._hi, self._hi_incl, self._hi_end = None, True, True
+            else:
+                self._hi, self._hi_incl, self._hi_end = bound, True, False
+            if chunk or bound is None:
+                self.chunk = chunk
+                self.pos = 0
+                return
+            key, inclusive = bound, False
+
+    def _load_backward(self, key, inclusive):
+        while True:
+            chunk, bound = self._view.backward(key, inclusive)
+            self._hi, self._hi_incl, self._hi_end = key, inclusive, key is None
+            if bound is None:
+                self._lo, self._lo_incl, self._lo_end = None, True, True
+            else:
+                self._lo, self._lo_incl, self._lo_end = bound, True, False
+            if chunk or bound is None:
+                self.chunk = chunk
+                self.pos = len(chunk) - 1
+                return
+            key, inclusive = bound, False
+
+    def seek_to_first(self):
+        self._load_forward(None, True)
+
+    def seek_to_last(self):
+        self._load_backward(None, True)
+
+    def seek(self, key):
+        self._load_forward(key, True)
+
+    def next(self):
+        self.pos += 1
+        if self.pos >= len(self.chunk):
+            if self._hi_end:
+                self.chunk, self.pos = [], 0
+                return
+            self._load_forward(self._hi, not self._hi_incl)
+
+    def prev(self):
+        self.pos -= 1
+        if self.pos < 0:
+            if self._lo_end:
+                self.chunk, self.pos = [], 0
+                return
+            self._load_backward(self._lo, not self._lo_incl)
+            if not self.chunk:
+                self.pos = 0

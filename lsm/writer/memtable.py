@@ -1,0 +1,127 @@
+"""The memtable: recent writes, held in memory for reads. Knows keys and
+sequences; no files (its WAL is the durable copy, and flushes read the WAL).
+
+A dict maps each user key to its newest entry ``(tag, value)``; older versions
+are kept only while a live snapshot can still see them (a list, newest first),
+because nothing else ever reads them — the WAL, and so the flushed table,
+keeps every version anyway. Sorted order is built lazily for iterators:
+Timsort merges the already-sorted keys with the keys added since.
+"""
+from bisect import bisect_left
+
+# Per-entry overhead charged against write_buffer_size, close to what
+# LevelDB's arena charges (skiplist node, varint headers, trailer).
+ENTRY_OVERHEAD = 24
+
+
+class MemTable:
+    __slots__ = ("_table", "_sorted", "_unsorted", "approximate_bytes", "wal_number", "entries")
+
+    def __init__(self, wal_number: int = 0):
+        self._table = {}
+        self._sorted = []
+        self._unsorted = []
+        self.approximate_bytes = 0
+        self.wal_number = wal_number
+        self.entries = 0
+
+    def __len__(self):
+        return len(self._table)
+
+    def add_batch(self, first_sequence: int, ops, snapshots) -> None:
+        """Apply ops ``[(kind, key, value)]`` numbered from first_sequence.
+
+        `snapshots` is the ascending list of live snapshot sequences; it decides
+        which superseded versions must stay readable."""
+        table = self._table
+        new_keys = self._unsorted
+        tag = first_sequence << 8
+        added = 0
+        if not snapshots:
+            for kind, key, value in ops:
+                if key not in table:
+                    new_keys.append(key)
+                table[key] = (tag | kind, value)
+                added += len(key) + len(value)
+                tag += 256
+        else:
+            for kind, key, value in ops:
+                old = table.get(key)
+                entry = (tag | kind, value)
+                if old is None:
+                    new_keys.append(key)
+                    table[key] = entry
+                else:
+                    table[key] = _keep_visible(entry, old, snapshots)
+                added += len(key) + len(value)
+                tag += 256
+        self.entries += len(ops)
+        self.approximate_bytes += added + ENTRY_OVERHEAD * len(ops)
+
+    def get(self, key: bytes, sequence: int):
+        """Newest entry for key with seq <= sequence: (kind, value), or None."""
+        entry = self._table.get(key)
+        if entry is None:
+            return None
+        if type(entry) is tuple:
+            tag, value = entry
+            if tag >> 8 <= sequence:
+                return tag & 0xFF, value
+            return None
+        for tag, value in entry:
+            if tag >> 8 <= sequence:
+                return tag & 0xFF, value
+        return None
+
+    def sorted_keys(self) -> list:
+        """Every user key ever added, ascending. Later adds may extend it, so
+        callers that need a stable view keep the list object they got."""
+        if self._unsorted:
+            merged = self._sorted + self._unsorted
+            merged.sort()
+            self._sorted = merged
+            self._unsorted = []
+        return self._sorted
+
+    def resolve(self, keys, sequence: int):
+        """For each key, its visible (kind, value) at `sequence` or None."""
+        get = self.get
+        return [get(k, sequence) for k in keys]
+
+    def entries_from(self, keys: list, start: int, stop: int, sequence: int):
+        """Resolved (ukey, kind, value) for keys[start:stop] at sequence, skipping
+        keys with no visible version."""
+        out = []
+        table = self._table
+        for key in keys[start:stop]:
+            entry = table[key]
+            if type(entry) is tuple:
+                tag, value = entry
+                if tag >> 8 <= sequence:
+                    out.append((key, tag & 0xFF, value))
+                continue
+            for tag, value in entry:
+                if tag >> 8 <= sequence:
+                    out.append((key, tag & 0xFF, value))
+                    break
+        return out
+
+
+def _keep_visible(entry, old, snapshots):
+    """New version list after adding `entry` above `old` (tuple or list).
+
+    Version v_i (newest first) must stay if some snapshot s has
+    seq(v_i) <= s < seq(v_{i-1}); the new entry is above every snapshot.
+    Example: versions a@10, a@5 with snapshot 7 then a@15 arrives: a@10 is
+    seen by nobody (no snapshot in [10, 15)), a@5 is seen by 7 -> [a@15, a@5]."""
+    versions = [old] if type(old) is tuple else old
+    kept = [entry]
+    upper = entry[0] >> 8
+    for version in versions:
+        seq = version[0] >> 8
+        i = bisect_left(snapshots, seq)
+        if i < len(snapshots) and snapshots[i] < upper:
+            kept.append(version)
+        upper = seq
+    return kept[0] if len(kept) == 1 else kept
+

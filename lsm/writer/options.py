@@ -1,0 +1,77 @@
+"""Options of an open database: validated once, with LevelDB's clipping.
+Pure: no files."""
+import os
+from dataclasses import dataclass
+
+from ..compactor.job import TableOptions
+
+
+def _int_option(name, value, default, low, high):
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"'{name}' must be an integer, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"'{name}' must not be negative (got {value})")
+    return min(max(value, low), high)
+
+
+@dataclass
+class Options:
+    create_if_missing: bool = False
+    error_if_exists: bool = False
+    paranoid_checks: bool = False
+    write_buffer_size: int = 4 << 20
+    max_open_files: int = 1000
+    lru_cache_size: int = 8 << 20
+    block_size: int = 4096
+    block_restart_interval: int = 16
+    max_file_size: int = 2 << 20
+    compression: str | None = "snappy"
+    bloom_filter_bits: int = 10
+    compactors: int = 0
+    manifest_limit: int = 64 << 20
+    max_frozen_memtables: int = 2
+    # Bytes allowed in level 1 (RocksDB's max_bytes_for_level_base); level L
+    # holds ten times level L-1. LevelDB fixes it at 10 MiB.
+    level_size_base: int = 10 << 20
+
+    @classmethod
+    def from_kwargs(cls, **kw):
+        o = cls()
+        for name in ("create_if_missing", "error_if_exists", "paranoid_checks"):
+            value = kw.pop(name, None)
+            if value is not None:
+                setattr(o, name, bool(value))
+        o.write_buffer_size = _int_option("write_buffer_size", kw.pop("write_buffer_size", None), o.write_buffer_size, 64 << 10, 1 << 30)
+        o.max_open_files = _int_option("max_open_files", kw.pop("max_open_files", None), o.max_open_files, 74, 50000)
+        o.lru_cache_size = _int_option("lru_cache_size", kw.pop("lru_cache_size", None), o.lru_cache_size, 0, 1 << 40)
+        o.block_size = _int_option("block_size", kw.pop("block_size", None), o.block_size, 1 << 10, 4 << 20)
+        o.block_restart_interval = _int_option("block_restart_interval", kw.pop("block_restart_interval", None), o.block_restart_interval, 1, 1 << 16)
+        o.max_file_size = _int_option("max_file_size", kw.pop("max_file_size", None), o.max_file_size, 1 << 20, 1 << 30)
+        o.bloom_filter_bits = _int_option("bloom_filter_bits", kw.pop("bloom_filter_bits", None), o.bloom_filter_bits, 0, 1000)
+        o.manifest_limit = _int_option("manifest_limit", kw.pop("manifest_limit", None), o.manifest_limit, 1, 1 << 40)
+        o.max_frozen_memtables = _int_option("max_frozen_memtables", kw.pop("max_frozen_memtables", None), o.max_frozen_memtables, 1, 64)
+        o.level_size_base = _int_option("level_size_base", kw.pop("level_size_base", None), o.level_size_base, 1 << 10, 1 << 40)
+        compactors = kw.pop("compactors", None)
+        o.compactors = _int_option("compactors", compactors, max(1, (os.cpu_count() or 2) - 1), 0, 256)
+        if "compression" in kw:
+            compression = kw.pop("compression")
+            if isinstance(compression, bytes):
+                compression = compression.decode("utf-8", "replace")
+            if compression is not None and not isinstance(compression, str):
+                raise TypeError("'compression' must be None or a string")
+            if compression not in (None, "snappy"):
+                raise ValueError("'compression' must be None or 'snappy'")
+            o.compression = compression
+        if kw:
+            raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kw))}")
+        return o
+
+    def table_options(self) -> TableOptions:
+        return TableOptions(
+            block_size=self.block_size,
+            block_restart_interval=self.block_restart_interval,
+            compression=self.compression,
+            bloom_bits_per_key=self.bloom_filter_bits,
+        )

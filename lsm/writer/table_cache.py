@@ -1,0 +1,67 @@
+"""Open tables by file number, at most `capacity` at once (LRU). Knows file
+names and the Table reader; reads through the FileSystem seam."""
+import threading
+from collections import OrderedDict
+
+from .. import filenames
+from ..errors import CorruptionError
+from ..errors import IOError as LsmIOError
+from ..table.reader import Table
+
+
+class TableCache:
+    def __init__(self, dbname, fs, capacity, block_cache):
+        self.dbname = dbname
+        self.fs = fs
+        self.capacity = max(1, capacity)
+        self.block_cache = block_cache
+        self._tables = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> Table:
+        with self._lock:
+            table = self._tables.get(number)
+            if table is not None:
+                self._tables.move_to_end(number)
+                return table
+        table = self._open(number)
+        with self._lock:
+            existing = self._tables.get(number)
+            if existing is not None:
+                table.file.close()
+                return existing
+            self._tables[number] = table
+            while len(self._tables) > self.capacity:
+                _, old = self._tables.popitem(last=False)
+                old.file.close()
+        return table
+
+    def _open(self, number: int) -> Table:
+        path = filenames.table_file_name(self.dbname, number)
+        try:
+            file = self.fs.open_random(path)
+        except LsmIOError:
+            legacy = filenames.sst_table_file_name(self.dbname, number)
+            if not self.fs.exists(legacy):
+                raise CorruptionError(path, None, "table file is missing") from None
+            path = legacy
+            file = self.fs.open_random(path)
+        try:
+            table = Table.open(file, path=path, number=number, block_cache=self.block_cache)
+        except BaseException:
+            file.close()
+            raise
+        table.file = file
+        return table
+
+    def evict(self, number: int) -> None:
+        with self._lock:
+            table = self._tables.pop(number, None)
+        if table is not None:
+            table.file.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for table in self._tables.values():
+                table.file.close()
+            self._tables.clear()

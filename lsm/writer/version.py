@@ -1,0 +1,108 @@
+"""Versions: immutable sets of table files per level, and the builder that
+applies VersionEdits to them. Knows file metadata and key order; no files.
+
+Level 0 is kept in file-number order (newer tables have larger numbers and
+must win lookups); levels 1+ are sorted by smallest key and do not overlap.
+"""
+from bisect import bisect_left
+
+from ..keys import TAG_FOR_SEEK_MASK, sort_key
+
+NUM_LEVELS = 7  # on-disk constant: VersionEdit levels must be < 7
+
+
+class Version:
+    """One immutable view of the tables. `refs` counts iterators, snapshots'
+    iterators and running jobs that still read it; files of a version with
+    refs > 0 (or the current one) are never deleted."""
+
+    __slots__ = ("levels", "refs", "_largest_keys", "number")
+
+    def __init__(self, levels, number=0):
+        self.levels = levels
+        self.refs = 0
+        self.number = number
+        # Per level >= 1: sort keys of each file's largest key, for bisect.
+        self._largest_keys = [None] + [[sort_key(f.largest) for f in files] for files in levels[1:]]
+
+    def files(self, level):
+        return self.levels[level]
+
+    def all_files(self):
+        for level, files in enumerate(self.levels):
+            for f in files:
+                yield level, f
+
+    def live_numbers(self):
+        return {f.number for files in self.levels for f in files}
+
+    def num_files(self, level) -> int:
+        return len(self.levels[level])
+
+    def level_bytes(self, level) -> int:
+        return sum(f.size for f in self.levels[level])
+
+    def files_for_get(self, user_key: bytes, sequence: int):
+        """Tables that may hold user_key at `sequence`, in the order a lookup
+        must consult them: level 0 newest first, then one file per level."""
+        out = []
+        level0 = self.levels[0]
+        if level0:
+            hits = [f for f in level0 if f.smallest[:-8] <= user_key <= f.largest[:-8]]
+            hits.reverse()
+            out.extend(hits)
+        target = (user_key, -((sequence << 8) | TAG_FOR_SEEK_MASK))
+        for level in range(1, NUM_LEVELS):
+            files = self.levels[level]
+            if not files:
+                continue
+            i = bisect_left(self._largest_keys[level], target)
+            if i < len(files) and files[i].smallest[:-8] <= user_key:
+                out.append(files[i])
+        return out
+
+    def level_file_index(self, level, user_key: bytes) -> int:
+        """Index of the first file in a level >= 1 whose largest user key >= user_key."""
+        return bisect_left(self._largest_keys[level], (user_key, -(1 << 64)))
+
+    def overlaps(self, level, smallest_ukey, largest_ukey) -> bool:
+        for f in self.levels[level]:
+            if not (f.largest[:-8] < smallest_ukey or f.smallest[:-8] > largest_ukey):
+                return True
+        return False
+
+
+class VersionBuilder:
+    """Accumulates edits on top of a base version (LevelDB's VersionSet::Builder)."""
+
+    def __init__(self, base: Version):
+        self._base = base
+        self._deleted = [set() for _ in range(NUM_LEVELS)]
+        self._added = [{} for _ in range(NUM_LEVELS)]
+
+    def apply(self, edit) -> None:
+        for level, number in edit.deleted_files:
+            self._deleted[level].add(number)
+            self._added[level].pop(number, None)
+        for level, meta in edit.new_files:
+            self._deleted[level].discard(meta.number)
+            meta.allowed_seeks = max(100, meta.size // 16384)
+            self._added[level][meta.number] = meta
+
+    def build(self, number=0) -> Version:
+        levels = []
+        for level in range(NUM_LEVELS):
+            deleted = self._deleted[level]
+            added = self._added[level]
+            files = [f for f in self._base.levels[level] if f.number not in deleted and f.number not in added]
+            files.extend(added.values())
+            if level == 0:
+                files.sort(key=lambda f: f.number)
+            else:
+                files.sort(key=lambda f: (sort_key(f.smallest), f.number))
+            levels.append(files)
+        return Version(levels, number)
+
+
+def empty_version() -> Version:
+    return Version([[] for _ in range(NUM_LEVELS)])

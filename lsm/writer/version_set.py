@@ -1,0 +1,211 @@
+"""The version set: the current Version, the MANIFEST that records how it came
+to be, and the counters (file numbers, sequence, log numbers) persisted with it.
+Owned by the writer alone. All I/O goes through the FileSystem seam.
+
+Commit order for every edit (reliability rule 4): outputs are already synced
+and renamed in; the edit is appended to the MANIFEST and synced; only then is
+the new version installed and anything deleted on its strength.
+"""
+import os
+
+from .. import filenames
+from ..errors import CorruptionError, DecodeError, Error
+from ..keys import COMPARATOR_NAME
+from ..record import LogReader, LogWriter
+from ..version_edit import VersionEdit
+from .version import NUM_LEVELS, Version, VersionBuilder, empty_version
+
+DEFAULT_MANIFEST_LIMIT = 64 << 20  # LevelDB never rotates while open; we do past this size
+
+
+class VersionSet:
+    def __init__(self, dbname, fs, manifest_limit=DEFAULT_MANIFEST_LIMIT):
+        self.dbname = dbname
+        self.fs = fs
+        self.manifest_limit = manifest_limit
+        self.next_file_number = 2
+        self.manifest_number = 0
+        self.last_sequence = 0
+        self.log_number = 0
+        self.prev_log_number = 0
+        self.compact_pointers = [None] * NUM_LEVELS
+        self.current = empty_version()
+        self._live = []  # versions other than current that are still referenced
+        self._manifest = None  # WritableFile
+        self._manifest_writer = None
+        self._version_counter = 0
+
+    # -- numbers ---------------------------------------------------------
+    def new_file_number(self) -> int:
+        n = self.next_file_number
+        self.next_file_number += 1
+        return n
+
+    def mark_file_number_used(self, number: int) -> None:
+        if self.next_file_number <= number:
+            self.next_file_number = number + 1
+
+    # -- refcounts -------------------------------------------------------
+    def ref(self, version: Version) -> Version:
+        version.refs += 1
+        return version
+
+    def unref(self, version: Version) -> None:
+        version.refs -= 1
+        if version.refs <= 0 and version is not self.current:
+            try:
+                self._live.remove(version)
+            except ValueError:
+                pass
+
+    def live_table_numbers(self) -> set:
+        live = self.current.live_numbers()
+        for v in self._live:
+            live |= v.live_numbers()
+        return live
+
+    def _install(self, version: Version) -> None:
+        old = self.current
+        self.current = version
+        if old.refs > 0:
+            self._live.append(old)
+
+    # -- creating and recovering ----------------------------------------
+    def create_new_db(self) -> None:
+        """LevelDB's NewDB: MANIFEST-000001 with comparator, log 0, next 2, seq 0."""
+        edit = VersionEdit(comparator=COMPARATOR_NAME, log_number=0, next_file_number=2, last_sequence=0)
+        path = filenames.descriptor_file_name(self.dbname, 1)
+        f = self.fs.create(path, exclusive=False)
+        try:
+            f.append(LogWriter().encode(edit.encode()))
+            f.sync()
+        finally:
+            f.close()
+        filenames.set_current_file(self.fs, self.dbname, 1)
+
+    def recover(self):
+        """Replay the MANIFEST named by CURRENT. Any damage in it (other than a
+        torn tail) is corruption: guessing would risk deleting live tables."""
+        manifest_name = filenames.read_current(self.fs, self.dbname)
+        path = os.path.join(self.dbname, manifest_name)
+        data = self.fs.read_file(path)
+        builder = VersionBuilder(empty_version())
+        have = {"log": False, "next": False, "seq": False}
+        comparator = None
+
+        def fail(offset, _dropped, reason):
+            raise CorruptionError(path, offset, reason)
+
+        try:
+            for offset, payload in LogReader(data, report=fail):
+                try:
+                    edit = VersionEdit.decode(payload)
+                except DecodeError as exc:
+                    raise CorruptionError(path, offset, f"bad VersionEdit: {exc.reason}") from exc
+                if edit.comparator is not None:
+                    comparator = edit.comparator
+                builder.apply(edit)
+                for level, key in edit.compact_pointers:
+                    self.compact_pointers[level] = key
+                if edit.log_number is not None:
+                    self.log_number = edit.log_number
+                    have["log"] = True
+                if edit.prev_log_number is not None:
+                    self.prev_log_number = edit.prev_log_number
+                if edit.next_file_number is not None:
+                    self.next_file_number = edit.next_file_number
+                    have["next"] = True
+                if edit.last_sequence is not None:
+                    self.last_sequence = edit.last_sequence
+                    have["seq"] = True
+        except DecodeError as exc:
+            raise CorruptionError(path, exc.offset, exc.reason) from exc
+        if comparator is not None and comparator != COMPARATOR_NAME:
+            raise Error(
+                f"Invalid argument: {comparator.decode(errors='replace')} does not match "
+                f"existing comparator {COMPARATOR_NAME.decode()}"
+            )
+        for field, what in (("next", "meta-nextfile"), ("log", "meta-lognumber"), ("seq", "last-sequence-number")):
+            if not have[field]:
+                raise CorruptionError(path, None, f"no {what} entry in descriptor")
+        self.current = builder.build(self._next_version_number())
+        self.manifest_number = filenames.parse_file_name(manifest_name)[1]
+        self.mark_file_number_used(self.manifest_number)
+        self.mark_file_number_used(self.log_number)
+        self.mark_file_number_used(self.prev_log_number)
+        return path
+
+    # -- committing ------------------------------------------------------
+    def log_and_apply(self, edit: VersionEdit) -> Version:
+        """Persist `edit` (synced) and install the version it produces.
+
+        Raises on I/O failure; the caller makes that sticky (the MANIFEST may
+        now end in a torn record, so nothing more may be appended to it)."""
+        if edit.log_number is None:
+            edit.log_number = self.log_number
+        if edit.prev_log_number is None:
+            edit.prev_log_number = self.prev_log_number
+        edit.next_file_number = self.next_file_number
+        edit.last_sequence = self.last_sequence if edit.last_sequence is None else edit.last_sequence
+
+        builder = VersionBuilder(self.current)
+        builder.apply(edit)
+        version = builder.build(self._next_version_number())
+        for level, key in edit.compact_pointers:
+            self.compact_pointers[level] = key
+
+        if self._manifest is None or self._manifest.size >= self.manifest_limit:
+            self._start_manifest(version, edit)
+        else:
+            self._manifest.append(self._manifest_writer.encode(edit.encode()))
+            self._manifest.sync()
+
+        self.log_number = edit.log_number
+        self.prev_log_number = edit.prev_log_number
+        self.last_sequence = max(self.last_sequence, edit.last_sequence)
+        self._install(version)
+        return version
+
+    def _start_manifest(self, version: Version, edit: VersionEdit) -> None:
+        """A new MANIFEST: a full snapshot record, then the edit, synced, then
+        CURRENT switched (temp file, fsync, rename, directory fsync)."""
+        number = self.new_file_number()
+        edit.next_file_number = self.next_file_number
+        path = filenames.descriptor_file_name(self.dbname, number)
+        writer = LogWriter()
+        snapshot = VersionEdit(comparator=COMPARATOR_NAME)
+        for level, key in enumerate(self.compact_pointers):
+            if key is not None:
+                snapshot.compact_pointers.append((level, key))
+        # The snapshot describes the version *before* the edit, as LevelDB's
+        # WriteSnapshot does; the edit follows as the second record.
+        for level, files in enumerate(self.current.levels):
+            for f in files:
+                snapshot.new_files.append((level, f))
+        f = self.fs.create(path, exclusive=False)
+        try:
+            f.append(writer.encode(snapshot.encode()) + writer.encode(edit.encode()))
+            f.sync()
+            self.fs.sync_dir(self.dbname)
+            filenames.set_current_file(self.fs, self.dbname, number)
+        except BaseException:
+            f.close()
+            try:
+                self.fs.remove(path)
+            except Error:
+                pass
+            raise
+        if self._manifest is not None:
+            self._manifest.close()
+        self._manifest = f
+        self._manifest_writer = writer
+        self.manifest_number = number
+
+    def close(self) -> None:
+        if self._manifest is not None:
+            self._manifest.close()
+            self._manifest = None
+
+    def _next_version_number(self) -> int:
+        self._version_counter += 1
+        return self._version_counter

@@ -1,0 +1,117 @@
+"""Model-based randomized test: lsm.DB against a dict with snapshots, through
+flushes, compactions, manual compactions, and close/reopen."""
+import shutil
+import tempfile
+
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+
+import lsm
+from engine_helpers import model_range
+
+KEYS = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b) | st.sampled_from([b"", b"\xff", b"k", b"k\x00"])
+VALUES = st.one_of(st.binary(max_size=40), st.binary(min_size=500, max_size=4000))
+BOUNDS = st.none() | KEYS
+OPTIONS = dict(create_if_missing=True, write_buffer_size=64 << 10, max_file_size=1 << 20,
+               block_size=1024, compactors=0, level_size_base=96 << 10)
+
+
+class EngineModel(RuleBasedStateMachine):
+    COMPACTORS = 0
+
+    def __init__(self):
+        super().__init__()
+        self.path = tempfile.mkdtemp(prefix="lsm-model-")
+        self.db = lsm.DB(self.path, **dict(OPTIONS, compactors=self.COMPACTORS))
+        self.model = {}
+        self.snapshots = []  # (lsm snapshot, frozen model)
+
+    def teardown(self):
+        self.db.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    @rule(key=KEYS, value=VALUES)
+    def put(self, key, value):
+        self.db.put(key, value)
+        self.model[key] = value
+
+    @rule(key=KEYS)
+    def delete(self, key):
+        self.db.delete(key)
+        self.model.pop(key, None)
+
+    @rule(ops=st.lists(st.tuples(st.booleans(), KEYS, VALUES), max_size=30), transaction=st.booleans())
+    def batch(self, ops, transaction):
+        with self.db.write_batch(transaction=transaction) as wb:
+            for is_put, key, value in ops:
+                if is_put:
+                    wb.put(key, value)
+                    self.model[key] = value
+                else:
+                    wb.delete(key)
+                    self.model.pop(key, None)
+
+    @rule(n=st.integers(20, 200), size=st.integers(100, 3000))
+    def bulk(self, n, size):
+        """Enough data to fill memtables and push compactions down levels."""
+        with self.db.write_batch() as wb:
+            for i in range(n):
+                key = b"k" + (i * 7919 % 251).to_bytes(1, "big") + bytes([i % 7])
+                value = bytes([i % 256]) * size
+                wb.put(key, value)
+                self.model[key] = value
+
+    @rule(key=KEYS)
+    def get(self, key):
+        assert self.db.get(key) == self.model.get(key)
+
+    @rule(reverse=st.booleans(), start=BOUNDS, stop=BOUNDS, include_start=st.booleans(),
+          include_stop=st.booleans(), include_key=st.booleans(), include_value=st.booleans())
+    def iterate(self, reverse, start, stop, include_start, include_stop, include_key, include_value):
+        kw = dict(reverse=reverse, start=start, stop=stop, include_start=include_start,
+                  include_stop=include_stop, include_key=include_key, include_value=include_value)
+        assert list(self.db.iterator(**kw)) == model_range(sorted(self.model.items()), **kw)
+
+    @rule(prefix=st.binary(max_size=2), reverse=st.booleans())
+    def iterate_prefix(self, prefix, reverse):
+        got = list(self.db.iterator(prefix=prefix, reverse=reverse))
+        assert got == model_range(sorted(self.model.items()), prefix=prefix, reverse=reverse)
+
+    @rule()
+    def snapshot(self):
+        if len(self.snapshots) < 4:
+            self.snapshots.append((self.db.snapshot(), dict(self.model)))
+
+    @precondition(lambda self: self.snapshots)
+    @rule(data=st.data())
+    def read_snapshot(self, data):
+        snap, frozen = data.draw(st.sampled_from(self.snapshots))
+        key = data.draw(KEYS)
+        assert snap.get(key) == frozen.get(key)
+        reverse = data.draw(st.booleans())
+        assert list(snap.iterator(reverse=reverse)) == model_range(sorted(frozen.items()), reverse=reverse)
+
+    @precondition(lambda self: self.snapshots)
+    @rule(data=st.data())
+    def release_snapshot(self, data):
+        i = data.draw(st.integers(0, len(self.snapshots) - 1))
+        snap, _ = self.snapshots.pop(i)
+        snap.release()
+
+    @rule(start=BOUNDS, stop=BOUNDS)
+    def compact_range(self, start, stop):
+        self.db.compact_range(start=start, stop=stop)
+
+    @rule()
+    def reopen(self):
+        for snap, _ in self.snapshots:
+            snap.release()
+        self.snapshots = []
+        self.db.close()
+        self.db = lsm.DB(self.path, **dict(OPTIONS, compactors=self.COMPACTORS))
+
+
+EngineModel.TestCase.settings = settings(max_examples=25, stateful_step_count=40, deadline=None,
+                                         suppress_health_check=[HealthCheck.too_slow])
+TestEngineModel = EngineModel.TestCase
