@@ -72,9 +72,10 @@ class Table:
         except DecodeError as exc:
             raise CorruptionError(path, footer_offset + (exc.offset or 0), exc.reason) from None
 
-        def read(offset, length, what):
+        def read(offset, length, what, referrer):
+            # A handle past the end is damage where the handle is stored (`referrer`).
             if offset + length + BLOCK_TRAILER_SIZE > footer_offset:
-                raise CorruptionError(path, offset, f"{what} block handle past the end of the file")
+                raise CorruptionError(path, referrer, f"{what} block handle past the end of the file")
             try:
                 return unpack_block(file.read(offset, length + BLOCK_TRAILER_SIZE), length)
             except DecodeError as exc:
@@ -88,19 +89,19 @@ class Table:
 
         index = decode(
             index_off,
-            read(index_off, index_size, "index"),
+            read(index_off, index_size, "index", footer_offset),
             "index",
             lambda data: _parse_index(data, footer_offset),
         )
         meta_keys, meta_values = decode(
-            meta_off, read(meta_off, meta_size, "metaindex"), "metaindex", decode_block
+            meta_off, read(meta_off, meta_size, "metaindex", footer_offset), "metaindex", decode_block
         )
         filter_reader = None
         for key, value in zip(meta_keys, meta_values):
             if key != FILTER_META_KEY:
                 continue  # another policy's filter (e.g. goleveldb's): not ours to trust
             f_off, f_size = decode(meta_off, value, "metaindex", _parse_handle)
-            contents = read(f_off, f_size, "filter")
+            contents = read(f_off, f_size, "filter", meta_off)
             # Checked even when unused: damage anywhere in the file is reported.
             reader = decode(f_off, contents, "filter", FilterBlockReader)
             if bloom:

@@ -1,0 +1,227 @@
+"""Block codec (spec §7.3) and the index-key shortening rules (spec §7.4)."""
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lsm.errors import DecodeError
+from lsm.table.block import BlockBuilder, decode_block, entries_limit, shared_prefix_length
+from lsm.table.builder import (
+    find_short_successor,
+    find_shortest_separator,
+    index_separator,
+    index_successor,
+)
+
+SEEK = b"\x01" + b"\xff" * 7  # (MAX_SEQUENCE, kTypeValue) trailer
+
+
+def build(entries, interval=16):
+    b = BlockBuilder(interval)
+    for k, v in entries:
+        b.add(k, v)
+    return b.finish()
+
+
+def reference_block(entries, interval):
+    """Straight transcription of LevelDB's BlockBuilder, byte by byte."""
+
+    def varint(n):
+        out = bytearray()
+        while n >= 0x80:
+            out.append(n & 0x7F | 0x80)
+            n >>= 7
+        out.append(n)
+        return bytes(out)
+
+    out = bytearray()
+    restarts = [0]
+    counter = 0
+    last = b""
+    for key, value in entries:
+        shared = 0
+        if counter < interval:
+            while shared < min(len(last), len(key)) and last[shared] == key[shared]:
+                shared += 1
+        else:
+            restarts.append(len(out))
+            counter = 0
+        out += varint(shared) + varint(len(key) - shared) + varint(len(value))
+        out += key[shared:] + value
+        last = key
+        counter += 1
+    for r in restarts:
+        out += struct.pack("<I", r)
+    out += struct.pack("<I", len(restarts))
+    return bytes(out)
+
+
+sorted_keys = st.lists(st.binary(max_size=40), unique=True, max_size=60).map(sorted)
+# Keys with long shared prefixes (also beyond 128, the one-byte varint limit).
+long_prefix_keys = st.tuples(
+    st.binary(min_size=120, max_size=300), st.lists(st.binary(max_size=6), unique=True, max_size=30)
+).map(lambda t: sorted(t[0] + s for s in t[1]))
+values = st.one_of(st.just(b""), st.binary(max_size=200))
+
+
+@settings(max_examples=150, deadline=None)
+@given(keys=st.one_of(sorted_keys, long_prefix_keys), data=st.data(), interval=st.integers(1, 20))
+def test_block_round_trip_matches_leveldb_builder(keys, data, interval):
+    entries = [(k, data.draw(values)) for k in keys]
+    block = build(entries, interval)
+    assert block == reference_block(entries, interval)
+    assert decode_block(block) == ([k for k, _ in entries], [v for _, v in entries])
+
+
+def test_block_with_value_over_64k_and_empty_values():
+    entries = [(b"a", b""), (b"b", b"x" * 70_000), (b"c", b""), (b"d", bytes(range(256)) * 300)]
+    block = build(entries)
+    assert block == reference_block(entries, 16)
+    assert decode_block(block) == ([k for k, _ in entries], [v for _, v in entries])
+
+
+def test_empty_block_is_eight_bytes():
+    assert build([]) == b"\x00\x00\x00\x00\x01\x00\x00\x00"
+    assert decode_block(build([])) == ([], [])
+
+
+def test_size_estimate_counts_restart_array():
+    b = BlockBuilder(2)
+    assert b.size_estimate() == 8
+    for i, key in enumerate([b"aa", b"ab", b"ac"]):
+        b.add(key, b"v")
+    assert b.size_estimate() == len(b.finish())
+
+
+@given(st.binary(max_size=30), st.binary(max_size=30))
+def test_shared_prefix_length(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    assert shared_prefix_length(a, b) == n
+
+
+# ---------------------------------------------------------------- damage
+
+
+def good_block():
+    return build([(b"key%03d" % i, b"value%d" % i) for i in range(40)], 16)
+
+
+@pytest.mark.parametrize("size", range(4))
+def test_block_shorter_than_restart_count_is_corrupt(size):
+    with pytest.raises(DecodeError):
+        decode_block(good_block()[:size])
+
+
+def test_zero_restarts_is_corrupt():
+    with pytest.raises(DecodeError, match="restart count"):
+        decode_block(b"\x00\x00\x00\x00")
+
+
+def test_restart_count_larger_than_block_is_corrupt():
+    with pytest.raises(DecodeError, match="restart count"):
+        decode_block(b"\x00" * 8 + struct.pack("<I", 3))
+
+
+def test_restart_pointing_past_entries_is_corrupt():
+    block = bytearray(good_block())
+    limit = entries_limit(bytes(block))
+    struct.pack_into("<I", block, limit + 4, limit + 1)
+    with pytest.raises(DecodeError, match="restart"):
+        decode_block(bytes(block))
+
+
+def test_restart_at_entry_with_shared_prefix_is_corrupt():
+    block = bytearray(good_block())
+    limit = entries_limit(bytes(block))
+    # Point the second restart at the second entry, which shares "key0".
+    second_entry = 3 + 6 + 6
+    struct.pack_into("<I", block, limit + 4, second_entry)
+    with pytest.raises(DecodeError, match="restart"):
+        decode_block(bytes(block))
+
+
+def test_entry_running_past_block_is_corrupt():
+    entries = [(b"k", b"v" * 10)]
+    block = bytearray(build(entries))
+    block[2] = 50  # value length now runs into the restart array
+    with pytest.raises(DecodeError, match="past"):
+        decode_block(bytes(block))
+
+
+def test_entry_sharing_more_than_previous_key_is_corrupt():
+    block = bytearray(build([(b"ab", b""), (b"abc", b"")], interval=16))
+    block[5] = 7  # second entry claims 7 shared bytes of a 2-byte key
+    with pytest.raises(DecodeError, match="shares more"):
+        decode_block(bytes(block))
+
+
+def test_truncated_varint_header_is_corrupt():
+    # One entry whose header is a lone continuation byte, then the restart array.
+    with pytest.raises(DecodeError):
+        decode_block(b"\x80" + struct.pack("<II", 0, 1))
+
+
+def test_overlong_varint_is_corrupt():
+    with pytest.raises(DecodeError):
+        decode_block(b"\x00" + b"\xff" * 6 + b"\x01" + struct.pack("<II", 0, 1))
+
+
+# ---------------------------------------------------------------- separators
+
+
+def test_separator_examples_from_spec():
+    assert index_separator(b"big" + b"\x01" * 8, b"key00000" + b"\x01" * 8) == b"c" + SEEK
+    last = b"key00111" + b"\x01\x05" + b"\0" * 6
+    assert index_separator(last, b"key00112" + b"\x01\x06" + b"\0" * 6) == last
+    assert index_successor(b"cherry" + b"\x01\x01" + b"\0" * 6) == b"d" + SEEK
+    a = b"a\x01\x01" + b"\0" * 6
+    assert index_successor(a) == a
+
+
+def test_separator_edge_cases():
+    assert find_shortest_separator(b"abc", b"abcd") == b"abc"  # prefix: unchanged
+    assert find_shortest_separator(b"ab\xff1", b"ac") == b"ab\xff1"  # 0xFF can't grow
+    assert find_shortest_separator(b"abc", b"abd") == b"abc"  # c + 1 == d
+    assert find_shortest_separator(b"abc", b"abz") == b"abd"
+    assert find_short_successor(b"\xff\xffa") == b"\xff\xffb"
+    assert find_short_successor(b"\xff\xff") == b"\xff\xff"
+    assert find_short_successor(b"") == b""
+
+
+def ikey_order(ikey):
+    return (ikey[:-8], -int.from_bytes(ikey[-8:], "little"))
+
+
+internal_keys = st.tuples(
+    st.binary(max_size=12), st.integers(0, (1 << 56) - 1), st.integers(0, 1)
+).map(lambda t: t[0] + ((t[1] << 8) | t[2]).to_bytes(8, "little"))
+
+
+@given(internal_keys, internal_keys)
+def test_separator_lies_between_the_blocks(a, b):
+    if ikey_order(a) == ikey_order(b):
+        return
+    a, b = sorted([a, b], key=ikey_order)
+    s = index_separator(a, b)
+    assert ikey_order(a) <= ikey_order(s) < ikey_order(b)
+    assert len(s) <= len(a)
+
+
+@given(internal_keys)
+def test_successor_is_not_smaller(a):
+    s = index_successor(a)
+    assert ikey_order(a) <= ikey_order(s)
+    assert len(s) <= len(a)
+
+
+@given(st.binary(max_size=12), st.binary(max_size=12))
+def test_user_separator_properties(a, b):
+    if a == b:
+        return
+    a, b = sorted([a, b])
+    s = find_shortest_separator(a, b)
+    assert a <= s < b
+    assert len(s) <= len(a)

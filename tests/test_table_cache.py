@@ -1,0 +1,103 @@
+"""BlockCache: LRU by charged bytes, thread-safe, shared by tables."""
+import threading
+
+from lsm.compactor.job import TableOptions
+from lsm.keys import TYPE_VALUE, make_internal_key
+from lsm.table import BlockCache, Table, TableBuilder
+
+
+def test_lru_evicts_least_recently_used_by_charge():
+    cache = BlockCache(100)
+    cache.put((1, 0), "a", 40)
+    cache.put((1, 50), "b", 40)
+    assert cache.get((1, 0)) == "a"  # now (1, 50) is the oldest
+    cache.put((2, 0), "c", 40)
+    assert cache.get((1, 50)) is None
+    assert cache.get((1, 0)) == "a" and cache.get((2, 0)) == "c"
+    assert cache.usage == 80 and len(cache) == 2
+
+
+def test_oversized_entry_is_not_cached_and_evicts_nothing():
+    cache = BlockCache(100)
+    cache.put((1, 0), "a", 60)
+    cache.put((1, 1), "huge", 101)
+    assert cache.get((1, 1)) is None and cache.get((1, 0)) == "a"
+
+
+def test_replacing_a_key_recharges():
+    cache = BlockCache(100)
+    cache.put((1, 0), "a", 60)
+    cache.put((1, 0), "b", 30)
+    assert cache.usage == 30 and cache.get((1, 0)) == "b"
+
+
+def test_erase_table_drops_only_that_table():
+    cache = BlockCache(1000)
+    for n in (1, 2):
+        for off in (0, 10, 20):
+            cache.put((n, off), (n, off), 10)
+    cache.erase_table(1)
+    assert len(cache) == 3 and cache.usage == 30
+    assert cache.get((2, 10)) == (2, 10) and cache.get((1, 10)) is None
+
+
+def test_concurrent_use_keeps_accounting_exact():
+    cache = BlockCache(5000)
+
+    def worker(seed):
+        for i in range(3000):
+            key = (seed, i % 97)
+            if cache.get(key) is None:
+                cache.put(key, i, 10 + i % 7)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert cache.usage <= 5000
+    assert cache.usage == sum(charge for _, charge in cache._map.values())
+
+
+class MemFile:
+    def __init__(self, data):
+        self.data = data
+        self.size = len(data)
+        self.reads = 0
+
+    def read(self, offset, n):
+        self.reads += 1
+        return self.data[offset : offset + n]
+
+
+def make_table(prefix, number, cache):
+    out = []
+    builder = TableBuilder(TableOptions(block_size=128), out.append)
+    for i in range(100):
+        builder.add(make_internal_key(prefix + b"%03d" % i, i + 1, TYPE_VALUE), prefix * 10)
+    builder.finish()
+    f = MemFile(b"".join(out))
+    return Table.open(f, path=f"{number}.ldb", number=number, block_cache=cache), f
+
+
+def test_tables_share_a_cache_without_mixing_blocks():
+    cache = BlockCache(1 << 20)
+    t1, f1 = make_table(b"a", 1, cache)
+    t2, f2 = make_table(b"b", 2, cache)
+    for t, prefix in ((t1, b"a"), (t2, b"b")):
+        for i in range(100):
+            assert t.get(prefix + b"%03d" % i, 1000) == (TYPE_VALUE, prefix * 10)
+    reads = f1.reads, f2.reads
+    for t, prefix in ((t1, b"a"), (t2, b"b")):
+        for i in range(100):
+            assert t.get(prefix + b"%03d" % i, 1000) == (TYPE_VALUE, prefix * 10)
+    assert (f1.reads, f2.reads) == reads  # second pass served from the cache
+    assert cache.hits >= 200
+
+
+def test_private_cache_when_none_given():
+    t, f = make_table(b"c", 3, None)
+    t.block(0)
+    reads = f.reads
+    t.block(0)
+    assert f.reads == reads
