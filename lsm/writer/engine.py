@@ -4,6 +4,7 @@ Owns every piece of metadata of one open database (design §2). Jobs (flushes
 and compactions) run through an executor: inline in this process or, later,
 in compactor processes; the commit of a result is the same either way.
 """
+import dataclasses
 import itertools
 import os
 import threading
@@ -16,11 +17,12 @@ from .. import batch as batch_codec
 from .. import filenames
 from ..compactor.job import CompactionJob, FlushJob
 from ..compactor.runner import run_job
-from ..errors import CorruptionError, Error, LockError
+from ..errors import ClosedError, CorruptionError, Error, LockError
 from ..filemeta import FileMetaData
 from ..fileio import DEFAULT_FS
 from ..keys import TYPE_DELETION
 from ..record import LogWriter
+from ..table import Table
 from ..table.cache import BlockCache
 from ..version_edit import VersionEdit
 from . import picker
@@ -44,6 +46,25 @@ class _Writer:
         self.error = None
 
 
+class _Running:
+    """A job the writer has handed out and not yet committed."""
+
+    __slots__ = ("job", "imm", "plan", "version", "siblings", "result", "started", "retries")
+
+    def __init__(self, job, imm=None, plan=None):
+        self.job = job
+        self.imm = imm
+        self.plan = plan
+        self.version = None
+        self.siblings = [self]
+        self.result = None
+        self.started = time.monotonic()
+        self.retries = 0
+
+
+MAX_RESULT_RETRIES = 3
+
+
 class Engine:
     def __init__(self, dbname, options, fs=DEFAULT_FS):
         self.dbname = os.fspath(dbname)
@@ -64,6 +85,13 @@ class Engine:
                       "compaction_seconds": 0.0, "stall_seconds": 0.0, "user_bytes": 0}
         self.level_stats = [[0.0, 0, 0] for _ in range(7)]  # seconds, read, written per output level
         self.closed = False
+        self._closing = False
+        self._pool = None
+        self._pool_size = 1
+        self._running = {}
+        self._inline_queue = deque()
+        self._draining = False
+        self._info_log = None
         self.block_cache = BlockCache(options.lru_cache_size)
         self.table_cache = TableCache(self.dbname, fs, options.max_open_files - 10, self.block_cache)
         self.versions = VersionSet(self.dbname, fs, options.manifest_limit)
@@ -134,7 +162,8 @@ class Engine:
                     raise CorruptionError(filenames.log_file_name(dbname, wal_number), None, result.error)
                 raise Error(f"recovery of {filenames.log_file_name(dbname, wal_number)} failed: {result.error}")
             max_sequence = max(max_sequence, result.max_sequence)
-            for meta in self._install_outputs(job.job_id, result):
+            self._validate_outputs(result)
+            for meta in self._install_outputs(result):
                 edit.new_files.append((0, meta))  # recovery flushes always go to level 0
         vs.last_sequence = max_sequence
         self._new_wal()
@@ -143,7 +172,11 @@ class Engine:
         edit.last_sequence = max_sequence
         vs.log_and_apply(edit)
         self._delete_obsolete_files()
-        self._maybe_compact()
+        if options.compactors > 0:
+            from ..ipc.pool import CompactorPool
+            self._pool_size = options.compactors
+            self._pool = CompactorPool(dbname, options.compactors, on_result=self._pool_result, fs=fs)
+        self._schedule()
 
     def _release_resources(self):
         if self._wal is not None:
@@ -155,12 +188,35 @@ class Engine:
             self.fs.unlock(self._lock_handle)
             self._lock_handle = None
 
-    def close(self):
+    def close(self, timeout=30.0):
+        """Stop handing out jobs, wait up to `timeout` for running ones (their
+        results still commit), then end every compactor. Outputs of jobs
+        abandoned here are orphans in the staging area, removed at next open."""
         with self._cv:
             if self.closed:
                 return
+            self._closing = True
+            deadline = time.monotonic() + timeout
+            while self._running and self._pool is not None and self.bg_error is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(min(left, 0.05))
             self.closed = True
-            self._release_resources()
+            pool, self._pool = self._pool, None
+        try:
+            if pool is not None:
+                pool.close()
+        finally:
+            with self._cv:
+                self._release_resources()
+
+    def log(self, message):
+        if self._info_log is not None:
+            try:
+                self._info_log.log(message)
+            except Error:
+                pass
 
     # ------------------------------------------------------------ write path
     def write(self, ops, records, sync=False):
@@ -171,7 +227,6 @@ class Engine:
         cv = self._cv
         with cv:
             if self.closed:
-                from ..errors import ClosedError
                 raise ClosedError("Database is closed")
             self._writers.append(w)
             while not w.done and w is not self._writers[0]:
@@ -250,14 +305,41 @@ class Engine:
         return group
 
     def _make_room_for_write(self):
-        """Called with the lock held by the head writer."""
-        if self.bg_error is not None:
-            raise self.bg_error
-        if self.mem.approximate_bytes < self.options.write_buffer_size:
-            return
-        self._switch_memtable()
-        self._flush_frozen()
-        self._maybe_compact()
+        """Called by the head writer with the lock held. Slows writes down once
+        level 0 piles up, stops them while frozen memtables or level-0 files
+        are at their limit, and switches to a new memtable when it is full."""
+        delayed = False
+        opts = self.options
+        while True:
+            if self.bg_error is not None:
+                raise self.bg_error
+            level0 = len(self.versions.current.levels[0])
+            if not delayed and level0 >= picker.L0_SLOWDOWN_WRITES_TRIGGER and self._pool is not None:
+                # LevelDB's 1 ms delay: hands the CPU to compaction without
+                # stalling any single write for long.
+                delayed = True
+                started = time.monotonic()
+                self._cv.release()
+                try:
+                    time.sleep(0.001)
+                finally:
+                    self._cv.acquire()
+                self.stats["stall_seconds"] += time.monotonic() - started
+                continue
+            if self.mem.approximate_bytes < opts.write_buffer_size:
+                return
+            if len(self.imms) >= opts.max_frozen_memtables or level0 >= picker.L0_STOP_WRITES_TRIGGER:
+                if self._pool is None:
+                    raise Error("inline engine cannot make room: frozen memtables or level 0 at their limit")
+                self._stall_wait()
+                continue
+            self._switch_memtable()
+            self._schedule()
+
+    def _stall_wait(self):
+        started = time.monotonic()
+        self._cv.wait(0.05)
+        self.stats["stall_seconds"] += time.monotonic() - started
 
     def _new_wal(self):
         number = self.versions.new_file_number()
@@ -278,12 +360,34 @@ class Engine:
         self.imms.append(self.mem)
         self._new_wal()
 
-    def force_flush(self):
+    def flush(self, wait=True):
+        """Freeze the memtable and flush it (and any frozen ones) to tables."""
         with self._cv:
-            self._check_writable()
+            self._check_open()
             if self.mem.entries:
                 self._switch_memtable()
-            self._flush_frozen()
+            self._schedule()
+            while wait and self.imms and self.bg_error is None:
+                self._cv.wait(0.05)
+            self._check_writable()
+
+    def wait_for_compactions(self):
+        """Block until no job runs and no compaction is needed (quiescence)."""
+        with self._cv:
+            self._check_open()
+            while self.bg_error is None:
+                self._schedule()
+                if not self._running and not self.imms and not self._inline_queue:
+                    plan = picker.pick_compaction(self.versions.current.levels, self.versions.compact_pointers,
+                                                  self.options.max_file_size, **self._picker_kwargs())
+                    if plan is None:
+                        break
+                self._cv.wait(0.05)
+            self._check_writable()
+
+    def _check_open(self):
+        if self.closed:
+            raise ClosedError("Database is closed")
 
     def _check_writable(self):
         if self.bg_error is not None:
@@ -297,119 +401,293 @@ class Engine:
         return os.path.join(self.dbname, STAGING_DIR, f"{self._session}-{job_id}")
 
     def _execute(self, job):
+        """Run a job here, now (recovery and inline mode)."""
         staging = self._staging_dir(job.job_id)
         self.fs.mkdir(staging)
-        return run_job(job, self.dbname, staging, self.fs, self.block_cache)
+        result = run_job(job, self.dbname, staging, self.fs, self.block_cache)
+        result.staging_dir = staging
+        return result
 
-    def _install_outputs(self, job_id, result):
-        """Rename a result's staged tables to fresh file numbers; returns metadata."""
-        staging = self._staging_dir(job_id)
+    def _submit(self, running):
+        self._running[running.job.job_id] = running
+        if self._pool is None:
+            self._inline_queue.append(running.job)
+        else:
+            self._pool.submit(running.job)
+
+    def _drain_inline(self):
+        """Inline mode: run queued jobs one after another in this thread. A
+        loop, not recursion: each commit may schedule the next job."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._inline_queue and self.bg_error is None:
+                job = self._inline_queue.popleft()
+                self._on_result_locked(job, self._execute(job))
+        finally:
+            self._draining = False
+            self._inline_queue.clear()
+
+    def _pool_result(self, job, result):
+        """Called on the pool's thread for each final result."""
+        with self._cv:
+            if self.closed:
+                return
+            try:
+                self._on_result_locked(job, result)
+            except BaseException as exc:  # noqa: BLE001 - recorded, surfaced to the next write
+                if self.bg_error is None:
+                    self.bg_error = exc
+            self._cv.notify_all()
+
+    def _on_result_locked(self, job, result):
+        running = self._running.pop(job.job_id, None)
+        if running is None:
+            self._discard_staging(result)
+            return
+        running.result = result
+        if not result.ok:
+            self._release_running_version(running)
+            self._discard_staging(result)
+            what = "flush" if running.imm is not None else "compaction"
+            if result.corruption:
+                err = CorruptionError(self.dbname, None, f"{what} job {job.job_id} failed: {result.error}")
+            else:
+                err = Error(f"{what} job {job.job_id} failed: {result.error}")
+            self.log(f"{what} job {job.job_id} failed: {result.error}")
+            self.bg_error = err
+            for sibling in running.siblings:
+                self._running.pop(sibling.job.job_id, None)
+            return
+        try:
+            self._validate_outputs(result)
+        except Error as exc:
+            # A result whose files are missing, truncated or unreadable is
+            # rejected; the job runs again under a new id.
+            self._discard_staging(result)
+            self.log(f"rejected result of job {job.job_id}: {exc}")
+            running.retries += 1
+            if running.retries >= MAX_RESULT_RETRIES:
+                self.bg_error = exc
+                return
+            running.result = None
+            running.job = dataclasses.replace(job, job_id=self._next_job_id())
+            if running.imm is not None:
+                running.imm.flush_job = running.job
+            self._submit(running)
+            return
+        if running.imm is not None:
+            running.imm.flush_done = running
+            self._commit_ready_flushes()
+        elif all(s.result is not None for s in running.siblings):
+            try:
+                self._commit_compaction(running)
+            finally:
+                self._release_running_version(running)
+        self._schedule()
+
+    def _release_running_version(self, running):
+        for r in running.siblings:
+            if r.version is not None:
+                self.versions.unref(r.version)
+                r.version = None
+
+    def _validate_outputs(self, result):
+        """Every output present with the stated size and a readable footer and index."""
+        for out in result.outputs:
+            src = os.path.join(result.staging_dir, out.name)
+            try:
+                size = self.fs.file_size(src)
+            except Error as exc:
+                raise CorruptionError(src, None, "result names an output that is missing") from exc
+            if size != out.size:
+                raise CorruptionError(src, None, f"result says {out.size} bytes, file has {size}")
+            f = self.fs.open_random(src)
+            try:
+                Table.open(f, path=src)
+            finally:
+                f.close()
+
+    def _discard_staging(self, result):
+        staging = getattr(result, "staging_dir", None)
+        if staging:
+            self.fs.rmtree(staging)
+
+    def _install_outputs(self, result):
+        """Rename a validated result's staged tables to fresh file numbers;
+        returns their metadata."""
+        staging = result.staging_dir
         metas = []
         try:
             for out in result.outputs:
                 src = os.path.join(staging, out.name)
-                size = self.fs.file_size(src)
-                if size != out.size:
-                    raise CorruptionError(src, None, f"result says {out.size} bytes, file has {size}")
                 number = self.versions.new_file_number()
                 self.fs.rename(src, filenames.table_file_name(self.dbname, number))
                 metas.append(FileMetaData(number, out.size, out.smallest, out.largest))
             if metas:
                 self.fs.sync_dir(self.dbname)
+        except BaseException:
+            for meta in metas:
+                self.fs.remove(filenames.table_file_name(self.dbname, meta.number))
+            raise
         finally:
             self.fs.rmtree(staging)
         return metas
 
-    def _flush_frozen(self):
-        while self.imms:
-            imm = self.imms[0]
-            job = FlushJob(self._next_job_id(), imm.wal_number, self.options.table_options(), paranoid=True)
-            started = time.monotonic()
-            result = self._execute(job)
-            if not result.ok:
-                err = CorruptionError(filenames.log_file_name(self.dbname, imm.wal_number), None, result.error) \
-                    if result.corruption else Error(f"flush failed: {result.error}")
-                self.bg_error = err
-                raise err
-            self._commit_flush(imm, job, result, time.monotonic() - started)
+    # --- scheduling
+    def _schedule(self):
+        """Start every job that may run now: flushes of frozen memtables, then
+        compactions that touch no file or range a running job holds."""
+        if self.bg_error is not None or self.closed or self._closing:
+            return
+        for imm in self.imms:
+            if imm.flush_job is None:
+                job = FlushJob(self._next_job_id(), imm.wal_number, self.options.table_options(), paranoid=True)
+                imm.flush_job = job
+                self._submit(_Running(job, imm=imm))
+        capacity = max(1, self._pool_size)
+        while self.bg_error is None:
+            compactions = sum(1 for r in self._running.values() if r.imm is None)
+            if compactions >= capacity:
+                break
+            vs = self.versions
+            plan = picker.pick_compaction(vs.current.levels, vs.compact_pointers, self.options.max_file_size,
+                                          **self._picker_kwargs())
+            if plan is None:
+                break
+            self._start_plan(plan)
+        if self._pool is None:
+            self._drain_inline()
 
-    def _commit_flush(self, imm, job, result, seconds):
+    def _picker_kwargs(self):
+        busy = set()
+        ranges = {}
+        for r in self._running.values():
+            if r.plan is not None:
+                busy.update(f.number for f in r.plan.inputs)
+                busy.update(f.number for f in r.plan.next_inputs)
+                ranges.setdefault(r.plan.level + 1, []).append(r.plan.output_range)
+        return {"busy": frozenset(busy), "busy_ranges": ranges}
+
+    def _start_plan(self, plan):
         vs = self.versions
+        if plan.trivial_move:
+            edit = VersionEdit()
+            if plan.compact_pointer is not None:
+                edit.compact_pointers.append((plan.level, plan.compact_pointer))
+            f = plan.inputs[0]
+            edit.deleted_files.add((plan.level, f.number))
+            edit.new_files.append((plan.level + 1, FileMetaData(f.number, f.size, f.smallest, f.largest)))
+            self._log_and_apply(edit)
+            self.log(f"Moved #{f.number} to level-{plan.level + 1} {f.size} bytes")
+            return
+        smallest_snapshot = self._smallest_snapshot()
+        deeper = picker.deeper_ranges(vs.current.levels, plan.level + 1)
+        bounds = self._subcompaction_bounds(plan)
+        version = vs.ref(vs.current)
+        siblings = []
+        for lower, upper in bounds:
+            job = CompactionJob(
+                job_id=self._next_job_id(), level=plan.level, inputs=plan.inputs, next_inputs=plan.next_inputs,
+                grandparents=plan.grandparents, smallest_snapshot=smallest_snapshot, deeper_ranges=deeper,
+                max_output_file_size=self.options.max_file_size,
+                max_grandparent_overlap=10 * self.options.max_file_size, table=self.options.table_options(),
+                lower=lower, upper=upper)
+            siblings.append(_Running(job, plan=plan))
+        siblings[0].version = version
+        for r in siblings:
+            r.siblings = siblings
+            r.started = time.monotonic()
+        for r in siblings:
+            self._submit(r)
+
+    def _subcompaction_bounds(self, plan):
+        """Split a large level-0 compaction by key range so compactors work on
+        it in parallel; the pieces commit as one edit. Split points are file
+        boundaries of the inputs, chosen to balance bytes."""
+        pieces = min(self._pool_size, 8)
+        total = sum(f.size for f in plan.inputs) + sum(f.size for f in plan.next_inputs)
+        if plan.level != 0 or pieces < 2 or total < 4 * self.options.max_file_size:
+            return [(None, None)]
+        points = sorted({f.smallest[:-8] for f in plan.next_inputs} | {f.smallest[:-8] for f in plan.inputs})
+        points = points[1:]
+        if not points:
+            return [(None, None)]
+        step = len(points) / pieces
+        cuts = sorted({points[int(i * step)] for i in range(1, pieces) if int(i * step) < len(points)})
+        bounds = []
+        lower = None
+        for cut in cuts:
+            bounds.append((lower, cut))
+            lower = cut
+        bounds.append((lower, None))
+        return bounds
+
+    def _log_and_apply(self, edit):
+        try:
+            return self.versions.log_and_apply(edit)
+        except BaseException as exc:
+            # The MANIFEST may now end in a torn record: sticky until reopen.
+            self.bg_error = exc
+            raise
+
+    # --- commits
+    def _commit_ready_flushes(self):
+        """Commit finished flushes oldest first: a newer level-0 table must get
+        a larger file number than the older ones it may shadow."""
+        while self.imms and self.imms[0].flush_done is not None:
+            imm = self.imms[0]
+            self._commit_flush(imm, imm.flush_done)
+
+    def _commit_flush(self, imm, running):
+        vs = self.versions
+        result = running.result
         edit = VersionEdit()
-        metas = self._install_outputs(job.job_id, result)
+        metas = self._install_outputs(result)
         level = 0
+        busy_ranges = self._picker_kwargs()["busy_ranges"]
         for meta in metas:
             level = picker.pick_level_for_memtable_output(
-                vs.current.levels, meta.smallest[:-8], meta.largest[:-8], 10 * self.options.max_file_size)
+                vs.current.levels, meta.smallest[:-8], meta.largest[:-8], 10 * self.options.max_file_size,
+                busy_ranges=busy_ranges)
             edit.new_files.append((level, meta))
         remaining = self.imms[1:]
         edit.log_number = remaining[0].wal_number if remaining else self.mem.wal_number
         edit.prev_log_number = 0
-        try:
-            vs.log_and_apply(edit)
-        except BaseException as exc:
-            self.bg_error = exc
-            raise
+        self._log_and_apply(edit)
         self.imms.pop(0)
-        self.stats["flushes"] += 1
         written = sum(m.size for m in metas)
+        self.stats["flushes"] += 1
         self.stats["bytes_written"] += written
-        self.level_stats[level][0] += seconds
+        self.level_stats[level][0] += result.seconds
         self.level_stats[level][2] += written
+        self.log(f"Level-0 table #{metas[0].number if metas else '-'}: {written} bytes, to level {level}, "
+                 f"{result.seconds:.3f}s (WAL #{imm.wal_number})")
         self._delete_obsolete_files()
 
-    def _smallest_snapshot(self):
-        return self.snapshots[0] if self.snapshots else self.versions.last_sequence
-
-    def _maybe_compact(self):
-        while self.bg_error is None:
-            vs = self.versions
-            plan = picker.pick_compaction(vs.current.levels, vs.compact_pointers, self.options.max_file_size)
-            if plan is None:
-                return
-            self._run_plan(plan)
-
-    def _run_plan(self, plan):
-        vs = self.versions
+    def _commit_compaction(self, running):
+        plan = running.plan
+        siblings = running.siblings
         edit = VersionEdit()
         if plan.compact_pointer is not None:
             edit.compact_pointers.append((plan.level, plan.compact_pointer))
-        if plan.trivial_move:
-            f = plan.inputs[0]
-            edit.deleted_files.add((plan.level, f.number))
-            edit.new_files.append((plan.level + 1, FileMetaData(f.number, f.size, f.smallest, f.largest)))
-            vs.log_and_apply(edit)
-            return
-        job = CompactionJob(
-            job_id=self._next_job_id(), level=plan.level, inputs=plan.inputs, next_inputs=plan.next_inputs,
-            grandparents=plan.grandparents, smallest_snapshot=self._smallest_snapshot(),
-            deeper_ranges=picker.deeper_ranges(vs.current.levels, plan.level + 1),
-            max_output_file_size=self.options.max_file_size,
-            max_grandparent_overlap=10 * self.options.max_file_size, table=self.options.table_options())
-        started = time.monotonic()
-        version = vs.ref(vs.current)
-        try:
-            result = self._execute(job)
-        finally:
-            vs.unref(version)
-        seconds = time.monotonic() - started
-        if not result.ok:
-            err = CorruptionError(self.dbname, None, f"compaction failed: {result.error}") if result.corruption \
-                else Error(f"compaction failed: {result.error}")
-            self.bg_error = err
-            raise err
         for f in plan.inputs:
             edit.deleted_files.add((plan.level, f.number))
         for f in plan.next_inputs:
             edit.deleted_files.add((plan.level + 1, f.number))
-        metas = self._install_outputs(job.job_id, result)
+        metas = []
+        try:
+            for r in siblings:
+                metas.extend(self._install_outputs(r.result))
+        except BaseException:
+            for meta in metas:
+                self.fs.remove(filenames.table_file_name(self.dbname, meta.number))
+            raise
         for meta in metas:
             edit.new_files.append((plan.level + 1, meta))
-        try:
-            vs.log_and_apply(edit)
-        except BaseException as exc:
-            self.bg_error = exc
-            raise
+        self._log_and_apply(edit)
+        seconds = time.monotonic() - siblings[0].started
         read = sum(f.size for f in plan.inputs) + sum(f.size for f in plan.next_inputs)
         written = sum(m.size for m in metas)
         self.stats["compactions"] += 1
@@ -420,30 +698,55 @@ class Engine:
         st[0] += seconds
         st[1] += read
         st[2] += written
+        self.log(f"Compacted {len(plan.inputs)}@{plan.level} + {len(plan.next_inputs)}@{plan.level + 1} files "
+                 f"=> {written} bytes in {len(metas)} files, {read} bytes read, {seconds:.3f}s"
+                 f"{f', {len(siblings)} subcompactions' if len(siblings) > 1 else ''}")
         self._delete_obsolete_files()
+
+    def _smallest_snapshot(self):
+        return self.snapshots[0] if self.snapshots else self.versions.last_sequence
 
     def compact_range(self, begin, end):
         with self._cv:
-            if self.closed:
-                from ..errors import ClosedError
-                raise ClosedError("Database is closed")
+            self._check_open()
             self._check_writable()
             if self.mem.entries:
                 self._switch_memtable()
-            self._flush_frozen()
+            self._schedule()
+            self._wait_idle()
             vs = self.versions
             max_level = 1
             for level in range(1, 7):
-                if vs.current.overlaps(level, begin if begin is not None else b"",
-                                       end if end is not None else b"\xff" * 64) or vs.current.levels[level]:
+                if vs.current.levels[level]:
                     max_level = level
             for level in range(0, max_level):
-                while True:
-                    plan = picker.pick_range_compaction(vs.current.levels, level, begin, end, self.options.max_file_size)
+                while self.bg_error is None:
+                    plan = picker.pick_range_compaction(vs.current.levels, level, begin, end,
+                                                        self.options.max_file_size)
                     if plan is None:
                         break
-                    self._run_plan(plan)
-            self._maybe_compact()
+                    self._wait_idle()
+                    plan = picker.pick_range_compaction(vs.current.levels, level, begin, end,
+                                                        self.options.max_file_size)
+                    if plan is None:
+                        break
+                    self._start_plan(plan)
+                    if self._pool is None:
+                        self._drain_inline()
+                    self._wait_idle()
+                self._check_writable()
+            self._schedule()
+
+    def _wait_idle(self):
+        """Wait (lock held) until no job runs and no memtable waits for a flush."""
+        while (self._running or self.imms) and self.bg_error is None:
+            if self._pool is None:
+                self._schedule()
+                if self._running or self.imms:
+                    raise Error("inline job queue did not drain")
+                return
+            self._cv.wait(0.05)
+        self._check_writable()
 
     # -------------------------------------------------------- file deletion
     def _delete_obsolete_files(self):

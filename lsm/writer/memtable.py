@@ -15,7 +15,8 @@ ENTRY_OVERHEAD = 24
 
 
 class MemTable:
-    __slots__ = ("_table", "_sorted", "_unsorted", "approximate_bytes", "wal_number", "entries")
+    __slots__ = ("_table", "_sorted", "_unsorted", "approximate_bytes", "wal_number", "entries",
+                 "flush_job", "flush_done")
 
     def __init__(self, wal_number: int = 0):
         self._table = {}
@@ -24,6 +25,8 @@ class MemTable:
         self.approximate_bytes = 0
         self.wal_number = wal_number
         self.entries = 0
+        self.flush_job = None  # the job flushing this memtable's WAL, once frozen
+        self.flush_done = None  # its finished, validated run, waiting for older flushes
 
     def __len__(self):
         return len(self._table)
