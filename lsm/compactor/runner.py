@@ -1,0 +1,225 @@
+"""Running one job: reads input tables and a frozen WAL by number, writes only
+into its staging directory. Never touches metadata (MANIFEST, CURRENT, file
+numbers, deletions) and never imports lsm.writer: a job is plain data and the
+result is plain data, so this runs the same inline or in a compactor process.
+
+``run_job`` never raises for a failed job: the result says ok=False with the
+error text, ``corruption=True`` when the inputs were damaged (retrying will
+not help), and the partial outputs are removed (any that could not be are
+listed in ``outputs`` so the writer deletes them).
+
+Test hook: when the environment variable ``LSM_TEST_JOB_SLEEP`` holds a
+number, every job first sleeps that many seconds, so tests can make a
+compactor look hung.
+"""
+import os
+import struct
+import time
+from itertools import repeat
+from operator import itemgetter, neg, or_
+
+from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
+from ..batch import decode_batch
+from ..errors import CorruptionError, DecodeError
+from ..fileio import DEFAULT_FS
+from ..filenames import log_file_name, sst_table_file_name, table_file_name
+from ..keys import sort_key
+from ..record import LogReader
+from ..table import Table
+from .job import CompactionJob, FlushJob, JobResult, OutputTable
+from .merge import DropRules, clip_rows, merge_runs, rows_from_block
+from .output import OutputSet
+
+TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
+
+_BATCH_HEADER = struct.Struct("<QI")
+_kind_of = itemgetter(0)
+_key_of = itemgetter(1)
+_value_of = itemgetter(2)
+
+
+def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None) -> JobResult:
+    """Run a FlushJob or CompactionJob; see the module docstring."""
+    started = time.perf_counter()
+    _test_sleep()
+    result = JobResult(job_id=getattr(job, "job_id", 0), ok=False)
+    outputs = None
+    try:
+        if isinstance(job, FlushJob):
+            fs.mkdir(staging_dir)
+            # One table, whatever its size: a flush is one level-0 file.
+            outputs = OutputSet(fs, staging_dir, job.table)
+            _run_flush(job, db_dir, fs, outputs, result)
+        elif isinstance(job, CompactionJob):
+            fs.mkdir(staging_dir)
+            outputs = OutputSet(
+                fs,
+                staging_dir,
+                job.table,
+                max_file_size=job.max_output_file_size,
+                grandparents=job.grandparents,
+                max_grandparent_overlap=job.max_grandparent_overlap,
+            )
+            _run_compaction(job, db_dir, fs, block_cache, outputs, result)
+        else:
+            raise TypeError(f"not a job: {type(job).__name__}")
+        result.outputs = outputs.finish()
+        fs.sync_dir(staging_dir)
+        result.bytes_written = outputs.bytes_written
+        result.ok = True
+    except (CorruptionError, DecodeError) as exc:
+        result.corruption = True
+        result.error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a failed job is a result, not a crash
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if not result.ok and outputs is not None:
+            left = outputs.abandon()
+            result.outputs = [OutputTable(name=n, size=0, smallest=b"", largest=b"") for n in left]
+            result.bytes_written = 0
+        result.seconds = time.perf_counter() - started
+    return result
+
+
+def _test_sleep():
+    value = os.environ.get(TEST_SLEEP_ENV)
+    if value:
+        try:
+            seconds = float(value)
+        except ValueError:
+            return
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+# ---------------------------------------------------------------- flush
+
+
+def _run_flush(job, db_dir, fs, outputs, result):
+    """All entries of the frozen WAL, sorted, into one level-0 table. Nothing
+    is dropped: older versions may still be read through snapshots, and a
+    deletion must shadow older tables."""
+    path = log_file_name(db_dir, job.wal_number)
+    data = fs.read_file(path)
+    result.bytes_read = len(data)
+    rows = []
+    extend = rows.extend
+    max_sequence = 0
+    try:
+        # Not paranoid: skip damaged records as LevelDB's recovery does (the
+        # reader reports and resynchronises at the next block).
+        for offset, payload in LogReader(data, strict=job.paranoid):
+            if len(payload) < BATCH_HEADER_SIZE:
+                if job.paranoid:
+                    raise CorruptionError(path, offset, "log record too small")
+                continue
+            try:
+                sequence, ops = decode_batch(payload)
+            except DecodeError as exc:
+                if job.paranoid:
+                    raise CorruptionError(path, offset, exc.reason) from exc
+                # LevelDB applies the records it parsed before the damage.
+                sequence, ops = getattr(exc, "partial", (0, []))
+            count = _BATCH_HEADER.unpack_from(payload)[1]
+            if count:
+                max_sequence = max(max_sequence, sequence + count - 1)
+            if ops:
+                start = sequence << 8
+                tags = map(or_, range(start, start + (len(ops) << 8), 256), map(_kind_of, ops))
+                extend(zip(map(_key_of, ops), map(neg, tags), map(_value_of, ops)))
+    except DecodeError as exc:
+        raise CorruptionError(path, exc.offset, exc.reason) from exc
+    rows.sort()
+    outputs.add(rows)
+    result.max_sequence = max_sequence
+
+
+# ---------------------------------------------------------------- compaction
+
+
+class _NoFillCache:
+    """Reads through the shared block cache without filling it (LevelDB's
+    fill_cache=false for compactions): every input block is read once, and
+    caching it would evict the blocks readers actually reuse."""
+
+    __slots__ = ("_shared",)
+
+    def __init__(self, shared):
+        self._shared = shared
+
+    def get(self, key):
+        return self._shared.get(key) if self._shared is not None else None
+
+    def put(self, key, value, charge):
+        pass
+
+
+def _open_table(fs, db_dir, meta, block_cache, opened):
+    path = table_file_name(db_dir, meta.number)
+    if not fs.exists(path):
+        legacy = sst_table_file_name(db_dir, meta.number)
+        if fs.exists(legacy):
+            path = legacy
+    f = fs.open_random(path)
+    opened.append(f)
+    if f.size != meta.size:
+        raise CorruptionError(path, None, f"file is {f.size} bytes, metadata says {meta.size}")
+    return Table.open(f, path=path, number=meta.number, block_cache=_NoFillCache(block_cache))
+
+
+def _table_run(tables, lower, upper):
+    """Rows of tables laid end to end (disjoint, in key order), clipped to
+    [lower, upper)."""
+    for table in tables:
+        start = 0 if lower is None else table.find_block(lower)
+        for i in range(start, table.num_blocks):
+            ukeys, tags, values = table.block(i)
+            if not ukeys:
+                continue
+            if upper is not None and ukeys[0] >= upper:
+                return
+            rows = rows_from_block(ukeys, tags, values)
+            if (lower is not None and ukeys[0] < lower) or (
+                upper is not None and ukeys[-1] >= upper
+            ):
+                rows = clip_rows(rows, lower, upper)
+            yield rows
+
+
+def _within(meta, lower, upper) -> bool:
+    if lower is not None and meta.largest[:-8] < lower:
+        return False
+    if upper is not None and meta.smallest[:-8] >= upper:
+        return False
+    return True
+
+
+def _run_compaction(job, db_dir, fs, block_cache, outputs, result):
+    lower, upper = job.lower, job.upper
+    inputs = [m for m in job.inputs if _within(m, lower, upper)]
+    next_inputs = [m for m in job.next_inputs if _within(m, lower, upper)]
+    by_key = lambda m: sort_key(m.smallest)  # noqa: E731
+    # Level-0 files overlap each other: each is its own run. Files of a level
+    # >= 1 are disjoint, so the whole level is one run.
+    if job.level == 0:
+        groups = [[m] for m in inputs]
+    else:
+        groups = [sorted(inputs, key=by_key)] if inputs else []
+    if next_inputs:
+        groups.append(sorted(next_inputs, key=by_key))
+
+    opened = []
+    try:
+        runs = []
+        for group in groups:
+            tables = [_open_table(fs, db_dir, m, block_cache, opened) for m in group]
+            result.bytes_read += sum(m.size for m in group)
+            runs.append(_table_run(tables, lower, upper))
+        drop = DropRules(job.smallest_snapshot, job.deeper_ranges)
+        add = outputs.add
+        apply = drop.apply
+        for chunk in merge_runs(runs):
+            add(apply(chunk))
+    finally:
+        for f in opened:
+            f.close()

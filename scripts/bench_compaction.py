@@ -1,0 +1,183 @@
+"""Throughput of one compactor process: a level-0 -> level-1 compaction and a
+flush, run through lsm.compactor.runner.run_job exactly as a compactor would.
+
+    .venv/bin/python scripts/bench_compaction.py --mb 100
+
+Builds, in a temporary directory, 4 overlapping level-0 tables and 2 MiB
+level-1 tables of 16-byte keys and 100-byte values (about --mb MB of input in
+all; a fifth of the level-0 keys overwrite level-1 keys), then times
+run_job for the compaction of all of them, and for a flush of a WAL of
+--flush-mb MB. Prints MB/s of input (table or WAL bytes read) and entries/s.
+--ratio sets how compressible values are (1.0: random bytes; 0.5: like
+LevelDB's db_bench). --profile prints the top of a cProfile of each job.
+"""
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from lsm.batch import encode_batch  # noqa: E402
+from lsm.compactor.job import CompactionJob, FlushJob, TableOptions  # noqa: E402
+from lsm.compactor.runner import run_job  # noqa: E402
+from lsm.fileio import DEFAULT_FS  # noqa: E402
+from lsm.filemeta import FileMetaData  # noqa: E402
+from lsm.filenames import log_file_name, table_file_name  # noqa: E402
+from lsm.keys import TYPE_DELETION, TYPE_VALUE, make_internal_key  # noqa: E402
+from lsm.record import LogWriter  # noqa: E402
+from lsm.table import TableBuilder  # noqa: E402
+
+KEY_SIZE = 16
+VALUE_SIZE = 100
+ENTRY_BYTES = KEY_SIZE + 8 + VALUE_SIZE + 3  # internal key, value, block entry header
+MB = 1 << 20
+
+
+def make_values(rng, count, ratio):
+    """`count` values of VALUE_SIZE bytes, compressible to about `ratio`."""
+    raw = max(1, int(VALUE_SIZE * ratio))
+    pool = []
+    for _ in range(min(count, 4096)):
+        head = rng.randbytes(raw)
+        pool.append((head * (VALUE_SIZE // raw + 1))[:VALUE_SIZE])
+    return [pool[i % len(pool)] for i in range(count)]
+
+
+def write_table(db_dir, number, entries, options):
+    """entries sorted by (key, -seq): [(key, seq, kind, value)]."""
+    path = table_file_name(db_dir, number)
+    f = DEFAULT_FS.create(path)
+    builder = TableBuilder(options, f.append)
+    add = builder.add
+    for key, seq, kind, value in entries:
+        add(make_internal_key(key, seq, kind), value)
+    size = builder.finish()
+    f.close()
+    return FileMetaData(number, size, builder.smallest, builder.largest)
+
+
+def build_inputs(db_dir, total_mb, ratio, options, rng):
+    n_total = int(total_mb * MB / ENTRY_BYTES)
+    n_l1 = int(n_total * 0.6)
+    n_l0_each = (n_total - n_l1) // 4
+    l1_keys = sorted({rng.randbytes(KEY_SIZE) for _ in range(n_l1)})
+    values = make_values(rng, 4096, ratio)
+    seq = 0
+    number = 100
+    level1 = []
+    per_file = int(2 * MB / ENTRY_BYTES)
+    for start in range(0, len(l1_keys), per_file):
+        group = []
+        for key in l1_keys[start:start + per_file]:
+            seq += 1
+            group.append((key, seq, TYPE_VALUE, values[seq & 4095]))
+        level1.append(write_table(db_dir, number, group, options))
+        number += 1
+    level0 = []
+    for _ in range(4):
+        keys = set()
+        while len(keys) < n_l0_each:
+            if rng.random() < 0.2:
+                keys.add(l1_keys[rng.randrange(len(l1_keys))])
+            else:
+                keys.add(rng.randbytes(KEY_SIZE))
+        group = []
+        for key in sorted(keys):
+            seq += 1
+            kind = TYPE_DELETION if rng.random() < 0.05 else TYPE_VALUE
+            group.append((key, seq, kind, values[seq & 4095] if kind else b""))
+        level0.append(write_table(db_dir, number, group, options))
+        number += 1
+    return level0, level1, seq, 4 * n_l0_each + len(l1_keys)
+
+
+def build_wal(db_dir, number, wal_mb, ratio, rng, batch_ops):
+    values = make_values(rng, 4096, ratio)
+    writer = LogWriter()
+    chunks = []
+    size = 0
+    seq = 1
+    entries = 0
+    while size < wal_mb * MB:
+        ops = [(TYPE_VALUE, rng.randbytes(KEY_SIZE), values[(seq + i) & 4095]) for i in range(batch_ops)]
+        framed = writer.encode(encode_batch(seq, ops))
+        chunks.append(framed)
+        size += len(framed)
+        seq += batch_ops
+        entries += batch_ops
+    DEFAULT_FS.write_file(log_file_name(db_dir, number), b"".join(chunks))
+    return entries
+
+
+def timed(label, job, db_dir, staging, entries, profile):
+    shutil.rmtree(staging, ignore_errors=True)
+    if profile:
+        prof = cProfile.Profile()
+        prof.enable()
+    result = run_job(job, db_dir, staging)
+    if profile:
+        prof.disable()
+    if not result.ok:
+        raise SystemExit(f"{label} failed: {result.error}")
+    secs = result.seconds
+    print(
+        f"{label:<11} {result.bytes_read / MB:8.1f} MB in {secs:6.2f} s = "
+        f"{result.bytes_read / MB / secs:6.1f} MB/s of input, {entries / secs / 1e3:7.0f} K entries/s "
+        f"-> {len(result.outputs)} tables, {result.bytes_written / MB:.1f} MB"
+    )
+    if profile:
+        pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+    return result
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mb", type=float, default=100, help="compaction input, MB (default 100)")
+    ap.add_argument("--flush-mb", type=float, default=32, help="WAL size for the flush, MB")
+    ap.add_argument("--batch-ops", type=int, default=100, help="operations per WAL batch")
+    ap.add_argument("--ratio", type=float, default=1.0, help="value compressibility (1.0: none)")
+    ap.add_argument("--no-compression", action="store_true", help="tables without snappy")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args(argv)
+
+    rng = random.Random(args.seed)
+    options = TableOptions(compression=None if args.no_compression else "snappy")
+    work = args.dir or tempfile.mkdtemp(prefix="lsm-bench-compaction-")
+    os.makedirs(work, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        level0, level1, max_seq, n_entries = build_inputs(work, args.mb, args.ratio, options, rng)
+        wal_entries = build_wal(work, 1, args.flush_mb, args.ratio, rng, args.batch_ops)
+        print(
+            f"inputs: {len(level0)} level-0 + {len(level1)} level-1 tables, "
+            f"{sum(m.size for m in level0 + level1) / MB:.1f} MB, {n_entries} entries; "
+            f"WAL {args.flush_mb:g} MB ({wal_entries} entries); built in {time.perf_counter() - t0:.1f} s"
+        )
+        job = CompactionJob(
+            job_id=1,
+            level=0,
+            inputs=level0,
+            next_inputs=level1,
+            grandparents=[],
+            smallest_snapshot=max_seq,
+            deeper_ranges=[],
+            table=options,
+        )
+        timed("compaction", job, work, os.path.join(work, "stage-c"), n_entries, args.profile)
+        flush = FlushJob(job_id=2, wal_number=1, table=options)
+        timed("flush", flush, work, os.path.join(work, "stage-f"), wal_entries, args.profile)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
