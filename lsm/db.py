@@ -95,14 +95,18 @@ class DB:
             _need_bytes("key", key)
         if type(value) is not bytes:
             _need_bytes("value", value)
-        engine = self._live()
-        engine.write([(TYPE_VALUE, key, value)], [batch_codec.encode_put(key, value)], bool(sync))
+        engine = self._engine
+        if engine is None:
+            raise ClosedError(_CLOSED)
+        engine.write_one(TYPE_VALUE, key, value, sync)
 
     def delete(self, key, *, sync=None):
         if type(key) is not bytes:
             _need_bytes("key", key)
-        engine = self._live()
-        engine.write([(TYPE_DELETION, key, b"")], [batch_codec.encode_delete(key)], bool(sync))
+        engine = self._engine
+        if engine is None:
+            raise ClosedError(_CLOSED)
+        engine.write_one(TYPE_DELETION, key, b"", sync)
 
     def write_batch(self, *, transaction=False, sync=None):
         self._live()
@@ -180,46 +184,47 @@ class WriteBatch:
         self._transaction = transaction
         self._sync = bool(sync)
         self._ops = []
-        self._records = []
 
     def put(self, key, value):
         if type(key) is not bytes:
             _need_bytes("key", key)
         if type(value) is not bytes:
             _need_bytes("value", value)
-        self._db._live()
+        if self._db._engine is None:
+            raise ClosedError(_CLOSED)
         if self._prefix is not None:
             key = self._prefix + key
         self._ops.append((TYPE_VALUE, key, value))
-        self._records.append(batch_codec.encode_put(key, value))
 
     def delete(self, key):
         if type(key) is not bytes:
             _need_bytes("key", key)
-        self._db._live()
+        if self._db._engine is None:
+            raise ClosedError(_CLOSED)
         if self._prefix is not None:
             key = self._prefix + key
         self._ops.append((TYPE_DELETION, key, b""))
-        self._records.append(batch_codec.encode_delete(key))
 
     def clear(self):
         self._db._live()
         self._ops = []
-        self._records = []
 
     def append(self, other):
         if not isinstance(other, WriteBatch):
             raise TypeError("can only append another WriteBatch")
         self._ops.extend(other._ops)
-        self._records.extend(other._records)
 
     def approximate_size(self):
-        return batch_codec.HEADER_SIZE + sum(len(r) for r in self._records)
+        return batch_codec.HEADER_SIZE + len(batch_codec.encode_records(self._ops))
 
     def write(self):
         engine = self._db._live()
         if self._ops:
-            engine.write(self._ops, self._records, self._sync)
+            # The engine keeps the list (the memtable indexes it lazily), so
+            # this batch starts a fresh one rather than clearing it in place.
+            ops, self._ops = self._ops, []
+            engine.write(ops, None, self._sync)
+            self._ops = list(ops)
 
     def __enter__(self):
         self._db._live()

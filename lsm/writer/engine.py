@@ -7,10 +7,12 @@ in compactor processes; the commit of a result is the same either way.
 import dataclasses
 import itertools
 import os
+import struct
 import threading
 import time
 from collections import deque
 
+from crc32c import crc32c as _crc32c
 from sortedcontainers import SortedList
 
 from .. import batch as batch_codec
@@ -30,6 +32,13 @@ from .iterator import MemSource, MergedView, TableRunSource
 from .memtable import MemTable
 from .table_cache import TableCache
 from .version_set import VersionSet
+
+_ONE_OP_HEADER = struct.Struct("<QI")
+_LOG_HEADER = struct.Struct("<IHB")
+_FULL_TYPE_CRC = _crc32c(b"\x01")
+_MASK_DELTA = 0xA282EAD8
+_VARINT1 = [bytes([i]) for i in range(128)]
+_PUT_SMALL = [b"\x01" + bytes([i]) for i in range(128)]
 
 STAGING_DIR = "lsm-staging"  # our own sub-directory; LevelDB ignores directories
 MAX_GROUP_BYTES = 1 << 20
@@ -70,7 +79,8 @@ class Engine:
         self.dbname = os.fspath(dbname)
         self.options = options
         self.fs = fs
-        self._cv = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._writers = deque()
         self.bg_error = None
         self.snapshots = SortedList()
@@ -219,6 +229,60 @@ class Engine:
                 pass
 
     # ------------------------------------------------------------ write path
+    def write_one(self, kind, key, value, sync=False):
+        """One put or delete. When no other writer is queued, it is framed and
+        written right here without the group-commit queue; otherwise it joins
+        the queue like any batch."""
+        lock = self._lock
+        if not lock.acquire(False):
+            return self._write_one_queued(kind, key, value, sync)
+        try:
+            mem = self.mem
+            if (self._writers or self.bg_error is not None or self.closed or self.snapshots
+                    or mem.approximate_bytes >= self.options.write_buffer_size):
+                fast = False
+            else:
+                fast = True
+                vs = self.versions
+                sequence = vs.last_sequence + 1
+                klen = len(key)
+                if kind:
+                    vlen = len(value)
+                    if klen < 128 and vlen < 128:
+                        record = _PUT_SMALL[klen] + key + _VARINT1[vlen] + value
+                    else:
+                        record = batch_codec.encode_put(key, value)
+                else:
+                    record = batch_codec.encode_delete(key)
+                payload = _ONE_OP_HEADER.pack(sequence, 1) + record
+                n = len(payload)
+                writer = self._log_writer
+                offset = writer.block_offset
+                if offset + 7 + n <= 32768:
+                    writer.block_offset = offset + 7 + n
+                    c = _crc32c(payload, _FULL_TYPE_CRC)
+                    framed = _LOG_HEADER.pack((((c >> 15) | (c << 17)) + _MASK_DELTA) & 0xFFFFFFFF, n, 1) + payload
+                else:
+                    framed = writer.encode(payload)
+                try:
+                    self._wal.append(framed)
+                    if sync:
+                        self._wal.sync()
+                except BaseException as exc:
+                    self.bg_error = exc
+                    raise
+                mem.add_one((sequence << 8) | kind, key, value)
+                vs.last_sequence = sequence
+                self.stats["user_bytes"] += n - 12
+        finally:
+            lock.release()
+        if not fast:
+            self._write_one_queued(kind, key, value, sync)
+
+    def _write_one_queued(self, kind, key, value, sync):
+        record = batch_codec.encode_put(key, value) if kind else batch_codec.encode_delete(key)
+        self.write([(kind, key, value)], [record], sync)
+
     def write(self, ops, records, sync=False):
         """Apply ops [(kind, key, value)] atomically; `records` are their
         encoded WriteBatch records. Returns once the WAL record is in the OS
@@ -245,6 +309,8 @@ class Engine:
             sequence = self.versions.last_sequence + 1
             if len(group) == 1:
                 count = len(ops)
+                if records is None:
+                    records = w.records = [batch_codec.encode_records(ops)]
                 payload = batch_codec.encode_header(sequence, count) + b"".join(records)
                 all_ops = ops
             else:
@@ -252,6 +318,8 @@ class Engine:
                 pieces = []
                 for g in group:
                     all_ops.extend(g.ops)
+                    if g.records is None:
+                        g.records = [batch_codec.encode_records(g.ops)]
                     pieces.extend(g.records)
                 count = len(all_ops)
                 payload = batch_codec.encode_header(sequence, count) + b"".join(pieces)
@@ -271,7 +339,7 @@ class Engine:
             except BaseException as exc:  # noqa: BLE001 - recorded as the sticky error
                 error = exc
             if error is None:
-                mem.add_batch(sequence, all_ops, snapshots)
+                mem.add_batch(sequence, all_ops, snapshots, len(payload))
             cv.acquire()
             if error is not None:
                 # The WAL may now end in a torn record: nothing more may be
@@ -293,12 +361,12 @@ class Engine:
         group = [head]
         if len(self._writers) == 1:
             return group
-        size = sum(len(r) for r in head.records)
+        size = len(head.ops) * 32
         limit = MAX_GROUP_BYTES if size > (128 << 10) else size + (128 << 10)
         for w in itertools.islice(self._writers, 1, None):
             if w.sync and not head.sync:
                 break  # a sync write must not ride in a non-sync group
-            size += sum(len(r) for r in w.records)
+            size += len(w.ops) * 32
             if size > limit:
                 break
             group.append(w)

@@ -1,12 +1,17 @@
 """The memtable: recent writes, held in memory for reads. Knows keys and
 sequences; no files (its WAL is the durable copy, and flushes read the WAL).
 
+Batches are indexed lazily: a write appends the batch to a pending list and
+the first read indexes everything pending. A pure ingest never pays for the
+index at all, because the flush reads the frozen WAL, not the memtable.
+
 A dict maps each user key to its newest entry ``(tag, value)``; older versions
 are kept only while a live snapshot can still see them (a list, newest first),
 because nothing else ever reads them — the WAL, and so the flushed table,
 keeps every version anyway. Sorted order is built lazily for iterators:
 Timsort merges the already-sorted keys with the keys added since.
 """
+import threading
 from bisect import bisect_left
 
 # Per-entry overhead charged against write_buffer_size, close to what
@@ -16,7 +21,7 @@ ENTRY_OVERHEAD = 24
 
 class MemTable:
     __slots__ = ("_table", "_sorted", "_unsorted", "approximate_bytes", "wal_number", "entries",
-                 "flush_job", "flush_done")
+                 "flush_job", "flush_done", "_pending", "_apply_lock")
 
     def __init__(self, wal_number: int = 0):
         self._table = {}
@@ -27,15 +32,47 @@ class MemTable:
         self.entries = 0
         self.flush_job = None  # the job flushing this memtable's WAL, once frozen
         self.flush_done = None  # its finished, validated run, waiting for older flushes
+        self._pending = []  # (first_sequence, ops) not yet indexed, oldest first
+        self._apply_lock = threading.Lock()
 
     def __len__(self):
         return len(self._table)
 
-    def add_batch(self, first_sequence: int, ops, snapshots) -> None:
+    def add_batch(self, first_sequence: int, ops, snapshots, nbytes=None) -> None:
         """Apply ops ``[(kind, key, value)]`` numbered from first_sequence.
 
         `snapshots` is the ascending list of live snapshot sequences; it decides
-        which superseded versions must stay readable."""
+        which superseded versions must stay readable. `nbytes`, when the caller
+        knows the encoded size, saves a pass over the ops."""
+        if not snapshots and nbytes is not None:
+            self._pending.append((first_sequence, ops))
+            self.entries += len(ops)
+            self.approximate_bytes += nbytes + ENTRY_OVERHEAD * len(ops)
+            return
+        if self._pending:
+            self._apply_pending()
+        self._index(first_sequence, ops, snapshots)
+
+    def _apply_pending(self):
+        """Index pending batches in order. Writers only append to the list, so
+        taking a prefix and deleting it is safe while they keep appending."""
+        with self._apply_lock:
+            pending = self._pending
+            n = len(pending)
+            if not n:
+                return
+            table = self._table
+            new_keys = self._unsorted
+            for first_sequence, ops in pending[:n]:
+                tag = first_sequence << 8
+                for kind, key, value in ops:
+                    if key not in table:
+                        new_keys.append(key)
+                    table[key] = (tag | kind, value)
+                    tag += 256
+            del pending[:n]
+
+    def _index(self, first_sequence, ops, snapshots):
         table = self._table
         new_keys = self._unsorted
         tag = first_sequence << 8
@@ -61,8 +98,21 @@ class MemTable:
         self.entries += len(ops)
         self.approximate_bytes += added + ENTRY_OVERHEAD * len(ops)
 
+    def add_one(self, tag: int, key: bytes, value: bytes) -> None:
+        """One entry, when no snapshot is live (nothing older needs keeping)."""
+        if self._pending:
+            self._apply_pending()
+        table = self._table
+        if key not in table:
+            self._unsorted.append(key)
+        table[key] = (tag, value)
+        self.entries += 1
+        self.approximate_bytes += len(key) + len(value) + ENTRY_OVERHEAD
+
     def get(self, key: bytes, sequence: int):
         """Newest entry for key with seq <= sequence: (kind, value), or None."""
+        if self._pending:
+            self._apply_pending()
         entry = self._table.get(key)
         if entry is None:
             return None
@@ -79,6 +129,8 @@ class MemTable:
     def sorted_keys(self) -> list:
         """Every user key ever added, ascending. Later adds may extend it, so
         callers that need a stable view keep the list object they got."""
+        if self._pending:
+            self._apply_pending()
         if self._unsorted:
             merged = self._sorted + self._unsorted
             merged.sort()
