@@ -56,7 +56,7 @@ def stats_dict(engine) -> dict:
     levels = []
     for level, files in enumerate(version.levels):
         size = sum(f.size for f in files)
-        score = len(files) / 4.0 if level == 0 else size / max_bytes_for_level(level)
+        score = len(files) / 4.0 if level == 0 else size / max_bytes_for_level(level, engine.options.level_size_base)
         seconds, read, written = engine.level_stats[level]
         levels.append({"level": level, "files": len(files), "bytes": size, "score": score,
                        "compaction_seconds": seconds, "read_bytes": read, "written_bytes": written})

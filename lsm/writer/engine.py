@@ -636,7 +636,7 @@ class Engine:
                 busy.update(f.number for f in r.plan.inputs)
                 busy.update(f.number for f in r.plan.next_inputs)
                 ranges.setdefault(r.plan.level + 1, []).append(r.plan.output_range)
-        return {"busy": frozenset(busy), "busy_ranges": ranges}
+        return {"busy": frozenset(busy), "busy_ranges": ranges, "level_base": self.options.level_size_base}
 
     def _start_plan(self, plan):
         vs = self.versions

@@ -27,9 +27,12 @@ MAX_MEM_COMPACT_LEVEL = 2
 _MB = 1 << 20
 
 
-def max_bytes_for_level(level: int) -> float:
-    """MaxBytesForLevel: 10 MiB at level 1, ten times more per level below."""
-    result = 10.0 * _MB
+LEVEL1_BYTES = 10 * _MB  # LevelDB's fixed level-1 size; lsm's level_size_base option
+
+
+def max_bytes_for_level(level: int, base: int = LEVEL1_BYTES) -> float:
+    """MaxBytesForLevel: `base` (10 MiB) at level 1, ten times more per level below."""
+    result = float(base)
     while level > 1:
         result *= 10
         level -= 1
@@ -248,7 +251,7 @@ def _sorted_level(levels, level):
 # ---------------------------------------------------------------- scores
 
 
-def level_scores(levels, busy=frozenset()) -> list[float]:
+def level_scores(levels, busy=frozenset(), base=LEVEL1_BYTES) -> list[float]:
     """Score of levels 0..5; files in `busy` do not count (a running job
     already works them off)."""
     scores = []
@@ -259,14 +262,14 @@ def level_scores(levels, busy=frozenset()) -> list[float]:
             # read on every lookup, however small.
             scores.append(len(files) / L0_COMPACTION_TRIGGER)
         else:
-            scores.append(total_file_size(files) / max_bytes_for_level(level))
+            scores.append(total_file_size(files) / max_bytes_for_level(level, base))
     return scores
 
 
-def compute_score(levels, busy=frozenset()) -> tuple[int, float]:
+def compute_score(levels, busy=frozenset(), base=LEVEL1_BYTES) -> tuple[int, float]:
     """(level, score) of the level most in need of compaction (first wins ties)."""
     best_level, best_score = -1, -1.0
-    for level, score in enumerate(level_scores(levels, busy)):
+    for level, score in enumerate(level_scores(levels, busy, base)):
         if score > best_score:
             best_level, best_score = level, score
     return best_level, best_score
@@ -316,6 +319,7 @@ def pick_compaction(
     busy=frozenset(),
     busy_ranges=None,
     seek_candidate=None,
+    level_base=LEVEL1_BYTES,
 ) -> CompactionPlan | None:
     """PickCompaction: the next size compaction, or a seek compaction of
     `seek_candidate` = (level, FileMetaData) when no level needs one.
@@ -324,7 +328,7 @@ def pick_compaction(
     round-robin order from the compact pointer. A seed whose plan touches a
     busy file or busy range is skipped, so concurrent jobs stay disjoint."""
     busy = frozenset(busy)
-    scores = level_scores(levels, busy)
+    scores = level_scores(levels, busy, level_base)
     order = sorted(
         (level for level, score in enumerate(scores) if score >= 1),
         key=lambda level: (-scores[level], level),
