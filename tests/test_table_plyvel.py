@@ -17,7 +17,7 @@ from lsm.compactor.job import TableOptions
 from lsm.fileio import DEFAULT_FS
 from lsm.filemeta import FileMetaData
 from lsm.keys import COMPARATOR_NAME, TYPE_DELETION, TYPE_VALUE, make_internal_key, sort_key
-from lsm.record import LogWriter
+from lsm.record import LogReader, LogWriter
 from lsm.table import Table, TableBuilder
 from lsm.table.block import decode_block
 from lsm.table.filter import BloomFilterPolicy, FilterBlockBuilder
@@ -50,7 +50,15 @@ def write_plyvel_db(path, compression, bloom_bits):
 
 
 def table_files(path):
-    return sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".ldb"))
+    """The live tables, as the MANIFEST names them. A compaction cut short by
+    close() leaves a partial, unreferenced table behind until the next open."""
+    manifest = os.path.join(path, filenames.read_current(DEFAULT_FS, str(path)))
+    live = set()
+    for _, payload in LogReader(DEFAULT_FS.read_file(manifest), strict=True):
+        edit = VersionEdit.decode(payload)
+        live -= {number for _, number in edit.deleted_files}
+        live |= {meta.number for _, meta in edit.new_files}
+    return [filenames.table_file_name(str(path), n) for n in sorted(live)]
 
 
 def rebuild(entries, compression, bloom_bits):
@@ -80,7 +88,7 @@ def raw_block(data, offset, size):
 def test_plyvel_tables_read_and_rebuild_identically(tmp_path, compression, bloom_bits):
     opts = write_plyvel_db(tmp_path, compression, bloom_bits)
     paths = table_files(tmp_path)
-    assert len(paths) >= 3
+    assert len(paths) >= 2  # how many survive its compactions depends on timing
     newest = {}  # user key -> (tag, value) of the newest version in any table
     for path in paths:
         f = DEFAULT_FS.open_random(path)

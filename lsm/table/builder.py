@@ -6,7 +6,7 @@ import struct
 
 from ..errors import Error
 from ..keys import MAX_SEQUENCE, TYPE_FOR_SEEK
-from .block import BlockBuilder, entry_header, restart_trailer
+from .block import BlockBuilder, entry_header, restart_trailer, shared_prefix_length
 from .filter import FILTER_META_KEY, BloomFilterPolicy, FilterBlockBuilder
 from .format import (
     BLOCK_TRAILER_SIZE,
@@ -18,6 +18,8 @@ from .format import (
 )
 
 INDEX_RESTART_INTERVAL = 1  # every index entry stores its full key (LevelDB's choice)
+_pack_header = struct.Struct("BBB").pack  # three one-byte varints
+_from_bytes = int.from_bytes
 _SEEK_TRAILER = struct.pack("<Q", (MAX_SEQUENCE << 8) | TYPE_FOR_SEEK)
 # Output is handed to `write` in pieces of about this size: fewer system calls.
 _WRITE_CHUNK = 1 << 16
@@ -82,6 +84,7 @@ class TableBuilder:
         "_size",
         "_restarts",
         "_counter",
+        "_limit",
         "_last_key",
         "_block_keys",
         "_pending_handle",
@@ -109,6 +112,8 @@ class TableBuilder:
         self._size = 0
         # The first entry of every block starts a restart (and shares nothing).
         self._restarts = []
+        # Cut when _size (entry bytes) reaches block_size - 4 * (restarts + 1).
+        self._limit = options.block_size - 4
         self._counter = options.block_restart_interval
         self._last_key = b""
         self._block_keys = []
@@ -139,38 +144,43 @@ class TableBuilder:
 
     def add(self, key: bytes, value: bytes) -> None:
         if self._pending_handle is not None:
-            self._index.add(
-                index_separator(self._last_key, key), encode_handle(*self._pending_handle)
-            )
-            self._pending_handle = None
+            self._add_index_entry(key)
+        key_len = len(key)
+        value_len = len(value)
         counter = self._counter
         if counter < self._interval:
             last = self._last_key
-            n = len(last) if len(last) < len(key) else len(key)
-            x = int.from_bytes(last[:n], "big") ^ int.from_bytes(key[:n], "big")
-            shared = n - ((x.bit_length() + 7) >> 3)
+            if len(last) == key_len:
+                # Common prefix in C: the highest differing bit of the XOR.
+                x = _from_bytes(last, "big") ^ _from_bytes(key, "big")
+                shared = key_len - ((x.bit_length() + 7) >> 3)
+            else:
+                shared = shared_prefix_length(last, key)
             self._counter = counter + 1
         else:
             self._restarts.append(self._size)
+            self._limit -= 4
             self._counter = 1
             shared = 0
-        non_shared = len(key) - shared
-        value_len = len(value)
-        parts = self._parts
-        if shared < 128 and non_shared < 128 and value_len < 128:
-            parts.append(bytes((shared, non_shared, value_len)))
-            self._size += 3 + non_shared + value_len
+        non_shared = key_len - shared
+        if non_shared < 128 and value_len < 128 and shared < 128:
+            self._parts += (_pack_header(shared, non_shared, value_len), key[shared:], value)
+            size = self._size + 3 + non_shared + value_len
         else:
             header = entry_header(shared, non_shared, value_len)
-            parts.append(header)
-            self._size += len(header) + non_shared + value_len
-        parts.append(key[shared:])
-        parts.append(value)
+            self._parts += (header, key[shared:], value)
+            size = self._size + len(header) + non_shared + value_len
+        self._size = size
         self._block_keys.append(key)
         self._last_key = key
-        # LevelDB's cut rule: the finished size (entries + restart array) has reached block_size.
-        if self._size + 4 * len(self._restarts) + 4 >= self._block_size:
+        # LevelDB's cut rule: entries + restart array + count >= block_size.
+        if size >= self._limit:
             self._flush()
+
+    def _add_index_entry(self, next_key: bytes) -> None:
+        separator = index_separator(self._last_key, next_key)
+        self._index.add(separator, encode_handle(*self._pending_handle))
+        self._pending_handle = None
 
     def _flush(self) -> None:
         keys = self._block_keys
@@ -188,6 +198,7 @@ class TableBuilder:
         self._parts = []
         self._size = 0
         self._restarts = []
+        self._limit = self._block_size - 4
         self._counter = self._interval
         self._block_keys = []
 

@@ -115,32 +115,34 @@ class BloomFilterPolicy:
         nbytes = (nbits + 7) >> 3
         nbits = nbytes << 3
         flags = bytearray(nbits)  # one byte per bit; packed 8:1 at the end
+        probes = []  # probe values of the scalar path, before "mod nbits"
+        lanes = []  # (width, count, bytes of k rounds of probe lanes) of the batched path
         for n, group in _by_length(keys):
             if len(group) < _MIN_BATCH or n > _MAX_STRIDE_KEY:
                 for key in group:
                     h = bloom_hash(key)
                     delta = ((h >> 17) | (h << 15)) & _MASK32
                     for _ in range(k):
-                        flags[h % nbits] = 1
+                        probes.append(h)
                         h = (h + delta) & _MASK32
                 continue
             if n >= 9:
                 width, h = n, _hash_lanes(group, n)
             else:
                 width, h = _SHUFFLE_LANE, _hash_shuffled(group, n)
-            ones, low32, unpack = _lanes(width, len(group))
+            low32 = _lanes(width, len(group))[1]
             delta = ((h >> 17) | (h << 15)) & low32
-            # h mod nbits in every lane: q = (h * r) >> shift is exactly h // nbits
-            # for h < 2^32 (Granlund-Montgomery with shift = 32 + ceil(log2 nbits)).
-            shift = 32 + (nbits - 1).bit_length()
-            r = -(-(1 << shift) // nbits)
-            qmask = ones * ((1 << (33 - (nbits - 1).bit_length())) - 1)
             size = width * len(group)
+            rounds = []
             for _ in range(k):
-                pos = h - (((h * r) >> shift) & qmask) * nbits
-                for p in unpack(pos.to_bytes(size, "little")):
-                    flags[p] = 1
+                rounds.append(h.to_bytes(size, "little"))
                 h = (h + delta) & low32
+            lanes.append((width, len(group) * k, b"".join(rounds)))
+        for width, count, data in lanes:
+            probes += _lanes(width, count)[2](data)
+        # The one loop that runs per probe; everything above runs per key or per batch.
+        for h in probes:
+            flags[h % nbits] = 1
         # byte j of the slice flags[b::8] is bit b of output byte j (LSB first).
         packed = 0
         for b in range(8):
