@@ -284,3 +284,51 @@ def test_plan_conflicts_reports_busy_files_and_ranges():
     assert picker.plan_conflicts(plan, busy={10})
     assert picker.plan_conflicts(plan, busy_ranges={2: [(b"d", b"e")]})
     assert not picker.plan_conflicts(plan, busy={11}, busy_ranges={3: [(b"a", b"z")]})
+
+
+def _random_sorted_level(rng, n, shared_boundaries=True):
+    """A level >= 1: sorted, disjoint files, some sharing a boundary user key
+    (older versions of the previous file's last key)."""
+    keys = sorted(rng.sample(range(10 * n + 10), 2 * n))
+    files = []
+    for i in range(n):
+        lo, hi = b"%05d" % keys[2 * i], b"%05d" % keys[2 * i + 1]
+        files.append(meta(1000 + i, lo, hi, size=rng.randint(1, 5) * MB, lo_seq=50, hi_seq=60))
+    if shared_boundaries:
+        for i in range(1, n):
+            if rng.random() < 0.3:
+                prev = files[i - 1]
+                # this file now starts with older versions of prev's last key
+                files[i].smallest = make_internal_key(prev.largest_user_key, 10, TYPE_VALUE)
+    return files
+
+
+def test_binary_searches_agree_with_a_plain_scan_of_each_level():
+    import random
+
+    rng = random.Random(4)
+    for _ in range(200):
+        levels = empty_levels()
+        levels[2] = _random_sorted_level(rng, rng.randint(0, 30))
+        lo = b"%05d" % rng.randrange(400)
+        hi = b"%05d" % rng.randrange(400)
+        lo, hi = min(lo, hi), max(lo, hi)
+        for begin, end in ((lo, hi), (None, hi), (lo, None), (None, None)):
+            scan = [f for f in levels[2]
+                    if not ((begin is not None and f.largest_user_key < begin)
+                            or (end is not None and f.smallest_user_key > end))]
+            assert overlapping_files(levels, 2, begin, end) == scan
+        # Boundary files: the chain of files starting with an older version
+        # of the previous file's last key.
+        for i, f in enumerate(levels[2]):
+            got = picker._add_boundary_inputs(2, levels[2], [f])
+            want = [f]
+            j = i
+            while j + 1 < len(levels[2]) and (
+                levels[2][j + 1].smallest_user_key == levels[2][j].largest_user_key
+            ):
+                want.append(levels[2][j + 1])
+                j += 1
+            assert got == want
+            # Level 0's plain scan finds the same chain.
+            assert picker._add_boundary_inputs(0, levels[2], [f]) == want

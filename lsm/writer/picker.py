@@ -13,6 +13,7 @@ running jobs are writing). A plan never reads a busy file and never writes
 into a span another job is writing, so the results of concurrent jobs can be
 committed in any order.
 """
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from ..filemeta import FileMetaData
@@ -96,6 +97,18 @@ def _spans_overlap(a_lo, a_hi, b_lo, b_hi) -> bool:
     return not (a_hi < b_lo or b_hi < a_lo)
 
 
+def _largest_ukey(f):
+    return f.largest[:-8]
+
+
+def _smallest_ukey(f):
+    return f.smallest[:-8]
+
+
+def _smallest_sort_key(f):
+    return sort_key(f.smallest)
+
+
 def overlapping_files(levels, level, begin_ukey, end_ukey) -> list[FileMetaData]:
     """Files of `level` whose user-key range meets [begin_ukey, end_ukey]
     (None: unbounded) -- LevelDB's GetOverlappingInputs.
@@ -103,8 +116,14 @@ def overlapping_files(levels, level, begin_ukey, end_ukey) -> list[FileMetaData]
     At level 0 files overlap each other, so when a file that meets the range
     sticks out of it the range grows and the search restarts: a level-0 file
     may be compacted only together with every older level-0 file holding
-    the same keys, or the older version would shadow the newer one."""
+    the same keys, or the older version would shadow the newer one.
+    Deeper levels are sorted and disjoint: two binary searches (the writer
+    picks often, and level 4 may hold thousands of files)."""
     files = levels[level]
+    if level > 0:
+        lo = 0 if begin_ukey is None else bisect_left(files, begin_ukey, key=_largest_ukey)
+        hi = len(files) if end_ukey is None else bisect_right(files, end_ukey, key=_smallest_ukey)
+        return files[lo:hi]
     result = []
     i = 0
     while i < len(files):
@@ -117,26 +136,48 @@ def overlapping_files(levels, level, begin_ukey, end_ukey) -> list[FileMetaData]
         if end_ukey is not None and file_start > end_ukey:
             continue
         result.append(f)
-        if level == 0:
-            if begin_ukey is not None and file_start < begin_ukey:
-                begin_ukey = file_start
-                result = []
-                i = 0
-            elif end_ukey is not None and file_limit > end_ukey:
-                end_ukey = file_limit
-                result = []
-                i = 0
+        if begin_ukey is not None and file_start < begin_ukey:
+            begin_ukey = file_start
+            result = []
+            i = 0
+        elif end_ukey is not None and file_limit > end_ukey:
+            end_ukey = file_limit
+            result = []
+            i = 0
     return result
 
 
 def _overlap_in_level(levels, level, smallest_ukey, largest_ukey) -> bool:
+    if level > 0:
+        return bool(overlapping_files(levels, level, smallest_ukey, largest_ukey))
     for f in levels[level]:
         if not (f.largest[:-8] < smallest_ukey or f.smallest[:-8] > largest_ukey):
             return True
     return False
 
 
-def _add_boundary_inputs(level_files, compaction_files) -> list[FileMetaData]:
+def _find_boundary_file(level, level_files, largest):
+    """FindSmallestBoundaryFile: the file whose smallest key is the first
+    one after `largest` with the same user key, or None."""
+    ukey = largest[:-8]
+    largest_sk = sort_key(largest)
+    if level > 0:
+        i = bisect_right(level_files, largest_sk, key=_smallest_sort_key)
+        if i < len(level_files) and level_files[i].smallest[:-8] == ukey:
+            return level_files[i]
+        return None
+    boundary = None
+    boundary_sk = None
+    for f in level_files:
+        if f.smallest[:-8] != ukey:
+            continue
+        sk = sort_key(f.smallest)
+        if sk > largest_sk and (boundary is None or sk < boundary_sk):
+            boundary, boundary_sk = f, sk
+    return boundary
+
+
+def _add_boundary_inputs(level, level_files, compaction_files) -> list[FileMetaData]:
     """AddBoundaryInputs: a user key whose versions straddle two files of one
     level must be compacted whole. Example: file 7 ends at a@5 and file 8
     starts at a@3. Compacting only file 7 would move a@5 down a level while
@@ -146,15 +187,7 @@ def _add_boundary_inputs(level_files, compaction_files) -> list[FileMetaData]:
     result = list(compaction_files)
     largest = max((f.largest for f in result), key=sort_key)
     while True:
-        largest_sk = sort_key(largest)
-        ukey = largest[:-8]
-        boundary = None
-        boundary_sk = None
-        for f in level_files:
-            sk = sort_key(f.smallest)
-            if sk > largest_sk and f.smallest[:-8] == ukey:
-                if boundary is None or sk < boundary_sk:
-                    boundary, boundary_sk = f, sk
+        boundary = _find_boundary_file(level, level_files, largest)
         if boundary is None:
             return result
         result.append(boundary)
@@ -198,10 +231,10 @@ def plan_conflicts(plan, busy=frozenset(), busy_ranges=None) -> bool:
 def _setup_other_inputs(levels, level, inputs, max_file_size, busy=frozenset(), grow=True):
     """SetupOtherInputs: level+1 inputs, the grow rule, grandparents and the
     new compact pointer. Returns a plan (trivial_move not yet decided)."""
-    inputs = _add_boundary_inputs(levels[level], inputs)
+    inputs = _add_boundary_inputs(level, levels[level], inputs)
     smallest, largest = _range(inputs)
     next_inputs = overlapping_files(levels, level + 1, smallest[:-8], largest[:-8])
-    next_inputs = _add_boundary_inputs(levels[level + 1], next_inputs)
+    next_inputs = _add_boundary_inputs(level + 1, levels[level + 1], next_inputs)
 
     all_start, all_limit = _range(inputs + next_inputs)
 
@@ -210,7 +243,7 @@ def _setup_other_inputs(levels, level, inputs, max_file_size, busy=frozenset(), 
         # that costs no extra level+1 file: more work done for the same
         # rewrite of level+1, bounded so one job stays reasonably small.
         expanded0 = overlapping_files(levels, level, all_start[:-8], all_limit[:-8])
-        expanded0 = _add_boundary_inputs(levels[level], expanded0)
+        expanded0 = _add_boundary_inputs(level, levels[level], expanded0)
         limit = expanded_compaction_byte_size_limit(max_file_size)
         if (
             len(expanded0) > len(inputs)
@@ -219,7 +252,7 @@ def _setup_other_inputs(levels, level, inputs, max_file_size, busy=frozenset(), 
         ):
             new_start, new_limit = _range(expanded0)
             expanded1 = overlapping_files(levels, level + 1, new_start[:-8], new_limit[:-8])
-            expanded1 = _add_boundary_inputs(levels[level + 1], expanded1)
+            expanded1 = _add_boundary_inputs(level + 1, levels[level + 1], expanded1)
             if len(expanded1) == len(next_inputs):
                 largest = new_limit
                 inputs = expanded0
@@ -407,13 +440,8 @@ def deeper_ranges(levels, output_level, begin_ukey=None, end_ukey=None):
     [begin_ukey, end_ukey] are kept, to keep the job message small."""
     spans = []
     for level in range(output_level + 1, NUM_LEVELS):
-        for f in levels[level]:
-            lo, hi = f.smallest[:-8], f.largest[:-8]
-            if begin_ukey is not None and hi < begin_ukey:
-                continue
-            if end_ukey is not None and lo > end_ukey:
-                continue
-            spans.append((lo, hi))
+        for f in overlapping_files(levels, level, begin_ukey, end_ukey):
+            spans.append((f.smallest[:-8], f.largest[:-8]))
     spans.sort()
     merged = []
     for lo, hi in spans:
