@@ -61,8 +61,9 @@ def reference_filter(keys, bits_per_key):
 
 
 # The batched hash takes different paths by key length and group size:
-# scalar (< 6 keys of a length or > 64 bytes), byte-shuffled lanes (< 9 bytes),
-# key-wide lanes (9..64 bytes). Each must equal the literal algorithm.
+# scalar (< 6 keys of a length, or keys over 72 bytes), keys spread into 8-byte
+# lanes (< 8 bytes), key-wide lanes (8..72 bytes, unpacked through a uint32 view
+# when the width is a multiple of 4). Each must equal the literal algorithm.
 @settings(max_examples=300, deadline=None)
 @given(
     st.one_of(
@@ -73,6 +74,21 @@ def reference_filter(keys, bits_per_key):
 )
 def test_filter_equals_reference(keys, bits_per_key):
     assert BloomFilterPolicy(bits_per_key).create_filter(keys) == reference_filter(keys, bits_per_key)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.integers(0, 80).flatmap(lambda n: st.lists(st.binary(min_size=n, max_size=n), max_size=60)),
+        st.lists(st.binary(max_size=80), max_size=60),
+    ),
+    st.integers(0, (1 << 64) - 1),
+)
+def test_internal_keys_hash_only_their_user_keys(ukeys, tag):
+    """skip=8: the 8-byte trailer rides along in the lanes but is never hashed."""
+    policy = BloomFilterPolicy(10)
+    ikeys = [u + tag.to_bytes(8, "little") for u in ukeys]
+    assert policy.create_filter(ikeys, skip=8) == reference_filter(ukeys, 10)
 
 
 @settings(max_examples=50, deadline=None)

@@ -80,12 +80,12 @@ class TableBuilder:
         "_compression",
         "_filter",
         "_index",
-        "_parts",
-        "_size",
+        "_buf",
         "_restarts",
         "_counter",
         "_limit",
         "_last_key",
+        "_last_int",
         "_block_keys",
         "_pending_handle",
         "_offset",
@@ -106,16 +106,16 @@ class TableBuilder:
         self._compression = options.compression
         compress_block(b"", self._compression)  # reject an unknown compression now
         bits = options.bloom_bits_per_key
-        self._filter = FilterBlockBuilder(BloomFilterPolicy(bits)) if bits > 0 else None
+        self._filter = FilterBlockBuilder(BloomFilterPolicy(bits), skip=8) if bits > 0 else None
         self._index = BlockBuilder(INDEX_RESTART_INTERVAL)
-        self._parts = []
-        self._size = 0
+        self._buf = bytearray()  # entries of the data block being built
         # The first entry of every block starts a restart (and shares nothing).
         self._restarts = []
-        # Cut when _size (entry bytes) reaches block_size - 4 * (restarts + 1).
+        # Cut when the entries reach block_size - 4 * (restarts + 1).
         self._limit = options.block_size - 4
         self._counter = options.block_restart_interval
         self._last_key = b""
+        self._last_int = 0  # _last_key as a big-endian int, for the prefix XOR
         self._block_keys = []
         self._pending_handle = None  # handle of the last block, awaiting its index key
         self._offset = 0  # bytes produced so far (written or buffered)
@@ -145,36 +145,36 @@ class TableBuilder:
     def add(self, key: bytes, value: bytes) -> None:
         if self._pending_handle is not None:
             self._add_index_entry(key)
-        key_len = len(key)
-        value_len = len(value)
+        buf = self._buf
+        key_int = _from_bytes(key, "big")
         counter = self._counter
         if counter < self._interval:
-            last = self._last_key
-            if len(last) == key_len:
-                # Common prefix in C: the highest differing bit of the XOR.
-                x = _from_bytes(last, "big") ^ _from_bytes(key, "big")
-                shared = key_len - ((x.bit_length() + 7) >> 3)
+            key_len = len(key)
+            if len(self._last_key) == key_len:
+                # Common prefix in C: the highest bit where the keys differ.
+                shared = key_len - (((self._last_int ^ key_int).bit_length() + 7) >> 3)
             else:
-                shared = shared_prefix_length(last, key)
+                shared = shared_prefix_length(self._last_key, key)
             self._counter = counter + 1
+            non_shared = key_len - shared
         else:
-            self._restarts.append(self._size)
+            self._restarts.append(len(buf))
             self._limit -= 4
             self._counter = 1
             shared = 0
-        non_shared = key_len - shared
+            non_shared = len(key)
+        value_len = len(value)
         if non_shared < 128 and value_len < 128 and shared < 128:
-            self._parts += (_pack_header(shared, non_shared, value_len), key[shared:], value)
-            size = self._size + 3 + non_shared + value_len
+            buf += _pack_header(shared, non_shared, value_len)
         else:
-            header = entry_header(shared, non_shared, value_len)
-            self._parts += (header, key[shared:], value)
-            size = self._size + len(header) + non_shared + value_len
-        self._size = size
+            buf += entry_header(shared, non_shared, value_len)
+        buf += key[shared:]
+        buf += value
         self._block_keys.append(key)
         self._last_key = key
+        self._last_int = key_int
         # LevelDB's cut rule: entries + restart array + count >= block_size.
-        if size >= self._limit:
+        if len(buf) >= self._limit:
             self._flush()
 
     def _add_index_entry(self, next_key: bytes) -> None:
@@ -186,17 +186,16 @@ class TableBuilder:
         keys = self._block_keys
         if not keys:
             return
-        self._parts.append(restart_trailer(self._restarts))
-        handle = self._write_block(b"".join(self._parts), self._compression)
+        self._buf += restart_trailer(self._restarts)
+        handle = self._write_block(bytes(self._buf), self._compression)
         if self._filter is not None:
-            self._filter.add_keys([k[:-8] for k in keys])
+            self._filter.add_keys(keys)
             self._filter.start_block(self._offset)
         if self._smallest is None:
             self._smallest = keys[0]
         self._flushed_entries += len(keys)
         self._pending_handle = handle
-        self._parts = []
-        self._size = 0
+        self._buf = bytearray()
         self._restarts = []
         self._limit = self._block_size - 4
         self._counter = self._interval

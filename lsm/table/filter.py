@@ -2,11 +2,12 @@
 "leveldb.BuiltinBloomFilter2" (spec §7.6, §8). Pure: no files.
 
 Speed: a filter is built for a whole batch of keys at once. Keys of equal
-length are hashed together as 64-bit lanes of one big integer, so each step of
-the hash is a handful of big-int operations done in C for every key at the same
-time (see _hash_batch); only setting the probed bits is done per probe.
+length are hashed together, each in a lane of one big integer, so every step of
+the hash is a handful of big-int operations done in C for all keys at the same
+time (_hash_lanes); only setting the probed bits runs once per probe in Python.
 """
 import struct
+import sys
 from functools import lru_cache
 
 from ..errors import DecodeError
@@ -21,10 +22,12 @@ _MASK32 = 0xFFFFFFFF
 
 # Below this many keys of one length the scalar hash is cheaper than lane set-up.
 _MIN_BATCH = 6
-# Keys up to this long are hashed in lanes as wide as the key (no byte shuffling);
-# beyond it the big ints get long enough for the per-word work to dominate.
-_MAX_STRIDE_KEY = 64
-_SHUFFLE_LANE = 16  # lane width (bytes) for keys shorter than 9 bytes
+# Keys are hashed in lanes as wide as the key itself up to this width; beyond
+# it the big ints grow long enough for the per-word work to dominate.
+_MAX_LANE = 72
+# Lanes must hold a 32x32-bit product: keys narrower than this are copied into
+# lanes of this width byte by byte (_spread).
+_MIN_LANE = 8
 
 
 @lru_cache(maxsize=None)
@@ -48,26 +51,34 @@ def bloom_hash(data: bytes, seed: int = BLOOM_SEED) -> int:
 
 
 # Lane arithmetic: `count` lanes of `width` bytes packed in one int, lane j at
-# bits [8*width*j, 8*width*(j+1)). A lane holds a value < 2^32 between steps;
-# products stay below 2^66, so lanes of at least 9 bytes never carry into their
-# neighbour, and every right shift is followed by a mask that drops the bits it
+# bytes [width*j, width*(j+1)). A lane holds a value < 2^32 between steps, so a
+# 32x32-bit product fits a lane of 8 bytes or more and never carries into the
+# neighbour; every right shift is followed by a mask that drops the bits it
 # brought down from the lane above.
 
 
 @lru_cache(maxsize=1024)
-def _lanes(width: int, count: int):
-    """(ones, low32, unpack): 1 in every lane, the low 32 bits of every lane, and
-    a function that unpacks the low 32 bits of every lane of the int's bytes."""
+def _lane_masks(width: int, count: int):
+    """(1 in every lane, the low 32 bits of every lane)."""
     ones = int.from_bytes((b"\x01" + bytes(width - 1)) * count, "little")
-    unpack = struct.Struct("<" + ("I%dx" % (width - 4)) * count).unpack
-    return ones, ones * _MASK32, unpack
+    return ones, ones * _MASK32
 
 
-def _hash_lanes(keys, n: int):
-    """Hashes of `keys` (all of length n, n >= 9) in lanes of width n: the lanes
-    are the keys themselves, so word w of every key is one shift and mask away."""
-    ones, low32, _ = _lanes(n, len(keys))
-    rest = int.from_bytes(b"".join(keys), "little")
+@lru_cache(maxsize=1024)
+def _lane_unpacker(width: int, count: int):
+    """Function: bytes of `count` lanes -> the low 32 bits of every lane."""
+    if width % 4 == 0 and sys.byteorder == "little":
+        step = width // 4  # a strided uint32 view picks each lane's first word
+        return lambda data: memoryview(data).cast("I")[::step].tolist()
+    return struct.Struct("<" + ("I%dx" % (width - 4)) * count).unpack
+
+
+def _hash_lanes(joined: bytes, count: int, n: int, width: int):
+    """Hashes of the first n bytes of `count` keys laid end to end in `joined`,
+    each `width` bytes long, as an int with one lane per key. The lanes are the
+    keys themselves: word w of every key is one shift and mask away."""
+    ones, low32 = _lane_masks(width, count)
+    rest = int.from_bytes(joined, "little")
     h = ((BLOOM_SEED ^ (n * _M)) & _MASK32) * ones
     for _ in range(n >> 2):
         h = ((h + (rest & low32)) & low32) * _M & low32
@@ -80,20 +91,13 @@ def _hash_lanes(keys, n: int):
     return h
 
 
-def _hash_shuffled(keys, n: int):
-    """Hashes of `keys` (all of length n, n < 9) in lanes of _SHUFFLE_LANE bytes:
-    byte b of word w of key j is copied to byte b of lane j by slice assignment."""
-    width = _SHUFFLE_LANE
-    ones, low32, _ = _lanes(width, len(keys))
-    joined = b"".join(keys)
-    h = ((BLOOM_SEED ^ (n * _M)) & _MASK32) * ones
-    for start in range(0, n, 4):
-        lanes = bytearray(width * len(keys))
-        for b in range(min(4, n - start)):
-            lanes[b::width] = joined[start + b :: n]
-        h = ((h + int.from_bytes(lanes, "little")) & low32) * _M & low32
-        h ^= (h >> (16 if n - start >= 4 else 24)) & low32
-    return h
+def _spread(joined: bytes, count: int, n: int, stride: int) -> bytes:
+    """The first n bytes (n < 8) of each key laid out `stride` apart, copied into
+    lanes of _MIN_LANE bytes by strided slice assignment."""
+    lanes = bytearray(_MIN_LANE * count)
+    for b in range(n):
+        lanes[b::_MIN_LANE] = joined[b::stride]
+    return bytes(lanes)
 
 
 class BloomFilterPolicy:
@@ -108,39 +112,38 @@ class BloomFilterPolicy:
         # floor(bits_per_key * ln 2), clamped like LevelDB (0.69 in its source).
         self.k = min(30, max(1, int(bits_per_key * 0.69)))
 
-    def create_filter(self, keys) -> bytes:
-        """The filter for `keys` (user keys, duplicates counted), k byte appended."""
+    def create_filter(self, keys, skip: int = 0) -> bytes:
+        """The filter for `keys` (duplicates counted), k byte appended. Only
+        key[:len(key) - skip] is hashed: skip=8 takes internal keys as they are."""
         k = self.k
         nbits = max(64, len(keys) * self.bits_per_key)
         nbytes = (nbits + 7) >> 3
         nbits = nbytes << 3
-        flags = bytearray(nbits)  # one byte per bit; packed 8:1 at the end
-        probes = []  # probe values of the scalar path, before "mod nbits"
-        lanes = []  # (width, count, bytes of k rounds of probe lanes) of the batched path
-        for n, group in _by_length(keys):
-            if len(group) < _MIN_BATCH or n > _MAX_STRIDE_KEY:
+        probes = []  # every probe value of every key, before "mod nbits"
+        for width, group in _by_length(keys):
+            n = width - skip
+            if len(group) < _MIN_BATCH or width > _MAX_LANE:
                 for key in group:
-                    h = bloom_hash(key)
+                    h = bloom_hash(key[:n] if skip else key)
                     delta = ((h >> 17) | (h << 15)) & _MASK32
                     for _ in range(k):
                         probes.append(h)
                         h = (h + delta) & _MASK32
                 continue
-            if n >= 9:
-                width, h = n, _hash_lanes(group, n)
-            else:
-                width, h = _SHUFFLE_LANE, _hash_shuffled(group, n)
-            low32 = _lanes(width, len(group))[1]
+            joined = b"".join(group)
+            if width < _MIN_LANE:
+                joined, width = _spread(joined, len(group), n, width), _MIN_LANE
+            h = _hash_lanes(joined, len(group), n, width)
+            low32 = _lane_masks(width, len(group))[1]
             delta = ((h >> 17) | (h << 15)) & low32
             size = width * len(group)
             rounds = []
             for _ in range(k):
                 rounds.append(h.to_bytes(size, "little"))
                 h = (h + delta) & low32
-            lanes.append((width, len(group) * k, b"".join(rounds)))
-        for width, count, data in lanes:
-            probes += _lanes(width, count)[2](data)
+            probes += _lane_unpacker(width, k * len(group))(b"".join(rounds))
         # The one loop that runs per probe; everything above runs per key or per batch.
+        flags = bytearray(nbits)  # one byte per bit, packed 8:1 below
         for h in probes:
             flags[h % nbits] = 1
         # byte j of the slice flags[b::8] is bit b of output byte j (LSB first).
@@ -169,12 +172,10 @@ class BloomFilterPolicy:
 
 
 def _by_length(keys):
-    """[(length, keys of that length)], in one pass when all keys are as long."""
-    if not keys:
-        return []
-    n = len(keys[0])
-    if min(map(len, keys)) == n == max(map(len, keys)):
-        return [(n, keys)]
+    """[(length, keys of that length)]; the keys themselves when all are as long."""
+    lengths = set(map(len, keys))
+    if len(lengths) <= 1:
+        return [(lengths.pop(), keys)] if keys else []
     groups = {}
     for key in keys:
         groups.setdefault(len(key), []).append(key)
@@ -182,13 +183,16 @@ def _by_length(keys):
 
 
 class FilterBlockBuilder:
-    """Collects the user keys of each data block and emits the filter block.
+    """Collects the keys of each data block and emits the filter block.
 
     Filter i covers every data block whose start offset lies in
-    [i * 2^11, (i + 1) * 2^11); buckets without blocks repeat the previous offset."""
+    [i * 2^11, (i + 1) * 2^11); buckets without blocks repeat the previous offset.
+    With skip=8 the keys added are internal keys and only their user keys are
+    hashed, as LevelDB does."""
 
-    def __init__(self, policy: BloomFilterPolicy):
+    def __init__(self, policy: BloomFilterPolicy, skip: int = 0):
         self.policy = policy
+        self.skip = skip
         self._keys = []
         self._result = []
         self._size = 0
@@ -205,7 +209,7 @@ class FilterBlockBuilder:
     def _generate(self) -> None:
         self._offsets.append(self._size)
         if self._keys:
-            bloom = self.policy.create_filter(self._keys)
+            bloom = self.policy.create_filter(self._keys, self.skip)
             self._result.append(bloom)
             self._size += len(bloom)
             self._keys = []
