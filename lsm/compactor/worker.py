@@ -1,0 +1,216 @@
+"""The compactor process: a DEALER socket to the writer's ROUTER, jobs run by
+lsm.compactor.runner. Knows sockets, its own process and the job runner; never
+the writer's state (nothing here imports lsm.writer).
+
+Started by lsm.ipc.pool (through lsm.ipc.launch) with ``main(...)`` as the
+process target. Two threads:
+
+* the main thread owns the socket: it announces READY, sends a HEARTBEAT every
+  ``heartbeat_interval`` (pid, the attempt in progress, bytes written to its
+  staging directory so far), receives JOB, HEARTBEAT (the writer's ping) and
+  SHUTDOWN, and forwards RESULTs; it never runs a job, so heartbeats keep
+  flowing while one computes;
+* a job thread runs one job at a time with ``run_job`` and hands the encoded
+  RESULT back over an inproc PAIR socket.
+
+The process exits on its own (``os._exit``, which also ends a job in the
+middle) on SHUTDOWN, when its parent changes (``os.getppid()``), when the
+writer has not pinged for ``writer_timeout`` seconds, and, on Linux, through
+PR_SET_PDEATHSIG (SIGKILL when the thread that started it ends). SIGINT is
+ignored: the writer decides when its compactors stop.
+
+Test hook: ``LSM_TEST_HANG`` in the environment makes the worker hang when it
+receives a job: it stops heartbeating and never runs the job (it still exits
+when the writer goes away). ``1`` hangs on every job; any other value is a
+path, and only the worker that creates that file first (O_EXCL) hangs, once.
+"""
+import ctypes
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+
+import zmq
+
+from ..ipc.codec import decode, encode
+from ..ipc.messages import Heartbeat, Job, ProtocolError, Ready, Result, Shutdown
+from .job import JobResult
+from .runner import run_job
+
+HANG_ENV = "LSM_TEST_HANG"
+
+EXIT_SHUTDOWN = 0
+EXIT_CRASHED = 1
+EXIT_ORPHANED = 3  # the writer went away (parent changed or pings stopped)
+
+_PR_SET_PDEATHSIG = 1
+_RESULTS_ENDPOINT = "inproc://lsm-compactor-results"
+_MAX_POLL = 0.1
+
+
+def set_parent_death_signal(sig=signal.SIGKILL) -> bool:
+    """Linux: have the kernel send `sig` to this process when the thread that
+    created it ends. False where prctl is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def main(endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout, env=None):
+    """Process entry point; never returns."""
+    set_parent_death_signal()
+    if os.getppid() != parent_pid:  # the writer died before prctl took effect
+        os._exit(EXIT_ORPHANED)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if env:
+        os.environ.update(env)
+    try:
+        code = _Worker(endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout).run()
+    except BaseException:  # noqa: BLE001 - report, then exit with a code the pool sees
+        traceback.print_exc()
+        code = EXIT_CRASHED
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def _should_hang() -> bool:
+    value = os.environ.get(HANG_ENV)
+    if not value:
+        return False
+    if value == "1":
+        return True
+    try:
+        os.close(os.open(value, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:
+        return False
+    return True
+
+
+def _bytes_in(directory) -> int:
+    total = 0
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                try:
+                    total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return total
+
+
+class _Worker:
+    def __init__(self, endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout):
+        self.endpoint = endpoint
+        self.identity = identity
+        self.parent_pid = parent_pid
+        self.session = session
+        self.interval = heartbeat_interval
+        self.writer_timeout = writer_timeout
+        self.pid = os.getpid()
+        self.pending = deque()  # Job messages handed to the job thread, oldest first
+        self.hanging = False
+
+    def run(self) -> int:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, self.identity)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.endpoint)
+        results = ctx.socket(zmq.PAIR)
+        results.bind(_RESULTS_ENDPOINT)
+        jobs = queue.SimpleQueue()
+        threading.Thread(target=self._job_loop, args=(ctx, jobs), name="lsm-compactor-job", daemon=True).start()
+
+        send = sock.send_multipart
+        send(encode(Ready(pid=self.pid)))
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(results, zmq.POLLIN)
+        last_ping = time.monotonic()
+        next_beat = last_ping + self.interval
+        while True:
+            wait = min(_MAX_POLL, max(0.0, next_beat - time.monotonic()))
+            events = dict(poller.poll(int(wait * 1000) + 1))
+            if sock in events:
+                while True:
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    last_ping = time.monotonic()  # any message proves the writer alive
+                    try:
+                        msg = decode(frames)
+                    except ProtocolError as exc:
+                        print(f"lsm compactor {self.pid}: dropped a bad message: {exc}", file=sys.stderr)
+                        continue
+                    if isinstance(msg, Shutdown):
+                        return EXIT_SHUTDOWN
+                    if isinstance(msg, Job):
+                        self._accept(msg, jobs)
+            if results in events:
+                while True:
+                    try:
+                        frames = results.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    if self.pending:
+                        self.pending.popleft()
+                    send(frames)
+            now = time.monotonic()
+            if os.getppid() != self.parent_pid or now - last_ping > self.writer_timeout:
+                return EXIT_ORPHANED
+            if now >= next_beat:
+                next_beat = now + self.interval
+                if not self.hanging:
+                    send(encode(self._heartbeat()))
+
+    def _accept(self, msg, jobs):
+        if self.hanging:
+            return
+        if msg.session != self.session:
+            print(f"lsm compactor {self.pid}: ignored job {msg.job_id} of session {msg.session!r}",
+                  file=sys.stderr)
+            return
+        if _should_hang():
+            self.hanging = True
+            return
+        self.pending.append(msg)
+        jobs.put(msg)
+
+    def _heartbeat(self):
+        if not self.pending:
+            return Heartbeat(pid=self.pid, session=self.session)
+        job = self.pending[0]
+        return Heartbeat(pid=self.pid, session=job.session, job_id=job.job_id, attempt=job.attempt,
+                         bytes_done=_bytes_in(job.staging_dir))
+
+    def _job_loop(self, ctx, jobs):
+        out = ctx.socket(zmq.PAIR)
+        out.connect(_RESULTS_ENDPOINT)
+        while True:
+            msg = jobs.get()
+            try:
+                result = run_job(msg.job, msg.db_dir, msg.staging_dir)
+            except BaseException as exc:  # noqa: BLE001 - run_job should not raise; report it if it does
+                result = JobResult(job_id=msg.job_id, ok=False, error=f"{type(exc).__name__}: {exc}")
+            reply = Result(session=msg.session, job_id=msg.job_id, attempt=msg.attempt, pid=self.pid,
+                           result=result)
+            try:
+                frames = encode(reply)
+            except ValueError as exc:
+                reply.result = JobResult(job_id=msg.job_id, ok=False, error=f"unencodable result: {exc}")
+                frames = encode(reply)
+            out.send_multipart(frames)
