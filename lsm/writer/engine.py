@@ -128,6 +128,10 @@ class Engine:
         if not fs.exists(current):
             stray = [n for n in names if (p := filenames.parse_file_name(n)) and p[0] in
                      (filenames.FileType.TABLE, filenames.FileType.DESCRIPTOR)]
+            if stray == ["MANIFEST-000001"] and not any(n.endswith(filenames.LOG_SUFFIX) for n in names):
+                # A creation cut short before CURRENT was written: no write can
+                # have been acknowledged (there is no WAL), so create again.
+                stray = []
             if stray:
                 raise CorruptionError(current, None,
                                       f"CURRENT is missing but the directory holds {len(stray)} table/MANIFEST "

@@ -79,6 +79,9 @@ class VersionSet:
         try:
             f.append(LogWriter().encode(edit.encode()))
             f.sync()
+            # The MANIFEST's directory entry must be durable before CURRENT
+            # can name it (as in _start_manifest).
+            self.fs.sync_dir(self.dbname)
         finally:
             f.close()
         filenames.set_current_file(self.fs, self.dbname, 1)
