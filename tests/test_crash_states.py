@@ -194,13 +194,23 @@ def _report(name, sweep):
     print(f"\ncrash sweep {name}: {sweep.counts}, failures {len(sweep.failures)}")
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+HOLES_BUG = ("ENGINE BUG (not local): WAL recovery skips a zero-filled or damaged region of the last WAL "
+             "and replays the records after it, so an unsynced block lost before a later one that reached "
+             "the disk becomes a hole in the history; see test_zero_filled_hole_in_unsynced_wal_*")
+MODELS_WITH_HOLES = {
+    # Pebble's CrashClone: each unsynced 4 KiB block kept or lost on its own.
+    "holes": (0.5, "prefix", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS) + [
+    pytest.param(n, marks=pytest.mark.xfail(reason=HOLES_BUG, strict=False)) for n in sorted(MODELS_WITH_HOLES)])
 def test_every_crash_state_recovers_to_a_prefix(tmp_path, request, name):
     long = request.config.getoption("--crash-long")
     stride = 1 if long else DEFAULT_STRIDE
     seeds = (1, 2, 3) if long else (1,)
     for seed in seeds:
-        sweep = Sweep(tmp_path / f"s{seed}", [(name, MODELS[name])], stride, seed=seed,
+        sweep = Sweep(tmp_path / f"s{seed}", [(name, {**MODELS, **MODELS_WITH_HOLES}[name])], stride, seed=seed,
                       offset=seed % stride).run()
         _report(f"{name} seed {seed}", sweep)
         assert sweep.counts["flushes"] >= 20 and sweep.counts["compactions"] >= 3, sweep.counts
@@ -349,3 +359,39 @@ def test_crash_while_creating_the_database(tmp_path):
                     failures.append(f"crash at op {k} [{name}], {sorted(os.listdir(target))}: {exc}")
     print(f"\ncrash states during creation: {states}")
     assert not failures, "\n".join(failures[:10])
+
+
+@pytest.mark.xfail(strict=True, reason=HOLES_BUG)
+def test_zero_filled_hole_in_unsynced_wal_tail_does_not_make_a_hole_in_history(tmp_path):
+    """One synced write, then ~60 KiB of unsynced writes (two WAL blocks).
+    The power cut keeps every unsynced block but one 4 KiB block early in the
+    unsynced region, which reads back as zeros (a legal crash state when
+    writeback persists pages out of order). Recovery must stop at the hole:
+    the writes after it were acknowledged after the ones lost in it."""
+    root = os.path.join(tmp_path, "db")
+    fs = FaultFS(root)
+    db = lsm.DB(root, fs=fs, **DB_OPTIONS)
+    hist = model.History()
+    rng = random.Random(3)
+    db.put(b"synced", model.make_value(b"synced", 0, 10, rng), sync=True)
+    hist.ack([(b"synced", db.get(b"synced"))], True)
+    for i in range(1, 60):
+        key = b"k%05d" % i
+        value = model.make_value(key, i, 1000, rng)
+        db.put(key, value)
+        hist.ack([(key, value)])
+    wal = [e[2] for e in fs.ops_of("create", "*.log")][-1]
+    synced_len = max(len(fs.read_file(wal)) - 60 * 1000, 0)  # roughly where unsynced data starts
+    db.close()
+    target = os.path.join(tmp_path, "state")
+    fs.crash_state(target, keep_unsynced=1.0, dir_ops="all")
+    path = os.path.join(target, os.path.basename(wal))
+    data = bytearray(open(path, "rb").read())
+    hole = (synced_len // 4096 + 2) * 4096
+    assert hole + 4096 < 32768 < len(data)
+    data[hole:hole + 4096] = bytes(4096)
+    with open(path, "wb") as f:
+        f.write(data)
+    items = _contents(target)
+    present = sorted(int(k[1:]) for k, _ in items if k.startswith(b"k"))
+    assert hist.match(items, hist.last_sync, len(hist)), f"recovered k-numbers {present}"
