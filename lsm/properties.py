@@ -38,6 +38,16 @@ def get_property(engine, name: bytes):
             if files or seconds or read or written:
                 lines.append(f"{level:3d} {len(files):8d} {size / 1048576.0:8.0f} {seconds:9.0f} "
                              f"{read / 1048576.0:8.0f} {written / 1048576.0:9.0f}")
+        compactors = engine.compactor_stats()
+        if compactors:
+            lines.append("Compactors")
+            lines.append(" slot      pid alive   cpu%  rss(MB)  jobs restarts")
+            for w in compactors:
+                lines.append(f"{w['slot']:5d} {w['pid'] or 0:8d} {('yes' if w['alive'] else 'no'):>5} "
+                             f"{w['cpu_percent']:6.1f} {w['rss_bytes'] / 1048576.0:8.1f} "
+                             f"{w['jobs_done']:5d} {w['restarts']:8d}")
+        if engine.bg_error is not None:
+            lines.append(f"Background error: {engine.bg_error}")
         return ("\n".join(lines) + "\n").encode()
     if name == b"leveldb.sstables":
         out = []
@@ -75,5 +85,6 @@ def stats_dict(engine) -> dict:
         "memtable_bytes": engine.memory_usage(),
         "last_sequence": engine.versions.last_sequence,
         "background_error": None if engine.bg_error is None else str(engine.bg_error),
-        "compactors": [],
+        "compactors": engine.compactor_stats(),
+        "running_jobs": len(engine._running),
     }

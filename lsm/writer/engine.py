@@ -21,6 +21,7 @@ from ..compactor.job import CompactionJob, FlushJob
 from ..compactor.runner import run_job
 from ..errors import ClosedError, CorruptionError, Error, LockError
 from ..filemeta import FileMetaData
+from ..infolog import InfoLog
 from ..fileio import DEFAULT_FS
 from ..keys import TYPE_DELETION
 from ..record import LogWriter
@@ -116,6 +117,9 @@ class Engine:
             fs.mkdir(dbname)
         self._lock_handle = fs.lock(filenames.lock_file_name(dbname))
         try:
+            self._info_log = InfoLog.open(fs, dbname)
+            self.log(f"Opening {dbname} (compactors={options.compactors}, "
+                     f"write_buffer_size={options.write_buffer_size}, paranoid_checks={options.paranoid_checks})")
             self._recover()
         except BaseException:
             self._release_resources()
@@ -171,6 +175,9 @@ class Engine:
             job = FlushJob(self._next_job_id(), wal_number, options.table_options(),
                            paranoid=options.paranoid_checks)
             result = self._execute(job)
+            self.log(f"Recovering log #{wal_number}: max sequence {result.max_sequence}, "
+                     f"{sum(o.size for o in result.outputs)} bytes of tables"
+                     + ("" if result.ok else f", failed: {result.error}"))
             if not result.ok:
                 if result.corruption:
                     raise CorruptionError(filenames.log_file_name(dbname, wal_number), None, result.error)
@@ -190,9 +197,14 @@ class Engine:
             from ..ipc.pool import CompactorPool
             self._pool_size = options.compactors
             self._pool = CompactorPool(dbname, options.compactors, on_result=self._pool_result, fs=fs)
+            self.log(f"Started a pool of {options.compactors} compactor processes")
         self._schedule()
 
     def _release_resources(self):
+        if self._info_log is not None:
+            self.log("Closed")
+            self._info_log.close()
+            self._info_log = None
         if self._wal is not None:
             self._wal.close()
             self._wal = None
@@ -380,7 +392,7 @@ class Engine:
         """Called by the head writer with the lock held. Slows writes down once
         level 0 piles up, stops them while frozen memtables or level-0 files
         are at their limit, and switches to a new memtable when it is full."""
-        delayed = False
+        delayed = stalled = False
         opts = self.options
         while True:
             if self.bg_error is not None:
@@ -403,6 +415,9 @@ class Engine:
             if len(self.imms) >= opts.max_frozen_memtables or level0 >= picker.L0_STOP_WRITES_TRIGGER:
                 if self._pool is None:
                     raise Error("inline engine cannot make room: frozen memtables or level 0 at their limit")
+                if not stalled:
+                    stalled = True
+                    self.log(f"Stalling writes: {len(self.imms)} frozen memtables, {level0} level-0 files")
                 self._stall_wait()
                 continue
             self._switch_memtable()
@@ -734,7 +749,7 @@ class Engine:
         self.stats["bytes_written"] += written
         self.level_stats[level][0] += result.seconds
         self.level_stats[level][2] += written
-        self.log(f"Level-0 table #{metas[0].number if metas else '-'}: {written} bytes, to level {level}, "
+        self.log(f"Flushed table #{metas[0].number if metas else '-'}: {written} bytes, to level {level}, "
                  f"{result.seconds:.3f}s (WAL #{imm.wal_number})")
         self._delete_obsolete_files()
 
@@ -927,6 +942,9 @@ class Engine:
                 else:
                     result += self.table_cache.get(f.number).approximate_offset_of(key)
         return result
+
+    def compactor_stats(self):
+        return self._pool.stats() if self._pool is not None else []
 
     def memory_usage(self):
         return self.mem.approximate_bytes + sum(m.approximate_bytes for m in self.imms)
