@@ -122,7 +122,9 @@ def _run_flush(job, db_dir, fs, outputs, result):
                     raise CorruptionError(path, offset, exc.reason) from exc
                 # LevelDB applies the records it parsed before the damage.
                 sequence, ops = getattr(exc, "partial", (0, []))
-            count = _BATCH_HEADER.unpack_from(payload)[1]
+            # A damaged batch may hold more records than its header says:
+            # the sequences handed out must cover every entry kept.
+            count = max(_BATCH_HEADER.unpack_from(payload)[1], len(ops))
             if count:
                 max_sequence = max(max_sequence, sequence + count - 1)
             if sequence < next_sequence:
