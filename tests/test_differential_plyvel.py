@@ -95,3 +95,8 @@ def _run(seed, tmp_path, compactors):
 @pytest.mark.parametrize("seed", range(4))
 def test_same_answers_as_plyvel_inline(seed, tmp_path):
     _run(seed, tmp_path, compactors=0)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_same_answers_as_plyvel_with_compactor_pool(seed, tmp_path):
+    _run(seed, tmp_path, compactors=2)

@@ -115,3 +115,14 @@ class EngineModel(RuleBasedStateMachine):
 EngineModel.TestCase.settings = settings(max_examples=25, stateful_step_count=40, deadline=None,
                                          suppress_health_check=[HealthCheck.too_slow])
 TestEngineModel = EngineModel.TestCase
+
+
+class PoolEngineModel(EngineModel):
+    """The same model with flushes and compactions in two compactor processes."""
+
+    COMPACTORS = 2
+
+
+PoolEngineModel.TestCase.settings = settings(max_examples=6, stateful_step_count=30, deadline=None,
+                                             suppress_health_check=[HealthCheck.too_slow])
+TestPoolEngineModel = PoolEngineModel.TestCase
