@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lsm.errors import DecodeError
-from lsm.table.block import BlockBuilder, decode_block, entries_limit, shared_prefix_length
+from lsm.table.block import (
+    PAST_END,
+    BlockBuilder,
+    decode_block,
+    entries_limit,
+    seek_internal,
+    shared_prefix_length,
+)
 from lsm.table.builder import (
     find_short_successor,
     find_shortest_separator,
@@ -225,3 +232,37 @@ def test_user_separator_properties(a, b):
     s = find_shortest_separator(a, b)
     assert a <= s < b
     assert len(s) <= len(a)
+
+
+# ---------------------------------------------------------------- seek_internal
+
+
+@st.composite
+def internal_block(draw):
+    ukeys = sorted(set(draw(st.lists(st.binary(max_size=6), max_size=50))))
+    entries = []
+    for ukey in ukeys:
+        seqs = sorted(set(draw(st.lists(st.integers(0, 50), min_size=1, max_size=4))), reverse=True)
+        for seq in seqs:
+            kind = draw(st.integers(0, 1))
+            tag = (seq << 8) | kind
+            entries.append((ukey + tag.to_bytes(8, "little"), draw(st.binary(max_size=5))))
+    return entries
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries=internal_block(), interval=st.integers(1, 16), target=st.binary(max_size=6),
+       seq=st.integers(0, 51))
+def test_seek_internal_matches_linear_search(entries, interval, target, seq):
+    block = build(entries, interval)
+    seek_tag = (seq << 8) | 1
+    expected = PAST_END
+    for ikey, value in entries:
+        ukey, tag = ikey[:-8], int.from_bytes(ikey[-8:], "little")
+        if (ukey, -tag) >= (target, -seek_tag):
+            expected = (tag & 0xFF, value) if ukey == target else None
+            break
+    assert seek_internal(block, target, seek_tag) == expected
+    for ikey, _ in entries:  # every stored key is found at its own sequence
+        tag = int.from_bytes(ikey[-8:], "little")
+        assert seek_internal(block, ikey[:-8], tag | 1) is not None

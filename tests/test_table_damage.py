@@ -205,3 +205,16 @@ def test_damaged_filter_raises_instead_of_false_miss():
     # bloom=False: the filter is not consulted, but damage is still reported
     with pytest.raises(CorruptionError):
         Table.open(MemFile(bytes(damaged)), path=PATH, bloom=False)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"", b"\x80", b"\xff\xff\xff\xff\x0f", b"\x05abc", b"\x10\x00"],
+    ids=["empty", "truncated-length", "claims-4GiB", "bad-offset", "short-output"],
+)
+def test_bad_snappy_block_with_valid_crc(stored):
+    from lsm.errors import DecodeError
+    from lsm.table.format import block_trailer, unpack_block
+
+    with pytest.raises(DecodeError):
+        unpack_block(stored + block_trailer(stored, 1), len(stored))

@@ -169,6 +169,9 @@ def test_table_round_trip(contents, opts, data):
         assert builder.smallest == entries[0][0] and builder.largest == entries[-1][0]
     table = open_table(raw, number=7, block_cache=BlockCache(1 << 16))
     assert list(table.iter_entries()) == entries
+    # get() answers from raw blocks (restart-point search) on first touch and
+    # from decoded blocks once cached; a zero-size cache keeps it on raw blocks.
+    uncached = open_table(raw, number=8, block_cache=BlockCache(0))
 
     # block(i) concatenated is the whole table, as (ukey, tag, value)
     rows = []
@@ -182,7 +185,10 @@ def test_table_round_trip(contents, opts, data):
     probes = list(ukeys) + [u + b"\x00" for u in ukeys] + [b"", b"\xff" * 5]
     for ukey in probes:
         seq = data.draw(st.integers(0, max_seq + 1))
-        assert table.get(ukey, seq) == reference_get(entries, ukey, seq), (ukey, seq)
+        expected = reference_get(entries, ukey, seq)
+        assert uncached.get(ukey, seq) == expected, (ukey, seq)
+        assert table.get(ukey, seq) == expected, (ukey, seq)  # raw, then decoded
+        assert table.get(ukey, seq) == expected, (ukey, seq)
         assert table.get(ukey, max_seq) == reference_get(entries, ukey, max_seq)
 
     # find_block: the first block that may hold the key holds its newest version

@@ -4,33 +4,28 @@ Pure: no files; bytes in, bytes out, DecodeError on damage.
     entry   := varint32 shared | varint32 non_shared | varint32 value_len
                | key[shared:] | value
     trailer := fixed32 restart_offset * num_restarts | fixed32 num_restarts
+
+decode_block() decodes a whole block (scans, compaction, cached blocks);
+seek_internal() answers one point lookup from the raw bytes as LevelDB does,
+for blocks read once by a random get.
 """
 import struct
 from functools import lru_cache
 
+from ..coding import encode_varint
 from ..errors import DecodeError
 
 _FIXED32 = struct.Struct("<I")
+_TAG = struct.Struct("<Q")
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=1024)
 def _uint32s(count: int):
     return struct.Struct("<%dI" % count)
 
 
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def entry_header(shared: int, non_shared: int, value_len: int) -> bytes:
-    if shared < 128 and non_shared < 128 and value_len < 128:
-        return bytes((shared, non_shared, value_len))
-    return varint(shared) + varint(non_shared) + varint(value_len)
+    return encode_varint(shared) + encode_varint(non_shared) + encode_varint(value_len)
 
 
 def shared_prefix_length(a: bytes, b: bytes) -> int:
@@ -102,8 +97,8 @@ def _read_varint32(data, pos: int):
             raise DecodeError("varint32 longer than 5 bytes", start)
 
 
-def entries_limit(data) -> int:
-    """Check the restart array; return where the entries end (= its offset)."""
+def restart_points(data):
+    """Check the restart array; return (entries_limit, restart offsets)."""
     size = len(data)
     if size < 4:
         raise DecodeError(f"block too short ({size} bytes)")
@@ -122,7 +117,12 @@ def entries_limit(data) -> int:
         or any(map(data.__getitem__, restarts))  # a restart entry shares no prefix
     ):
         raise DecodeError("bad restart array", limit)
-    return limit
+    return limit, restarts
+
+
+def entries_limit(data) -> int:
+    """Check the restart array; return where the entries end (= its offset)."""
+    return restart_points(data)[0]
 
 
 def decode_block(data: bytes):
@@ -164,3 +164,68 @@ def decode_block(data: bytes):
     if pos != limit:
         raise DecodeError("entry runs past the end of the block", limit)
     return keys, values
+
+
+# seek_internal() result: every entry of the block sorts before the target, so
+# the answer, if any, is in the next block.
+PAST_END = "past end"
+
+
+def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
+    """Point lookup in a data block without decoding all of it (LevelDB's
+    Block::Iter::Seek): binary search over the restart points, then a scan of
+    at most one restart interval. Keys are internal keys.
+
+    Returns (kind, value) of the first entry at or after (user_key, seek_tag)
+    in internal order if it has user_key; None if that entry has a larger
+    user key; PAST_END if no entry is at or after it."""
+    limit, restarts = restart_points(data)
+    try:
+        lo, hi = 0, len(restarts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) >> 1
+            pos = restarts[mid]
+            non_shared, pos = _read_varint32(data, pos + 1)  # shared is 0 (checked)
+            value_len, pos = _read_varint32(data, pos)
+            if non_shared < 8 or pos + non_shared > limit:
+                raise DecodeError("bad entry at a restart point", restarts[mid])
+            ukey = data[pos : pos + non_shared - 8]
+            if ukey < user_key or (
+                ukey == user_key and _TAG.unpack_from(data, pos + non_shared - 8)[0] > seek_tag
+            ):
+                lo = mid  # the restart key sorts before the target
+            else:
+                hi = mid - 1
+        pos = restarts[lo]
+        prev = b""
+        while pos < limit:
+            shared = data[pos]
+            non_shared = data[pos + 1]
+            value_len = data[pos + 2]
+            if shared | non_shared | value_len < 128:
+                pos += 3
+            else:
+                shared, pos = _read_varint32(data, pos)
+                non_shared, pos = _read_varint32(data, pos)
+                value_len, pos = _read_varint32(data, pos)
+            key_end = pos + non_shared
+            value_end = key_end + value_len
+            if shared > len(prev) or value_end > limit:
+                raise DecodeError("bad entry in block", pos)
+            key = prev[:shared] + data[pos:key_end] if shared else data[pos:key_end]
+            ukey = key[:-8]
+            if ukey >= user_key:
+                if len(key) < 8:
+                    raise DecodeError("internal key shorter than 8 bytes", pos)
+                if ukey > user_key:
+                    return None
+                tag = _TAG.unpack_from(key, len(key) - 8)[0]
+                if tag <= seek_tag:
+                    if tag & 0xFF > 1:
+                        raise DecodeError("internal key with an unknown value type", pos)
+                    return tag & 0xFF, data[key_end:value_end]
+            prev = key
+            pos = value_end
+    except IndexError:
+        raise DecodeError("entry header runs past the block", pos) from None
+    return PAST_END

@@ -5,7 +5,7 @@ import struct
 
 import cramjam
 
-from ..coding import crc32c, masked_crc32c
+from ..coding import crc32c, decode_varint32, encode_varint, masked_crc32c
 from ..errors import DecodeError
 
 # On-disk constants (frozen; changing any of them breaks compatibility with LevelDB).
@@ -23,19 +23,13 @@ _snappy_compress = cramjam.snappy.compress_raw
 _snappy_decompress = cramjam.snappy.decompress_raw
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+# A Snappy element of n bytes yields at most 64 bytes (a 2-byte copy of 64),
+# so a larger declared length can only come from a damaged or hostile block.
+_SNAPPY_MAX_EXPANSION = 32
 
 
 def encode_handle(offset: int, size: int) -> bytes:
-    if offset < 128 and size < 128:
-        return bytes((offset, size))
-    return _varint(offset) + _varint(size)
+    return encode_varint(offset) + encode_varint(size)
 
 
 def decode_handle(data, pos: int = 0):
@@ -111,6 +105,9 @@ def unpack_block(framed, size: int) -> bytes:
     if block_type == NO_COMPRESSION:
         return bytes(view[:size])
     if block_type == SNAPPY_COMPRESSION:
+        declared, _ = decode_varint32(framed[: min(size, 5)])
+        if declared > _SNAPPY_MAX_EXPANSION * size:
+            raise DecodeError(f"snappy block claims {declared} bytes from {size}")
         try:
             return bytes(_snappy_decompress(view[:size]))
         except Exception as exc:  # cramjam raises its own error types

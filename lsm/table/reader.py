@@ -9,7 +9,7 @@ from bisect import bisect_left
 from functools import lru_cache
 
 from ..errors import CorruptionError, DecodeError
-from .block import decode_block
+from .block import PAST_END, decode_block, seek_internal
 from .cache import BlockCache, block_charge
 from .filter import FILTER_META_KEY, FilterBlockReader
 from .format import BLOCK_TRAILER_SIZE, FOOTER_SIZE, decode_footer, decode_handle, unpack_block
@@ -22,7 +22,7 @@ PRIVATE_CACHE_BYTES = 256 << 10
 _VALID_KINDS = b"\x00\x01"
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=1024)
 def _tags_struct(count: int):
     return struct.Struct("<%dQ" % count)
 
@@ -114,28 +114,36 @@ class Table:
         """Index of the first block that may hold user_key (num_blocks if none)."""
         return bisect_left(self._index_ukeys, user_key)
 
-    def _read(self, i: int):
+    def _contents(self, i: int) -> bytes:
+        """Block i's uncompressed contents, checksum verified."""
         offset = self._offsets[i]
+        size = self._sizes[i]
         try:
-            return decode_block(
-                unpack_block(self.file.read(offset, self._sizes[i] + BLOCK_TRAILER_SIZE), self._sizes[i])
-            )
+            return unpack_block(self.file.read(offset, size + BLOCK_TRAILER_SIZE), size)
         except DecodeError as exc:
             raise CorruptionError(self.path, offset, f"data block: {exc.reason}") from None
+
+    def _decode(self, i: int, contents: bytes):
+        """(internal keys, values) of block i; CorruptionError if malformed."""
+        try:
+            return decode_block(contents)
+        except DecodeError as exc:
+            raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
 
     def block(self, i: int):
         """Block i decoded: (user_keys, tags, values), cached."""
         cache_key = (self.number, self._offsets[i])
-        decoded = self._cache.get(cache_key)
-        if decoded is not None:
-            return decoded
-        keys, values = self._read(i)
+        cached = self._cache.get(cache_key)
+        if cached is not None and type(cached) is not bytes:
+            return cached
+        contents = self._contents(i) if cached is None else cached
+        keys, values = self._decode(i, contents)
         try:
             ukeys, tags = split_internal_keys(keys)
         except DecodeError as exc:
             raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
         decoded = (ukeys, tags, values)
-        self._cache.put(cache_key, decoded, block_charge(self._sizes[i], len(keys)))
+        self._cache.put(cache_key, decoded, block_charge(len(contents), len(keys)))
         return decoded
 
     def get(self, user_key: bytes, sequence: int):
@@ -149,25 +157,41 @@ class Table:
             i += 1
         bloom = self._filter
         while i < n:
-            if bloom is not None and not bloom.key_may_match(self._offsets[i], user_key):
+            offset = self._offsets[i]
+            if bloom is not None and not bloom.key_may_match(offset, user_key):
                 return None
-            ukeys, tags, values = self.block(i)
-            j = bisect_left(ukeys, user_key)
-            m = len(ukeys)
-            while j < m and ukeys[j] == user_key:
-                tag = tags[j]
-                if tag <= seek_tag:
-                    return tag & 0xFF, values[j]
-                j += 1
-            if j < m:
-                return None
+            cached = self._cache.get((self.number, offset))
+            if cached is None:
+                # First touch: LevelDB's way, binary search over the restart
+                # points of the raw block; cache the raw contents, not a decode
+                # of 30-odd entries that a random read would mostly waste.
+                contents = self._contents(i)
+                self._cache.put((self.number, offset), contents, len(contents))
+                try:
+                    found = seek_internal(contents, user_key, seek_tag)
+                except DecodeError as exc:
+                    raise CorruptionError(self.path, offset, f"data block: {exc.reason}") from None
+                if found is not PAST_END:
+                    return found
+            else:
+                # Touched again while cached: worth decoding once for bisect.
+                ukeys, tags, values = cached if type(cached) is not bytes else self.block(i)
+                j = bisect_left(ukeys, user_key)
+                m = len(ukeys)
+                while j < m and ukeys[j] == user_key:
+                    tag = tags[j]
+                    if tag <= seek_tag:
+                        return tag & 0xFF, values[j]
+                    j += 1
+                if j < m:
+                    return None
             i += 1  # every version here was too new: older ones may open the next block
         return None
 
     def iter_entries(self):
         """Every (internal_key, value) of the table in order (bypasses the cache)."""
         for i in range(self.num_blocks):
-            keys, values = self._read(i)
+            keys, values = self._decode(i, self._contents(i))
             if keys:
                 try:
                     _trailers(keys)
