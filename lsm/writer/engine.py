@@ -196,7 +196,9 @@ class Engine:
         if options.compactors > 0:
             from ..ipc.pool import CompactorPool
             self._pool_size = options.compactors
-            self._pool = CompactorPool(dbname, options.compactors, on_result=self._pool_result, fs=fs)
+            self._pool = CompactorPool(dbname, options.compactors, on_result=self._pool_result, fs=fs,
+                                       heartbeat_timeout=options.compactor_heartbeat_timeout,
+                                       worker_env=options.compactor_env)
             self.log(f"Started a pool of {options.compactors} compactor processes")
         self._schedule()
 
@@ -442,10 +444,16 @@ class Engine:
         old_wal = self._wal
         # Older WALs are synced before a newer one can hold acknowledged sync
         # writes, so a crash never keeps a newer WAL and loses an older one.
-        old_wal.sync()
-        old_wal.close()
-        self.imms.append(self.mem)
-        self._new_wal()
+        try:
+            old_wal.sync()
+            old_wal.close()
+            self.imms.append(self.mem)
+            self._new_wal()
+        except BaseException as exc:
+            # Sticky: a retried fsync may "succeed" once the kernel has dropped
+            # the pages that failed, and a half-done switch leaves no WAL.
+            self.bg_error = exc
+            raise
 
     def flush(self, wait=True):
         """Freeze the memtable and flush it (and any frozen ones) to tables."""

@@ -35,6 +35,10 @@ class Options:
     # Bytes allowed in level 1 (RocksDB's max_bytes_for_level_base); level L
     # holds ten times level L-1. LevelDB fixes it at 10 MiB.
     level_size_base: int = 10 << 20
+    # Compactor pool: a compactor silent this long is killed and replaced;
+    # extra environment for compactor processes (test hooks).
+    compactor_heartbeat_timeout: float = 5.0
+    compactor_env: dict | None = None
 
     @classmethod
     def from_kwargs(cls, **kw):
@@ -53,6 +57,16 @@ class Options:
         o.manifest_limit = _int_option("manifest_limit", kw.pop("manifest_limit", None), o.manifest_limit, 1, 1 << 40)
         o.max_frozen_memtables = _int_option("max_frozen_memtables", kw.pop("max_frozen_memtables", None), o.max_frozen_memtables, 1, 64)
         o.level_size_base = _int_option("level_size_base", kw.pop("level_size_base", None), o.level_size_base, 1 << 10, 1 << 40)
+        timeout = kw.pop("compactor_heartbeat_timeout", None)
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+                raise ValueError(f"'compactor_heartbeat_timeout' must be a positive number (got {timeout!r})")
+            o.compactor_heartbeat_timeout = float(timeout)
+        env = kw.pop("compactor_env", None)
+        if env is not None:
+            if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+                raise TypeError("'compactor_env' must be a dict of str to str")
+            o.compactor_env = dict(env)
         compactors = kw.pop("compactors", None)
         o.compactors = _int_option("compactors", compactors, max(1, (os.cpu_count() or 2) - 1), 0, 256)
         if "compression" in kw:

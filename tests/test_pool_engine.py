@@ -1,0 +1,127 @@
+"""The engine on a real compactor pool: killed, hung and lying compactors
+cost a retry, never data."""
+import os
+import random
+import re
+import signal
+import threading
+import time
+
+import psutil
+
+import lsm
+from lsm.compactor.job import FlushJob, JobResult
+from lsm.compactor.runner import run_job
+from lsm.writer.engine import _Running
+
+
+def _live_tables(db):
+    text = db.get_property(b"leveldb.sstables").decode()
+    return {int(n) for n in re.findall(r"^ (\d+):", text, re.M)}
+
+
+def _assert_only_live_files(path):
+    with lsm.DB(path, compactors=0) as db:
+        live = _live_tables(db)
+    tables = {int(n.split(".")[0]) for n in os.listdir(path) if n.endswith((".ldb", ".sst"))}
+    assert tables == live
+    assert len([n for n in os.listdir(path) if n.startswith("MANIFEST-")]) == 1
+    staging = os.path.join(path, "lsm-staging")
+    assert not os.path.isdir(staging) or not os.listdir(staging), "orphan staging outputs left behind"
+
+
+def test_compactor_killed_mid_load_is_replaced_and_loses_nothing(tmp_path):
+    path = str(tmp_path / "db")
+    n = 500_000
+    keys = [b"%016d" % i for i in random.Random(7).sample(range(10**12), n)]
+    value = b"v" * 100
+    killed = []
+    with lsm.DB(path, create_if_missing=True, compactors=2, write_buffer_size=1 << 20) as db:
+        def killer():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                for w in db.stats()["compactors"]:
+                    if w["job"] is not None and w["pid"]:
+                        os.kill(w["pid"], signal.SIGKILL)
+                        killed.append(w["pid"])
+                        return
+                time.sleep(0.01)
+
+        thread = threading.Thread(target=killer)
+        for i in range(0, n, 1000):
+            if i == n // 5:
+                thread.start()
+            with db.write_batch() as wb:
+                for k in keys[i:i + 1000]:
+                    wb.put(k, value)
+        thread.join()
+        db._engine.wait_for_compactions()
+        assert killed, "no compactor was caught running a job"
+        workers = db.stats()["compactors"]
+        assert all(w["alive"] for w in workers)
+        assert killed[0] not in {w["pid"] for w in workers}
+        assert sum(w["restarts"] for w in workers) >= 1
+        assert sum(1 for _ in db.iterator(include_value=False)) == n
+        assert all(db.get(k) == value for k in keys[::50])
+    assert not psutil.Process().children(), "a compactor outlived close()"
+    _assert_only_live_files(path)
+
+
+def test_hung_compactor_is_replaced_and_its_job_completes_elsewhere(tmp_path):
+    path = str(tmp_path / "db")
+    flag = str(tmp_path / "hang-once")
+    with lsm.DB(path, create_if_missing=True, compactors=2, write_buffer_size=64 << 10,
+                compactor_heartbeat_timeout=1.5, compactor_env={"LSM_TEST_HANG": flag}) as db:
+        for i in range(3000):
+            db.put(b"k%06d" % i, b"x" * 100)
+        db._engine.flush()
+        db._engine.wait_for_compactions()
+        assert os.path.exists(flag), "no compactor took the hang hook"
+        assert sum(w["restarts"] for w in db.stats()["compactors"]) >= 1
+        assert all(db.get(b"k%06d" % i) == b"x" * 100 for i in range(3000))
+    with lsm.DB(path) as db:
+        assert sum(1 for _ in db) == 3000
+
+
+def test_results_for_unknown_or_finished_jobs_are_ignored(tmp_path):
+    path = str(tmp_path / "db")
+    with lsm.DB(path, create_if_missing=True, compactors=0) as db:
+        db.put(b"a", b"1")
+        engine = db._engine
+        stale = str(tmp_path / "db" / "lsm-staging" / "old-session-1-1")
+        os.makedirs(stale)
+        forged = JobResult(job_id=999, ok=True)
+        forged.staging_dir = stale
+        engine._pool_result(FlushJob(999, 12345), forged)
+        assert not os.path.exists(stale), "a stale result's staging directory was kept"
+        assert engine.bg_error is None
+        db.put(b"b", b"2")
+        assert db.get(b"a") == b"1" and db.get(b"b") == b"2"
+
+
+def test_result_with_truncated_output_is_rejected_and_the_job_rerun(tmp_path):
+    path = str(tmp_path / "db")
+    with lsm.DB(path, create_if_missing=True, compactors=0) as db:
+        for i in range(500):
+            db.put(b"k%04d" % i, b"v%d" % i)
+        engine = db._engine
+        with engine._cv:
+            engine._switch_memtable()
+            imm = engine.imms[0]
+            job = FlushJob(engine._next_job_id(), imm.wal_number, engine.options.table_options())
+            imm.flush_job = job
+            engine._running[job.job_id] = _Running(job, imm=imm)
+        staging = engine._staging_dir(job.job_id)
+        result = run_job(job, path, staging)
+        result.staging_dir = staging
+        out = os.path.join(staging, result.outputs[0].name)
+        with open(out, "r+b") as f:
+            f.truncate(result.outputs[0].size - 10)
+        engine._pool_result(job, result)
+        assert engine.bg_error is None
+        assert not os.path.exists(staging)
+        engine.flush()
+        assert all(db.get(b"k%04d" % i) == b"v%d" % i for i in range(500))
+    with lsm.DB(path) as db:
+        assert sum(1 for _ in db) == 500
+    _assert_only_live_files(path)
