@@ -1,0 +1,266 @@
+"""Iterators and snapshots keep their own version while compactions replace
+the files underneath them; files are deleted exactly when nothing reads them.
+
+Checked against the directory itself: pinned tables must still be on disk
+while an iterator is open, and once everything is closed the directory holds
+only what the MANIFEST names (every table live, one MANIFEST, no WAL older
+than the log number), read with the format layer independently of the engine.
+"""
+import gc
+import os
+import random
+import re
+
+import plyvel
+import pytest
+
+import lsm
+from lsm.record import LogReader
+from lsm.version_edit import VersionEdit
+
+OPEN = dict(create_if_missing=True, compactors=0, write_buffer_size=64 << 10, max_file_size=1 << 20,
+            block_size=1024)
+
+
+# ------------------------------------------------------------------ helpers
+def manifest_state(path):
+    """(live table numbers, log_number, prev_log_number, manifest name) as the
+    MANIFEST that CURRENT names records them."""
+    with open(os.path.join(path, "CURRENT"), "rb") as f:
+        current = f.read()
+    assert current.endswith(b"\n") and current.startswith(b"MANIFEST-"), current
+    name = current[:-1].decode()
+    with open(os.path.join(path, name), "rb") as f:
+        data = f.read()
+    live = {}
+    log_number = prev_log = None
+    for _offset, payload in LogReader(data, strict=True):
+        edit = VersionEdit.decode(payload)
+        for level, number in edit.deleted_files:
+            assert live.get(number) == level, f"deleting {number} at level {level}, not there"
+            del live[number]
+        for level, meta in edit.new_files:
+            live[meta.number] = level
+        if edit.log_number is not None:
+            log_number = edit.log_number
+        if edit.prev_log_number is not None:
+            prev_log = edit.prev_log_number
+    return set(live), log_number, prev_log or 0, name
+
+
+def table_numbers(path):
+    return {int(n.split(".")[0]) for n in os.listdir(path) if re.fullmatch(r"\d+\.(ldb|sst)", n)}
+
+
+def live_numbers(db):
+    """Numbers of the tables in the current version, from leveldb.sstables."""
+    text = db.get_property(b"leveldb.sstables").decode()
+    return {int(m) for m in re.findall(r"^ (\d+):", text, re.M)}
+
+
+def assert_no_obsolete_files(path):
+    """A closed database directory holds only what its MANIFEST names."""
+    live, log_number, prev_log, manifest = manifest_state(path)
+    names = os.listdir(path)
+    assert [n for n in names if n.startswith("MANIFEST-")] == [manifest]
+    tables = table_numbers(path)
+    assert tables == live, f"orphans {sorted(tables - live)}, missing {sorted(live - tables)}"
+    for n in names:
+        if n.endswith(".log"):
+            number = int(n[:-4])
+            assert number >= log_number or number == prev_log, f"obsolete WAL {n} (log number {log_number})"
+        assert not n.endswith(".dbtmp"), n
+    staging = os.path.join(path, "lsm-staging")
+    if os.path.isdir(staging):
+        assert os.listdir(staging) == [], os.listdir(staging)
+
+
+def _fill(db, model, rng, keys, tag):
+    for i in range(0, len(keys), 500):
+        with db.write_batch() as wb:
+            for k in keys[i:i + 500]:
+                v = b"%s-%s-" % (tag, k) + rng.randbytes(rng.randrange(20, 120))
+                wb.put(k, v)
+                model[k] = v
+
+
+def _churn(db, model, rng, round_):
+    """Overwrite everything, delete a third, add new keys, compact all."""
+    keys = sorted(model)
+    _fill(db, model, rng, keys, b"r%d" % round_)
+    with db.write_batch() as wb:
+        for k in keys[round_::3]:
+            wb.delete(k)
+            model.pop(k, None)
+    _fill(db, model, rng, [b"new%d-%06d" % (round_, i) for i in range(1000)], b"n")
+    db.compact_range()
+
+
+def _key(i):
+    return b"key%06d" % i
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    """A database with tables on several levels plus a memtable, and its model."""
+    path = str(tmp_path / "db")
+    rng = random.Random(3)
+    model = {}
+    db = lsm.DB(path, **OPEN)
+    keys = [_key(i) for i in range(12_000)]
+    rng.shuffle(keys)
+    _fill(db, model, rng, keys, b"base")
+    db.compact_range()
+    _fill(db, model, rng, keys[:2000], b"mem")  # newest state partly in the memtable
+    for k in keys[2000:2600]:
+        db.delete(k)
+        del model[k]
+    yield path, db, model, rng
+    db.close()
+
+
+# -------------------------------------------------------------------- tests
+def test_iterators_and_snapshot_see_their_version_after_compactions_replace_every_file(loaded):
+    path, db, model, rng = loaded
+    old = dict(model)
+    old_items = sorted(old.items())
+
+    it_fresh = db.iterator()
+    it_mid = db.iterator()
+    head = [next(it_mid) for _ in range(100)]
+    it_rev = db.iterator(reverse=True)
+    it_range = db.iterator(start=_key(3000), stop=_key(7000), include_value=False)
+    raw = db.raw_iterator()
+    raw.seek_to_first()
+    snap = db.snapshot()
+    snap_it = snap.iterator()  # made before the churn
+    pinned = table_numbers(path)
+    assert pinned == live_numbers(db)
+
+    for round_ in range(3):
+        _churn(db, model, rng, round_)
+        on_disk = table_numbers(path)
+        assert pinned <= on_disk, f"round {round_}: files read by open iterators deleted: {sorted(pinned - on_disk)}"
+    now_live = live_numbers(db)
+    assert not (pinned & now_live), "compaction should have replaced every old table"
+    assert dict(db.iterator()) == model  # the present is right too
+
+    assert head + list(it_mid) == old_items
+    assert list(it_fresh) == old_items
+    assert list(it_rev) == old_items[::-1]
+    assert list(it_range) == [k for k, _ in old_items if _key(3000) <= k < _key(7000)]
+    walked = []
+    while raw.valid():
+        walked.append(raw.item())
+        raw.next()
+    assert walked == old_items
+    raw.seek_to_last()
+    assert raw.item() == old_items[-1]
+    raw.prev()
+    assert raw.item() == old_items[-2]
+    raw.seek(_key(1234) + b"!")
+    assert raw.key() == min(k for k in old if k > _key(1234) + b"!")
+    assert list(snap_it) == old_items
+
+    # Reads through the snapshot, including iterators made after the churn.
+    assert list(snap.iterator()) == old_items
+    assert list(snap.iterator(reverse=True, include_value=False)) == [k for k, _ in old_items][::-1]
+    for k in rng.sample(sorted(set(old) | set(model)), 3000) + [_key(2100), b"new0-000001"]:
+        assert snap.get(k) == old.get(k), k
+    assert db.get(b"new0-000001") == model.get(b"new0-000001")
+
+    # Close the iterators: their tables go, the snapshot alone pins no file.
+    for it in (it_fresh, it_mid, it_rev, it_range, raw, snap_it):
+        it.close()
+    assert table_numbers(path) == live_numbers(db), "tables of released versions must be deleted"
+    for k in rng.sample(sorted(old), 500):
+        assert snap.get(k) == old[k]
+    snap.release()
+    db.compact_range()
+    assert dict(db.iterator()) == model
+    db.close()
+    assert_no_obsolete_files(path)
+
+    pdb = plyvel.DB(path, paranoid_checks=True)
+    try:
+        assert dict(pdb.iterator(verify_checksums=True)) == model
+    finally:
+        pdb.close()
+
+
+def test_iterator_consumed_between_compactions_never_skips_or_repeats(loaded):
+    path, db, model, rng = loaded
+    expected = sorted(model.items())
+    it = db.iterator()
+    rit = db.iterator(reverse=True)
+    got, rgot = [], []
+    for step, (item, ritem) in enumerate(zip(it, rit)):
+        got.append(item)
+        rgot.append(ritem)
+        if step % 3000 == 2999:
+            _churn(db, model, rng, step // 3000)
+            assert table_numbers(path) >= live_numbers(db)
+    got.extend(it)
+    rgot.extend(rit)
+    assert got == expected
+    assert rgot == expected[::-1]
+    it.close()
+    rit.close()
+    assert table_numbers(path) == live_numbers(db)
+
+
+def test_files_of_an_iterator_dropped_without_close_are_deleted_when_collected(loaded):
+    path, db, model, rng = loaded
+    it = db.iterator()
+    next(it)
+    pinned = table_numbers(path)
+    _churn(db, model, rng, 0)
+    assert pinned <= table_numbers(path)
+    del it
+    gc.collect()
+    assert table_numbers(path) == live_numbers(db)
+    db.close()
+    assert_no_obsolete_files(path)
+
+
+def test_close_with_open_iterators_and_snapshot_leaves_no_obsolete_files(loaded):
+    path, db, model, rng = loaded
+    its = [db.iterator(), db.raw_iterator(), db.snapshot().iterator()]
+    snap = db.snapshot()
+    next(its[0])
+    its[1].seek_to_last()
+    pinned = table_numbers(path)
+    _churn(db, model, rng, 1)
+    assert pinned <= table_numbers(path)
+    db.close()
+    assert_no_obsolete_files(path)
+    with pytest.raises(RuntimeError):
+        next(its[0])
+    with pytest.raises(RuntimeError):
+        its[1].valid()
+    with pytest.raises(RuntimeError):
+        snap.get(_key(1))
+    db2 = lsm.DB(path, compactors=0)
+    try:
+        assert dict(db2.iterator()) == model
+    finally:
+        db2.close()
+    assert_no_obsolete_files(path)
+
+
+def test_reopen_after_compactions_keeps_one_manifest_and_only_live_wals(tmp_path):
+    """Several open/write/close cycles with flushes and compactions in each."""
+    path = str(tmp_path / "db")
+    rng = random.Random(9)
+    model = {}
+    for cycle in range(4):
+        db = lsm.DB(path, **OPEN)
+        try:
+            keys = [_key(rng.randrange(20_000)) for _ in range(4000)]
+            _fill(db, model, rng, keys, b"c%d" % cycle)
+            if cycle % 2:
+                db.compact_range(start=_key(5000), stop=_key(15000))
+            assert dict(db.iterator()) == model
+        finally:
+            db.close()
+        assert_no_obsolete_files(path)
