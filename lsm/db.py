@@ -21,6 +21,16 @@ def _need_bytes(name, value):
         raise TypeError(f"Argument '{name}' has incorrect type (expected bytes, got {type(value).__name__})")
 
 
+def _value_bytes(value):
+    """A value as bytes. Like plyvel, any buffer (bytearray, memoryview, ...)
+    is accepted as a value, copied; keys must be bytes."""
+    try:
+        return bytes(memoryview(value))
+    except TypeError:
+        raise TypeError(f"Argument 'value' has incorrect type (expected bytes, got {type(value).__name__})") \
+            from None
+
+
 class DB:
     """A LevelDB-format database, opened by exactly one process at a time."""
 
@@ -94,7 +104,7 @@ class DB:
         if type(key) is not bytes:
             _need_bytes("key", key)
         if type(value) is not bytes:
-            _need_bytes("value", value)
+            value = _value_bytes(value)
         engine = self._engine
         if engine is None:
             raise ClosedError(_CLOSED)
@@ -189,7 +199,7 @@ class WriteBatch:
         if type(key) is not bytes:
             _need_bytes("key", key)
         if type(value) is not bytes:
-            _need_bytes("value", value)
+            value = _value_bytes(value)
         if self._db._engine is None:
             raise ClosedError(_CLOSED)
         if self._prefix is not None:
