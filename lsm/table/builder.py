@@ -68,10 +68,12 @@ def index_successor(last_ikey: bytes) -> bytes:
 
 
 class TableBuilder:
-    """Builds one table from entries added in internal-key order.
+    """Builds one table from entries added in internal-key order (not checked).
 
-    The data block is encoded inline in add() rather than through BlockBuilder:
-    add() runs once per entry of every flush and compaction."""
+    Output reaches `write` in pieces of at least 64 KiB, the rest at finish();
+    file_size counts every byte produced so far. The data block is encoded
+    inline in add() rather than through BlockBuilder: add() runs once per entry
+    of every flush and compaction."""
 
     __slots__ = (
         "_write",

@@ -203,8 +203,9 @@ class FilterBlockBuilder:
         while len(self._offsets) < index:
             self._generate()
 
-    def add_keys(self, user_keys) -> None:
-        self._keys.extend(user_keys)
+    def add_keys(self, keys) -> None:
+        """Keys of a data block, added before start_block(offset just past it)."""
+        self._keys.extend(keys)
 
     def _generate(self) -> None:
         self._offsets.append(self._size)
@@ -240,11 +241,8 @@ class FilterBlockReader:
         count = (size - 5 - array_offset) // 4
         offsets = list(struct.unpack_from("<%dI" % count, data, array_offset))
         offsets.append(array_offset)
-        previous = 0
-        for value in offsets:
-            if value < previous:
-                raise DecodeError("filter offsets out of order", array_offset)
-            previous = value
+        if offsets != sorted(offsets):
+            raise DecodeError("filter offsets out of order", array_offset)
         if base_lg > 40:
             raise DecodeError(f"bad filter base_lg {base_lg}", size - 1)
         self._data = data
@@ -257,6 +255,19 @@ class FilterBlockReader:
         if index >= self._count:
             return True
         start, limit = self._offsets[index], self._offsets[index + 1]
-        if start == limit:
+        if limit - start < 2:
             return False  # no keys were added for blocks starting in this bucket
-        return BloomFilterPolicy.key_may_match(user_key, self._data[start:limit])
+        # BloomFilterPolicy.key_may_match, in place on the block's bytes.
+        data = self._data
+        k = data[limit - 1]
+        if k > 30:
+            return True
+        nbits = (limit - start - 1) << 3
+        h = bloom_hash(user_key)
+        delta = ((h >> 17) | (h << 15)) & _MASK32
+        for _ in range(k):
+            pos = h % nbits
+            if not data[start + (pos >> 3)] & (1 << (pos & 7)):
+                return False
+            h = (h + delta) & _MASK32
+        return True
