@@ -90,6 +90,7 @@ class TableBuilder:
         "_last_int",
         "_block_keys",
         "_pending_handle",
+        "_pending_last_key",
         "_offset",
         "_out",
         "_out_size",
@@ -120,6 +121,7 @@ class TableBuilder:
         self._last_int = 0  # _last_key as a big-endian int, for the prefix XOR
         self._block_keys = []
         self._pending_handle = None  # handle of the last block, awaiting its index key
+        self._pending_last_key = None
         self._offset = 0  # bytes produced so far (written or buffered)
         self._out = []
         self._out_size = 0
@@ -145,8 +147,6 @@ class TableBuilder:
         return self._last_key if self.num_entries else None
 
     def add(self, key: bytes, value: bytes) -> None:
-        if self._pending_handle is not None:
-            self._add_index_entry(key)
         buf = self._buf
         key_int = _from_bytes(key, "big")
         counter = self._counter
@@ -179,11 +179,6 @@ class TableBuilder:
         if len(buf) >= self._limit:
             self._flush()
 
-    def _add_index_entry(self, next_key: bytes) -> None:
-        separator = index_separator(self._last_key, next_key)
-        self._index.add(separator, encode_handle(*self._pending_handle))
-        self._pending_handle = None
-
     def _flush(self) -> None:
         keys = self._block_keys
         if not keys:
@@ -193,10 +188,16 @@ class TableBuilder:
         if self._filter is not None:
             self._filter.add_keys(keys)
             self._filter.start_block(self._offset)
-        if self._smallest is None:
+        if self._pending_handle is not None:
+            # The previous block's index key needs this block's first key (LevelDB
+            # adds it at the next add(); here add() is spared the check).
+            separator = index_separator(self._pending_last_key, keys[0])
+            self._index.add(separator, encode_handle(*self._pending_handle))
+        elif self._smallest is None:
             self._smallest = keys[0]
         self._flushed_entries += len(keys)
         self._pending_handle = handle
+        self._pending_last_key = keys[-1]
         self._buf = bytearray()
         self._restarts = []
         self._limit = self._block_size - 4
@@ -238,7 +239,8 @@ class TableBuilder:
             meta.add(FILTER_META_KEY, encode_handle(*filter_handle))
         meta_handle = self._write_block(meta.finish(), self._compression)
         if self._pending_handle is not None:
-            self._index.add(index_successor(self._last_key), encode_handle(*self._pending_handle))
+            successor = index_successor(self._pending_last_key)
+            self._index.add(successor, encode_handle(*self._pending_handle))
             self._pending_handle = None
         index_handle = self._write_block(self._index.finish(), self._compression)
         footer = encode_footer(meta_handle, index_handle)
