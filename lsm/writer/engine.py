@@ -20,6 +20,7 @@ from .. import filenames
 from ..compactor.job import CompactionJob, FlushJob
 from ..compactor.runner import run_job
 from ..errors import ClosedError, CorruptionError, Error, LockError
+from ..errors import IOError as LsmIOError
 from ..filemeta import FileMetaData
 from ..infolog import InfoLog
 from ..fileio import DEFAULT_FS
@@ -42,6 +43,7 @@ _VARINT1 = [bytes([i]) for i in range(128)]
 _PUT_SMALL = [b"\x01" + bytes([i]) for i in range(128)]
 
 STAGING_DIR = "lsm-staging"  # our own sub-directory; LevelDB ignores directories
+_DISK_ERRORS = ("IOError:", "OSError:")  # how run_job names a failed job's disk error
 MAX_GROUP_BYTES = 1 << 20
 
 
@@ -181,7 +183,8 @@ class Engine:
             if not result.ok:
                 if result.corruption:
                     raise CorruptionError(filenames.log_file_name(dbname, wal_number), None, result.error)
-                raise Error(f"recovery of {filenames.log_file_name(dbname, wal_number)} failed: {result.error}")
+                raise (LsmIOError if result.error.startswith(_DISK_ERRORS) else Error)(
+                    f"recovery of {filenames.log_file_name(dbname, wal_number)} failed: {result.error}")
             max_sequence = max(max_sequence, result.max_sequence)
             self._validate_outputs(result)
             for meta in self._install_outputs(result):
@@ -549,7 +552,9 @@ class Engine:
             if result.corruption:
                 err = CorruptionError(self.dbname, None, f"{what} job {job.job_id} failed: {result.error}")
             else:
-                err = Error(f"{what} job {job.job_id} failed: {result.error}")
+                # A disk error (ENOSPC, EIO) stays an lsm.IOError, as plyvel raises.
+                err = (LsmIOError if result.error.startswith(_DISK_ERRORS) else Error)(
+                    f"{what} job {job.job_id} failed: {result.error}")
             self.log(f"{what} job {job.job_id} failed: {result.error}")
             self.bg_error = err
             for sibling in running.siblings:
