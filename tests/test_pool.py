@@ -232,6 +232,16 @@ def test_sigkilled_worker_is_replaced_and_its_job_finishes_elsewhere(tmp_path, p
     assert len(got.calls) == 1
 
 
+def test_heartbeats_flow_while_a_long_job_runs(tmp_path, pool_factory):
+    db = str(tmp_path / "db")
+    job = make_jobs(db)[0]
+    pool, got = pool_factory(db, size=1, worker_env={TEST_SLEEP_ENV: "1.6"})  # > heartbeat_timeout
+    pool.submit(job)
+    (_, result), = got.wait(1)
+    assert result.ok and result.attempt == 1, result.error
+    assert pool.counters["workers_lost"] == 0 and pool.stats()[0]["restarts"] == 0
+
+
 def test_hung_worker_is_killed_and_its_job_finishes_elsewhere(tmp_path, pool_factory):
     db = str(tmp_path / "db")
     job = make_jobs(db)[0]
@@ -368,20 +378,24 @@ WRITER = textwrap.dedent("""
     from lsm.compactor.job import FlushJob
     from lsm.ipc.pool import CompactorPool
     pool = CompactorPool(sys.argv[1], 2, on_result=lambda j, r: None, heartbeat_interval=0.1,
-                         heartbeat_timeout=1.0, worker_env={"LSM_TEST_JOB_SLEEP": "30"})
+                         heartbeat_timeout=1.0, writer_timeout=1.0, worker_env={"LSM_TEST_JOB_SLEEP": "30"})
     pool.submit(FlushJob(job_id=1, wal_number=1))
     while not all(r["ready"] for r in pool.stats()) or not any(r["job"] for r in pool.stats()):
         time.sleep(0.02)
     print(" ".join(str(r["pid"]) for r in pool.stats()), flush=True)
+    if sys.argv[2] == "raise":
+        sys.stdin.readline()
+        raise RuntimeError("the writer failed and never closed its pool")
     time.sleep(60)
 """)
 
 
-def start_writer(db):
+def start_writer(db, mode="sleep"):
     os.makedirs(db, exist_ok=True)
     write_wal(db, 1, [(1, [(TYPE_VALUE, b"a", b"1")])])
     env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, db], stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, db, mode], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     line = proc.stdout.readline()
     pids = [int(p) for p in line.split()]
     assert len(pids) == 2, line
@@ -402,6 +416,19 @@ def test_workers_exit_when_the_writer_is_killed(tmp_path):
         proc.kill()
         proc.wait()
         wait_for(lambda: all(gone(p) for p in pids), timeout=5, what="orphaned workers to exit")
+    finally:
+        proc.kill()
+        for p in pids:
+            if not gone(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def test_workers_end_with_a_writer_that_raises_without_closing(tmp_path):
+    proc, pids = start_writer(str(tmp_path / "db"), mode="raise")
+    try:
+        _, err = proc.communicate(b"go\n", timeout=20)
+        assert b"never closed its pool" in err
+        assert all(gone(p) for p in pids)  # no wait: gone by the time the writer has exited
     finally:
         proc.kill()
         for p in pids:

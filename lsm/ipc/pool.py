@@ -25,8 +25,10 @@ Accepting a RESULT
 Failures
     * ``ok=False, corruption=True``: final at once, no retry.
     * ``ok=False`` otherwise, or the worker died (exit, SIGKILL) or went
-      silent for ``heartbeat_timeout`` seconds (it is then SIGKILLed and
-      reaped before anything else happens): the attempt's staging directory is
+      silent for ``heartbeat_timeout`` seconds, or its heartbeats still do not
+      show the attempt it was sent that long after dispatch (it is then
+      SIGKILLed and reaped before anything else happens): the attempt's staging
+      directory is
       removed, a replacement worker is started, and the job is queued again as
       attempt + 1 after a back-off of ``retry_backoff * 2**(attempt - 1)``
       seconds, on whichever worker is idle first. After ``max_attempts`` the
@@ -82,6 +84,10 @@ _SESSION_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _MAX_POLL = 0.1
 _DELIVERED_MEMORY = 4096
 _SHUTDOWN_GRACE = 1.0
+# Workers leave after this long without a ping. Three intervals, but never so
+# short that a writer busy in one long C call (a big sort) loses its pool.
+_MIN_WRITER_TIMEOUT = 2.0
+_MAX_IPC_PATH = 100  # sun_path holds 108 bytes
 
 
 @dataclass
@@ -97,7 +103,7 @@ class RunningJob:
 
 
 class _Attempt:
-    __slots__ = ("job", "attempt", "staging_dir", "state", "worker", "not_before", "errors")
+    __slots__ = ("job", "attempt", "staging_dir", "state", "worker", "not_before", "errors", "dispatched")
 
     def __init__(self, job, staging_dir):
         self.job = job
@@ -107,11 +113,12 @@ class _Attempt:
         self.worker = None
         self.not_before = 0.0
         self.errors = []
+        self.dispatched = 0.0
 
 
 class _Worker:
     __slots__ = ("slot", "identity", "process", "pid", "ps", "started", "ready", "last_seen", "job",
-                 "bytes_done")
+                 "bytes_done", "lost_job")
 
     def __init__(self, slot, identity, process, now):
         self.slot = slot
@@ -127,6 +134,7 @@ class _Worker:
         self.last_seen = now
         self.job = None  # the _Attempt it runs
         self.bytes_done = 0
+        self.lost_job = False  # its heartbeats do not show the job it was sent
 
 
 class _Slot:
@@ -175,7 +183,24 @@ def _sigkill(pid):
 
 
 class CompactorPool:
-    """See the module docstring."""
+    """N compactor processes fed from one I/O thread; see the module docstring.
+
+    db_dir              the database directory (jobs read it; staging lives in it)
+    size                number of worker processes
+    on_result(job, r)   called once per job, in the pool's callback thread
+    heartbeat_interval  seconds between heartbeats (worker -> writer) and pings
+                        (writer -> worker)
+    heartbeat_timeout   a ready worker silent this long is SIGKILLed and replaced
+    max_attempts        attempts per job before a transient failure is final
+    fs                  FileSystem for staging directories (lsm.fileio)
+    session             this pool's session id (default: 16 random hex digits)
+    worker_env          extra environment variables for the workers (test hooks:
+                        LSM_TEST_JOB_SLEEP, LSM_TEST_HANG)
+    start_timeout       a worker not READY this long after starting is replaced
+    retry_backoff       first retry delay; doubled on each further attempt
+    writer_timeout      a worker pinged by nobody this long exits (default:
+                        3 * heartbeat_interval, at least 2 s)
+    """
 
     def __init__(self, db_dir, size, *, on_result, heartbeat_interval=0.5, heartbeat_timeout=5.0,
                  max_attempts=3, fs=None, session=None, worker_env=None, start_timeout=30.0,
@@ -195,7 +220,8 @@ class CompactorPool:
         self.session = session
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
-        self.writer_timeout = writer_timeout if writer_timeout is not None else max(3 * heartbeat_interval, 1.0)
+        self.writer_timeout = (writer_timeout if writer_timeout is not None
+                               else max(3 * heartbeat_interval, _MIN_WRITER_TIMEOUT))
         self.max_attempts = max_attempts
         self.start_timeout = start_timeout
         self.retry_backoff = retry_backoff
@@ -222,6 +248,9 @@ class CompactorPool:
         self._wake_r = self._wake_w = None
 
         self._ipc_dir = tempfile.mkdtemp(prefix="lsm-ipc-")  # mode 0700
+        if len(self._ipc_dir) + len("/writer") > _MAX_IPC_PATH:  # a long TMPDIR
+            os.rmdir(self._ipc_dir)
+            self._ipc_dir = tempfile.mkdtemp(prefix="lsm-ipc-", dir="/tmp")
         os.chmod(self._ipc_dir, 0o700)
         self._reaper = _Reaper(self._ipc_dir)
         self._finalizer = weakref.finalize(self, self._reaper.kill_all)
@@ -425,6 +454,10 @@ class CompactorPool:
                 self.counters["heartbeats"] += 1
                 if w is not None:
                     w.bytes_done = msg.bytes_done
+                    a = w.job
+                    if (a is not None and (msg.job_id, msg.attempt) != (a.job.job_id, a.attempt)
+                            and now - a.dispatched > self.heartbeat_timeout):
+                        w.lost_job = True  # replaced by _check_workers, like a hung worker
             elif isinstance(msg, Result):
                 self._on_result_message(w, msg, now, deliveries)
             elif isinstance(msg, Ready):
@@ -438,15 +471,20 @@ class CompactorPool:
         a = self._attempts.get(msg.job_id)
         current = (msg.session == self.session and a is not None and a.state == "running"
                    and a.attempt == msg.attempt)
-        if current and w is not None and a.worker is w and msg.result.job_id == msg.job_id:
+        if current and w is not None and a.worker is w:
             w.job = None
             w.bytes_done = 0
             self._slots[w.slot].jobs_done += 1
             self.counters["results_accepted"] += 1
-            if msg.result.ok:
-                self._finish(a, msg.result, deliveries)
+            result = msg.result
+            if result.job_id != msg.job_id:
+                result = JobResult(job_id=msg.job_id, ok=False,
+                                   error=f"compactor pid {w.pid} answered job {msg.job_id} with a result "
+                                         f"for job {result.job_id}")
+            if result.ok:
+                self._finish(a, result, deliveries)
             else:
-                self._failed_attempt(a, msg.result, now, deliveries)
+                self._failed_attempt(a, result, now, deliveries)
             return
         self.counters["results_ignored"] += 1
         log.info("compactor pool: ignored result of job %s attempt %s (session %r) from pid %s",
@@ -517,6 +555,7 @@ class CompactorPool:
             w = idle.pop(0)
             self._router.send_multipart([w.identity] + frames)
             a.state = "running"
+            a.dispatched = now
             a.worker = w
             w.job = a
             w.bytes_done = 0
@@ -569,6 +608,8 @@ class CompactorPool:
                 reason = f"sent no READY within {self.start_timeout:g}s"
             elif w.ready and now - w.last_seen > self.heartbeat_timeout:
                 reason = f"sent no heartbeat for {now - w.last_seen:.1f}s"
+            elif w.lost_job and w.job is not None:
+                reason = f"does not report the job it was sent {self.heartbeat_timeout:g}s ago"
             else:
                 continue
             log.warning("compactor pool: worker pid %s %s; replacing it", w.pid, reason)
