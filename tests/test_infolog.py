@@ -1,0 +1,167 @@
+"""lsm.infolog: LevelDB-style info LOG, rotated to LOG.old at open, one line per message."""
+import re
+import threading
+import time
+
+import pytest
+
+from lsm.errors import IOError as LsmIOError
+from lsm.fileio import DEFAULT_FS, FileSystem
+from lsm.infolog import InfoLog, NullInfoLog, format_line
+
+LINE = re.compile(r"^(\d{4})/(\d{2})/(\d{2})-(\d{2}):(\d{2}):(\d{2})\.(\d{6}) (\d+) (.*)$")
+
+
+def read_lines(path):
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_open_creates_log_and_lines_have_leveldb_format(tmp_path):
+    log = InfoLog.open(DEFAULT_FS, str(tmp_path))
+    log.log("Recovering log #3")
+    log.log("Compacting %d@%d + %d@%d files", 4, 0, 1, 1)
+    # Each line is in the OS before log() returns: readable while still open.
+    lines = read_lines(tmp_path / "LOG")
+    assert len(lines) == 2
+    first, second = (LINE.match(line) for line in lines)
+    assert first and second, lines
+    assert first.group(9) == "Recovering log #3"
+    assert second.group(9) == "Compacting 4@0 + 1@1 files"
+    assert int(first.group(8)) == threading.get_ident()
+    log.close()
+    assert log.closed
+
+
+def test_timestamp_is_local_time_with_microseconds():
+    now = time.mktime((2026, 11, 21, 8, 0, 0, 0, 0, -1)) + 0.123456
+    assert format_line("hello", now=now, thread_id=42) == "2026/11/21-08:00:00.123456 42 hello\n"
+
+
+def test_reopen_rotates_log_to_log_old(tmp_path):
+    with InfoLog.open(DEFAULT_FS, str(tmp_path)) as log:
+        log.log("first session")
+    with InfoLog.open(DEFAULT_FS, str(tmp_path)) as log:
+        log.log("second session")
+    assert [LINE.match(x).group(9) for x in read_lines(tmp_path / "LOG.old")] == ["first session"]
+    assert [LINE.match(x).group(9) for x in read_lines(tmp_path / "LOG")] == ["second session"]
+    with InfoLog.open(DEFAULT_FS, str(tmp_path)) as log:  # the oldest session is replaced
+        log.log("third session")
+    assert [LINE.match(x).group(9) for x in read_lines(tmp_path / "LOG.old")] == ["second session"]
+    assert [LINE.match(x).group(9) for x in read_lines(tmp_path / "LOG")] == ["third session"]
+
+
+def test_open_without_previous_log_makes_no_log_old(tmp_path):
+    InfoLog.open(DEFAULT_FS, str(tmp_path)).close()
+    assert (tmp_path / "LOG").exists()
+    assert (tmp_path / "LOG").read_bytes() == b""
+    assert not (tmp_path / "LOG.old").exists()
+
+
+def test_multiline_message_stays_one_line(tmp_path):
+    with InfoLog.open(DEFAULT_FS, str(tmp_path)) as log:
+        log.log("compaction failed:\nCorruption: bad block\r\nretrying")
+    lines = read_lines(tmp_path / "LOG")
+    assert len(lines) == 1
+    assert LINE.match(lines[0]).group(9) == "compaction failed: | Corruption: bad block | retrying"
+
+
+def test_non_ascii_and_bad_format_args_do_not_raise(tmp_path):
+    with InfoLog.open(DEFAULT_FS, str(tmp_path)) as log:
+        log.log("key \u00e9t\u00e9 \udcff")
+        log.log("%d files", "not a number")
+        log("callable too")
+    lines = read_lines(tmp_path / "LOG")
+    assert len(lines) == 3
+    assert "\u00e9t\u00e9" in lines[0]
+    assert lines[1].endswith("%d files not a number")
+    assert lines[2].endswith(" callable too")
+
+
+def test_log_after_close_is_dropped(tmp_path):
+    log = InfoLog.open(DEFAULT_FS, str(tmp_path))
+    log.log("before")
+    log.close()
+    log.log("after")  # e.g. a thread still finishing at shutdown
+    log.close()       # closing twice is fine
+    assert [LINE.match(x).group(9) for x in read_lines(tmp_path / "LOG")] == ["before"]
+
+
+def test_threads_write_whole_lines(tmp_path):
+    log = InfoLog.open(DEFAULT_FS, str(tmp_path))
+    barrier = threading.Barrier(4)  # all alive at once, so their ids differ
+
+    def worker(n):
+        barrier.wait()
+        for i in range(200):
+            log.log(f"thread {n} line {i} " + "x" * 50)
+        barrier.wait()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    lines = read_lines(tmp_path / "LOG")
+    assert len(lines) == 800
+    assert all(LINE.match(line) for line in lines)
+    idents = {int(LINE.match(line).group(8)) for line in lines}
+    assert len(idents) == 4
+
+
+class RecordingFS(FileSystem):
+    """Records the seam calls; can make appends fail like a full disk."""
+
+    def __init__(self, fail_appends=False):
+        self.calls = []
+        self.fail_appends = fail_appends
+
+    def rename(self, src, dst):
+        self.calls.append(("rename", src, dst))
+        super().rename(src, dst)
+
+    def create(self, path, exclusive=True):
+        self.calls.append(("create", path, exclusive))
+        file = super().create(path, exclusive)
+        if self.fail_appends:
+            def append(data):
+                raise LsmIOError(f"write {path}: No space left on device")
+            file = _FailingFile(file, append)
+        return file
+
+
+class _FailingFile:
+    def __init__(self, inner, append):
+        self._inner = inner
+        self.append = append
+
+    def close(self):
+        self._inner.close()
+
+
+def test_uses_the_filesystem_seam(tmp_path):
+    fs = RecordingFS()
+    InfoLog.open(fs, str(tmp_path)).close()
+    InfoLog.open(fs, str(tmp_path)).close()
+    log, old = str(tmp_path / "LOG"), str(tmp_path / "LOG.old")
+    assert fs.calls == [("create", log, False), ("rename", log, old), ("create", log, False)]
+
+
+def test_write_errors_are_swallowed(tmp_path):
+    log = InfoLog.open(RecordingFS(fail_appends=True), str(tmp_path))
+    log.log("disk is full")  # must not raise: the info LOG never breaks the database
+    log.close()
+
+
+def test_open_fails_loudly_when_the_directory_is_missing(tmp_path):
+    with pytest.raises(LsmIOError):
+        InfoLog.open(DEFAULT_FS, str(tmp_path / "missing"))
+
+
+def test_null_info_log_accepts_everything():
+    log = NullInfoLog()
+    log.log("anything %d", 1)
+    log("anything")
+    with log:
+        pass
+    log.close()
