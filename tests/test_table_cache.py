@@ -101,3 +101,27 @@ def test_private_cache_when_none_given():
     reads = f.reads
     t.block(0)
     assert f.reads == reads
+
+
+def test_concurrent_gets_and_block_reads_on_one_table():
+    cache = BlockCache(4 << 10)  # small: blocks are evicted, re-read and upgraded concurrently
+    table, _ = make_table(b"t", 4, cache)
+    errors = []
+
+    def worker(seed):
+        try:
+            for n in range(400):
+                i = (n * 7 + seed) % 100
+                assert table.get(b"t%03d" % i, 1000) == (TYPE_VALUE, b"t" * 10)
+                assert table.get(b"t%03dx" % i, 1000) is None
+                ukeys, tags, values = table.block(n % table.num_blocks)
+                assert values == [b"t" * 10] * len(ukeys)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

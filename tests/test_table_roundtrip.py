@@ -236,4 +236,8 @@ def test_large_table_through_fileio(tmp_path):
         assert table.get(b"key%06d" % i, 10**9) == (1, b"value%d" % i * 5)
         assert table.get(b"key%06dx" % i, 10**9) is None
     assert cache.usage <= 64 << 10
+    no_bloom = Table.open(rf, path=path, number=1, bloom=False)
+    for i in range(0, 20000, 997):
+        assert no_bloom.get(b"key%06d" % i, 10**9) == (1, b"value%d" % i * 5)
+        assert no_bloom.get(b"key%06dx" % i, 10**9) is None
     rf.close()

@@ -62,6 +62,11 @@ class Table:
 
     @classmethod
     def open(cls, file, *, path, number=0, block_cache=None, bloom=True):
+        """Read the footer, index, metaindex and filter of `file` (anything with
+        .read(offset, n) and .size). `path` names the file in errors; `number`
+        keys its blocks in `block_cache` (a BlockCache shared by tables with
+        distinct numbers; None: a small private one); bloom=False checks the
+        filter block but never consults it."""
         size = file.size
         if size < FOOTER_SIZE:
             raise CorruptionError(path, 0, f"file too short to be a table ({size} bytes)")
