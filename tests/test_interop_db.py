@@ -35,7 +35,16 @@ def _wal_bytes(path):
 
 
 def _load(db, model, rng, ops, key_space=KEY_SPACE):
-    """`ops` random operations: single puts, deletes and write batches."""
+    """`ops` random operations: single puts, deletes and write batches, plus
+    values spanning several WAL and table blocks, an empty value, the empty key."""
+    for _ in range(3):
+        k, v = _key(rng.randrange(key_space)), rng.randbytes(rng.randrange(33_000, 140_000))
+        db.put(k, v)
+        model[k] = v
+    db.put(b"", b"empty key")
+    model[b""] = b"empty key"
+    db.put(b"zz-empty-value", b"")
+    model[b"zz-empty-value"] = b""
     done = 0
     while done < ops:
         r = rng.random()
@@ -71,6 +80,7 @@ def _assert_same(db, model, rng, **read_kw):
     probes = rng.sample(list(model), min(3000, len(model)))
     probes += [_key(rng.randrange(KEY_SPACE)) for _ in range(3000)]  # mostly absent or deleted
     probes += [b"", b"k", b"k" + b"9" * 16, b"\xff" * 16]
+    assert any(len(v) > 32_768 for v in model.values()) and b"" in model.values()
     for k in probes:
         assert db.get(k, **read_kw) == model.get(k), k
 
