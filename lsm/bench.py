@@ -1,0 +1,928 @@
+"""``python -m lsm bench``: LevelDB's db_bench workloads on lsm, LevelDB (plyvel)
+and RocksDB (rocksdict) in one process, with the same keys and values, and the
+speed ratios in one table.
+
+Knows the three engines' public APIs only (for lsm: ``lsm.DB`` and
+``db.stats()``); plyvel, rocksdict, psutil and tqdm are imported when a run
+starts, so ``--help`` works without them.
+
+How a run goes (as db_bench, adapted to three engines):
+- keys are zero-padded numbers (``%016d``), values ~50% compressible bytes;
+  both generated once from a seeded ``random.Random``; "random order" is one
+  shuffled permutation, shared by every engine;
+- workloads run in the order given, and each workload runs on every engine
+  before the next one starts (lsm, plyvel, rocksdict, then the next workload);
+- fill workloads start from a fresh database; the others run on the database
+  the preceding fill left (an untimed fillrandom makes one when there is none);
+- between workloads a database is closed (untimed) and reopened, so one
+  engine's background work never runs while another engine is timed;
+- bloom filters of 10 bits per key everywhere; no sync except fillsync.
+"""
+import argparse
+import functools
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+ENGINES = ("lsm", "plyvel", "rocksdict")
+
+# Workload -> what it needs: "fresh" (a new, empty database), "existing" (the
+# database the preceding fill left), or "self" (opens, fills and closes its own).
+WORKLOADS = {
+    "fillseq": "fresh",
+    "fillbatch": "fresh",
+    "fillsync": "fresh",
+    "fillrandom": "fresh",
+    "overwrite": "existing",
+    "readrandom": "existing",
+    "readmissing": "existing",
+    "readseq": "existing",
+    "readreverse": "existing",
+    "seekrandom": "existing",
+    "readwhilewriting": "existing",
+    "deleterandom": "existing",
+    "load": "self",
+}
+DEFAULT_WORKLOADS = tuple(WORKLOADS)
+BATCH = 1000          # entries per write batch (fillbatch, load)
+CHUNK = 2000          # ops between progress-bar updates
+SEED = 301
+MB = 1048576.0
+
+
+class UsageError(Exception):
+    """Bad command-line input: the CLI prints it and exits 2."""
+
+
+# --------------------------------------------------------------- arguments
+def add_arguments(parser):
+    parser.add_argument("--num", type=int, default=1_000_000, help="number of keys (default 1000000)")
+    parser.add_argument("--key-size", type=int, default=16, help="key size in bytes (default 16)")
+    parser.add_argument("--value-size", type=int, default=100, help="value size in bytes (default 100)")
+    parser.add_argument("--reads", type=int, default=None,
+                        help="operations of readrandom, readmissing, seekrandom and readwhilewriting "
+                             "(default: --num)")
+    parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
+                        help="comma-separated workloads, run in this order (default: %(default)s)")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help="comma-separated engines among lsm,plyvel,rocksdict (default: all three)")
+    parser.add_argument("--compactors", default=None,
+                        help="lsm compactor processes: a number, or 'inline' (= 0: jobs run in the "
+                             "writer process); default: lsm's own default")
+    parser.add_argument("--dir", default=None,
+                        help="where to create the databases (default: a temporary directory, removed at the end)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per (engine, workload) on stdout instead of text")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars and no per-workload lines")
+    parser.add_argument("--seed", type=int, default=SEED, help=argparse.SUPPRESS)
+    return parser
+
+
+def _parse_list(text, allowed, what):
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UsageError(f"--{what}: empty list")
+    unknown = [item for item in items if item not in allowed]
+    if unknown:
+        raise UsageError(f"--{what}: unknown {what[:-1]} {unknown[0]!r} (choose from {', '.join(allowed)})")
+    return items
+
+
+def _parse_compactors(text):
+    if text is None:
+        return None
+    if text.strip().lower() == "inline":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--compactors: expected a number or 'inline', got {text!r}") from None
+    if value < 0:
+        raise UsageError("--compactors: must not be negative")
+    return value
+
+
+# -------------------------------------------------------------------- data
+class Data:
+    """Keys and values of a run, generated once and shared by every engine."""
+
+    def __init__(self, num, key_size, value_size, seed=SEED, reads=None):
+        rng = random.Random(seed)
+        self.num = num
+        self.reads = num if reads is None else reads
+        self.key_size = key_size
+        self.value_size = value_size
+        fmt = b"%0" + str(key_size).encode() + b"d"
+        self.keys = [fmt % i for i in range(num)]
+        order = list(range(num))
+        rng.shuffle(order)
+        self.random_keys = [self.keys[i] for i in order]
+        rng.shuffle(order)
+        read_keys = [self.keys[i] for i in order]  # readrandom, seekrandom: another order
+        self.read_keys = (read_keys * (self.reads // num + 1))[:self.reads]
+        self.values = _values(rng, num, value_size)
+        self.entry_bytes = key_size + value_size
+
+    def missing_keys(self):
+        # As db_bench: an existing key with "." appended is never present.
+        return [k + b"." for k in self.read_keys]
+
+
+def _values(rng, num, value_size):
+    """num values (references into a ~1 MiB pool of distinct ones), each half
+    random bytes and half repetition, so snappy halves them as in db_bench."""
+    if value_size == 0:
+        return [b""] * num
+    pool_size = max(1 << 20, 4 * value_size)
+    distinct = []
+    for _ in range(max(1, pool_size // value_size)):
+        raw = rng.randbytes((value_size + 1) // 2)
+        distinct.append((raw * 2)[:value_size])
+    reps = num // len(distinct) + 1
+    return (distinct * reps)[:num]
+
+
+# ----------------------------------------------------------------- engines
+class Adapter:
+    """One engine behind the calls the workloads make. After open(), put/get/
+    delete are the engine's own bound methods (no wrapper per operation)."""
+
+    name = "?"
+    db = None
+
+    def open(self, path):
+        raise NotImplementedError
+
+    def close(self):
+        if self.db is not None:
+            db, self.db = self.db, None
+            db.close()
+
+    def quiesce(self, timeout=600.0):
+        """Wait until the engine has no flush or compaction running or pending
+        (engines whose close() waits for that themselves do nothing here)."""
+
+    def write_amplification(self):
+        return None
+
+    def compactor_pids(self):
+        return []
+
+    def version(self):
+        return ""
+
+
+class LsmAdapter(Adapter):
+    name = "lsm"
+
+    def __init__(self, compactors):
+        import lsm
+        self.lsm = lsm
+        self.compactors = compactors
+
+    def open(self, path):
+        kwargs = {} if self.compactors is None else {"compactors": self.compactors}
+        db = self.db = self.lsm.DB(path, create_if_missing=True, bloom_filter_bits=10, **kwargs)
+        self.put, self.get, self.delete = db.put, db.get, db.delete
+        self.put_sync = functools.partial(db.put, sync=True)
+
+    def write_batch(self, keys, values):
+        with self.db.write_batch() as wb:
+            put = wb.put
+            for k, v in zip(keys, values):
+                put(k, v)
+
+    def seek(self, key):
+        it = self.db.iterator()
+        it.seek(key)
+        found = next(it, None) is not None
+        it.close()
+        return found
+
+    def scan(self, reverse):
+        return self.db.iterator(reverse=reverse)
+
+    def stats(self):
+        db = self.db
+        if db is None:
+            return None
+        try:
+            return db.stats()
+        except Exception:  # noqa: BLE001 - stats are optional evidence, never a benchmark failure
+            return None
+
+    def quiesce(self, timeout=600.0):
+        # Quiet: no job running or queued for a few polls in a row. A level
+        # whose score says "compact me" while no job runs for 2 s means the
+        # engine chose not to: quiet as well (never wait for ever).
+        started = time.monotonic()
+        idle_since = None
+        while time.monotonic() - started < timeout:
+            state = _lsm_state(self.stats())
+            now = time.monotonic()
+            if state == "busy":
+                idle_since = None
+            else:
+                if idle_since is None:
+                    idle_since = now
+                if now - idle_since >= (2.0 if state == "due" else 0.03):
+                    return
+            time.sleep(0.01)
+
+    def write_amplification(self):
+        stats = self.stats()
+        if not stats or stats.get("write_amplification") is None:
+            return None
+        return float(stats["write_amplification"])
+
+    def compactor_pids(self):
+        stats = self.stats() or {}
+        return _pids(stats.get("compactors") or [])
+
+    def version(self):
+        try:
+            from importlib.metadata import version
+            text = version("lsm")
+        except Exception:  # noqa: BLE001 - running from a checkout without installing
+            text = "checkout"
+        mode = "default compactors" if self.compactors is None else \
+            ("inline" if self.compactors == 0 else f"{self.compactors} compactors")
+        return f"lsm {text} ({mode})"
+
+
+# Names a stats() dict may use for background work not yet done; a level
+# score >= 1 also means a compaction is due (LevelDB's rule).
+_BUSY_FIELDS = ("pending_jobs", "running_jobs", "jobs_pending", "jobs_running", "queued_jobs",
+                "inflight_jobs", "jobs_in_flight", "pending_compactions", "running_compactions",
+                "pending_flushes", "running_flushes", "frozen_memtables", "immutable_memtables")
+
+
+def _lsm_state(stats):
+    """"busy" (a job runs or waits), "due" (a level's score is >= 1, so a
+    compaction should start) or None (nothing to do), from a stats() dict."""
+    if not stats:
+        return None
+    for field in _BUSY_FIELDS:
+        value = stats.get(field)
+        if isinstance(value, (list, tuple, set, dict)):
+            value = len(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return "busy"
+    for c in stats.get("compactors") or []:
+        if isinstance(c, dict) and (c.get("busy") or c.get("job") is not None):
+            return "busy"
+    for level in stats.get("levels") or []:
+        if isinstance(level, dict) and (level.get("score") or 0) >= 1:
+            return "due"
+    return None
+
+
+def _pids(compactors):
+    pids = []
+    for c in compactors:
+        pid = c.get("pid") if isinstance(c, dict) else c
+        if isinstance(pid, int) and not isinstance(pid, bool):
+            pids.append(pid)
+    return pids
+
+
+class PlyvelAdapter(Adapter):
+    name = "plyvel"
+
+    def __init__(self):
+        import plyvel
+        self.plyvel = plyvel
+
+    def open(self, path):
+        db = self.db = self.plyvel.DB(path, create_if_missing=True, bloom_filter_bits=10)
+        self.put, self.get, self.delete = db.put, db.get, db.delete
+        self.put_sync = functools.partial(db.put, sync=True)
+
+    def write_batch(self, keys, values):
+        with self.db.write_batch() as wb:
+            put = wb.put
+            for k, v in zip(keys, values):
+                put(k, v)
+
+    def seek(self, key):
+        it = self.db.iterator()
+        it.seek(key)
+        found = next(it, None) is not None
+        it.close()
+        return found
+
+    def scan(self, reverse):
+        return self.db.iterator(reverse=reverse)
+
+    def version(self):
+        return f"plyvel {self.plyvel.__version__} (LevelDB {self.plyvel.__leveldb_version__})"
+
+
+class RocksdictAdapter(Adapter):
+    name = "rocksdict"
+
+    def __init__(self):
+        import rocksdict
+        self.rocksdict = rocksdict
+
+    def open(self, path):
+        rd = self.rocksdict
+        options = rd.Options(raw_mode=True)  # bytes in, bytes out (no pickling)
+        options.create_if_missing(True)
+        table = rd.BlockBasedOptions()
+        table.set_bloom_filter(10, False)
+        options.set_block_based_table_factory(table)
+        db = self.db = rd.Rdict(path, options)
+        self.put, self.get, self.delete = db.put, db.get, db.delete
+        sync = rd.WriteOptions()
+        sync.sync = True
+        self.put_sync = lambda k, v: db.put(k, v, sync)
+
+    def write_batch(self, keys, values):
+        wb = self.rocksdict.WriteBatch(raw_mode=True)
+        put = wb.put
+        for k, v in zip(keys, values):
+            put(k, v)
+        self.db.write(wb)
+
+    def seek(self, key):
+        it = self.db.iter()
+        it.seek(key)
+        found = it.valid()
+        if found:
+            it.key()
+            it.value()
+        del it
+        return found
+
+    def scan(self, reverse):
+        return self.db.items(backwards=reverse)
+
+    def quiesce(self, timeout=600.0):
+        # RocksDB's close() abandons running compactions; wait for them instead.
+        props = ("rocksdb.compaction-pending", "rocksdb.num-running-compactions",
+                 "rocksdb.num-running-flushes", "rocksdb.mem-table-flush-pending")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not any(self.db.property_int_value(p) for p in props):
+                return
+            time.sleep(0.01)
+
+    def version(self):
+        try:
+            from importlib.metadata import version
+            return f"rocksdict {version('rocksdict')}"
+        except Exception:  # noqa: BLE001
+            return "rocksdict"
+
+
+def _make_adapter(name, compactors):
+    if name == "lsm":
+        return LsmAdapter(compactors)
+    if name == "plyvel":
+        return PlyvelAdapter()
+    return RocksdictAdapter()
+
+
+# ----------------------------------------------------------- measurement
+class Sampler(threading.Thread):
+    """Samples RSS of this process (and of the compactor processes, when the
+    engine names them) every 50 ms, and their bytes written via write()."""
+
+    def __init__(self, adapter, interval=0.05):
+        super().__init__(daemon=True, name="bench-rss-sampler")
+        import psutil
+        self.psutil = psutil
+        self.adapter = adapter
+        self.interval = interval
+        self.me = psutil.Process()
+        self.peak_rss = 0
+        self.peak_compactor_rss = None
+        self._children = {}      # pid -> psutil.Process
+        self._written = {}       # pid -> (first write_chars seen, last write_chars seen)
+        self._halt = threading.Event()
+        self._my_written0 = _write_chars(self.me)
+        self._refresh_children()
+        self._sample()
+
+    def _refresh_children(self):
+        for pid in self.adapter.compactor_pids():
+            if pid not in self._children:
+                try:
+                    proc = self.psutil.Process(pid)
+                except self.psutil.Error:
+                    continue
+                self._children[pid] = proc
+                self._written[pid] = (_write_chars(proc), _write_chars(proc))
+
+    def _sample(self):
+        try:
+            self.peak_rss = max(self.peak_rss, self.me.memory_info().rss)
+        except self.psutil.Error:
+            pass
+        if self._children:
+            total = 0
+            for pid, proc in list(self._children.items()):
+                try:
+                    total += proc.memory_info().rss
+                    first, _ = self._written[pid]
+                    self._written[pid] = (first, _write_chars(proc))
+                except self.psutil.Error:
+                    del self._children[pid]  # exited (or was replaced): keep its last count
+            self.peak_compactor_rss = max(self.peak_compactor_rss or 0, total)
+
+    def run(self):
+        n = 0
+        while not self._halt.wait(self.interval):
+            n += 1
+            if n % 10 == 0:
+                self._refresh_children()
+            self._sample()
+
+    def stop(self):
+        self._halt.set()
+        if self.is_alive():
+            self.join()
+        self._sample()
+
+    def bytes_written(self):
+        """Bytes handed to write() by this process and the compactors since
+        start (None where /proc does not say)."""
+        mine = _write_chars(self.me)
+        if mine is None or self._my_written0 is None:
+            return None
+        total = mine - self._my_written0
+        for first, last in self._written.values():
+            if first is not None and last is not None:
+                total += last - first
+        return total
+
+
+def _write_chars(proc):
+    try:
+        return proc.io_counters().write_chars
+    except Exception:  # noqa: BLE001 - not on every platform or container
+        return None
+
+
+# --------------------------------------------------------------- workloads
+# Each takes (adapter, data, progress) and returns (ops, seconds, bytes, extra),
+# timing only the work itself.
+
+def _chunks(seq, size=CHUNK):
+    for lo in range(0, len(seq), size):
+        yield seq[lo:lo + size]
+
+
+def _fill(adapter, keys, values, progress, put=None):
+    put = put or adapter.put
+    start = time.perf_counter()
+    for lo in range(0, len(keys), CHUNK):
+        for k, v in zip(keys[lo:lo + CHUNK], values[lo:lo + CHUNK]):
+            put(k, v)
+        progress(min(CHUNK, len(keys) - lo))
+    return time.perf_counter() - start
+
+
+def w_fillseq(a, d, progress):
+    return d.num, _fill(a, d.keys, d.values, progress), d.num * d.entry_bytes, {}
+
+
+def w_fillrandom(a, d, progress):
+    return d.num, _fill(a, d.random_keys, d.values, progress), d.num * d.entry_bytes, {}
+
+
+def w_overwrite(a, d, progress):
+    return w_fillrandom(a, d, progress)
+
+
+def fillsync_ops(num):
+    return min(num, max(100, num // 100))
+
+
+def w_fillsync(a, d, progress):
+    n = fillsync_ops(d.num)
+    seconds = _fill(a, d.random_keys[:n], d.values[:n], progress, put=a.put_sync)
+    return n, seconds, n * d.entry_bytes, {}
+
+
+def _batches(adapter, keys, values, progress):
+    write_batch = adapter.write_batch
+    start = time.perf_counter()
+    for lo in range(0, len(keys), BATCH):
+        write_batch(keys[lo:lo + BATCH], values[lo:lo + BATCH])
+        progress(min(BATCH, len(keys) - lo))
+    return time.perf_counter() - start
+
+
+def w_fillbatch(a, d, progress):
+    return d.num, _batches(a, d.keys, d.values, progress), d.num * d.entry_bytes, {}
+
+
+def _read(adapter, keys, progress):
+    get = adapter.get
+    found = 0
+    start = time.perf_counter()
+    for chunk in _chunks(keys):
+        for k in chunk:
+            if get(k) is not None:
+                found += 1
+        progress(len(chunk))
+    return time.perf_counter() - start, found
+
+
+def w_readrandom(a, d, progress):
+    seconds, found = _read(a, d.read_keys, progress)
+    return d.reads, seconds, found * d.entry_bytes, {"found": found}
+
+
+def w_readmissing(a, d, progress):
+    keys = d.missing_keys()
+    seconds, found = _read(a, keys, progress)
+    return d.reads, seconds, d.reads * (d.key_size + 1), {"found": found}
+
+
+def _scan(adapter, reverse, progress):
+    n = 0
+    nbytes = 0
+    start = time.perf_counter()
+    it = adapter.scan(reverse)
+    for k, v in it:
+        n += 1
+        nbytes += len(k) + len(v)
+        if n % CHUNK == 0:
+            progress(CHUNK)
+    seconds = time.perf_counter() - start
+    progress(n % CHUNK)
+    return n, seconds, nbytes, {}
+
+
+def w_readseq(a, d, progress):
+    return _scan(a, False, progress)
+
+
+def w_readreverse(a, d, progress):
+    return _scan(a, True, progress)
+
+
+def w_seekrandom(a, d, progress):
+    seek = a.seek
+    found = 0
+    start = time.perf_counter()
+    for chunk in _chunks(d.read_keys):
+        for k in chunk:
+            if seek(k):
+                found += 1
+        progress(len(chunk))
+    return d.reads, time.perf_counter() - start, found * d.entry_bytes, {"found": found}
+
+
+def w_deleterandom(a, d, progress):
+    delete = a.delete
+    start = time.perf_counter()
+    for chunk in _chunks(d.random_keys):
+        for k in chunk:
+            delete(k)
+        progress(len(chunk))
+    return d.num, time.perf_counter() - start, d.num * d.key_size, {}
+
+
+def w_readwhilewriting(a, d, progress):
+    """One thread reads --reads keys in random order (timed, reported);
+    another overwrites random keys until the reader is done."""
+    stop = threading.Event()
+    writes = [0]
+    errors = []
+
+    def writer():
+        put = a.put
+        keys, values, n = d.random_keys, d.values, d.num
+        lo = 0
+        try:
+            while not stop.is_set():
+                hi = min(lo + 100, n)
+                for k, v in zip(keys[lo:hi], values[lo:hi]):
+                    put(k, v)
+                writes[0] += hi - lo
+                lo = hi % n
+        except BaseException as exc:  # noqa: BLE001 - reported by the reader thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer, name="bench-writer", daemon=True)
+    thread.start()
+    try:
+        seconds, found = _read(a, d.read_keys, progress)
+    finally:
+        stop.set()
+        thread.join()
+    if errors:
+        raise errors[0]
+    return d.reads, seconds, found * d.entry_bytes, {
+        "found": found, "writes": writes[0], "writes_per_sec": writes[0] / seconds if seconds else None}
+
+
+def w_load(a, d, progress, path, sampler):
+    """Sustained ingest into a fresh database: batches of BATCH entries in
+    random key order, timed until every flush and compaction is done."""
+    a.open(path)
+    start = time.perf_counter()
+    try:
+        write_batch = a.write_batch
+        keys, values = d.random_keys, d.values
+        for lo in range(0, d.num, BATCH):
+            write_batch(keys[lo:lo + BATCH], values[lo:lo + BATCH])
+            progress(min(BATCH, d.num - lo))
+        a.quiesce()
+        wamp = a.write_amplification()
+    finally:
+        a.close()  # LevelDB waits for its background compaction here: timed
+    seconds = time.perf_counter() - start
+    return d.num, seconds, d.num * d.entry_bytes, {"write_amplification": wamp}
+
+
+RUNNERS = {name: globals()[f"w_{name}"] for name in WORKLOADS}
+
+
+# ---------------------------------------------------------------- the run
+class Bench:
+    def __init__(self, args, out=sys.stdout, err=sys.stderr):
+        self.args = args
+        self.out = out
+        self.err = err
+        self.workloads = _parse_list(args.workloads, tuple(WORKLOADS), "workloads")
+        self.engines = _parse_list(args.engines, ENGINES, "engines")
+        self.compactors = _parse_compactors(args.compactors)
+        if args.num < 1:
+            raise UsageError("--num: must be at least 1")
+        if args.value_size < 0:
+            raise UsageError("--value-size: must not be negative")
+        if args.reads is not None and args.reads < 1:
+            raise UsageError("--reads: must be at least 1")
+        if args.key_size < len(str(args.num - 1)):
+            raise UsageError(f"--key-size {args.key_size} is too small for {args.num} zero-padded keys "
+                             f"(needs {len(str(args.num - 1))})")
+        self.show_progress = not args.quiet and not args.json and _isatty(out)
+        self.results = []
+        self.paths = {}      # engine -> path of the database its last fill left
+        self.serial = 0
+
+    # ---------------------------------------------------------------- output
+    def _say(self, text):
+        if not self.args.quiet and not self.args.json:
+            print(text, file=self.out, flush=True)
+
+    def _progress(self, engine, workload, total):
+        if not self.show_progress:
+            return _NoBar()
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return _NoBar()
+        return tqdm(total=total, desc=f"{workload:<16} {engine:<9}", unit="op", unit_scale=True,
+                    leave=False, file=self.err, mininterval=0.5, dynamic_ncols=True)
+
+    # ------------------------------------------------------------------- run
+    def run(self):
+        args = self.args
+        adapters = {}
+        for name in self.engines:
+            try:
+                adapters[name] = _make_adapter(name, self.compactors)
+            except ImportError as exc:
+                print(f"bench: skipping {name}: cannot import it ({exc}); "
+                      f"install it with: pip install 'lsm[bench]'", file=self.err)
+        if not adapters:
+            raise RuntimeError("no engine could be loaded")
+        root = args.dir
+        made_temp = root is None
+        if made_temp:
+            root = tempfile.mkdtemp(prefix="lsm-bench-")
+        else:
+            os.makedirs(root, exist_ok=True)
+        try:
+            started = time.perf_counter()
+            data = Data(args.num, args.key_size, args.value_size, args.seed, args.reads)
+            self._say(self._header(adapters, root, time.perf_counter() - started))
+            for workload in self.workloads:
+                for name, adapter in adapters.items():
+                    self._run_one(adapter, workload, data, root)
+            self._say("")
+            if not args.json or not args.quiet:
+                table = self.summary()
+                print(table, file=self.err if args.json else self.out, flush=True)
+        finally:
+            for adapter in adapters.values():
+                try:
+                    adapter.close()
+                except Exception:  # noqa: BLE001 - cleanup
+                    pass
+            if made_temp:
+                shutil.rmtree(root, ignore_errors=True)
+        return 0
+
+    def _header(self, adapters, root, gen_seconds):
+        args = self.args
+        lines = [
+            f"Keys:       {args.key_size} bytes each",
+            f"Values:     {args.value_size} bytes each (about half compressible)",
+            f"Entries:    {args.num:,} (fillsync: {fillsync_ops(args.num):,}; random reads and seeks: "
+            f"{(args.reads or args.num):,}); generated in {gen_seconds:.1f} s",
+            f"Engines:    {'; '.join(a.version() for a in adapters.values())}",
+            f"CPUs:       {os.cpu_count()}",
+            f"Databases:  {root}",
+            "-" * 72,
+        ]
+        return "\n".join(lines)
+
+    def _fresh_path(self, root, engine, workload):
+        self.serial += 1
+        path = os.path.join(root, f"{engine}-{self.serial:02d}-{workload}")
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+    def _drop(self, engine):
+        # A new fill supersedes the engine's previous database: free the disk.
+        old = self.paths.pop(engine, None)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _run_one(self, adapter, workload, data, root):
+        engine = adapter.name
+        need = WORKLOADS[workload]
+        if need in ("fresh", "self"):
+            self._drop(engine)
+            self.paths[engine] = path = self._fresh_path(root, engine, workload)
+        else:
+            path = self.paths.get(engine)
+            if path is None:  # nothing to read yet: make the database db_bench would expect
+                self._say(f"{'(preparing)':<16} {engine:<9}: untimed fillrandom for {workload}")
+                self.paths[engine] = path = self._fresh_path(root, engine, "fillrandom")
+                adapter.open(path)
+                try:
+                    with self._progress(engine, "(fillrandom)", data.num) as bar:
+                        w_fillrandom(adapter, data, bar.update)
+                finally:
+                    adapter.close()
+        total = {"fillsync": fillsync_ops(data.num), "readrandom": data.reads, "readmissing": data.reads,
+                 "seekrandom": data.reads, "readwhilewriting": data.reads}.get(workload, data.num)
+        sampler = Sampler(adapter)
+        with self._progress(engine, workload, total) as bar:
+            if need == "self":
+                sampler.start()
+                try:
+                    ops, seconds, nbytes, extra = w_load(adapter, data, bar.update, path, sampler)
+                finally:
+                    sampler.stop()
+            else:
+                adapter.open(path)
+                try:
+                    sampler._refresh_children()
+                    sampler.start()
+                    try:
+                        ops, seconds, nbytes, extra = RUNNERS[workload](adapter, data, bar.update)
+                    finally:
+                        sampler.stop()
+                finally:
+                    adapter.close()
+        result = {
+            "engine": engine,
+            "workload": workload,
+            "ops": ops,
+            "seconds": round(seconds, 6),
+            "ops_per_sec": ops / seconds if seconds > 0 else None,
+            "micros_per_op": seconds * 1e6 / ops if ops else None,
+            "mb_per_sec": nbytes / MB / seconds if seconds > 0 else None,
+            "key_size": data.key_size,
+            "value_size": data.value_size,
+            "write_amplification": extra.pop("write_amplification", None),
+            "peak_rss_mb": sampler.peak_rss / MB if sampler.peak_rss else None,
+        }
+        if sampler.peak_compactor_rss is not None:
+            result["compactor_peak_rss_mb"] = sampler.peak_compactor_rss / MB
+        if workload == "load":
+            written = sampler.bytes_written()
+            result["io_write_amplification"] = (written / (data.num * data.entry_bytes)
+                                                if written is not None else None)
+        if engine == "lsm" and self.compactors is not None:
+            result["compactors"] = self.compactors
+        result.update(extra)
+        self.results.append(result)
+        if self.args.json:
+            print(json.dumps(result), file=self.out, flush=True)
+        else:
+            self._say(_result_line(result))
+
+    # --------------------------------------------------------------- summary
+    def summary(self):
+        engines = [e for e in ENGINES if any(r["engine"] == e for r in self.results)]
+        by = {(r["workload"], r["engine"]): r for r in self.results}
+        workloads = list(dict.fromkeys(r["workload"] for r in self.results))
+        ratio_cols = [e for e in ("plyvel", "rocksdict") if e in engines and "lsm" in engines]
+        head = [f"{'workload':<16}"]
+        for e in engines:
+            head.append(f"{e + ' ops/s':>16} {'MB/s':>7}")
+        for e in ratio_cols:
+            head.append(f"{'lsm/' + e:>14}")
+        lines = ["Summary (ops/s and MB/s; ratio = lsm ops/s / other ops/s, above 1 means lsm is faster)",
+                 " ".join(head), "-" * len(" ".join(head))]
+        for w in workloads:
+            row = [f"{w:<16}"]
+            for e in engines:
+                r = by.get((w, e))
+                if r is None:
+                    row.append(f"{'-':>16} {'-':>7}")
+                else:
+                    row.append(f"{_num(r['ops_per_sec']):>16} {_mb(r['mb_per_sec']):>7}")
+            lsm_r = by.get((w, "lsm"))
+            for e in ratio_cols:
+                other = by.get((w, e))
+                if lsm_r and other and lsm_r["ops_per_sec"] and other["ops_per_sec"]:
+                    row.append(f"{lsm_r['ops_per_sec'] / other['ops_per_sec']:>13.2f}x")
+                else:
+                    row.append(f"{'-':>14}")
+            lines.append(" ".join(row))
+        loads = [r for r in self.results if r["workload"] == "load"]
+        if loads:
+            lines += ["", "load (sustained ingest, timed until compactions finish and the DB is closed)",
+                      f"{'engine':<10} {'seconds':>8} {'ops/s':>10} {'write amp':>10} {'write() amp':>12} "
+                      f"{'peak RSS MB':>12} {'compactors RSS MB':>18}"]
+            for r in loads:
+                lines.append(
+                    f"{r['engine']:<10} {r['seconds']:>8.2f} {_num(r['ops_per_sec']):>10} "
+                    f"{_opt(r.get('write_amplification'), '{:.2f}'):>10} "
+                    f"{_opt(r.get('io_write_amplification'), '{:.2f}'):>12} "
+                    f"{_opt(r.get('peak_rss_mb'), '{:.0f}'):>12} "
+                    f"{_opt(r.get('compactor_peak_rss_mb'), '{:.0f}'):>18}")
+            lines.append("write amp: bytes the engine wrote to disk (WAL + tables) / user bytes, from "
+                         "lsm's stats(); write() amp: bytes passed to write() by the process "
+                         "(and compactors) / user bytes, from /proc.")
+        return "\n".join(lines)
+
+
+def _result_line(r):
+    text = (f"{r['workload']:<16} {r['engine']:<9}: {_opt(r['micros_per_op'], '{:10.3f}')} micros/op; "
+            f"{_num(r['ops_per_sec']):>10} ops/s; {_mb(r['mb_per_sec']):>7} MB/s")
+    notes = []
+    if "found" in r:
+        notes.append(f"{r['found']:,} of {r['ops']:,} found")
+    if "writes" in r:
+        notes.append(f"{r['writes']:,} writes meanwhile")
+    if r.get("write_amplification") is not None:
+        notes.append(f"write amp {r['write_amplification']:.2f}")
+    if r.get("io_write_amplification") is not None:
+        notes.append(f"write() amp {r['io_write_amplification']:.2f}")
+    if r["workload"] == "load" and r.get("peak_rss_mb") is not None:
+        notes.append(f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    if r["workload"] == "load" and r.get("compactor_peak_rss_mb") is not None:
+        notes.append(f"compactors RSS {r['compactor_peak_rss_mb']:.0f} MB")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _num(x):
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def _mb(x):
+    return "-" if x is None else f"{x:.1f}"
+
+
+def _opt(x, fmt):
+    return "-" if x is None else fmt.format(x)
+
+
+def _isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
+
+
+def run(args):
+    """Run a parsed ``bench`` command line; returns the exit code."""
+    return Bench(args).run()
+
+
+def main(argv=None):
+    """Stand-alone entry (scripts/bench.py): same options as ``python -m lsm bench``."""
+    from .cli import main as cli_main
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

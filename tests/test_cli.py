@@ -1,0 +1,330 @@
+"""`python -m lsm <command>` run as a subprocess on real databases made with lsm.DB.
+
+The database is always closed before the CLI runs: the CLI opens it itself and
+the LOCK keeps a second opener out.
+"""
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lsm
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = ["dump", "check", "stats", "compact", "get", "put", "delete", "scan", "load", "repair", "bench"]
+N = 3000
+
+
+def cli(*args, stdin=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "lsm", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=120, input=stdin)
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def one_line_error(result, code=1):
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    err = result.stderr.strip()
+    if code == 1:
+        assert err and "\n" not in err, err
+    return err
+
+
+def value_of(i):
+    return random.Random(i).randbytes(60).hex().encode()  # 120 bytes, barely compressible
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    """A closed database with several tables in more than one level, plus a live WAL."""
+    path = tmp_path / "db"
+    db = lsm.DB(str(path), create_if_missing=True, compactors=0, write_buffer_size=64 << 10)
+    for i in range(N):
+        db.put(b"key%05d" % i, value_of(i))
+    db.put(b"binary", b"\xff\x00\xfe")
+    db.delete(b"key00007")
+    db.close()
+    return path
+
+
+def table_files(path):
+    return sorted(p for p in path.iterdir() if p.suffix in (".ldb", ".sst"))
+
+
+# ----------------------------------------------------------------- usage
+def test_every_command_has_help():
+    for name in COMMANDS:
+        result = cli(name, "--help")
+        assert result.returncode == 0, (name, result.stderr)
+        assert "usage:" in result.stdout and "Exit codes" in result.stdout, name
+    top = ok(cli("--help"))
+    for name in COMMANDS:
+        assert name in top
+
+
+def test_usage_errors_exit_2():
+    assert cli().returncode == 2
+    assert cli("no-such-command").returncode == 2
+    assert cli("get").returncode == 2                  # missing arguments
+    assert cli("scan", "x", "--limit", "-1").returncode == 2
+
+
+def test_missing_database_is_one_line_error(tmp_path):
+    for args in (["get", tmp_path / "nope", "k"], ["stats", tmp_path / "nope"], ["check", tmp_path / "nope"],
+                 ["scan", tmp_path / "nope"], ["put", tmp_path / "nope", "k", "v"]):
+        err = one_line_error(cli(*args))
+        assert str(tmp_path / "nope") in err
+    assert not (tmp_path / "nope").exists()  # never created without --create
+
+
+def test_directory_without_current_is_not_opened(tmp_path):
+    (tmp_path / "empty").mkdir()
+    err = one_line_error(cli("get", tmp_path / "empty", "k"))
+    assert "CURRENT" in err
+    assert os.listdir(tmp_path / "empty") == []
+
+
+def test_locked_database_is_a_clear_error(db_path):
+    db = lsm.DB(str(db_path), compactors=0)
+    try:
+        for args in (["get", db_path, "key00001"], ["check", db_path]):
+            err = one_line_error(cli(*args))
+            assert "in use" in err
+    finally:
+        db.close()
+
+
+# ------------------------------------------------------------ get/put/...
+def test_get_put_delete(db_path):
+    assert ok(cli("get", db_path, "key00042")) == value_of(42).decode() + "\n"
+    err = one_line_error(cli("get", db_path, "key00007"))  # deleted
+    assert "not found" in err
+    one_line_error(cli("get", db_path, "absent"))
+    ok(cli("put", db_path, "new key", "new value \u00e9"))
+    assert ok(cli("get", db_path, "new key")) == "new value \u00e9\n"
+    ok(cli("delete", db_path, "new key"))
+    one_line_error(cli("get", db_path, "new key"))
+    ok(cli("delete", db_path, "never there"))  # deleting an absent key is fine
+    with lsm.DB(str(db_path)) as db:
+        assert db.get(b"new key") is None
+        assert db.get(b"key00042") == value_of(42)
+
+
+def test_hex_keys_and_values(db_path):
+    err = one_line_error(cli("get", db_path, "binary"))
+    assert "--hex" in err
+    assert ok(cli("get", db_path, "--hex", b"binary".hex())) == "ff00fe\n"
+    ok(cli("put", db_path, "--hex", "00ff", "c0ffee"))
+    assert ok(cli("get", db_path, "--hex", "00ff")) == "c0ffee\n"
+    assert "hexadecimal" in one_line_error(cli("get", db_path, "--hex", "xyz"), code=2)
+
+
+def test_put_create(tmp_path):
+    path = tmp_path / "fresh"
+    one_line_error(cli("put", path, "a", "1"))
+    ok(cli("put", path, "a", "1", "--create", "--sync"))
+    assert ok(cli("get", path, "a")) == "1\n"
+
+
+def test_scan(db_path):
+    out = ok(cli("scan", db_path, "--start", "key00010", "--stop", "key00020"))
+    lines = out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["key%05d" % i for i in range(10, 20)]
+    assert lines[0] == "key00010\t" + value_of(10).decode()
+    out = ok(cli("scan", db_path, "--prefix", "key0299", "--reverse", "--limit", "3", "--keys-only"))
+    assert out.splitlines() == ["key02999", "key02998", "key02997"]
+    out = ok(cli("scan", db_path, "--start", "key00005", "--limit", "4", "--keys-only"))
+    assert out.splitlines() == ["key00005", "key00006", "key00008", "key00009"]  # 7 was deleted
+    assert ok(cli("scan", db_path, "--limit", "0")) == ""
+    # Text mode refuses bytes that are not UTF-8 and says what to do.
+    err = one_line_error(cli("scan", db_path))
+    assert "binary" in err and "--hex" in err
+    out = ok(cli("scan", db_path, "--hex", "--start", b"binary".hex(), "--limit", "1"))
+    assert out == f"{b'binary'.hex()}\tff00fe\n"
+    assert "--prefix" in one_line_error(cli("scan", db_path, "--prefix", "a", "--start", "b"), code=2)
+
+
+def test_scan_output_loads_back(db_path, tmp_path):
+    dump = ok(cli("scan", db_path, "--hex"))
+    ok(cli("load", tmp_path / "copy", "-", "--format", "tsv", "--hex", "--create", stdin=dump))
+    assert ok(cli("scan", tmp_path / "copy", "--hex")) == dump
+
+
+# ------------------------------------------------------------------ load
+def test_load_jsonl_and_tsv(tmp_path):
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text("".join(json.dumps({"key": f"j{i:05d}", "value": f"value {i}"}) + "\n"
+                             for i in range(2500)))
+    tsv = tmp_path / "in.tsv"
+    tsv.write_text("".join(f"t{i:03d}\tv\u00e9 {i}\n" for i in range(50)) + "\n")  # a blank line is skipped
+    path = tmp_path / "db"
+    out = ok(cli("load", path, jsonl, "--create", "--batch", "300"))
+    assert re.search(r"loaded 2,500 entries .* entries/s", out), out
+    ok(cli("load", path, tsv))
+    with lsm.DB(str(path)) as db:
+        assert db.get(b"j02499") == b"value 2499"
+        assert db.get(b"t049") == "v\u00e9 49".encode()
+        assert sum(1 for _ in db.iterator()) == 2550
+
+
+def test_load_stops_at_the_first_bad_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"key": "a", "value": "1"}\n{"key": "b", "value": "2"}\n{"key": "c"}\n{"key": "d", "value": "4"}\n')
+    path = tmp_path / "db"
+    err = one_line_error(cli("load", path, bad, "--create"))
+    assert f"{bad}:3:" in err
+    with lsm.DB(str(path)) as db:
+        assert db.get(b"b") == b"2" and db.get(b"d") is None
+    tsv = tmp_path / "bad.tsv"
+    tsv.write_text("x\t1\nno tab here\n")
+    assert f"{tsv}:2:" in one_line_error(cli("load", path, tsv))
+
+
+def test_load_format_from_name_or_option(tmp_path):
+    data = tmp_path / "data.dat"
+    data.write_text("k\tv\n")
+    assert "--format" in one_line_error(cli("load", tmp_path / "db", data, "--create"), code=2)
+    ok(cli("load", tmp_path / "db", data, "--create", "--format", "tsv", "--quiet"))
+    assert ok(cli("get", tmp_path / "db", "k")) == "v\n"
+    err = one_line_error(cli("load", tmp_path / "db", tmp_path / "missing.tsv"))
+    assert "missing.tsv" in err
+
+
+# ----------------------------------------------------------- stats/compact
+def test_stats_text_and_json(db_path):
+    out = ok(cli("stats", db_path))
+    assert "L0" in out and "L6" in out and "leveldb.stats" in out and "Compactions" in out
+    stats = json.loads(ok(cli("stats", db_path, "--json")))
+    assert len(stats["levels"]) == 7
+    assert {"level", "files", "bytes", "score"} <= set(stats["levels"][0])
+    assert sum(lv["files"] for lv in stats["levels"]) >= 2
+    assert "compactions" in stats and "flushes" in stats
+    assert "Level  Files" in stats["leveldb.stats"]
+
+
+def test_compact_all_and_range(db_path):
+    out = ok(cli("compact", db_path, "--start", "key00100", "--stop", "key00200", "--compactors", "0"))
+    assert "compacted" in out
+    out = ok(cli("compact", db_path, "--compactors", "0"))
+    assert "compacted" in out
+    stats = json.loads(ok(cli("stats", db_path, "--json")))
+    assert stats["levels"][0]["files"] == 0
+    with lsm.DB(str(db_path)) as db:
+        assert db.get(b"key02999") == value_of(2999)
+        assert db.get(b"key00007") is None
+        assert sum(1 for _ in db.iterator()) == N  # N puts - 1 delete + "binary"
+    ok(cli("check", db_path))
+
+
+# ----------------------------------------------------------------- check
+def test_check_passes_on_a_clean_database(db_path):
+    out = ok(cli("check", db_path))
+    assert out.startswith("ok:") and "tables" in out and "WAL" in out
+    # Read-only: check changes no file (a CLI open would write a new MANIFEST).
+    assert ok(cli("check", db_path)) == out
+
+
+def test_check_catches_a_flipped_byte_in_a_table(db_path):
+    table = max(table_files(db_path), key=lambda p: p.stat().st_size)
+    data = bytearray(table.read_bytes())
+    assert len(data) > 6000
+    position = 5000  # inside a data block past the first one (blocks are ~4 KiB)
+    data[position] ^= 0x20
+    table.write_bytes(bytes(data))
+    result = cli("check", db_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines, result.stderr
+    assert all(line.startswith(str(table) + ": offset ") for line in lines), lines
+    offset = int(re.search(r": offset (\d+):", lines[0]).group(1))
+    assert 0 < offset <= position
+    assert "checksum" in lines[0]
+    assert "damaged" in result.stderr and "\n" not in result.stderr.strip()
+
+
+def test_check_reports_every_damage(db_path):
+    tables = table_files(db_path)
+    assert len(tables) >= 2
+    for table in tables[:2]:
+        data = bytearray(table.read_bytes())
+        data[10] ^= 0x01  # first data block of each
+        table.write_bytes(bytes(data))
+    result = cli("check", db_path)
+    assert result.returncode == 1
+    named = {line.split(": offset")[0] for line in result.stdout.splitlines()}
+    assert named == {str(t) for t in tables[:2]}
+
+
+def test_check_catches_a_missing_or_resized_table(db_path):
+    tables = table_files(db_path)
+    tables[0].unlink()
+    with open(tables[1], "ab") as f:
+        f.write(b"\0")
+    result = cli("check", db_path)
+    assert result.returncode == 1
+    out = result.stdout
+    assert f"{tables[0]}: offset unknown: missing" in out
+    assert f"{tables[1]}: offset unknown: size" in out
+
+
+def test_check_catches_wal_damage_in_the_middle(db_path):
+    wals = sorted(p for p in db_path.iterdir() if p.suffix == ".log")
+    assert wals
+    wal = wals[-1]
+    with lsm.DB(str(db_path), compactors=0) as db:  # reopening starts a new WAL: give it records
+        for i in range(200):
+            db.put(b"w%04d" % i, b"x" * 100)
+    wals = sorted(p for p in db_path.iterdir() if p.suffix == ".log")
+    wal = wals[-1]
+    data = bytearray(wal.read_bytes())
+    assert len(data) > 5000
+    data[3000] ^= 0x10
+    wal.write_bytes(bytes(data))
+    result = cli("check", db_path)
+    assert result.returncode == 1
+    assert re.search(re.escape(str(wal)) + r": offset \d+: ", result.stdout), result.stdout
+
+
+def test_check_missing_current(db_path):
+    (db_path / "CURRENT").unlink()
+    result = cli("check", db_path)
+    assert result.returncode == 1
+    assert "CURRENT" in result.stdout
+
+
+def test_check_damaged_manifest(db_path):
+    manifest = next(p for p in db_path.iterdir() if p.name.startswith("MANIFEST-"))
+    data = bytearray(manifest.read_bytes())
+    data[12] ^= 0xFF
+    manifest.write_bytes(bytes(data))
+    result = cli("check", db_path)
+    assert result.returncode == 1
+    assert str(manifest) in result.stdout and "offset" in result.stdout
+
+
+# ---------------------------------------------------------------- repair
+def test_repair_prints_report(db_path):
+    table = max(table_files(db_path), key=lambda p: p.stat().st_size)
+    data = bytearray(table.read_bytes())
+    data[100] ^= 0x20
+    table.write_bytes(bytes(data))
+    assert cli("check", db_path).returncode == 1
+    out = ok(cli("repair", db_path))
+    assert out.startswith("repaired") and "dropped" in out
+    ok(cli("check", db_path))
+    report = json.loads(ok(cli("repair", db_path, "--json")))
+    assert "tables" in report
+    with lsm.DB(str(db_path)) as db:
+        assert db.get(b"key02999") is not None or db.get(b"key00000") is not None
