@@ -8,6 +8,8 @@ once without compression, then reads it back:
   blocks  Table.block(i) for every block (the compactor's read path)
   get     Table.get of random present keys (8 MiB shared BlockCache)
   miss    Table.get of random absent keys (answered by the bloom filter)
+Each line gives entries per wall-clock second and per CPU second of this
+process; on a shared machine the second is the one to compare.
 
 Usage: .venv/bin/python scripts/bench_format.py [--entries 1000000] [--lookups 200000]
        [--profile build|scan|blocks|get]

@@ -1,5 +1,6 @@
-"""BlockCache: an LRU of decoded blocks shared by all tables of a database.
-Pure: no files. Thread-safe (one lock around an OrderedDict).
+"""BlockCache: an LRU of blocks shared by all tables of a database. Pure: no
+files. Thread-safe (one lock around an OrderedDict). Table decides what a value
+is: a decoded block, or the raw contents a point lookup read.
 """
 import threading
 from collections import OrderedDict
