@@ -1,6 +1,6 @@
 """Damaged tables: every answer is either exactly right or a CorruptionError that
 names the file and an offset -- never a wrong value, a phantom key or a false miss."""
-import os
+import random
 import struct
 
 import pytest
@@ -34,10 +34,11 @@ class MemFile:
 
 def small_table(compression="snappy", bloom=10):
     """A few blocks: some Snappy-compressed, some stored raw, and a filter block."""
+    rng = random.Random(3)
     entries = []
     for i in range(40):
         kind = TYPE_DELETION if i % 9 == 4 else TYPE_VALUE
-        value = b"" if kind == TYPE_DELETION else (b"ab" * 20 if i % 2 else os.urandom(12))
+        value = b"" if kind == TYPE_DELETION else (b"ab" * 20 if i % 2 else rng.randbytes(12))
         entries.append((make_internal_key(b"key%03d" % i, 100 + i, kind), value))
     out = []
     builder = TableBuilder(
@@ -194,7 +195,6 @@ def test_bad_magic_names_footer():
 
 def test_damaged_filter_raises_instead_of_false_miss():
     entries, good = small_table(compression=None, bloom=10)
-    (meta_off, meta_size), _, _ = locate(good)
     table = Table.open(MemFile(good), path=PATH)
     filter_off = table._offsets[-1] + table._sizes[-1] + BLOCK_TRAILER_SIZE
     damaged = bytearray(good)
