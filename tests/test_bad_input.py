@@ -389,3 +389,25 @@ def test_open_while_another_process_holds_the_database_is_refused(tmp_path, hold
         proc.wait(timeout=60)
     assert proc.returncode == 0, proc.stderr.read()
     _assert_intact(path)
+
+
+def test_leveldb_in_the_same_process_cannot_open_a_database_lsm_holds(tmp_path):
+    """Damage seen: POSIX record locks (lockf) belong to the process, so
+    plyvel in the same process opens a database lsm has open (two writers:
+    LevelDB's open deletes lsm's live WAL and MANIFEST), and when plyvel
+    closes its descriptor of LOCK the kernel drops lsm's lock as well, so
+    any other process may then open it too. Open-file-description locks
+    (F_OFD_SETLK) conflict with LevelDB's lock even within one process and
+    are not dropped by other descriptors being closed."""
+    path = str(tmp_path / "db")
+    db = _make(path)
+    try:
+        refused = False
+        try:
+            plyvel.DB(path).close()
+        except plyvel.IOError:
+            refused = True
+        _try_open_elsewhere(path, "plyvel", expect="IOError")
+        assert refused, "plyvel opened, in this process, a database lsm holds"
+    finally:
+        db.close()
