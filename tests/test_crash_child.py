@@ -254,7 +254,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path, child):
             _apply(model, ops.op(i))
         first = _verify(path, ops, model, acked[-1])
     assert kills == 6
-    assert first > 1000, "the children should have written something"
+    assert first > 200, "the children should have written something"
     # What survived the kills is also a valid LevelDB database.
     pdb = plyvel.DB(path, paranoid_checks=True)
     try:
