@@ -683,7 +683,8 @@ class Engine:
             self.log(f"Moved #{f.number} to level-{plan.level + 1} {f.size} bytes")
             return
         smallest_snapshot = self._smallest_snapshot()
-        deeper = picker.deeper_ranges(vs.current.levels, plan.level + 1)
+        # Only spans meeting this job's keys matter; keeps the job message small.
+        deeper = picker.deeper_ranges(vs.current.levels, plan.level + 1, *plan.output_range)
         bounds = self._subcompaction_bounds(plan)
         version = vs.ref(vs.current)
         siblings = []
