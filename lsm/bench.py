@@ -159,6 +159,9 @@ class Adapter:
         raise NotImplementedError
 
     def close(self):
+        # Drop the bound methods too: they would keep the closed handle alive.
+        for name in ("put", "get", "delete", "put_sync"):
+            self.__dict__.pop(name, None)
         if self.db is not None:
             db, self.db = self.db, None
             db.close()
@@ -666,7 +669,7 @@ class Bench:
         if args.key_size < len(str(args.num - 1)):
             raise UsageError(f"--key-size {args.key_size} is too small for {args.num} zero-padded keys "
                              f"(needs {len(str(args.num - 1))})")
-        self.show_progress = not args.quiet and not args.json and _isatty(out)
+        self.show_progress = not args.quiet and _isatty(out)
         self.results = []
         self.paths = {}      # engine -> path of the database its last fill left
         self.serial = 0

@@ -235,6 +235,19 @@ def test_check_passes_on_a_clean_database(db_path):
     assert ok(cli("check", db_path)) == out
 
 
+def test_check_passes_on_a_database_leveldb_wrote(tmp_path):
+    plyvel = pytest.importorskip("plyvel")
+    path = tmp_path / "leveldb"
+    db = plyvel.DB(str(path), create_if_missing=True, write_buffer_size=64 << 10, bloom_filter_bits=10)
+    for i in range(N):
+        db.put(b"key%05d" % i, value_of(i))
+    db.compact_range(start=b"key00000", stop=b"key01000")
+    db.put(b"in the wal", b"yes")
+    db.close()
+    out = ok(cli("check", path))
+    assert out.startswith("ok:")
+
+
 def test_check_catches_a_flipped_byte_in_a_table(db_path):
     table = max(table_files(db_path), key=lambda p: p.stat().st_size)
     data = bytearray(table.read_bytes())
