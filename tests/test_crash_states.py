@@ -263,6 +263,7 @@ def _run_until_crash(root, k, seed=1):
     except CrashPoint:
         return fs, hist, in_flight, True
     finally:
+        fs.detach()  # the power is off: closing (to release the lock) must not touch the modelled disk
         if db is not None:
             db.close()
     return fs, hist, None, False
@@ -320,6 +321,7 @@ def test_crash_during_recovery_is_idempotent(tmp_path):
             nfs.crash_at(k)
             with pytest.raises(CrashPoint):
                 lsm.DB(work, fs=nfs, compactors=0).close()
+            nfs.detach()
             for m, (p2, dir_ops2) in enumerate(((0.0, "prefix"), (1.0, "subset"))):
                 again = os.path.join(tmp_path, f"again{j}-{k}-{m}")
                 nfs.crash_state(again, keep_unsynced=p2, rng=random.Random(k * 7 + m), dir_ops=dir_ops2,
@@ -347,6 +349,7 @@ def test_crash_while_creating_the_database(tmp_path):
         fs.crash_at(k)
         with pytest.raises(CrashPoint):
             lsm.DB(root, fs=fs, **DB_OPTIONS).close()
+        fs.detach()
         for name, (p, dir_ops, holes) in sorted(MODELS.items()):
             for r in range(3):
                 target = os.path.join(tmp_path, f"state{k}-{name}-{r}")

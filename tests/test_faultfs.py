@@ -297,3 +297,17 @@ def test_database_round_trip_through_faultfs(tmp_path):
     db = lsm.DB(str(tmp_path / "kept"), compactors=0)
     assert db.get(b"volatile") == b"2"
     db.close()
+
+
+def test_detach_stops_modelling(fs, tmp_path):
+    fs.crash_at(1)
+    with pytest.raises(CrashPoint):
+        fs.create(os.path.join(fs.root, "a"))
+    fs.detach()
+    f = fs.create(os.path.join(fs.root, "b"))  # goes through, unrecorded
+    f.append(b"x")
+    f.sync()
+    fs.sync_dir(fs.root)
+    assert os.path.exists(os.path.join(fs.root, "b"))
+    fs.crash_state(tmp_path / "s", keep_unsynced=1.0, dir_ops="all")
+    assert os.listdir(tmp_path / "s") == []

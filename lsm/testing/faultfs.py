@@ -21,8 +21,9 @@ Faults: ``inject(op, pattern, nth=..)`` makes the nth matching call fail with
 ``lsm.errors.IOError`` (ENOSPC by default), optionally after writing a prefix
 of the buffer (a torn write). ``crash_at(k)`` raises ``CrashPoint`` from the
 k-th mutating operation and from every operation after it (the machine is
-off); ``on_op`` is called before every mutating operation, so a test can take
-a crash state at every k-th operation of a single run.
+off; ``detach()`` then lets the crashed engine close without touching the
+model); ``on_op`` is called before every mutating operation, so a test can
+take a crash state at every k-th operation of a single run.
 
 Mutating operations, counted in ``op_count``: create, write (append), sync,
 sync_dir, rename, remove, rmtree, mkdir.
@@ -140,7 +141,8 @@ class FaultRandomAccessFile(RandomAccessFile):
         self._fs = fs
 
     def read(self, offset, length):
-        self._fs._before("read", self.path)
+        if not self._fs.detached:
+            self._fs._before("read", self.path)
         return super().read(offset, length)
 
 
@@ -159,6 +161,7 @@ class FaultFS(FileSystem):
         self.dead = False
         self.on_op = None  # callable(op_number, op, path), before each mutating op
         self.keep_log = True
+        self.detached = False
         self._dirs = {}
         os.makedirs(self.root, exist_ok=True)
         self._dirs[self.root] = self._scan(self.root)
@@ -179,6 +182,14 @@ class FaultFS(FileSystem):
         and so does every operation after it."""
         with self._mutex:
             self.crash_at_op = self.op_count + k
+
+    def detach(self):
+        """Stop modelling: from now on every operation goes straight to the real
+        directory, unrecorded, with no faults and no crash. For after a
+        CrashPoint, so the crashed engine can be closed (its lock released)
+        without its clean-up writes reaching the modelled disk."""
+        with self._mutex:
+            self.detached = True
 
     def revive(self):
         """Power back on (the model keeps the state at the crash)."""
@@ -263,6 +274,8 @@ class FaultFS(FileSystem):
 
     # --------------------------------------------------------- writable files
     def create(self, path, exclusive=True) -> WritableFile:
+        if self.detached:
+            return super().create(path, exclusive)
         path = self._abs(path)
         _, n = self._before("create", path)
         base = super().create(path, exclusive)
@@ -289,6 +302,8 @@ class FaultFS(FileSystem):
         return FaultWritableFile(self, node, path, fd, 0)
 
     def open_append(self, path) -> WritableFile:
+        if self.detached:
+            return super().open_append(path)
         path = self._abs(path)
         self._before("open", path)
         base = super().open_append(path)
@@ -302,6 +317,8 @@ class FaultFS(FileSystem):
         return FaultWritableFile(self, node, path, fd, size)
 
     def _append(self, f, data):
+        if self.detached:
+            return WritableFile.append(f, data)
         view = bytes(data)
         torn, n = self._before("write", f.path)
         if torn is not None:
@@ -321,6 +338,8 @@ class FaultFS(FileSystem):
             self._record(n, "write", f.path, f"ok:{len(view)}")
 
     def _sync(self, f):
+        if self.detached:
+            return WritableFile.sync(f)
         try:
             _, n = self._before("sync", f.path)
         except LsmIOError:
@@ -339,6 +358,8 @@ class FaultFS(FileSystem):
 
     # ------------------------------------------------------------- reading
     def open_random(self, path) -> RandomAccessFile:
+        if self.detached:
+            return super().open_random(path)
         path = self._abs(path)
         self._before("open", path)
         base = super().open_random(path)
@@ -347,12 +368,16 @@ class FaultFS(FileSystem):
         return FaultRandomAccessFile(self, path, fd, size)
 
     def read_file(self, path) -> bytes:
+        if self.detached:
+            return super().read_file(path)
         path = self._abs(path)
         self._before("read", path)
         return super().read_file(path)
 
     # ------------------------------------------------------------ namespace
     def mkdir(self, path, mode=0o755) -> None:
+        if self.detached:
+            return super().mkdir(path, mode)
         path = self._abs(path)
         _, n = self._before("mkdir", path)
         super().mkdir(path, mode)
@@ -371,6 +396,8 @@ class FaultFS(FileSystem):
             self._record(n, "mkdir", path, "ok")
 
     def rename(self, src, dst) -> None:
+        if self.detached:
+            return super().rename(src, dst)
         src, dst = self._abs(src), self._abs(dst)
         _, n = self._before("rename", src)
         super().rename(src, dst)
@@ -403,6 +430,8 @@ class FaultFS(FileSystem):
             self._dirs[dst + p[len(src):]] = self._dirs.pop(p)
 
     def remove(self, path) -> None:
+        if self.detached:
+            return super().remove(path)
         path = self._abs(path)
         _, n = self._before("remove", path)
         super().remove(path)
@@ -414,6 +443,8 @@ class FaultFS(FileSystem):
             self._record(n, "remove", path, "ok")
 
     def rmtree(self, path) -> None:
+        if self.detached:
+            return super().rmtree(path)
         path = self._abs(path)
         _, n = self._before("rmtree", path)
         super().rmtree(path)
@@ -435,6 +466,8 @@ class FaultFS(FileSystem):
             d.pending.append(("unlink", name))
 
     def sync_dir(self, path) -> None:
+        if self.detached:
+            return super().sync_dir(path)
         path = self._abs(path)
         _, n = self._before("sync_dir", path)
         super().sync_dir(path)
