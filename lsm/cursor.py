@@ -5,11 +5,12 @@ AFTER_STOP, IN_BETWEEN, IN_BETWEEN_ALREADY_POSITIONED), so bounds, reverse,
 seek and prev behave exactly as they do over LevelDB.
 """
 import weakref
+from bisect import bisect_left
 
 from .errors import Error
 from .writer.iterator import DBIter
 
-BEFORE_START, AFTER_STOP, IN_BETWEEN, IN_BETWEEN_ALREADY_POSITIONED = range(4)
+BEFORE_START, AFTER_STOP, IN_BETWEEN, IN_BETWEEN_ALREADY_POSITIONED, CLOSED = range(5)
 
 
 class IteratorInvalidError(Error):
@@ -77,10 +78,14 @@ class Iterator(_Pinned):
         super().__init__(db, sequence)
         self._it = DBIter(self.view)
         self._state = AFTER_STOP if self._reverse else BEFORE_START
+        self._plain = self._include_key and self._include_value and not self._prefix_len
+        self._bounds_chunk = None
+        self._low = self._high = 0
 
     def close(self):
         if self._it is not None:
             self._it = None
+            self._state = CLOSED  # keeps __next__ off its fast path
             self._close_pin()
 
     def __enter__(self):
@@ -112,10 +117,64 @@ class Iterator(_Pinned):
         return None
 
     def __next__(self):
-        return self._real_prev() if self._reverse else self._real_next()
+        # Fast path: the next entry is already in the current chunk and
+        # inside the bounds, so no state changes beyond the position.
+        if self._state == IN_BETWEEN:
+            it = self._it
+            chunk = it.chunk
+            if self._reverse:
+                pos = it.pos
+                if chunk is self._bounds_chunk and pos - 1 >= self._low:
+                    it.pos = pos - 1
+                    return chunk[pos] if self._plain else self._shape(chunk[pos])
+                return self._real_prev()
+            pos = it.pos + 1
+            if chunk is self._bounds_chunk and pos < self._high:
+                it.pos = pos
+                return chunk[pos] if self._plain else self._shape(chunk[pos])
+            result = self._real_next()
+            self._compute_bounds()
+            return result
+        result = self._real_prev() if self._reverse else self._real_next()
+        self._compute_bounds()
+        return result
 
     def prev(self):
-        return self._real_next() if self._reverse else self._real_prev()
+        result = self._real_next() if self._reverse else self._real_prev()
+        self._compute_bounds()
+        return result
+
+    def _compute_bounds(self):
+        """Indexes of the current chunk inside [start, stop], for the fast path."""
+        it = self._it
+        if it is None:
+            return
+        chunk = it.chunk
+        self._bounds_chunk = chunk
+        high = len(chunk)
+        if self._stop is not None and chunk and chunk[-1][0] >= self._stop:
+            high = bisect_left(chunk, (self._stop,))
+            if self._include_stop and high < len(chunk) and chunk[high][0] == self._stop:
+                high += 1
+        low = 0
+        if self._start is not None and chunk and chunk[0][0] <= self._start:
+            low = bisect_left(chunk, (self._start,))
+            if low < len(chunk) and chunk[low][0] == self._start and not self._include_start:
+                low += 1
+        self._high = high
+        self._low = low
+
+    def _shape(self, entry):
+        key, value = entry
+        if self._include_key:
+            if self._prefix_len:
+                key = key[self._prefix_len:]
+            if self._include_value:
+                return key, value
+            return key
+        if self._include_value:
+            return value
+        return None
 
     def _real_next(self):
         it = self._live()
@@ -217,6 +276,7 @@ class Iterator(_Pinned):
             self._state = AFTER_STOP
             return
         self._state = IN_BETWEEN_ALREADY_POSITIONED
+        self._bounds_chunk = None
 
 
 class RawIterator(_Pinned):

@@ -234,6 +234,8 @@ class Engine:
                     break
                 self._cv.wait(min(left, 0.05))
             self.closed = True
+            if not self._running:
+                self._delete_obsolete_files()
             pool, self._pool = self._pool, None
         try:
             if pool is not None:
@@ -346,9 +348,7 @@ class Engine:
                 payload = batch_codec.encode_header(sequence, count) + b"".join(pieces)
             framed = self._log_writer.encode(payload)
             do_sync = any(g.sync for g in group)
-            mem = self.mem
             wal = self._wal
-            snapshots = list(self.snapshots) if self.snapshots else None
             # Let other writers queue behind us while the OS does the I/O:
             # they will form the next group (group commit).
             cv.release()
@@ -359,14 +359,17 @@ class Engine:
                     wal.sync()
             except BaseException as exc:  # noqa: BLE001 - recorded as the sticky error
                 error = exc
-            if error is None:
-                mem.add_batch(sequence, all_ops, snapshots, len(payload))
             cv.acquire()
             if error is not None:
                 # The WAL may now end in a torn record: nothing more may be
                 # appended to it, so the error is sticky until reopen.
                 self.bg_error = error
             else:
+                # Memtable insert and sequence bump under the lock, together:
+                # a snapshot taken in between would see neither the batch nor
+                # the versions it replaces.
+                snapshots = list(self.snapshots) if self.snapshots else None
+                self.mem.add_batch(sequence, all_ops, snapshots, len(payload))
                 self.versions.last_sequence = sequence + count - 1
                 self.stats["user_bytes"] += len(payload) - 12
             for g in group:
@@ -458,10 +461,17 @@ class Engine:
             self.bg_error = exc
             raise
 
+    def _wait_for_writers(self):
+        """Lock held: wait until no writer is queued or has WAL I/O in flight,
+        so the WAL may be switched under nobody's feet."""
+        while self._writers:
+            self._cv.wait(0.05)
+
     def flush(self, wait=True):
         """Freeze the memtable and flush it (and any frozen ones) to tables."""
         with self._cv:
             self._check_open()
+            self._wait_for_writers()
             if self.mem.entries:
                 self._switch_memtable()
             self._schedule()
@@ -588,10 +598,14 @@ class Engine:
         self._schedule()
 
     def _release_running_version(self, running):
+        released = False
         for r in running.siblings:
             if r.version is not None:
                 self.versions.unref(r.version)
+                released = released or (r.version.refs <= 0 and r.version is not self.versions.current)
                 r.version = None
+        if released:
+            self._delete_obsolete_files()  # the job's inputs may now be unreferenced
 
     def _validate_outputs(self, result):
         """Every output present with the stated size and a readable footer and index."""
@@ -811,6 +825,7 @@ class Engine:
         with self._cv:
             self._check_open()
             self._check_writable()
+            self._wait_for_writers()
             if self.mem.entries:
                 self._switch_memtable()
             self._schedule()
@@ -881,7 +896,7 @@ class Engine:
     def release_version(self, version):
         with self._cv:
             self.versions.unref(version)
-            if version.refs <= 0 and not self.closed:
+            if version.refs <= 0 and not self.closed and version is not self.versions.current:
                 self._delete_obsolete_files()
 
     # ------------------------------------------------------------------ reads
@@ -940,7 +955,8 @@ class Engine:
             if self.closed:
                 return
             self.versions.unref(version)
-            if version.refs <= 0:
+            # Only an old version can hold files the current one dropped.
+            if version.refs <= 0 and version is not self.versions.current:
                 self._delete_obsolete_files()
 
     # ------------------------------------------------------------ properties
