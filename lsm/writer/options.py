@@ -23,7 +23,9 @@ class Options:
     paranoid_checks: bool = False
     write_buffer_size: int = 4 << 20
     max_open_files: int = 1000
-    lru_cache_size: int = 8 << 20
+    # Decoded blocks are Python objects, about twice the bytes of LevelDB's
+    # raw cached blocks, so the default is larger than LevelDB's 8 MiB.
+    lru_cache_size: int = 64 << 20
     block_size: int = 4096
     block_restart_interval: int = 16
     max_file_size: int = 2 << 20
