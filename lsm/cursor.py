@@ -46,6 +46,28 @@ class _Pinned:
         self._finalizer()
         self.view = None
 
+    def close(self):
+        if self._it is not None:
+            self._it = None
+            self._on_close()
+            self._close_pin()
+
+    def _on_close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _live(self):
+        it = self._it
+        if it is None or self._db._engine is None:
+            raise RuntimeError("Database or iterator is closed")
+        return it
+
 
 class Iterator(_Pinned):
     def __init__(self, db, db_prefix, reverse, start, stop, include_start, include_stop, prefix,
@@ -82,27 +104,11 @@ class Iterator(_Pinned):
         self._bounds_chunk = None
         self._low = self._high = 0
 
-    def close(self):
-        if self._it is not None:
-            self._it = None
-            self._state = CLOSED  # keeps __next__ off its fast path
-            self._close_pin()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
+    def _on_close(self):
+        self._state = CLOSED  # keeps __next__ off its fast path
 
     def __iter__(self):
         return self
-
-    def _live(self):
-        it = self._it
-        if it is None or self._db._engine is None:
-            raise RuntimeError("Database or iterator is closed")
-        return it
 
     def _current(self):
         key, value = self._it.chunk[self._it.pos]
@@ -287,22 +293,6 @@ class RawIterator(_Pinned):
         self._it = DBIter(self.view)
         self._prefix = db_prefix or b""
 
-    def close(self):
-        if self._it is not None:
-            self._it = None
-            self._close_pin()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def _live(self):
-        if self._it is None or self._db._engine is None:
-            raise RuntimeError("Database or iterator is closed")
-        return self._it
 
     def _in_prefix(self):
         it = self._it

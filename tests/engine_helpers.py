@@ -1,13 +1,5 @@
 """Shared by the engine tests: a plyvel-semantics model of iterator ranges."""
-
-
-def bytes_increment(s):
-    b = bytearray(s)
-    for i in range(len(b) - 1, -1, -1):
-        if b[i] != 0xFF:
-            b[i] += 1
-            return bytes(b[: i + 1])
-    return None
+from lsm.cursor import bytes_increment
 
 
 def model_range(items, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
