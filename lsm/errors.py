@@ -38,8 +38,11 @@ class DecodeError(ValueError):
         super().__init__(reason if offset is None else f"{reason} (at byte {offset})")
 
 
-class LockError(Error):
-    """Another process (lsm or LevelDB) or this one already holds the database."""
+class LockError(IOError):
+    """Another process (lsm or LevelDB) or this one already holds the database.
+
+    An IOError, as plyvel raises for a held lock, so `except plyvel.IOError`
+    code keeps working after switching its import."""
 
 
 class ClosedError(RuntimeError):

@@ -9,6 +9,7 @@ import errno
 import fcntl
 import os
 import shutil
+import struct
 import threading
 
 from .errors import IOError as LsmIOError
@@ -79,6 +80,29 @@ class RandomAccessFile:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+# struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (+ padding).
+_FLOCK = struct.Struct("hhqqi4x")
+_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", None)
+
+
+def _lock_whole_file(fd):
+    """A write lock over the whole file that LevelDB's fcntl(F_SETLK) lock
+    conflicts with. An open-file-description lock also conflicts within this
+    process, so plyvel in the same process cannot open a database lsm holds
+    (a classic POSIX lock is per process and would let it in)."""
+    if _OFD_SETLK is not None:
+        fcntl.fcntl(fd, _OFD_SETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_whole_file(fd):
+    if _OFD_SETLK is not None:
+        fcntl.fcntl(fd, _OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, 0, 0, 0))
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
 
 
 _held_locks_guard = threading.Lock()
@@ -193,7 +217,7 @@ class FileSystem:
             except OSError as exc:
                 raise _io_error("open lock file", path, exc) from exc
             try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _lock_whole_file(fd)
             except OSError as exc:
                 os.close(fd)
                 if exc.errno in (errno.EAGAIN, errno.EACCES):
@@ -209,7 +233,7 @@ class FileSystem:
             fd = _held_locks.pop(handle, None)
         if fd is not None:
             try:
-                fcntl.lockf(fd, fcntl.LOCK_UN)
+                _unlock_whole_file(fd)
             finally:
                 os.close(fd)
 

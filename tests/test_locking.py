@@ -162,7 +162,6 @@ PLYVEL_SAME_PROCESS = (
     "(F_OFD_SETLK) conflict with classic locks even within a process and would close this.")
 
 
-@pytest.mark.xfail(strict=True, reason=PLYVEL_SAME_PROCESS)
 def test_plyvel_in_the_same_process_is_refused(tmp_path):
     path = str(tmp_path / "db")
     db = lsm.DB(path, create_if_missing=True, compactors=0)
