@@ -207,7 +207,10 @@ MODELS_WITH_HOLES = {
     pytest.param(n, marks=pytest.mark.xfail(reason=HOLES_BUG, strict=False)) for n in sorted(MODELS_WITH_HOLES)])
 def test_every_crash_state_recovers_to_a_prefix(tmp_path, request, name):
     long = request.config.getoption("--crash-long")
-    stride = 1 if long else DEFAULT_STRIDE * (4 if name in MODELS_WITH_HOLES else 1)
+    if name in MODELS_WITH_HOLES and not long:
+        pytest.skip("sweep with zero-filled holes: --crash-long only; the bug it shows is pinned by "
+                    "test_zero_filled_hole_in_unsynced_wal_tail_does_not_make_a_hole_in_history")
+    stride = 1 if long else DEFAULT_STRIDE
     seeds = (1, 2, 3) if long else (1,)
     for seed in seeds:
         sweep = Sweep(tmp_path / f"s{seed}", [(name, {**MODELS, **MODELS_WITH_HOLES}[name])], stride, seed=seed,
