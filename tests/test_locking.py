@@ -155,14 +155,9 @@ def test_lock_goes_away_when_open_fails(tmp_path):
     assert not opened and "lock" not in out.lower(), out
 
 
-PLYVEL_SAME_PROCESS = (
-    "ENGINE BUG (not local, lsm/fileio.py lock): lsm takes LevelDB's classic POSIX record lock (F_SETLK), "
-    "which never conflicts within one process, and its in-process lock table does not know about "
-    "LevelDB's; so plyvel and lsm in the same process both open one database. Linux OFD locks "
-    "(F_OFD_SETLK) conflict with classic locks even within a process and would close this.")
-
-
 def test_plyvel_in_the_same_process_is_refused(tmp_path):
+    """Classic POSIX record locks never conflict within one process; the LOCK
+    is an open-file-description lock, which conflicts with LevelDB's even here."""
     path = str(tmp_path / "db")
     db = lsm.DB(path, create_if_missing=True, compactors=0)
     try:
