@@ -49,7 +49,7 @@ def repair(dbname, fs=DEFAULT_FS, **options):
         metas = []
         max_sequence = 0
         for number in sorted(wals):
-            job = FlushJob(0, number, table_options, paranoid=False)
+            job = FlushJob(0, number, table_options, paranoid=False, salvage=True)
             result = run_job(job, dbname, staging, fs)
             if not result.ok:
                 report["dropped"].append({"file": filenames.log_file_name(dbname, number), "reason": result.error})

@@ -267,10 +267,22 @@ def test_flush_of_wal_damaged_mid_log_is_corruption_when_paranoid(tmp_path):
     assert staging_files(staging) == []
 
 
-def test_flush_skips_damaged_wal_block_when_not_paranoid(tmp_path):
+def test_recovery_flush_stops_at_damaged_wal_block_leaving_a_prefix(tmp_path):
+    """Point-in-time: nothing after the first damage, so no hole in history."""
     batches, offsets = _wal_over_several_blocks(tmp_path)
     staging = str(tmp_path / "stage")
     result = run_job(FlushJob(job_id=1, wal_number=9, paranoid=False), str(tmp_path), staging)
+    assert result.ok and result.error.startswith("stopped at offset"), result.error
+    got = read_table(os.path.join(staging, result.outputs[0].name)) if result.outputs else []
+    prefixes = [batch_entries(batches[:k]) for k in range(len(batches) + 1)]
+    assert got in prefixes, "recovery kept records after the damage"
+    assert got != batch_entries(batches), "the damaged record was replayed"
+
+
+def test_salvage_flush_skips_damaged_wal_block(tmp_path):
+    batches, offsets = _wal_over_several_blocks(tmp_path)
+    staging = str(tmp_path / "stage")
+    result = run_job(FlushJob(job_id=1, wal_number=9, paranoid=False, salvage=True), str(tmp_path), staging)
     assert result.ok, result.error
     # LevelDB drops the rest of the damaged block; a record that started in it
     # and continues into the next block is lost too.

@@ -24,8 +24,11 @@ class FlushJob:
     job_id: int
     wal_number: int
     table: TableOptions = field(default_factory=TableOptions)
-    # Recovery of a damaged WAL keeps going past bad records unless paranoid.
+    # paranoid: any damage fails the job. Otherwise recovery stops at the first
+    # damage (point-in-time: a prefix of the history, never a hole), and
+    # salvage (repair_db) skips damaged records and keeps everything intact.
     paranoid: bool = True
+    salvage: bool = False
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ..errors import CorruptionError, DecodeError
 from ..fileio import DEFAULT_FS
 from ..filenames import log_file_name, sst_table_file_name, table_file_name
 from ..keys import sort_key
-from ..record import LogReader
+from ..record import BLOCK_SIZE, HEADER_SIZE, LogReader
 from ..table import Table
 from .job import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
@@ -95,6 +95,34 @@ def _test_sleep():
 # ---------------------------------------------------------------- flush
 
 
+class _StopReading(Exception):
+    """Raised from the reader's report callback to end a tolerant replay."""
+
+
+def _next_record_start(end):
+    """Where the record after one ending at `end` starts: a block tail shorter
+    than a header is padding."""
+    left = BLOCK_SIZE - end % BLOCK_SIZE
+    return end + left if left < HEADER_SIZE else end
+
+
+def _physical_end(offset, length):
+    """File offset just past a logical record of `length` bytes written at
+    `offset` (fragments, block tails and the empty FIRST included)."""
+    pos = offset
+    left = length
+    while True:
+        room = BLOCK_SIZE - pos % BLOCK_SIZE
+        if room < HEADER_SIZE:
+            pos += room
+            continue
+        fragment = min(left, room - HEADER_SIZE)
+        pos += HEADER_SIZE + fragment
+        left -= fragment
+        if left == 0 and (fragment or length == 0):
+            return pos
+
+
 def _run_flush(job, db_dir, fs, outputs, result):
     """All entries of the frozen WAL, sorted, into one level-0 table. Nothing
     is dropped: older versions may still be read through snapshots, and a
@@ -107,20 +135,44 @@ def _run_flush(job, db_dir, fs, outputs, result):
     max_sequence = 0
     next_sequence = 0
     in_order = True  # every batch's sequences follow the previous batch's
+    stopped = []
+
+    def stop_at_damage(offset, _dropped, reason):
+        # Point-in-time recovery: nothing after the first damage is replayed,
+        # so the result is a prefix of the history, never one with a hole.
+        stopped.append(f"stopped at offset {offset}: {reason}")
+        raise _StopReading
+
+    expected = 0
     try:
-        # Not paranoid: skip damaged records as LevelDB's recovery does (the
-        # reader reports and resynchronises at the next block).
-        for offset, payload in LogReader(data, strict=job.paranoid):
+        tolerant_stop = not job.paranoid and not job.salvage
+        reader = LogReader(data, strict=job.paranoid, report=stop_at_damage if tolerant_stop else None)
+        for offset, payload in reader:
+            if offset > _next_record_start(expected) and not job.salvage:
+                # The reader skipped a zeroed region silently (LevelDB reads it as
+                # preallocation); valid records after it mean a lost block.
+                reason = f"gap of {offset - expected} bytes before the record"
+                if job.paranoid:
+                    raise CorruptionError(path, expected, reason)
+                stopped.append(f"stopped at offset {expected}: {reason}")
+                break
+            expected = _physical_end(offset, len(payload))
             if len(payload) < BATCH_HEADER_SIZE:
                 if job.paranoid:
                     raise CorruptionError(path, offset, "log record too small")
-                continue
+                if job.salvage:
+                    continue
+                stopped.append(f"stopped at offset {offset}: log record too small")
+                break
             try:
                 sequence, ops = decode_batch(payload)
             except DecodeError as exc:
                 if job.paranoid:
                     raise CorruptionError(path, offset, exc.reason) from exc
-                # LevelDB applies the records it parsed before the damage.
+                if not job.salvage:
+                    stopped.append(f"stopped at offset {offset}: {exc.reason}")
+                    break
+                # Salvage keeps the records parsed before the damage, as LevelDB does.
                 sequence, ops = getattr(exc, "partial", (0, []))
             # A damaged batch may hold more records than its header says:
             # the sequences handed out must cover every entry kept.
@@ -134,8 +186,13 @@ def _run_flush(job, db_dir, fs, outputs, result):
                 start = sequence << 8
                 tags = map(or_, range(start, start + (len(ops) << 8), 256), map(_kind_of, ops))
                 extend(zip(map(_key_of, ops), map(neg, tags), map(_value_of, ops)))
+    except _StopReading:
+        pass
     except DecodeError as exc:
         raise CorruptionError(path, exc.offset, exc.reason) from exc
+    if stopped:
+        # ok, but not whole: the writer replays no later WAL (see engine recovery).
+        result.error = stopped[0]
     if in_order:
         # Rows were appended oldest first: reversed, a stable sort on the user
         # key alone leaves each key's versions newest first -- internal order,

@@ -126,6 +126,7 @@ def _put_job(out, job, name):
         out.uint(job.wal_number, f"{name}.wal_number")
         _put_table_options(out, job.table, f"{name}.table")
         out.flag(job.paranoid, f"{name}.paranoid")
+        out.flag(job.salvage, f"{name}.salvage")
     elif isinstance(job, CompactionJob):
         out.parts.append(bytes([_COMPACTION]))
         out.uint(job.job_id, f"{name}.job_id")
@@ -288,6 +289,7 @@ def _get_job(inp, name):
             wal_number=inp.uint(f"{name}.wal_number"),
             table=_get_table_options(inp, f"{name}.table"),
             paranoid=inp.flag(f"{name}.paranoid"),
+            salvage=inp.flag(f"{name}.salvage"),
         )
     if kind == _COMPACTION:
         return CompactionJob(

@@ -189,6 +189,12 @@ class Engine:
             self._validate_outputs(result)
             for meta in self._install_outputs(result):
                 edit.new_files.append((0, meta))  # recovery flushes always go to level 0
+            if result.error:
+                # Point-in-time recovery: the WAL was damaged (or lost a block
+                # in a power cut); replaying a later one would leave a hole.
+                later = [n for n in sorted(wals) if n > wal_number]
+                self.log(f"Log #{wal_number} {result.error}; not replaying {len(later)} later log(s)")
+                break
         vs.last_sequence = max_sequence
         self._new_wal()
         edit.log_number = self.mem.wal_number
