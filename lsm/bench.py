@@ -180,17 +180,11 @@ class Adapter:
         return ""
 
 
-class LsmAdapter(Adapter):
-    name = "lsm"
+class PlyvelApiAdapter(Adapter):
+    """Engines with plyvel's API (lsm and plyvel itself) are driven the same way."""
 
-    def __init__(self, compactors):
-        import lsm
-        self.lsm = lsm
-        self.compactors = compactors
-
-    def open(self, path):
-        kwargs = {} if self.compactors is None else {"compactors": self.compactors}
-        db = self.db = self.lsm.DB(path, create_if_missing=True, bloom_filter_bits=10, **kwargs)
+    def _bind(self, db):
+        self.db = db
         self.put, self.get, self.delete = db.put, db.get, db.delete
         self.put_sync = functools.partial(db.put, sync=True)
 
@@ -209,6 +203,20 @@ class LsmAdapter(Adapter):
 
     def scan(self, reverse):
         return self.db.iterator(reverse=reverse)
+
+
+class LsmAdapter(PlyvelApiAdapter):
+    name = "lsm"
+
+    def __init__(self, compactors):
+        import lsm
+        self.lsm = lsm
+        self.compactors = compactors
+
+    def open(self, path):
+        kwargs = {} if self.compactors is None else {"compactors": self.compactors}
+        self._bind(self.lsm.DB(path, create_if_missing=True, bloom_filter_bits=10, **kwargs))
+
 
     def stats(self):
         db = self.db
@@ -294,7 +302,7 @@ def _pids(compactors):
     return pids
 
 
-class PlyvelAdapter(Adapter):
+class PlyvelAdapter(PlyvelApiAdapter):
     name = "plyvel"
 
     def __init__(self):
@@ -302,25 +310,8 @@ class PlyvelAdapter(Adapter):
         self.plyvel = plyvel
 
     def open(self, path):
-        db = self.db = self.plyvel.DB(path, create_if_missing=True, bloom_filter_bits=10)
-        self.put, self.get, self.delete = db.put, db.get, db.delete
-        self.put_sync = functools.partial(db.put, sync=True)
+        self._bind(self.plyvel.DB(path, create_if_missing=True, bloom_filter_bits=10))
 
-    def write_batch(self, keys, values):
-        with self.db.write_batch() as wb:
-            put = wb.put
-            for k, v in zip(keys, values):
-                put(k, v)
-
-    def seek(self, key):
-        it = self.db.iterator()
-        it.seek(key)
-        found = next(it, None) is not None
-        it.close()
-        return found
-
-    def scan(self, reverse):
-        return self.db.iterator(reverse=reverse)
 
     def version(self):
         return f"plyvel {self.plyvel.__version__} (LevelDB {self.plyvel.__leveldb_version__})"

@@ -111,16 +111,7 @@ class Iterator(_Pinned):
         return self
 
     def _current(self):
-        key, value = self._it.chunk[self._it.pos]
-        if self._include_key:
-            if self._prefix_len:
-                key = key[self._prefix_len:]
-            if self._include_value:
-                return key, value
-            return key
-        if self._include_value:
-            return value
-        return None
+        return self._shape(self._it.chunk[self._it.pos])
 
     def __next__(self):
         # Fast path: the next entry is already in the current chunk and

@@ -31,6 +31,13 @@ def _value_bytes(value):
             from None
 
 
+def _visible(entry, default):
+    """A lookup's (kind, value), or None, as get() answers it."""
+    if entry is None or entry[0] == TYPE_DELETION:
+        return default
+    return entry[1]
+
+
 class DB:
     """A LevelDB-format database, opened by exactly one process at a time."""
 
@@ -126,10 +133,7 @@ class DB:
     def get(self, key, default=None, *, verify_checksums=None, fill_cache=None):
         if type(key) is not bytes:
             _need_bytes("key", key)
-        r = self._live().get(key)
-        if r is None or r[0] == TYPE_DELETION:
-            return default
-        return r[1]
+        return _visible(self._live().get(key), default)
 
     def __iter__(self):
         return self.iterator()
@@ -271,10 +275,7 @@ class Snapshot:
         self._check()
         if self._prefix is not None:
             key = self._prefix + key
-        r = self._db._engine.get(key, self._sequence)
-        if r is None or r[0] == TYPE_DELETION:
-            return default
-        return r[1]
+        return _visible(self._db._engine.get(key, self._sequence), default)
 
     def __iter__(self):
         return self.iterator()
