@@ -1,7 +1,8 @@
 """Command line: ``python -m lsm <command>``. Knows files and the terminal; no engine state.
 
 Commands: ``dump`` (one file as JSON lines), ``check`` (verify every checksum
-of a database without opening it), ``stats``, ``get``/``put``/``delete``,
+of a database without opening it), ``stats`` (levels and the flush and compaction
+history of the info LOG, see lsm.history), ``get``/``put``/``delete``,
 ``scan``, ``load`` (bulk load JSON Lines or TSV), ``compact``, ``repair`` and
 ``bench`` (lsm against LevelDB and RocksDB, see lsm/bench.py).
 
@@ -115,12 +116,20 @@ def _build_parser():
     check.add_argument("path", metavar="PATH", help="database directory")
     check.set_defaults(run=_cmd_check)
 
-    stats = command("stats", "levels, files, bytes, scores and compaction counts",
-                    "Open the database and print its levels (files, bytes, compaction score), "
-                    "counters and the leveldb.stats property. Compaction counters cover this "
-                    "open only (the CLI's own), as in LevelDB.")
+    stats = command("stats", "levels, files, bytes, scores, compaction history and leveldb.stats",
+                    "Open the database and print its levels (files, bytes, compaction score), the "
+                    "flush and compaction history read from the info LOG (counts, bytes in and out, "
+                    "seconds, per level, and the last events), this open's counters and the "
+                    "leveldb.stats property. The history comes from LOG.old and LOG, read before "
+                    "opening, plus the LOG of this open: like LevelDB, every open rotates LOG to "
+                    "LOG.old and keeps only one LOG.old, so the history covers the last two "
+                    "sessions before this one (and running stats is itself a session, pushing the "
+                    "oldest out). A flush's input bytes are not logged (shown as '-').")
     stats.add_argument("path", metavar="PATH", help="database directory")
-    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.add_argument("--json", action="store_true",
+                       help="print one JSON object (the history under \"history\")")
+    stats.add_argument("--history", metavar="N", type=_non_negative, default=10,
+                       help="show the last N flushes/compactions/moves (default 10; 0: none)")
     stats.set_defaults(run=_cmd_stats)
 
     compact = command("compact", "compact a key range (all keys by default)",
@@ -266,38 +275,94 @@ def _open_db(path, *, create=False, compactors=0):
 
 # ----------------------------------------------------------------- stats
 def _cmd_stats(args):
+    from . import history
+    # Opening rotates LOG to LOG.old and drops the older LOG.old: read both first,
+    # then (after close) the LOG this open wrote, so no session is lost to our own open.
+    if os.path.isdir(args.path):
+        logs = history.read_logs(DEFAULT_FS, args.path)
+    else:
+        logs = []  # _open_db says what is wrong
     with _open_db(args.path) as db:
         stats = db.stats()
         leveldb_stats = (db.get_property(b"leveldb.stats") or b"").decode("utf-8", "replace")
+    this_open = [text for name, text in history.read_logs(DEFAULT_FS, args.path) if name == "LOG"]
+    logs += [("LOG (this stats run)", text) for text in this_open]
+    past = history.parse_history(text for _, text in logs)
+    summary = history.summarize(past)
+    summary["logs"] = [name for name, _ in logs]
+    recent = past.events[-args.history:] if args.history else []
     if args.json:
         obj = dict(stats)
         obj["path"] = args.path
         obj["leveldb.stats"] = leveldb_stats
+        obj["history"] = dict(summary, last=[e.as_dict() for e in recent])
         print(json.dumps(obj, default=str))
         return EXIT_OK
-    out = [f"database: {args.path}",
-           f"{'level':>5} {'files':>7} {'size MB':>10} {'score':>7} {'compaction s':>13} "
-           f"{'read MB':>9} {'write MB':>9}"]
+    into = {row["level"]: row for row in summary["levels"]}
+    head = f"{'level':>5} {'files':>7} {'size MB':>10} {'score':>7} |"
+    tail = (f" {'flushes':>7} {'compactions':>11} {'moves':>5} {'read MB':>9} {'write MB':>9} "
+            f"{'seconds':>9}")
+    out = [f"database: {args.path}", "",
+           f"{'now':^{len(head) - 1}}|{' history: into this level (from the LOGs)':<{len(tail)}}",
+           head + tail]
     files = size = 0
     for lv in stats.get("levels", []):
         files += lv.get("files", 0)
         size += lv.get("bytes", 0)
+        row = into.get(lv["level"], {})
         out.append(f"{'L%d' % lv['level']:>5} {lv.get('files', 0):>7} {lv.get('bytes', 0) / 1048576:>10.2f} "
-                   f"{lv.get('score', 0):>7.2f} {lv.get('compaction_seconds', 0):>13.2f} "
-                   f"{lv.get('read_bytes', 0) / 1048576:>9.2f} {lv.get('written_bytes', 0) / 1048576:>9.2f}")
+                   f"{lv.get('score', 0):>7.2f} | {row.get('flushes', 0):>7} {row.get('compactions', 0):>11} "
+                   f"{row.get('moves', 0):>5} "
+                   f"{(row.get('input_bytes') or 0) / 1048576:>9.2f} {row.get('output_bytes', 0) / 1048576:>9.2f} "
+                   f"{row.get('seconds') or 0:>9.3f}")
     out.append(f"{'total':>5} {files:>7} {size / 1048576:>10.2f}")
+    out += ["", *_history_summary_lines(summary), ""]
+    out.append(f"last {len(recent)} of {len(past.events)} events:" if recent else
+               f"last events: none shown ({len(past.events)} in the history; --history N shows N)")
+    if recent:
+        out.append(f"{'time':<26} {'kind':<10} {'levels':>8} {'in files':>8} {'in bytes':>11} "
+                   f"{'out files':>9} {'out bytes':>11} {'seconds':>8}  detail")
+        for e in recent:
+            levels = f"{'mem' if e.from_level is None else 'L%d' % e.from_level}->L{e.to_level}"
+            out.append(f"{e.time:<26} {e.kind:<10} {levels:>8} {_dash(e.input_files):>8} "
+                       f"{_dash(e.input_bytes if e.kind != 'move' else None):>11} {e.output_files:>9} "
+                       f"{_dash(e.output_bytes if e.kind != 'move' else None):>11} "
+                       f"{_dash(e.seconds, '.3f'):>8}  {e.detail}"
+                       + (f", {e.moved_bytes} bytes moved" if e.kind == "move" else ""))
     counters = [(k, stats[k]) for k in ("flushes", "compactions", "compaction_bytes_read",
                                         "compaction_bytes_written", "compaction_seconds", "stall_seconds",
                                         "write_amplification", "last_sequence", "background_error")
                 if k in stats]
-    out.append("")
+    out += ["", "this open only (the stats command's own session):"]
     for key, value in counters:
-        out.append(f"{key + ':':<26} {value:.3f}" if isinstance(value, float) else f"{key + ':':<26} {value}")
+        out.append(f"  {key + ':':<26} {value:.3f}" if isinstance(value, float) else f"  {key + ':':<26} {value}")
     if stats.get("compactors"):
-        out.append(f"{'compactors:':<26} {stats['compactors']}")
+        out.append(f"  {'compactors:':<26} {stats['compactors']}")
     out += ["", "leveldb.stats:", leveldb_stats.rstrip("\n")]
-    print("\n".join(out))
+    print("\n".join(line.rstrip() for line in out))
     return EXIT_OK
+
+
+def _dash(value, spec=""):
+    return "-" if value is None else format(value, spec)
+
+
+def _history_summary_lines(summary):
+    logs = " + ".join(summary["logs"]) or "no LOG found"
+    span = (f", {summary['first_time']} to {summary['last_time']}" if summary["first_time"] else "")
+    out = [f"compaction history ({logs}: {summary['sessions']} session(s){span}):",
+           f"{'kind':<11} {'count':>6} {'in files':>9} {'in MB':>9} {'out files':>9} {'out MB':>9} {'seconds':>9}"]
+    for kind, t in summary["kinds"].items():
+        if kind == "move":
+            out.append(f"{kind:<11} {t['count']:>6} {t['input_files'] or 0:>9} {'-':>9} {t['output_files']:>9} "
+                       f"{'-':>9} {'-':>9}  ({t['moved_bytes'] / 1048576:.2f} MB moved, no I/O)")
+            continue
+        in_mb = "-" if t["input_bytes"] is None else f"{t['input_bytes'] / 1048576:.2f}"
+        out.append(f"{kind:<11} {t['count']:>6} {_dash(t['input_files']):>9} {in_mb:>9} {t['output_files']:>9} "
+                   f"{t['output_bytes'] / 1048576:>9.2f} {_dash(t['seconds'], '.3f'):>9}")
+    if summary["skipped_lines"]:
+        out.append(f"({summary['skipped_lines']} malformed LOG line(s) skipped)")
+    return out
 
 
 # --------------------------------------------------------- point commands

@@ -9,7 +9,11 @@ OS before ``log()`` returns, so it survives a crash of this process.
 All I/O goes through the FileSystem seam (lsm.fileio). Logging never raises
 for I/O trouble: a full disk must not turn a diary into an outage (LevelDB
 ignores its logger's write errors too). Thread-safe.
+
+``parse_line`` is ``format_line``'s inverse, for tools that read a LOG back
+(lsm.history); it does no I/O.
 """
+import re
 import threading
 import time
 
@@ -31,6 +35,27 @@ def format_line(message, now=None, thread_id=None) -> str:
     text = " | ".join(str(message).splitlines()) if ("\n" in str(message) or "\r" in str(message)) \
         else str(message)
     return f"{stamp}.{micros:06d} {thread_id} {text}\n"
+
+
+# LevelDB writes the same layout; its thread id need not be decimal, so any word is taken.
+_LINE = re.compile(r"(\d{4}/\d{2}/\d{2}-\d{2}:\d{2}:\d{2})\.(\d{6}) (\S+) (.*)", re.S)
+
+
+def parse_line(line):
+    """Split one LOG line (trailing newline optional) into
+    ``(stamp, timestamp, thread_id, message)``: stamp is the logged local time
+    text with its microseconds, timestamp the same as seconds since the epoch,
+    thread_id the logged id as text. Returns None for a line not in the format
+    (torn, hand-edited, another program's), never raises."""
+    m = _LINE.fullmatch(line.rstrip("\r\n"))
+    if m is None:
+        return None
+    stamp, micros, thread_id, message = m.groups()
+    try:
+        seconds = time.mktime(time.strptime(stamp, "%Y/%m/%d-%H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None  # e.g. month 13: the shape matched but it is no time
+    return f"{stamp}.{micros}", seconds + int(micros) / 1e6, thread_id, message
 
 
 class InfoLog:
@@ -112,4 +137,4 @@ class NullInfoLog:
         return False
 
 
-__all__ = ["InfoLog", "NullInfoLog", "format_line"]
+__all__ = ["InfoLog", "NullInfoLog", "format_line", "parse_line"]

@@ -213,6 +213,76 @@ def test_stats_text_and_json(db_path):
     assert "Level  Files" in stats["leveldb.stats"]
 
 
+def _load_session(path, start, count):
+    with lsm.DB(str(path), create_if_missing=True, compactors=0, write_buffer_size=32 << 10,
+                level_size_base=128 << 10) as db:
+        for i in range(start, start + count):
+            db.put(b"key%06d" % (i * 7919 % 20000), value_of(i))
+        db.put(b"unflushed", b"left in the WAL, flushed by the next open")
+
+
+def _log_counts(texts):
+    """Count what the LOG lines say happened, independently of lsm.history."""
+    text = "\n".join(texts)
+    recovered = re.findall(r"Recovering log #\d+: max sequence \d+, (\d+) bytes of tables$", text, re.M)
+    return {"flush": len(re.findall(r" Flushed table #", text)) + sum(int(b) > 0 for b in recovered),
+            "compaction": len(re.findall(r" Compacted \d+@\d+ \+ \d+@\d+ files", text)),
+            "move": len(re.findall(r" Moved #\d+", text)),
+            "compaction_read": sum(map(int, re.findall(r"files, (\d+) bytes read", text)))}
+
+
+def test_stats_history_survives_reopen_and_agrees_with_the_log(tmp_path):
+    path = tmp_path / "db"
+    _load_session(path, 0, 6000)      # becomes LOG.old
+    _load_session(path, 6000, 6000)   # LOG
+    before = [(path / "LOG.old").read_text(), (path / "LOG").read_text()]
+    stats = json.loads(ok(cli("stats", path, "--json", "--history", "4")))
+    after = (path / "LOG").read_text()  # the stats run's own session
+    assert (path / "LOG.old").read_text() == before[1]
+
+    history = stats["history"]
+    assert history["logs"] == ["LOG.old", "LOG", "LOG (this stats run)"]
+    assert history["sessions"] == 3 and history["skipped_lines"] == 0
+    expected = _log_counts(before + [after])
+    assert expected["flush"] >= 4 and expected["compaction"] >= 2, expected
+    kinds = history["kinds"]
+    for kind in ("flush", "compaction", "move"):
+        assert kinds[kind]["count"] == expected[kind], (kind, kinds, expected)
+    assert history["event_count"] == expected["flush"] + expected["compaction"] + expected["move"]
+    assert kinds["compaction"]["input_bytes"] == expected["compaction_read"] > 0
+    assert kinds["flush"]["output_bytes"] > 0 and kinds["compaction"]["output_bytes"] > 0
+    assert kinds["compaction"]["seconds"] > 0 and kinds["compaction"]["input_files"] >= 2
+    # Both earlier sessions are in the history, not only the last one.
+    first_session = _log_counts(before[:1])
+    assert first_session["compaction"] >= 1
+    assert sum(r["compactions"] for r in history["levels"]) == expected["compaction"]
+    assert sum(r["flushes"] for r in history["levels"]) == expected["flush"]
+    last = history["last"]
+    assert len(last) == 4 and [e["timestamp"] for e in last] == sorted(e["timestamp"] for e in last)
+    assert {"time", "kind", "from_level", "to_level", "input_files", "input_bytes", "output_files",
+            "output_bytes", "seconds"} <= set(last[0])
+    # The stats run's own open flushed the put left in the WAL: its session is in the history too.
+    assert any(e["detail"].startswith("recovery of WAL") and e["session"] == 2 for e in last), last
+    # The rest of the output is still there.
+    assert len(stats["levels"]) == 7 and "Level  Files" in stats["leveldb.stats"]
+
+
+def test_stats_text_shows_history_and_last_events(tmp_path):
+    path = tmp_path / "db"
+    _load_session(path, 0, 6000)
+    (path / "LOG").write_text((path / "LOG").read_text() + "garbage, not a LOG line\n")
+    out = ok(cli("stats", path, "--history", "3"))
+    assert "compaction history (LOG + LOG (this stats run): 2 session(s)" in out
+    assert "(1 malformed LOG line(s) skipped)" in out
+    events = out.split("last 3 of ")[1].split("\n\n")[0].splitlines()[2:]
+    assert len(events) == 3, out
+    assert re.search(r"^compaction +[1-9]\d* ", out, re.M), out
+    assert "leveldb.stats:" in out and "this open only" in out
+    out = ok(cli("stats", path, "--history", "0"))
+    assert "last events: none shown" in out
+    assert cli("stats", path, "--history", "-1").returncode == 2
+
+
 def test_compact_all_and_range(db_path):
     out = ok(cli("compact", db_path, "--start", "key00100", "--stop", "key00200", "--compactors", "0"))
     assert "compacted" in out

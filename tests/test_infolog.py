@@ -7,7 +7,7 @@ import pytest
 
 from lsm.errors import IOError as LsmIOError
 from lsm.fileio import DEFAULT_FS, FileSystem
-from lsm.infolog import InfoLog, NullInfoLog, format_line
+from lsm.infolog import InfoLog, NullInfoLog, format_line, parse_line
 
 LINE = re.compile(r"^(\d{4})/(\d{2})/(\d{2})-(\d{2}):(\d{2}):(\d{2})\.(\d{6}) (\d+) (.*)$")
 
@@ -35,6 +35,24 @@ def test_open_creates_log_and_lines_have_leveldb_format(tmp_path):
 def test_timestamp_is_local_time_with_microseconds():
     now = time.mktime((2026, 11, 21, 8, 0, 0, 0, 0, -1)) + 0.123456
     assert format_line("hello", now=now, thread_id=42) == "2026/11/21-08:00:00.123456 42 hello\n"
+
+
+def test_parse_line_inverts_format_line():
+    now = time.mktime((2026, 11, 21, 8, 0, 0, 0, 0, -1)) + 0.123456
+    stamp, timestamp, thread_id, message = parse_line(format_line("Compacted 1@0 + 1@1 files", now, 42))
+    assert (stamp, thread_id, message) == ("2026/11/21-08:00:00.123456", "42", "Compacted 1@0 + 1@1 files")
+    assert timestamp == pytest.approx(now, abs=1e-6)
+    assert parse_line(format_line("", now, 42))[3] == ""
+    assert parse_line("2026/11/21-08:00:00.123456 7f3a2b hex thread id, as LevelDB may write\r\n")[2:] == \
+        ("7f3a2b", "hex thread id, as LevelDB may write")
+
+
+@pytest.mark.parametrize("line", [
+    "", "hello", "2026/11/21-08:00:00.123456", "2026/11/21-08:00:00.123456 42",
+    "2026/11/21-08:00:00.12 42 short micros", "2026/13/21-08:00:00.123456 42 month 13",
+    "2026/11/21 08:00:00.123456 42 space for a dash", "\x00\x00\x00 torn"])
+def test_parse_line_returns_none_for_malformed_lines(line):
+    assert parse_line(line) is None
 
 
 def test_reopen_rotates_log_to_log_old(tmp_path):
