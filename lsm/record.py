@@ -92,14 +92,29 @@ class LogReader:
     in the last block) ends iteration silently. Damage elsewhere is passed to
     ``report(offset, bytes_dropped, reason)`` and reading resumes at the next
     block (C++ semantics), or, when ``strict``, raises ``DecodeError(reason, offset)``.
+
+    ``verify_tail=True`` (for MANIFESTs, which are synced after every record,
+    so only the last record can be torn by a crash) accepts a record running
+    past the end of the data as a torn tail only if a crash could have left
+    it: its fragment fits in its block as a writer lays it out, its checksum
+    does not verify over a shorter length (a damaged length field), and no
+    complete valid record follows its header. A zeroed region followed by a
+    valid record (a hole, not preallocation) is damage too. Either is passed
+    to ``report`` / raised like other damage, at the bad header's offset.
+    The WAL keeps C++ semantics (the default).
+
+    After iteration, ``tail_offset`` is the offset where a silently dropped
+    torn tail begins (None when the data ended cleanly).
     """
 
-    __slots__ = ("_data", "_report", "_strict")
+    __slots__ = ("_data", "_report", "_strict", "_verify_tail", "tail_offset")
 
-    def __init__(self, data, *, report=None, strict=False):
+    def __init__(self, data, *, report=None, strict=False, verify_tail=False):
         self._data = data if isinstance(data, bytes) else bytes(data)
         self._report = report
         self._strict = strict
+        self._verify_tail = verify_tail
+        self.tail_offset = None
 
     def _corruption(self, offset, dropped, reason):
         if self._strict:
@@ -114,10 +129,13 @@ class LogReader:
         corruption = self._corruption
         unpack = _unpack_header_from
         masked_crc = masked_crc32c
+        verify_tail = self._verify_tail
         pos = 0
         parts = None  # fragments of the open logical record; None when none is open
         scratch_len = 0
         start = 0  # offset of the open logical record's first header
+        zeroed = None  # verify_tail: offset of a skipped zeroed region, until a record follows it
+        self.tail_offset = None
         while True:
             block_limit = (pos & ~_BLOCK_MASK) + BLOCK_SIZE
             # C++ reads block by block; a short read marks EOF. A file that ends
@@ -130,23 +148,38 @@ class LogReader:
                 block_end = block_limit
             if block_end - pos < HEADER_SIZE:
                 if eof:
-                    return  # torn header at the end (or clean end)
+                    # torn header at the end (or clean end)
+                    self._end(start if parts is not None else pos if zeroed is None else zeroed, n)
+                    return
                 pos = block_limit  # block trailer
                 continue
             masked, length, rtype = unpack(data, pos)
             end = pos + HEADER_SIZE + length
             if end > block_end:
                 if eof:
-                    return  # the writer died mid-record: not damage
+                    # The writer died mid-record: not damage, unless verify_tail
+                    # finds that no crash could have left these bytes.
+                    reason = _not_a_torn_tail(view, pos, masked, length, block_limit) if verify_tail else None
+                    if reason is not None:
+                        corruption(pos, n - pos, reason)
+                    self._end(start if parts is not None else pos if zeroed is None else zeroed, n)
+                    return
                 corruption(pos, block_end - pos, "bad record length")
                 pos = block_limit
             elif rtype == ZERO and length == 0:
+                if verify_tail and zeroed is None:
+                    zeroed = pos
                 pos = block_limit  # preallocated zeroes: skip silently
             elif masked_crc(view[pos + 6:end]) != masked:
                 # The length itself may be wrong: trust nothing else in this block.
                 corruption(pos, block_end - pos, "checksum mismatch")
                 pos = block_limit
             else:
+                if zeroed is not None:
+                    # Preallocated zeroes only ever end a log; a valid record after
+                    # them means written bytes were lost: a hole.
+                    corruption(zeroed, pos - zeroed, "zeroed region before a later record")
+                    zeroed = None
                 phys = pos
                 pos = end
                 if rtype == FULL:
@@ -189,3 +222,38 @@ class LogReader:
                 corruption(start, scratch_len, "error in middle of record")
                 parts = None
                 scratch_len = 0
+
+    def _end(self, tail, n):
+        self.tail_offset = tail if tail < n else None
+
+
+def _not_a_torn_tail(view, pos, masked, length, block_limit):
+    """Why the record at ``pos``, which claims to run past the end of the data,
+    cannot be what a crash mid-append leaves; None if it can be."""
+    n = len(view)
+    if pos + HEADER_SIZE + length > block_limit:
+        # A writer never lets a fragment cross a block boundary.
+        return f"record length {length} runs past its block"
+    # Torn: the header is as written and the payload is cut short, so its
+    # checksum cannot verify over any shorter payload. If it does, the length
+    # field is what is damaged.
+    crc = crc32c(view[pos + 6:pos + HEADER_SIZE])
+    for p in range(pos + HEADER_SIZE, n + 1):
+        if mask_crc(crc) == masked:
+            return f"record length field damaged (checksum verifies at length {p - pos - HEADER_SIZE}, not {length})"
+        if p < n:
+            crc = crc32c(view[p:p + 1], crc)
+    # Nothing is ever written after a torn record: a complete, valid record
+    # after its header means this header is damage, not the end of the log.
+    unpack = _unpack_header_from
+    type_crc = _TYPE_CRC
+    for p in range(pos + 1, n - HEADER_SIZE):
+        rtype = view[p + 6]
+        if rtype < FULL or rtype > MAX_RECORD_TYPE:
+            continue
+        other_masked, other_length, _ = unpack(view, p)
+        other_end = p + HEADER_SIZE + other_length
+        if other_length and other_end <= n and \
+                mask_crc(crc32c(view[p + HEADER_SIZE:other_end], type_crc[rtype])) == other_masked:
+            return f"a valid record at offset {p} follows a record that runs past the end of the data"
+    return None

@@ -368,30 +368,75 @@ def test_flip_every_byte_of_a_manifest(scratch):
     print(f"\nMANIFEST: {size - len(length_fields)} bytes flipped, {refused} refused with CorruptionError")
 
 
-MANIFEST_LENGTH_BUG = (
-    "ENGINE BUG (format layer, not local): a record whose length field is flipped to reach past the end of "
-    "the file reads as a torn tail (LevelDB's rule), so every later edit is silently dropped, the database "
-    "opens rolled back, and the tables of the dropped edits are deleted as obsolete. A torn tail never "
-    "contains a complete valid record after its header; one that does is corruption.")
-
-
-@pytest.mark.xfail(strict=True, reason=MANIFEST_LENGTH_BUG)
 def test_manifest_length_field_flip_is_not_read_as_a_torn_tail(scratch):
+    """A record whose length field is flipped to reach past the end of the
+    file looks like a torn tail to LevelDB's reader, which would drop every
+    later edit, open rolled back and delete the tables of the dropped edits as
+    obsolete. The MANIFEST is synced after every edit, so only its last record
+    can be torn, and a torn record never has a complete valid record after its
+    header nor a checksum that verifies over a shorter length: every flip of a
+    length byte (the last record's too) is refused, naming the MANIFEST and
+    the damaged record's offset, and no file is deleted."""
     base = os.path.join(scratch, "base")
     expected, manifest, tables = _manifest_db(base)
     records = _manifest_records(os.path.join(base, manifest))
+    before = _data_files(base)
     bad = []
-    for a, _ in records[:-1]:  # the last record's length may be a real torn tail
-        work = _fresh(base, os.path.join(scratch, "work"))
-        _flip(os.path.join(work, manifest), a + 5)  # high byte of the length: now past the end
-        try:
-            got = _open_contents(work)
-        except lsm.CorruptionError:
-            continue
-        lost = sorted(tables - set(_names(work, ".ldb")))
-        if got != expected or lost:
-            bad.append(f"record at {a}: {len(expected) - len(got)} keys gone, tables deleted: {lost}")
+    for a, _ in records:
+        for field_byte, mask in ((5, 0x80), (5, 0x01), (4, 0x80), (4, 0x01), (4, 0x40)):
+            work = _fresh(base, os.path.join(scratch, "work"))
+            _flip(os.path.join(work, manifest), a + field_byte, mask)
+            try:
+                got = _open_contents(work)
+            except lsm.CorruptionError as exc:
+                if exc.path != os.path.join(work, manifest) or exc.offset != a:
+                    bad.append(f"record at {a}, byte {field_byte} ^ {mask:#x}: {exc} (offset {exc.offset})")
+                if _data_files(work) != before:
+                    bad.append(f"record at {a}, byte {field_byte} ^ {mask:#x}: files changed by a refused open")
+                continue
+            lost = sorted(tables - set(_names(work, ".ldb")))
+            bad.append(f"record at {a}, byte {field_byte} ^ {mask:#x}: opened "
+                       f"({len(expected) - len(got)} keys gone, tables deleted: {lost})")
     assert not bad, "\n".join(bad)
+
+
+def test_manifest_corruption_names_the_file_and_the_damaged_record(scratch):
+    """CorruptionError from MANIFEST replay carries the MANIFEST's path and the
+    offset of the damaged record: a payload flip, an undecodable edit with a
+    valid checksum, and a MANIFEST that lacks a required entry (the offset is
+    then the torn tail that may have held it, or the end of the file)."""
+    from lsm.record import LogWriter
+    from lsm.version_edit import VersionEdit
+    base = os.path.join(scratch, "base")
+    _manifest_db(base)
+    manifest = _names(base, "MANIFEST-")[0]
+    records = _manifest_records(os.path.join(base, manifest))
+    data = open(os.path.join(base, manifest), "rb").read()
+
+    def refused(content):
+        work = _fresh(base, os.path.join(scratch, "work"))
+        with open(os.path.join(work, manifest), "wb") as f:
+            f.write(content)
+        with pytest.raises(lsm.CorruptionError) as info:
+            lsm.DB(work, compactors=0)
+        assert info.value.path == os.path.join(work, manifest)
+        return info.value
+
+    # A payload byte of the third record.
+    a, b = records[2]
+    damaged = bytearray(data)
+    damaged[(a + b) // 2] ^= 0x10
+    exc = refused(bytes(damaged))
+    assert (exc.offset, exc.reason) == (a, "checksum mismatch")
+    # A valid record whose payload is no VersionEdit, appended after the rest.
+    exc = refused(data + LogWriter(len(data)).encode(b"\xff\x00garbage"))
+    assert exc.offset == len(data) and "bad VersionEdit" in exc.reason
+    # Only the first edit, cut in the middle: no next-file entry anywhere.
+    first = LogWriter().encode(VersionEdit(comparator=b"leveldb.BytewiseComparator").encode())
+    exc = refused(first + data[:20])
+    assert (exc.offset, exc.reason) == (len(first), "no meta-nextfile entry in descriptor")
+    exc = refused(first)
+    assert exc.offset == len(first) and "meta-nextfile" in exc.reason
 
 
 def test_truncate_a_manifest_at_every_length(scratch):

@@ -88,7 +88,13 @@ class VersionSet:
 
     def recover(self):
         """Replay the MANIFEST named by CURRENT. Any damage in it (other than a
-        torn tail) is corruption: guessing would risk deleting live tables."""
+        torn tail) is corruption: guessing would risk deleting live tables.
+
+        Every edit is synced before anything relies on it, so a crash can tear
+        only the last record: a "torn" record with a complete valid record
+        after it, or a length no writer could have written, is damage (the
+        reader's verify_tail), and CorruptionError carries the offset of the
+        damaged record. Nothing is deleted before this returns."""
         manifest_name = filenames.read_current(self.fs, self.dbname)
         path = os.path.join(self.dbname, manifest_name)
         data = self.fs.read_file(path)
@@ -99,8 +105,9 @@ class VersionSet:
         def fail(offset, _dropped, reason):
             raise CorruptionError(path, offset, reason)
 
+        reader = LogReader(data, report=fail, verify_tail=True)
         try:
-            for offset, payload in LogReader(data, report=fail):
+            for offset, payload in reader:
                 try:
                     edit = VersionEdit.decode(payload)
                 except DecodeError as exc:
@@ -130,7 +137,10 @@ class VersionSet:
             )
         for field, what in (("next", "meta-nextfile"), ("log", "meta-lognumber"), ("seq", "last-sequence-number")):
             if not have[field]:
-                raise CorruptionError(path, None, f"no {what} entry in descriptor")
+                # Where the entry is missing from: the torn tail that may have
+                # held it, else the end of the descriptor.
+                where = reader.tail_offset if reader.tail_offset is not None else len(data)
+                raise CorruptionError(path, where, f"no {what} entry in descriptor")
         self.current = builder.build(self._next_version_number())
         self.manifest_number = filenames.parse_file_name(manifest_name)[1]
         self.mark_file_number_used(self.manifest_number)
