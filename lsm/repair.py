@@ -5,6 +5,10 @@ every WAL into a table (skipping damaged records), writes a fresh MANIFEST
 naming only what survived, and finally compacts all of it into one sorted
 run: file numbers alone cannot say which of two overlapping tables is newer,
 but sequence numbers can, and a compaction orders by them.
+
+A table that cannot be used whole (unreadable, or rebuilt from its intact
+blocks) is never deleted: as LevelDB's RepairDB does, it is moved into
+``<db>/lost/``, where nothing reads it and destroy_db leaves it.
 """
 import os
 
@@ -20,16 +24,18 @@ from .table import Table, TableBuilder
 from .version_edit import VersionEdit
 
 STAGING = "lsm-staging"
+LOST = "lost"  # LevelDB's RepairDB archives what it cannot use here
 
 
 def repair(dbname, fs=DEFAULT_FS, **options):
-    """Returns a report dict: tables kept/rebuilt/dropped, WALs converted, and
-    what was dropped with the reason."""
+    """Returns a report dict: tables kept/rebuilt/dropped, WALs converted,
+    what was dropped with the reason, and the files moved into lost/ (each
+    dropped table's entry names its new place as ``moved_to``)."""
     from .writer.options import Options
     opts = Options.from_kwargs(**{k: v for k, v in options.items() if v is not None})
     table_options = opts.table_options()
     report = {"tables": 0, "tables_rebuilt": 0, "tables_dropped": [], "wals": 0, "dropped": [],
-              "entries": 0}
+              "entries": 0, "lost": []}
     handle = fs.lock(filenames.lock_file_name(dbname))
     try:
         names = fs.listdir(dbname)
@@ -69,6 +75,11 @@ def repair(dbname, fs=DEFAULT_FS, **options):
                 metas.append(meta)
                 max_sequence = max(max_sequence, seq)
         fs.rmtree(os.path.join(dbname, STAGING))
+        if report["lost"]:
+            # The moves into lost/ are durable before the MANIFEST that no
+            # longer names those tables.
+            fs.sync_dir(os.path.join(dbname, LOST))
+            fs.sync_dir(dbname)
 
         manifest_number = next_number
         next_number += 1
@@ -95,35 +106,37 @@ def repair(dbname, fs=DEFAULT_FS, **options):
 
 def _salvage_table(fs, dbname, path, number, table_options, next_number, report):
     """(FileMetaData or None, max sequence, next_number). A table with a damaged
-    block is rewritten from its intact blocks under a new number."""
+    block is rewritten from its intact blocks under a new number; the damaged
+    original, or a table that cannot be opened at all, goes to lost/."""
     try:
         file = fs.open_random(path)
     except Error as exc:
         report["tables_dropped"].append({"file": path, "reason": str(exc)})
         return None, 0, next_number
+    entries = []
+    damaged = False
     try:
         try:
             table = Table.open(file, path=path, number=number)
         except (CorruptionError, DecodeError) as exc:
-            report["tables_dropped"].append({"file": path, "reason": str(exc)})
-            fs.remove(path)
-            return None, 0, next_number
-        entries = []
-        damaged = False
-        for i in range(table.num_blocks):
-            try:
-                ukeys, tags, values = table.block(i)
-            except (CorruptionError, DecodeError) as exc:
-                damaged = True
-                report["dropped"].append({"file": path, "reason": str(exc)})
-                continue
-            for k, t, v in zip(ukeys, tags, values):
-                entries.append((k + t.to_bytes(8, "little"), v))
+            reason = str(exc)
+        else:
+            reason = "no intact entries"
+            for i in range(table.num_blocks):
+                try:
+                    ukeys, tags, values = table.block(i)
+                except (CorruptionError, DecodeError) as exc:
+                    damaged = True
+                    report["dropped"].append({"file": path, "reason": str(exc)})
+                    continue
+                for k, t, v in zip(ukeys, tags, values):
+                    entries.append((k + t.to_bytes(8, "little"), v))
     finally:
         file.close()
     if not entries:
-        report["tables_dropped"].append({"file": path, "reason": "no intact entries"})
-        fs.remove(path)
+        # Unreadable (footer, index) or nothing intact: kept aside, not deleted.
+        moved = _move_to_lost(fs, dbname, path, report)
+        report["tables_dropped"].append({"file": path, "reason": reason, "moved_to": moved})
         return None, 0, next_number
     max_seq = max(parse_internal_key(k)[1] for k, _ in entries)
     report["entries"] += len(entries)
@@ -141,9 +154,25 @@ def _salvage_table(fs, dbname, path, number, table_options, next_number, report)
         out.sync()
     finally:
         out.close()
-    fs.remove(path)
+    _move_to_lost(fs, dbname, path, report)  # the damaged original, as LevelDB's RepairTable does
     report["tables_rebuilt"] += 1
     return FileMetaData(new_number, size, entries[0][0], entries[-1][0]), max_seq, next_number + 1
+
+
+def _move_to_lost(fs, dbname, path, report):
+    """Move the file at path into <db>/lost/ (LevelDB's ArchiveFile), never
+    over a file an earlier repair put there. Returns its new path."""
+    lost = os.path.join(dbname, LOST)
+    fs.mkdir(lost)
+    name = os.path.basename(path)
+    target = os.path.join(lost, name)
+    n = 1
+    while fs.exists(target):
+        target = os.path.join(lost, f"{name}.{n}")
+        n += 1
+    fs.rename(path, target)
+    report["lost"].append(target)
+    return target
 
 
 def _wal_damage(fs, path):

@@ -221,6 +221,122 @@ def test_repair_drops_an_unreadable_table_and_keeps_the_rest(tmp_path):
     report = lsm.repair_db(path)
     assert any(victim in str(d) for d in report["tables_dropped"]), report
     assert _contents(path) == {k: v for k, v in expected.items() if k not in lost_keys}
+    assert os.path.join(path, "lost", victim) in report["lost"], report
+
+
+FOOTER_SIZE = 48
+
+
+@pytest.mark.parametrize("where", ["index", "footer-handle", "footer-magic"])
+def test_repair_moves_an_unreadable_table_to_lost_and_keeps_its_siblings(tmp_path, where):
+    """LevelDB's RepairDB archives a table it cannot read into <db>/lost/
+    instead of deleting it: the bytes stay for a person (or a better tool) to
+    look at, out of the database's way. Its readable siblings are kept whole,
+    and the report says where the file went. A file an earlier repair put
+    into lost/ under the same name is not overwritten."""
+    path = str(tmp_path / "db")
+    expected = _build(path, overwrite=False)
+    tables = _names(path, ".ldb")
+    victim = tables[len(tables) // 2]
+    victim_path = os.path.join(path, victim)
+    lost_keys = {k for _, _, keys in _table_blocks(victim_path) for k in keys}
+    size = os.path.getsize(victim_path)
+    offset = {"index": size - FOOTER_SIZE - 5 - 3,  # inside the index block, before its trailer
+              "footer-handle": size - FOOTER_SIZE + 1,  # the metaindex handle
+              "footer-magic": size - 1}[where]
+    _flip(victim_path, offset)
+    with pytest.raises(lsm.CorruptionError):
+        Table.open(lsm.fileio.DEFAULT_FS.open_random(victim_path), path=victim_path)
+    damaged_bytes = open(victim_path, "rb").read()
+    os.mkdir(os.path.join(path, "lost"))
+    with open(os.path.join(path, "lost", victim), "wb") as f:
+        f.write(b"left by an earlier repair")
+    siblings = {n: open(os.path.join(path, n), "rb").read() for n in tables if n != victim}
+
+    report = lsm.repair_db(path)
+
+    (entry,) = [d for d in report["tables_dropped"] if victim in d["file"]]
+    moved = entry["moved_to"]
+    assert os.path.dirname(moved) == os.path.join(path, "lost") and os.path.basename(moved).startswith(victim)
+    assert report["lost"] == [moved], report
+    assert open(moved, "rb").read() == damaged_bytes, "the unreadable table was not kept byte for byte"
+    assert open(os.path.join(path, "lost", victim), "rb").read() == b"left by an earlier repair"
+    assert victim not in os.listdir(path)
+    # The siblings (and the table made from the WAL) are kept whole: every
+    # key of theirs is back, with its value.
+    assert report["tables"] == len(siblings) + report["wals"] and report["tables_rebuilt"] == 0, report
+    assert not report["dropped"], report
+    assert _contents(path) == {k: v for k, v in expected.items() if k not in lost_keys}
+    # The database works on with lost/ in it, and opening it leaves lost/ alone.
+    db = lsm.DB(path, compactors=0)
+    db.put(b"after", b"repair")
+    db.compact_range()
+    db.close()
+    assert _contents(path)[b"after"] == b"repair"
+    assert sorted(os.listdir(os.path.join(path, "lost"))) == sorted([victim, os.path.basename(moved)])
+
+
+def test_repair_moves_the_damaged_original_of_a_rebuilt_table_to_lost(tmp_path):
+    """A table with one damaged data block is rebuilt from its intact blocks
+    under a new number; the damaged original goes to lost/ (LevelDB's
+    RepairTable archives its source too)."""
+    path = str(tmp_path / "db")
+    _build(path, overwrite=False)
+    tables = _names(path, ".ldb")
+    victim = max(tables, key=lambda n: os.path.getsize(os.path.join(path, n)))
+    blocks = _table_blocks(os.path.join(path, victim))
+    offset, size, _ = blocks[len(blocks) // 2]
+    _flip(os.path.join(path, victim), offset + size // 2)
+    damaged_bytes = open(os.path.join(path, victim), "rb").read()
+    report = lsm.repair_db(path)
+    assert report["tables_rebuilt"] == 1 and report["lost"] == [os.path.join(path, "lost", victim)], report
+    assert open(os.path.join(path, "lost", victim), "rb").read() == damaged_bytes
+
+
+def test_destroy_db_leaves_lost_as_leveldb_does(tmp_path):
+    """LevelDB's DestroyDB removes every file of the database it knows by
+    name and then the directory, which fails quietly while lost/ is in it:
+    lost/ and what repair put there stay. lsm.destroy_db does the same, and a
+    new database can be made at the same path."""
+    path = str(tmp_path / "db")
+    _build(path, overwrite=False, rounds=2)
+    victim = _names(path, ".ldb")[0]
+    with open(os.path.join(path, victim), "r+b") as f:
+        f.truncate(10)
+    report = lsm.repair_db(path)
+    assert report["lost"] == [os.path.join(path, "lost", victim)], report
+    lsm.destroy_db(path)
+    assert os.listdir(path) == ["lost"]
+    assert os.listdir(os.path.join(path, "lost")) == [victim]
+    db = lsm.DB(path, create_if_missing=True, compactors=0)
+    assert list(db.iterator()) == []
+    db.close()
+    lsm.destroy_db(path)
+    assert os.listdir(path) == ["lost"]
+    # Without lost/, the directory goes too.
+    other = str(tmp_path / "plain")
+    _build(other, overwrite=False, rounds=2)
+    lsm.destroy_db(other)
+    assert not os.path.exists(other)
+
+
+def test_destroy_db_with_lost_matches_plyvel(tmp_path):
+    plyvel = pytest.importorskip("plyvel")
+    left = {}
+    for name, destroy in (("lsm", lsm.destroy_db), ("plyvel", plyvel.destroy_db)):
+        path = str(tmp_path / name)
+        db = lsm.DB(path, create_if_missing=True, compactors=0)
+        for i in range(100):
+            db.put(b"k%03d" % i, b"v" * 50)
+        db.compact_range()
+        db.close()
+        os.mkdir(os.path.join(path, "lost"))
+        with open(os.path.join(path, "lost", "000099.ldb"), "wb") as f:
+            f.write(b"archived")
+        destroy(path)
+        left[name] = sorted((os.path.relpath(os.path.join(d, f), path))
+                            for d, _, files in os.walk(path) for f in files) if os.path.exists(path) else None
+    assert left["lsm"] == left["plyvel"] == ["lost/000099.ldb"]
 
 
 def test_repair_of_a_healthy_database_changes_nothing(tmp_path):
