@@ -30,6 +30,8 @@ from lsm.fileio import DEFAULT_FS  # noqa: E402
 from lsm.keys import TYPE_VALUE, make_internal_key  # noqa: E402
 from lsm.table import BlockCache, Table, TableBuilder  # noqa: E402
 
+RESTART_INTERVAL = int(os.environ.get("LSM_RESTART_INTERVAL", "16"))  # LevelDB's default and lsm's
+
 
 def make_entries(n):
     rng = random.Random(42)
@@ -42,10 +44,9 @@ def make_entries(n):
 
 def build(path, keys, values, compression):
     f = DEFAULT_FS.create(path, exclusive=False)
-    builder = TableBuilder(TableOptions(compression=compression, bloom_bits_per_key=10), f.append)
-    add = builder.add
-    for key, value in zip(keys, values):
-        add(key, value)
+    options = TableOptions(compression=compression, bloom_bits_per_key=10, block_restart_interval=RESTART_INTERVAL)
+    builder = TableBuilder(options, f.append)
+    builder.add_many(keys, values)  # what flushes and compactions call
     size = builder.finish()
     f.close()
     return size

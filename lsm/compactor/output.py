@@ -11,12 +11,22 @@ output table never shares a user key with its neighbour.
 """
 import os
 import struct
+from bisect import bisect_left
+from itertools import accumulate, repeat
+from operator import add, itemgetter, neg
 
 from ..keys import sort_key
 from ..table import TableBuilder
 from .job import OutputTable
 
 _pack_tag = struct.Struct("<Q").pack
+# Sorts after every row of its user key: rows are (ukey, -tag, value), -tag <= 0.
+_AFTER_EVERY_TAG = 1
+# Rows handed to the builder between two checks of the size limit.
+SLICE_ROWS = 256
+# Bytes an entry adds besides its user key and value: tag and header.
+_ENTRY_OVERHEAD = 11
+_value_of_row = itemgetter(2)
 
 
 def output_name(index: int) -> str:
@@ -81,6 +91,7 @@ class OutputSet:
         self._builder = None
         self._name = None
         self._last_ukey = None
+        self._cut_due = False  # the current table reached max_file_size
         self.outputs: list[OutputTable] = []
         self.created: list[str] = []  # every name created, finished or not
 
@@ -114,37 +125,67 @@ class OutputSet:
         )
 
     def add(self, rows) -> None:
-        """Append sorted rows (all after any row added before)."""
-        if not rows:
-            return
-        if self._builder is None:
+        """Append sorted rows (all after any row added before).
+
+        Rows go to the builder in slices: a cut is considered only at a slice
+        start, and slices end where one may be due -- at the first row of a
+        user key that reaches the next grandparent, or every SLICE_ROWS rows
+        for the size limit (so a table may pass max_file_size by up to one
+        slice, as LevelDB's passes it by up to one block)."""
+        n = len(rows)
+        i = 0
+        if n and self._builder is None:
             self._open()
-        builder = self._builder
-        add = builder.add
-        pack = _pack_tag
-        max_size = self._max_size
         gp = self._gp
-        gp_next = gp.next_ukey if gp is not None else None
-        last_ukey = self._last_ukey
-        if gp is not None and not self.outputs and builder.num_entries == 0:
+        if gp is not None and not self.outputs and self._builder.num_entries == 0 and n:
             # The job's first key: grandparents wholly before it never count.
             gp.should_stop_before(rows[0][0], rows[0][1])
-            gp_next = gp.next_ukey
-        for ukey, nt, value in rows:
-            if ukey != last_ukey:
-                last_ukey = ukey
+        while i < n:
+            ukey = rows[i][0]
+            if ukey != self._last_ukey:
                 # Only at a user-key boundary: versions of one key stay together.
-                cut = builder.file_size >= max_size
+                cut = self._cut_due
+                gp_next = gp.next_ukey if gp is not None else None
                 if gp_next is not None and ukey >= gp_next:
-                    cut = gp.should_stop_before(ukey, nt) or cut
-                    gp_next = gp.next_ukey
-                if cut and builder.num_entries:
+                    cut = gp.should_stop_before(ukey, rows[i][1]) or cut
+                if cut and self._builder.num_entries:
                     self._close_current()
                     self._open()
-                    builder = self._builder
-                    add = builder.add
-            add(ukey + pack(-nt), value)
-        self._last_ukey = last_ukey
+                self._cut_due = False
+                # This slice may run up to the next key that reaches a
+                # grandparent, or that may take the table past max_file_size.
+                stop = self._next_check(rows, i, ukey, self._room_limit(rows, i, min(n, i + SLICE_ROWS)))
+            else:
+                # More versions of the last key: they stay in the current table.
+                stop = bisect_left(rows, (ukey, _AFTER_EVERY_TAG), i, n)
+            self._add_slice(rows, i, stop)
+            i = stop
+            if self._builder.estimated_size >= self._max_size:
+                self._cut_due = True
+
+    def _room_limit(self, rows, i, limit):
+        """Where the rows from i reach the bytes left under max_file_size
+        (counted uncompressed: an overestimate, so a cut is never late)."""
+        if self._max_size == float("inf"):
+            return limit
+        room = self._max_size - self._builder.estimated_size
+        overhead = len(rows[i][0]) + _ENTRY_OVERHEAD
+        ends = list(accumulate(map(add, map(len, map(_value_of_row, rows[i:limit])), repeat(overhead)), initial=0))
+        return min(limit, i + bisect_left(ends, room, 1))
+
+    def _next_check(self, rows, i, ukey, limit):
+        gp = self._gp
+        gp_next = gp.next_ukey if gp is not None else None
+        if gp_next is None:
+            return limit
+        # The first row of a later user key that is >= gp_next.
+        after = (gp_next,) if gp_next > ukey else (ukey, _AFTER_EVERY_TAG)
+        return max(i + 1, bisect_left(rows, after, i + 1, limit))
+
+    def _add_slice(self, rows, lo, hi):
+        ukeys, nts, values = zip(*rows[lo:hi])
+        self._builder.add_many(list(map(add, ukeys, map(_pack_tag, map(neg, nts)))), values)
+        self._last_ukey = ukeys[-1]
 
     def finish(self) -> list[OutputTable]:
         if self._builder is not None:

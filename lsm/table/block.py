@@ -99,6 +99,75 @@ def _read_varint32(data, pos: int):
 
 def restart_points(data):
     """Check the restart array; return (entries_limit, restart offsets)."""
+    limit, restarts = _restart_array(data)
+    _check_restarts(data, limit, restarts)
+    return limit, restarts
+
+
+def entries_limit(data) -> int:
+    """Check the restart array; return where the entries end (= its offset)."""
+    return restart_points(data)[0]
+
+
+def decode_block(data: bytes):
+    """Decode every entry: return (keys, values), two lists of bytes."""
+    limit, restarts = _restart_array(data)
+    _check_restarts(data, limit, restarts)
+    return _decode_entries(data, limit)
+
+
+def decode_block_split(data: bytes):
+    """Decode every entry of a data block: (user keys, trailers, values), the
+    trailers being the keys' last 8 bytes joined (unchecked here). Same loop
+    as _decode_entries, but an entry that shares no prefix is sliced straight
+    into its user key and trailer."""
+    limit, restarts = _restart_array(data)
+    _check_restarts(data, limit, restarts)
+    ukeys = []
+    trailers = []
+    values = []
+    add_ukey = ukeys.append
+    add_trailer = trailers.append
+    add_value = values.append
+    prev = b""
+    pos = 0
+    try:
+        while pos < limit:
+            shared = data[pos]
+            non_shared = data[pos + 1]
+            value_len = data[pos + 2]
+            if shared | non_shared | value_len < 128:
+                pos += 3
+            else:
+                shared, pos = _read_varint32(data, pos)
+                non_shared, pos = _read_varint32(data, pos)
+                value_len, pos = _read_varint32(data, pos)
+            key_end = pos + non_shared
+            if shared:
+                if shared > len(prev):
+                    raise DecodeError("entry shares more bytes than the previous key has", pos)
+                prev = prev[:shared] + data[pos:key_end]
+                if len(prev) < 8:
+                    raise DecodeError("internal key shorter than 8 bytes", pos)
+                add_ukey(prev[:-8])
+                add_trailer(prev[-8:])
+            else:
+                if non_shared < 8:
+                    raise DecodeError("internal key shorter than 8 bytes", pos)
+                prev = data[pos:key_end]
+                add_ukey(data[pos:key_end - 8])
+                add_trailer(data[key_end - 8:key_end])
+            pos = key_end + value_len
+            add_value(data[key_end:pos])
+    except IndexError:
+        raise DecodeError("entry header runs past the block", pos) from None
+    if pos != limit:
+        raise DecodeError("entry runs past the end of the block", limit)
+    return ukeys, b"".join(trailers), values
+
+
+def _restart_array(data):
+    """(entries_limit, restart offsets), the count checked against the size."""
     size = len(data)
     if size < 4:
         raise DecodeError(f"block too short ({size} bytes)")
@@ -106,7 +175,10 @@ def restart_points(data):
     if num_restarts == 0 or num_restarts > (size - 4) // 4:
         raise DecodeError(f"bad restart count {num_restarts}", size - 4)
     limit = size - 4 - 4 * num_restarts
-    restarts = _uint32s(num_restarts).unpack_from(data, limit)
+    return limit, _uint32s(num_restarts).unpack_from(data, limit)
+
+
+def _check_restarts(data, limit, restarts):
     if limit == 0:
         if any(restarts):
             raise DecodeError("restart point in an empty block", limit)
@@ -117,21 +189,13 @@ def restart_points(data):
         or any(map(data.__getitem__, restarts))  # a restart entry shares no prefix
     ):
         raise DecodeError("bad restart array", limit)
-    return limit, restarts
 
 
-def entries_limit(data) -> int:
-    """Check the restart array; return where the entries end (= its offset)."""
-    return restart_points(data)[0]
-
-
-def decode_block(data: bytes):
-    """Decode every entry: return (keys, values), two lists of bytes.
-
-    One tight loop; entries whose three lengths are each < 128 (one varint byte)
-    take the fast path. Overruns are found once, after the loop: an entry that
-    runs past the entries area leaves `pos` beyond `limit`."""
-    limit = entries_limit(data)
+def _decode_entries(data, limit):
+    """The general decoder: one tight loop; entries whose three lengths are
+    each < 128 (one varint byte) take the fast path. Overruns are found once,
+    after the loop: an entry that runs past the entries area leaves `pos`
+    beyond `limit`."""
     keys = []
     values = []
     add_key = keys.append

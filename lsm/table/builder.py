@@ -3,7 +3,6 @@ and nothing else (spec §7). Byte-identical to LevelDB 1.22's TableBuilder for t
 same entries and options (block cut rule, separators, filter buckets, compression).
 """
 import struct
-
 from ..errors import Error
 from ..keys import MAX_SEQUENCE, TYPE_FOR_SEEK
 from .block import BlockBuilder, entry_header, restart_trailer, shared_prefix_length
@@ -135,6 +134,11 @@ class TableBuilder:
         return self._flushed_entries + len(self._block_keys)
 
     @property
+    def estimated_size(self) -> int:
+        """file_size plus the block being built (uncompressed)."""
+        return self._offset + len(self._buf)
+
+    @property
     def smallest(self):
         """First internal key added (None while empty)."""
         if self._smallest is None and self._block_keys:
@@ -178,6 +182,12 @@ class TableBuilder:
         # LevelDB's cut rule: entries + restart array + count >= block_size.
         if len(buf) >= self._limit:
             self._flush()
+
+    def add_many(self, keys, values) -> None:
+        """add() for every (key, value) pair, in order."""
+        add = self.add
+        for key, value in zip(keys, values):
+            add(key, value)
 
     def _flush(self) -> None:
         keys = self._block_keys

@@ -9,7 +9,7 @@ from bisect import bisect_left
 from functools import lru_cache
 
 from ..errors import CorruptionError, DecodeError
-from .block import PAST_END, decode_block, seek_internal
+from .block import PAST_END, decode_block, decode_block_split, seek_internal
 from .cache import BlockCache, block_charge
 from .filter import FILTER_META_KEY, FilterBlockReader
 from .format import BLOCK_TRAILER_SIZE, FOOTER_SIZE, decode_footer, decode_handle, unpack_block
@@ -36,6 +36,13 @@ def _trailers(keys) -> bytes:
     if trailers[0::8].translate(None, _VALID_KINDS):
         raise DecodeError("internal key with an unknown value type")
     return trailers
+
+
+def _split_trailers(trailers: bytes, count: int):
+    """Tags of `count` joined 8-byte trailers; DecodeError for an unknown type."""
+    if trailers[0::8].translate(None, _VALID_KINDS):
+        raise DecodeError("internal key with an unknown value type")
+    return list(_tags_struct(count).unpack(trailers))
 
 
 def split_internal_keys(keys):
@@ -142,13 +149,13 @@ class Table:
         if cached is not None and type(cached) is not bytes:
             return cached
         contents = self._contents(i) if cached is None else cached
-        keys, values = self._decode(i, contents)
         try:
-            ukeys, tags = split_internal_keys(keys)
+            ukeys, trailers, values = decode_block_split(contents)
+            tags = _split_trailers(trailers, len(ukeys))
         except DecodeError as exc:
             raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
         decoded = (ukeys, tags, values)
-        self._cache.put(cache_key, decoded, block_charge(len(contents), len(keys)))
+        self._cache.put(cache_key, decoded, block_charge(len(contents), len(ukeys)))
         return decoded
 
     def get(self, user_key: bytes, sequence: int):
