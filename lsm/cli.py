@@ -196,7 +196,8 @@ def _build_parser():
 
     repair = command("repair", "rebuild a damaged database (lsm.repair_db) and print the report",
                      "Salvage every intact entry of the tables and WALs present, write a fresh "
-                     "MANIFEST and compact; prints what was kept and what was dropped.")
+                     "MANIFEST and compact; prints what was kept, what was dropped and what was "
+                     "moved into PATH/lost/ (unusable tables are kept there, never deleted).")
     repair.add_argument("path", metavar="PATH", help="database directory")
     repair.add_argument("--json", action="store_true", help="print the report as one JSON object")
     repair.set_defaults(run=_cmd_repair)
@@ -573,11 +574,18 @@ def _cmd_repair(args):
     print(f"repaired {args.path}: {report.get('tables', 0)} tables kept, "
           f"{report.get('tables_rebuilt', 0)} rebuilt from their intact blocks, "
           f"{len(report.get('tables_dropped', []))} dropped; {report.get('wals', 0)} WALs converted; "
-          f"{report.get('entries', 0):,} entries salvaged")
+          f"{report.get('entries', 0):,} entries salvaged; "
+          f"{len(report.get('lost', []))} files moved into {os.path.join(args.path, 'lost')}")
     for item in report.get("tables_dropped", []):
-        print(f"dropped table {item.get('file')}: {item.get('reason')}")
+        moved = item.get("moved_to")
+        print(f"dropped table {item.get('file')}: {item.get('reason')}"
+              + (f" (moved to {moved})" if moved else ""))
     for item in report.get("dropped", []):
         print(f"dropped data in {item.get('file')}: {item.get('reason')}")
+    # Every file repair set aside, one line each: dropped tables (also named
+    # above) and the damaged originals of rebuilt tables. Nothing reads lost/.
+    for path in report.get("lost", []):
+        print(f"kept in lost/: {path}")
     return EXIT_OK
 
 
@@ -680,7 +688,11 @@ class _Checker:
         log_number = prev_log_number = 0
         seen_comparator = False
         try:
-            for offset, payload in LogReader(data, strict=True):
+            # As recovery reads it (VersionSet.recover): the MANIFEST is synced
+            # after every edit, so a record running past the end is a torn tail
+            # only if a crash could have left it; a damaged length field is
+            # damage here as it is at open.
+            for offset, payload in LogReader(data, strict=True, verify_tail=True):
                 self.counts["manifest_records"] += 1
                 try:
                     edit = VersionEdit.decode(payload)
@@ -849,12 +861,13 @@ def _fail(message):
     return EXIT_DAMAGE
 
 
-def _read_records(path):
+def _read_records(path, verify_tail=False):
     """Yield (offset, payload) for every log record; any mid-log damage is fatal.
-    A torn tail is how a crashed writer leaves a log, so it ends the dump quietly."""
+    A torn tail is how a crashed writer leaves a log, so it ends the dump quietly
+    (for a MANIFEST, with verify_tail, only one a crash could have left)."""
     data = DEFAULT_FS.read_file(path)
     try:
-        yield from LogReader(data, strict=True)
+        yield from LogReader(data, strict=True, verify_tail=verify_tail)
     except DecodeError as exc:
         raise _Damage(f"{path}: offset {exc.offset}: {exc.reason}") from None
 
@@ -874,7 +887,7 @@ def _dump_wal(path):
 
 
 def _dump_manifest(path):
-    for offset, payload in _read_records(path):
+    for offset, payload in _read_records(path, verify_tail=True):  # as recovery reads it
         try:
             edit = VersionEdit.decode(payload)
         except DecodeError as exc:

@@ -397,15 +397,59 @@ def test_check_damaged_manifest(db_path):
     assert str(manifest) in result.stdout and "offset" in result.stdout
 
 
+def _manifest_records(path):
+    from lsm.record import LogReader
+    return [offset for offset, _ in LogReader(path.read_bytes(), strict=True)]
+
+
+def test_check_catches_a_flipped_length_field_in_the_manifest(db_path):
+    """A length field flipped to reach past the end of the MANIFEST looks like
+    a torn tail to LevelDB's reader; the open refuses it (only the last record
+    can be torn, as every edit is synced), and check must say so too."""
+    manifest = next(p for p in db_path.iterdir() if p.name.startswith("MANIFEST-"))
+    data = bytearray(manifest.read_bytes())
+    records = _manifest_records(manifest)
+    assert len(records) >= 3, records
+    at = records[len(records) // 2]
+    length = int.from_bytes(data[at + 4:at + 6], "little")
+    # The lowest bit of the length's high byte that makes the record run past the end.
+    mask = next(m for m in (1, 2, 4, 8, 16, 32, 64, 128) if at + 7 + (length ^ (m << 8)) > len(data))
+    data[at + 5] ^= mask
+    manifest.write_bytes(bytes(data))
+    with pytest.raises(lsm.CorruptionError) as info:
+        lsm.DB(str(db_path), compactors=0)
+    assert (info.value.path, info.value.offset) == (str(manifest), at)
+    result = cli("check", db_path)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout.startswith(f"{manifest}: offset {at}: "), result.stdout
+    assert "damaged" in result.stderr
+    # dump reads a MANIFEST the same way.
+    err = one_line_error(cli("dump", manifest))
+    assert err.startswith(f"{manifest}: offset {at}: "), err
+
+
 # ---------------------------------------------------------------- repair
 def test_repair_prints_report(db_path):
-    table = max(table_files(db_path), key=lambda p: p.stat().st_size)
+    tables = sorted(table_files(db_path), key=lambda p: p.stat().st_size)
+    assert len(tables) >= 2
+    table = tables[-1]  # a data block flipped: rebuilt from the rest, the original kept in lost/
     data = bytearray(table.read_bytes())
     data[100] ^= 0x20
     table.write_bytes(bytes(data))
+    unreadable = tables[0]  # its footer flipped: dropped whole, moved into lost/
+    data = bytearray(unreadable.read_bytes())
+    data[-1] ^= 0xFF
+    unreadable.write_bytes(bytes(data))
     assert cli("check", db_path).returncode == 1
     out = ok(cli("repair", db_path))
     assert out.startswith("repaired") and "dropped" in out
+    lost = db_path / "lost"
+    assert f"2 files moved into {lost}" in out.splitlines()[0], out
+    assert f"dropped table {unreadable}: " in out and f"(moved to {lost / unreadable.name})" in out, out
+    kept = sorted(line for line in out.splitlines() if line.startswith("kept in lost/: "))
+    assert kept == sorted(f"kept in lost/: {lost / t.name}" for t in (table, unreadable)), out
+    assert sorted(p.name for p in lost.iterdir()) == sorted([table.name, unreadable.name])
     ok(cli("check", db_path))
     report = json.loads(ok(cli("repair", db_path, "--json")))
     assert "tables" in report
