@@ -325,23 +325,63 @@ def test_verify_tail_accepts_a_torn_record_spanning_blocks():
         assert reader.tail_offset == (offsets[1] if cut > offsets[1] else None), cut
 
 
-@pytest.mark.parametrize("record", [0, 1, 2, 3])
-@pytest.mark.parametrize("byte, mask", [(4, 0x01), (4, 0x80), (5, 0x01), (5, 0x80)])
-def test_verify_tail_refuses_a_length_flipped_past_the_end(record, byte, mask):
-    payloads = [b"first" * 20, b"second" * 30, b"third" * 25, b"last" * 10]
-    data, offsets = write_log(payloads)
+LENGTH_FLIP_PAYLOADS = [b"first" * 20, b"second" * 30, b"third" * 25, b"last" * 10]
+
+
+def _length_flips():
+    """Every (record, byte of its length field, mask) flip of LENGTH_FLIP_PAYLOADS's
+    log, split by what it does: (runs past the end of the data, stays inside it)."""
+    data, offsets = write_log(LENGTH_FLIP_PAYLOADS)
+    past, inside = [], []
+    for record, at in enumerate(offsets):
+        for byte, mask in ((4, 0x01), (4, 0x80), (5, 0x01), (5, 0x80)):
+            length = int.from_bytes(data[at + 4:at + 6], "little") ^ (mask << 8 * (byte - 4))
+            case = pytest.param(record, byte, mask, id=f"record{record}-byte{byte}-{mask:#04x}")
+            (past if at + HEADER_SIZE + length > len(data) else inside).append(case)
+    assert past and inside
+    return past, inside
+
+
+LENGTH_FLIPS_PAST_THE_END, LENGTH_FLIPS_INSIDE = _length_flips()
+
+
+def _flip_length(record, byte, mask):
+    data, offsets = write_log(LENGTH_FLIP_PAYLOADS)
     damaged = bytearray(data)
     damaged[offsets[record] + byte] ^= mask
-    _, length, _ = struct.unpack_from("<IHB", damaged, offsets[record])
-    if offsets[record] + HEADER_SIZE + length <= len(data):
-        pytest.skip("the flip shortens the record or keeps it inside the data: a checksum mismatch")
+    return bytes(damaged), offsets
+
+
+@pytest.mark.parametrize("record, byte, mask", LENGTH_FLIPS_INSIDE)
+def test_a_length_flipped_inside_the_data_is_a_checksum_mismatch_in_either_mode(record, byte, mask):
+    """Shorter, or longer but still ending inside the data: the checksum no
+    longer verifies, the rest of the block is dropped, with or without verify_tail."""
+    payloads = LENGTH_FLIP_PAYLOADS
+    damaged, offsets = _flip_length(record, byte, mask)
+    for verify_tail in (False, True):
+        with pytest.raises(DecodeError, match="checksum mismatch") as info:
+            read_all(damaged, strict=True, verify_tail=verify_tail)
+        assert info.value.offset == offsets[record]
+        reports = Reports()
+        reader = LogReader(damaged, report=reports, verify_tail=verify_tail)
+        assert list(reader) == list(zip(offsets, payloads))[:record]  # all in one block
+        assert reports == [(offsets[record], len(damaged) - offsets[record], "checksum mismatch")]
+        assert reader.tail_offset is None
+
+
+@pytest.mark.parametrize("record, byte, mask", LENGTH_FLIPS_PAST_THE_END)
+def test_verify_tail_refuses_a_length_flipped_past_the_end(record, byte, mask):
+    payloads = LENGTH_FLIP_PAYLOADS
+    damaged, offsets = _flip_length(record, byte, mask)
     # The WAL's reading (C++): a torn tail, everything after it dropped silently.
-    assert read_all(bytes(damaged), strict=True) == list(zip(offsets, payloads))[:record]
+    reader = LogReader(damaged, strict=True)
+    assert list(reader) == list(zip(offsets, payloads))[:record]
+    assert reader.tail_offset == offsets[record]
     with pytest.raises(DecodeError) as info:
-        read_all(bytes(damaged), strict=True, verify_tail=True)
+        read_all(damaged, strict=True, verify_tail=True)
     assert info.value.offset == offsets[record]
     reports = Reports()
-    assert read_all(bytes(damaged), report=reports, verify_tail=True) == list(zip(offsets, payloads))[:record]
+    assert read_all(damaged, report=reports, verify_tail=True) == list(zip(offsets, payloads))[:record]
     assert [r[0] for r in reports] == [offsets[record]]
 
 
