@@ -168,17 +168,22 @@ class Table:
         while i < n and index_ukeys[i] == user_key and self._index_tags[i] > seek_tag:
             i += 1
         bloom = self._filter
+        cache = self._cache
+        number = self.number
         while i < n:
             offset = self._offsets[i]
-            if bloom is not None and not bloom.key_may_match(offset, user_key):
-                return None
-            cached = self._cache.get((self.number, offset))
+            cached = cache.get((number, offset))
+            if cached is None or type(cached) is bytes:
+                # Asked before reading: a decoded block answers by bisect,
+                # cheaper than the filter's hash and probes.
+                if bloom is not None and not bloom.key_may_match(offset, user_key):
+                    return None
             if cached is None:
                 # First touch: LevelDB's way, binary search over the restart
                 # points of the raw block; cache the raw contents, not a decode
                 # of 30-odd entries that a random read would mostly waste.
                 contents = self._contents(i)
-                self._cache.put((self.number, offset), contents, len(contents))
+                cache.put((number, offset), contents, len(contents))
                 try:
                     found = seek_internal(contents, user_key, seek_tag)
                 except DecodeError as exc:
