@@ -166,6 +166,23 @@ def decode_block_split(data: bytes):
     return ukeys, b"".join(trailers), values
 
 
+def first_user_key(data):
+    """User key of a data block's first entry (None if the block is empty),
+    read without decoding the rest."""
+    limit, restarts = _restart_array(data)
+    _check_restarts(data, limit, restarts)
+    if not limit:
+        return None
+    try:
+        non_shared, pos = _read_varint32(data, 1)  # shared is 0 (checked)
+        _value_len, pos = _read_varint32(data, pos)
+    except IndexError:
+        raise DecodeError("entry header runs past the block", 0) from None
+    if non_shared < 8 or pos + non_shared > limit:
+        raise DecodeError("bad first entry", 0)
+    return data[pos:pos + non_shared - 8]
+
+
 def _restart_array(data):
     """(entries_limit, restart offsets), the count checked against the size."""
     size = len(data)

@@ -9,7 +9,7 @@ from bisect import bisect_left
 from functools import lru_cache
 
 from ..errors import CorruptionError, DecodeError
-from .block import PAST_END, decode_block, decode_block_split, seek_internal
+from .block import PAST_END, decode_block, decode_block_split, first_user_key, seek_internal
 from .cache import BlockCache, block_charge
 from .filter import FILTER_META_KEY, FilterBlockReader
 from .format import BLOCK_TRAILER_SIZE, FOOTER_SIZE, decode_footer, decode_handle, unpack_block
@@ -157,6 +157,28 @@ class Table:
         decoded = (ukeys, tags, values)
         self._cache.put(cache_key, decoded, block_charge(len(contents), len(ukeys)))
         return decoded
+
+    def separator_user_key(self, i: int) -> bytes:
+        """User key of block i's index entry: for i < num_blocks - 1 it lies
+        between block i's last key and block i+1's first key, so a block
+        i+1 that starts with user key u has separator_user_key(i) == u."""
+        return self._index_ukeys[i]
+
+    def first_user_key(self, i: int):
+        """User key of block i's first entry (None if empty), without
+        decoding the block when it is not decoded already; the raw contents
+        are cached for the decode that usually follows."""
+        cache_key = (self.number, self._offsets[i])
+        cached = self._cache.get(cache_key)
+        if cached is not None and type(cached) is not bytes:
+            return cached[0][0] if cached[0] else None
+        if cached is None:
+            cached = self._contents(i)
+            self._cache.put(cache_key, cached, len(cached))
+        try:
+            return first_user_key(cached)
+        except DecodeError as exc:
+            raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
 
     def get(self, user_key: bytes, sequence: int):
         """(kind, value) of the newest entry for user_key with seq <= sequence, or None."""

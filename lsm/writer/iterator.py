@@ -109,6 +109,22 @@ class TableRunSource:
             fi -= 1
         return None
 
+    def _may_start_with(self, pos, nxt, ukey) -> bool:
+        """Whether block nxt (the one after pos) may begin with ukey, asked
+        without decoding nxt: a seek would otherwise decode two blocks."""
+        if nxt[0] != pos[0]:
+            return self._smallest[nxt[0]] == ukey
+        table = self._cache.get(self._files[pos[0]].number)
+        if table.separator_user_key(pos[1]) != ukey:
+            return False
+        return table.first_user_key(nxt[1]) == ukey
+
+    def _may_end_with(self, prv, pos, ukey) -> bool:
+        """Whether block prv (the one before pos) may end with ukey."""
+        if prv[0] != pos[0]:
+            return self._largest[prv[0]] == ukey
+        return self._cache.get(self._files[prv[0]].number).separator_user_key(prv[1]) == ukey
+
     def _group(self, pos):
         """Resolved entries of the block at pos, extended over neighbouring
         blocks that continue the same user key (versions of one key may span
@@ -121,7 +137,7 @@ class TableRunSource:
         first = last = pos
         while ukeys:
             nxt = self._next_pos(*last)
-            if nxt is None:
+            if nxt is None or not self._may_start_with(last, nxt, ukeys[-1]):
                 break
             nk, nt, nv = self._block(*nxt)
             if not nk or nk[0] != ukeys[-1]:
@@ -132,7 +148,7 @@ class TableRunSource:
             last = nxt
         while ukeys:
             prv = self._prev_pos(*first)
-            if prv is None:
+            if prv is None or not self._may_end_with(prv, first, ukeys[0]):
                 break
             pk, pt, pv = self._block(*prv)
             if not pk or pk[-1] != ukeys[0]:
