@@ -135,7 +135,12 @@ class TableRunSource:
         ukeys, tags, values = self._block(*pos)
         ukeys, tags, values = list(ukeys), list(tags), list(values)
         first = last = pos
+        visible_limit = (self._seq + 1) << 8
         while ukeys:
+            if tags[-1] < visible_limit:
+                # The last key's oldest version here is visible, so any older
+                # ones in the next block can never be: no need to look.
+                break
             nxt = self._next_pos(*last)
             if nxt is None or not self._may_start_with(last, nxt, ukeys[-1]):
                 break
