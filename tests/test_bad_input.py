@@ -260,6 +260,9 @@ def test_released_snapshot_raises_runtime_error(pair, call):
     ("lru_cache_size", -1, ValueError),
     ("block_restart_interval", -16, ValueError),
     ("max_open_files", -1, ValueError),
+    ("max_frozen_memtables", -1, ValueError),
+    ("level0_slowdown_writes_trigger", "20", TypeError),
+    ("level0_stop_writes_trigger", -36, ValueError),
 ])
 def test_bad_option_is_refused_before_anything_is_touched(tmp_path, option, value, error):
     existing = str(tmp_path / "existing")
@@ -411,3 +414,9 @@ def test_leveldb_in_the_same_process_cannot_open_a_database_lsm_holds(tmp_path):
         assert refused, "plyvel opened, in this process, a database lsm holds"
     finally:
         db.close()
+
+
+def test_level0_stop_trigger_is_clipped_to_at_least_the_slowdown_trigger(tmp_path):
+    with lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=0,
+                level0_slowdown_writes_trigger=30, level0_stop_writes_trigger=10) as db:
+        assert db.options.level0_stop_writes_trigger == 30

@@ -412,7 +412,7 @@ class Engine:
             if self.bg_error is not None:
                 raise self.bg_error
             level0 = len(self.versions.current.levels[0])
-            if not delayed and level0 >= picker.L0_SLOWDOWN_WRITES_TRIGGER and self._pool is not None:
+            if not delayed and level0 >= opts.level0_slowdown_writes_trigger and self._pool is not None:
                 # LevelDB's 1 ms delay: hands the CPU to compaction without
                 # stalling any single write for long.
                 delayed = True
@@ -426,7 +426,7 @@ class Engine:
                 continue
             if self.mem.approximate_bytes < opts.write_buffer_size:
                 return
-            if len(self.imms) >= opts.max_frozen_memtables or level0 >= picker.L0_STOP_WRITES_TRIGGER:
+            if len(self.imms) >= opts.max_frozen_memtables or level0 >= opts.level0_stop_writes_trigger:
                 if self._pool is None:
                     raise Error("inline engine cannot make room: frozen memtables or level 0 at their limit")
                 if not stalled:
