@@ -113,56 +113,16 @@ def decode_block(data: bytes):
     """Decode every entry: return (keys, values), two lists of bytes."""
     limit, restarts = _restart_array(data)
     _check_restarts(data, limit, restarts)
-    return _decode_entries(data, limit)
+    keys, _trailers, values = _decode_entries(data, limit, split=False)
+    return keys, values
 
 
 def decode_block_split(data: bytes):
     """Decode every entry of a data block: (user keys, trailers, values), the
-    trailers being the keys' last 8 bytes joined (unchecked here). Same loop
-    as _decode_entries, but an entry that shares no prefix is sliced straight
-    into its user key and trailer."""
+    trailers being the keys' last 8 bytes joined (their types unchecked)."""
     limit, restarts = _restart_array(data)
     _check_restarts(data, limit, restarts)
-    ukeys = []
-    trailers = []
-    values = []
-    add_ukey = ukeys.append
-    add_trailer = trailers.append
-    add_value = values.append
-    prev = b""
-    pos = 0
-    try:
-        while pos < limit:
-            shared = data[pos]
-            non_shared = data[pos + 1]
-            value_len = data[pos + 2]
-            if shared | non_shared | value_len < 128:
-                pos += 3
-            else:
-                shared, pos = _read_varint32(data, pos)
-                non_shared, pos = _read_varint32(data, pos)
-                value_len, pos = _read_varint32(data, pos)
-            key_end = pos + non_shared
-            if shared:
-                if shared > len(prev):
-                    raise DecodeError("entry shares more bytes than the previous key has", pos)
-                prev = prev[:shared] + data[pos:key_end]
-                if len(prev) < 8:
-                    raise DecodeError("internal key shorter than 8 bytes", pos)
-                add_ukey(prev[:-8])
-                add_trailer(prev[-8:])
-            else:
-                if non_shared < 8:
-                    raise DecodeError("internal key shorter than 8 bytes", pos)
-                prev = data[pos:key_end]
-                add_ukey(data[pos:key_end - 8])
-                add_trailer(data[key_end - 8:key_end])
-            pos = key_end + value_len
-            add_value(data[key_end:pos])
-    except IndexError:
-        raise DecodeError("entry header runs past the block", pos) from None
-    if pos != limit:
-        raise DecodeError("entry runs past the end of the block", limit)
+    ukeys, trailers, values = _decode_entries(data, limit, split=True)
     return ukeys, b"".join(trailers), values
 
 
@@ -208,14 +168,18 @@ def _check_restarts(data, limit, restarts):
         raise DecodeError("bad restart array", limit)
 
 
-def _decode_entries(data, limit):
-    """The general decoder: one tight loop; entries whose three lengths are
-    each < 128 (one varint byte) take the fast path. Overruns are found once,
-    after the loop: an entry that runs past the entries area leaves `pos`
-    beyond `limit`."""
+def _decode_entries(data, limit, split):
+    """The decoder: one tight loop; entries whose three lengths are each < 128
+    (one varint byte) take the fast path. Overruns are found once, after the
+    loop: an entry that runs past the entries area leaves `pos` beyond
+    `limit`. Returns (keys, [], values), or with split (user keys, trailers,
+    values): slicing each internal key in the loop costs less than a pass
+    over the keys afterwards."""
     keys = []
+    trailers = []
     values = []
     add_key = keys.append
+    add_trailer = trailers.append
     add_value = values.append
     prev = b""
     pos = 0
@@ -239,12 +203,18 @@ def _decode_entries(data, limit):
                 prev = data[pos:key_end]
             pos = key_end + value_len
             add_value(data[key_end:pos])
-            add_key(prev)
+            if split:
+                if len(prev) < 8:
+                    raise DecodeError("internal key shorter than 8 bytes", key_end - len(prev))
+                add_key(prev[:-8])
+                add_trailer(prev[-8:])
+            else:
+                add_key(prev)
     except IndexError:
         raise DecodeError("entry header runs past the block", pos) from None
     if pos != limit:
         raise DecodeError("entry runs past the end of the block", limit)
-    return keys, values
+    return keys, trailers, values
 
 
 # seek_internal() result: every entry of the block sorts before the target, so
