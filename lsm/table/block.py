@@ -99,52 +99,6 @@ def _read_varint32(data, pos: int):
 
 def restart_points(data):
     """Check the restart array; return (entries_limit, restart offsets)."""
-    limit, restarts = _restart_array(data)
-    _check_restarts(data, limit, restarts)
-    return limit, restarts
-
-
-def entries_limit(data) -> int:
-    """Check the restart array; return where the entries end (= its offset)."""
-    return restart_points(data)[0]
-
-
-def decode_block(data: bytes):
-    """Decode every entry: return (keys, values), two lists of bytes."""
-    limit, restarts = _restart_array(data)
-    _check_restarts(data, limit, restarts)
-    keys, _trailers, values = _decode_entries(data, limit, split=False)
-    return keys, values
-
-
-def decode_block_split(data: bytes):
-    """Decode every entry of a data block: (user keys, trailers, values), the
-    trailers being the keys' last 8 bytes joined (their types unchecked)."""
-    limit, restarts = _restart_array(data)
-    _check_restarts(data, limit, restarts)
-    ukeys, trailers, values = _decode_entries(data, limit, split=True)
-    return ukeys, b"".join(trailers), values
-
-
-def first_user_key(data):
-    """User key of a data block's first entry (None if the block is empty),
-    read without decoding the rest."""
-    limit, restarts = _restart_array(data)
-    _check_restarts(data, limit, restarts)
-    if not limit:
-        return None
-    try:
-        non_shared, pos = _read_varint32(data, 1)  # shared is 0 (checked)
-        _value_len, pos = _read_varint32(data, pos)
-    except IndexError:
-        raise DecodeError("entry header runs past the block", 0) from None
-    if non_shared < 8 or pos + non_shared > limit:
-        raise DecodeError("bad first entry", 0)
-    return data[pos:pos + non_shared - 8]
-
-
-def _restart_array(data):
-    """(entries_limit, restart offsets), the count checked against the size."""
     size = len(data)
     if size < 4:
         raise DecodeError(f"block too short ({size} bytes)")
@@ -152,10 +106,7 @@ def _restart_array(data):
     if num_restarts == 0 or num_restarts > (size - 4) // 4:
         raise DecodeError(f"bad restart count {num_restarts}", size - 4)
     limit = size - 4 - 4 * num_restarts
-    return limit, _uint32s(num_restarts).unpack_from(data, limit)
-
-
-def _check_restarts(data, limit, restarts):
+    restarts = _uint32s(num_restarts).unpack_from(data, limit)
     if limit == 0:
         if any(restarts):
             raise DecodeError("restart point in an empty block", limit)
@@ -166,6 +117,43 @@ def _check_restarts(data, limit, restarts):
         or any(map(data.__getitem__, restarts))  # a restart entry shares no prefix
     ):
         raise DecodeError("bad restart array", limit)
+    return limit, restarts
+
+
+def entries_limit(data) -> int:
+    """Check the restart array; return where the entries end (= its offset)."""
+    return restart_points(data)[0]
+
+
+def decode_block(data: bytes):
+    """Decode every entry: return (keys, values), two lists of bytes."""
+    limit = entries_limit(data)
+    keys, _trailers, values = _decode_entries(data, limit, split=False)
+    return keys, values
+
+
+def decode_block_split(data: bytes):
+    """Decode every entry of a data block: (user keys, trailers, values), the
+    trailers being the keys' last 8 bytes joined (their types unchecked)."""
+    limit = entries_limit(data)
+    ukeys, trailers, values = _decode_entries(data, limit, split=True)
+    return ukeys, b"".join(trailers), values
+
+
+def first_user_key(data):
+    """User key of a data block's first entry (None if the block is empty),
+    read without decoding the rest."""
+    limit = entries_limit(data)
+    if not limit:
+        return None
+    try:
+        non_shared, pos = _read_varint32(data, 1)  # shared is 0 (checked)
+        _value_len, pos = _read_varint32(data, pos)
+    except IndexError:
+        raise DecodeError("entry header runs past the block", 0) from None
+    if non_shared < 8 or pos + non_shared > limit:
+        raise DecodeError("bad first entry", 0)
+    return data[pos:pos + non_shared - 8]
 
 
 def _decode_entries(data, limit, split):
