@@ -77,7 +77,9 @@ def add_arguments(parser):
                         help="comma-separated engines among lsm,plyvel,rocksdict (default: all three)")
     parser.add_argument("--compactors", default=None,
                         help="lsm compactor processes: a number, or 'inline' (= 0: jobs run in the "
-                             "writer process); default: lsm's own default")
+                             "writer process); a comma-separated list (e.g. inline,1,2) runs lsm once "
+                             "per item, as columns lsm[inline], lsm[1], lsm[2] of the same run; "
+                             "default: lsm's own default")
     parser.add_argument("--no-compact", action="store_true",
                         help="read workloads use the database as the last fill left it, instead of "
                              "compacting it first (untimed, every engine)")
@@ -101,17 +103,38 @@ def _parse_list(text, allowed, what):
 
 
 def _parse_compactors(text):
+    """--compactors as a list of lsm configurations, one engine column each:
+    [None] (lsm's default) when not given, else compactor counts (0 = inline)."""
     if text is None:
-        return None
-    if text.strip().lower() == "inline":
-        return 0
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"--compactors: expected a number or 'inline', got {text!r}") from None
-    if value < 0:
-        raise UsageError("--compactors: must not be negative")
-    return value
+        return [None]
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise UsageError("--compactors: empty list")
+    values = []
+    for item in items:
+        if not item:
+            raise UsageError(f"--compactors: empty item in {text!r}")
+        if item.lower() == "inline":
+            value = 0
+        else:
+            try:
+                value = int(item)
+            except ValueError:
+                raise UsageError(f"--compactors: bad item {item!r}: expected a number or 'inline'") from None
+            if value < 0:
+                raise UsageError(f"--compactors: bad item {item!r}: must not be negative")
+        if value in values:
+            raise UsageError(f"--compactors: item {item!r} repeats an earlier one ('inline' is 0)")
+        values.append(value)
+    return values
+
+
+def lsm_label(compactors, several):
+    """The engine column of one lsm configuration: plain "lsm" when the run
+    has only one, else "lsm[inline]", "lsm[1]", ..."""
+    if not several:
+        return "lsm"
+    return f"lsm[{'inline' if compactors == 0 else 'default' if compactors is None else compactors}]"
 
 
 # -------------------------------------------------------------------- data
@@ -159,7 +182,8 @@ class Adapter:
     """One engine behind the calls the workloads make. After open(), put/get/
     delete are the engine's own bound methods (no wrapper per operation)."""
 
-    name = "?"
+    name = "?"   # the engine column: "lsm", "lsm[2]", "plyvel", ...
+    kind = "?"   # the engine itself: one of ENGINES
     db = None
 
     def open(self, path):
@@ -177,14 +201,15 @@ class Adapter:
         """Wait until the engine has no flush or compaction running or pending
         (engines whose close() waits for that themselves do nothing here)."""
 
-    def write_amplification(self):
-        return None
-
     def compact(self):
         self.db.compact_range()
 
     def compactor_pids(self):
         return []
+
+    def stats(self):
+        """The engine's own counters (lsm's db.stats()), or None."""
+        return None
 
     def version(self):
         return ""
@@ -216,17 +241,17 @@ class PlyvelApiAdapter(Adapter):
 
 
 class LsmAdapter(PlyvelApiAdapter):
-    name = "lsm"
+    name = kind = "lsm"
 
-    def __init__(self, compactors):
+    def __init__(self, compactors, name="lsm"):
         import lsm
         self.lsm = lsm
         self.compactors = compactors
+        self.name = name
 
     def open(self, path):
         kwargs = {} if self.compactors is None else {"compactors": self.compactors}
         self._bind(self.lsm.DB(path, create_if_missing=True, bloom_filter_bits=10, **kwargs))
-
 
     def stats(self):
         db = self.db
@@ -254,12 +279,6 @@ class LsmAdapter(PlyvelApiAdapter):
                 if now - idle_since >= (2.0 if state == "due" else 0.03):
                     return
             time.sleep(0.01)
-
-    def write_amplification(self):
-        stats = self.stats()
-        if not stats or stats.get("write_amplification") is None:
-            return None
-        return float(stats["write_amplification"])
 
     def compactor_pids(self):
         stats = self.stats() or {}
@@ -313,7 +332,7 @@ def _pids(compactors):
 
 
 class PlyvelAdapter(PlyvelApiAdapter):
-    name = "plyvel"
+    name = kind = "plyvel"
 
     def __init__(self):
         import plyvel
@@ -322,13 +341,12 @@ class PlyvelAdapter(PlyvelApiAdapter):
     def open(self, path):
         self._bind(self.plyvel.DB(path, create_if_missing=True, bloom_filter_bits=10))
 
-
     def version(self):
         return f"plyvel {self.plyvel.__version__} (LevelDB {self.plyvel.__leveldb_version__})"
 
 
 class RocksdictAdapter(Adapter):
-    name = "rocksdict"
+    name = kind = "rocksdict"
 
     def __init__(self):
         import rocksdict
@@ -388,9 +406,9 @@ class RocksdictAdapter(Adapter):
             return "rocksdict"
 
 
-def _make_adapter(name, compactors):
+def _make_adapter(name, compactors, label=None):
     if name == "lsm":
-        return LsmAdapter(compactors)
+        return LsmAdapter(compactors, label or "lsm")
     if name == "plyvel":
         return PlyvelAdapter()
     return RocksdictAdapter()
@@ -398,8 +416,21 @@ def _make_adapter(name, compactors):
 
 # ----------------------------------------------------------- measurement
 class Sampler(threading.Thread):
-    """Samples RSS of this process (and of the compactor processes, when the
-    engine names them) every 50 ms, and their bytes written via write()."""
+    """Watches this process and its child processes (lsm's compactors) while
+    a workload runs: peak RSS of each, sampled every 50 ms, and I/O
+    counters from /proc/<pid>/io.
+
+    Bytes written by the run are counted from the kernel's per-process I/O
+    accounting, which has one trap: when a child exits and is reaped (as a
+    compactor is when lsm closes), the kernel adds every counter of its whole
+    life to the parent's. Adding the parent's delta to the children's deltas
+    would count each compactor twice. So the total is (this process's delta,
+    reaped children included) + (the delta of each child still alive at the
+    end) - (what each reaped child had already done when first seen: 0 for a
+    child started during the run). That is exact whatever the sampling
+    interval, and whether or not a compactor was replaced mid-run."""
+
+    IO_FIELDS = ("wchar", "rchar", "write_bytes", "cancelled_write_bytes")
 
     def __init__(self, adapter, interval=0.05):
         super().__init__(daemon=True, name="bench-rss-sampler")
@@ -409,39 +440,78 @@ class Sampler(threading.Thread):
         self.interval = interval
         self.me = psutil.Process()
         self.peak_rss = 0
-        self.peak_compactor_rss = None
-        self._children = {}      # pid -> psutil.Process
-        self._written = {}       # pid -> (first write_chars seen, last write_chars seen)
+        self.peak_compactor_rss = None  # peak of the compactors' summed RSS
+        self.children = {}              # pid -> _Child, every child seen
+        self._lock = threading.Lock()
         self._halt = threading.Event()
-        self._my_written0 = _write_chars(self.me)
-        self._refresh_children()
+        self._io0 = _proc_io(self.me.pid)
+        self._io1 = None
+        self._refresh_children(initial=True)
         self._sample()
 
-    def _refresh_children(self):
-        for pid in self.adapter.compactor_pids():
-            if pid not in self._children:
+    def _refresh_children(self, initial=False):
+        """Start watching children not seen yet. Those alive when the sampler
+        starts are measured from now on; later ones from their birth (a new
+        process's counters start at 0)."""
+        try:
+            found = self.me.children()
+        except self.psutil.Error:
+            return
+        with self._lock:
+            for proc in found:
+                if proc.pid in self.children:
+                    continue
                 try:
-                    proc = self.psutil.Process(pid)
+                    created = proc.create_time()
                 except self.psutil.Error:
                     continue
-                self._children[pid] = proc
-                self._written[pid] = (_write_chars(proc), _write_chars(proc))
+                child = _Child(proc, created)
+                if initial:
+                    child.base_io = _proc_io(proc.pid)
+                self.children[proc.pid] = child
 
     def _sample(self):
         try:
-            self.peak_rss = max(self.peak_rss, self.me.memory_info().rss)
+            rss = self.me.memory_info().rss
         except self.psutil.Error:
-            pass
-        if self._children:
+            rss = 0
+        with self._lock:
+            self.peak_rss = max(self.peak_rss, rss)
             total = 0
-            for pid, proc in list(self._children.items()):
+            alive = 0
+            for child in self.children.values():
+                if child.gone:
+                    continue
+                if not child.is_ours(self.me.pid):
+                    child.gone = True
+                    continue
+                io = _proc_io(child.pid)
+                if io is not None:
+                    child.last_io = io
+                    if child.first_io is None:
+                        child.first_io = io
                 try:
-                    total += proc.memory_info().rss
-                    first, _ = self._written[pid]
-                    self._written[pid] = (first, _write_chars(proc))
+                    with child.proc.oneshot():
+                        child_rss = child.proc.memory_info().rss
+                        times = child.proc.cpu_times()
                 except self.psutil.Error:
-                    del self._children[pid]  # exited (or was replaced): keep its last count
-            self.peak_compactor_rss = max(self.peak_compactor_rss or 0, total)
+                    continue
+                if child_rss:  # 0 once it is a zombie
+                    alive += 1
+                    total += child_rss
+                    child.peak_rss = max(child.peak_rss, child_rss)
+                    cpu = times.user + times.system
+                    if child.first_cpu is None:
+                        child.first_cpu = cpu
+                    child.last_cpu = cpu
+            if alive:
+                self.peak_compactor_rss = max(self.peak_compactor_rss or 0, total)
+
+    def sample_now(self):
+        """Look for new children and sample at once (e.g. just before close,
+        while the compactors still run)."""
+        self._refresh_children()
+        self._sample()
 
     def run(self):
         n = 0
@@ -456,24 +526,96 @@ class Sampler(threading.Thread):
         if self.is_alive():
             self.join()
         self._sample()
+        self._io1 = _proc_io(self.me.pid)
 
-    def bytes_written(self):
-        """Bytes handed to write() by this process and the compactors since
-        start (None where /proc does not say)."""
-        mine = _write_chars(self.me)
-        if mine is None or self._my_written0 is None:
+    def io_delta(self, field):
+        """Bytes of one /proc/<pid>/io counter this process and its children
+        added since the sampler started (see the class docstring); None where
+        /proc does not say. Call after stop()."""
+        end = self._io1 if self._io1 is not None else _proc_io(self.me.pid)
+        if end is None or self._io0 is None:
             return None
-        total = mine - self._my_written0
-        for first, last in self._written.values():
-            if first is not None and last is not None:
-                total += last - first
+        total = end[field] - self._io0[field]
+        with self._lock:
+            for child in self.children.values():
+                base = child.base_io[field] if child.base_io else 0
+                if child.reaped(self.me.pid):
+                    total -= base   # its whole life is in this process's counters now
+                elif child.last_io is not None:
+                    total += child.last_io[field] - base
         return total
 
+    def bytes_written(self):
+        """Bytes handed to write() (and pwrite(), writev()...) by this process
+        and its children since the sampler started: /proc's wchar."""
+        return self.io_delta("wchar")
 
-def _write_chars(proc):
+    def disk_bytes_written(self):
+        """Bytes the processes caused to be sent to the block layer (page-cache
+        pages dirtied, /proc's write_bytes), minus those cancelled because the
+        file was deleted or truncated before writeback."""
+        written = self.io_delta("write_bytes")
+        cancelled = self.io_delta("cancelled_write_bytes")
+        if written is None or cancelled is None:
+            return None
+        return written - cancelled
+
+    def child_report(self):
+        """One dict per child process seen (lsm: each compactor, replaced ones
+        too): peak RSS, and CPU seconds, bytes read and bytes written from its
+        first to its last sample."""
+        rows = []
+        with self._lock:
+            for child in self.children.values():
+                first, last = child.first_io, child.last_io
+                row = {
+                    "pid": child.pid,
+                    "peak_rss_mb": child.peak_rss / MB if child.peak_rss else None,
+                    "cpu_seconds": (round(child.last_cpu - child.first_cpu, 3)
+                                    if child.first_cpu is not None else None),
+                    "read_mb": (last["rchar"] - first["rchar"]) / MB if first and last else None,
+                    "written_mb": (last["wchar"] - first["wchar"]) / MB if first and last else None,
+                }
+                rows.append(row)
+        return rows
+
+
+class _Child:
+    """A child process the Sampler watches."""
+
+    def __init__(self, proc, created):
+        self.proc = proc
+        self.pid = proc.pid
+        self.created = created
+        self.base_io = None   # counters when the sampler started (None: born later, so all 0)
+        self.first_io = None  # first and last /proc/<pid>/io readings
+        self.last_io = None
+        self.first_cpu = None
+        self.last_cpu = None
+        self.peak_rss = 0
+        self.gone = False
+
+    def is_ours(self, my_pid):
+        """Still this process's child (not a recycled pid)? True for a zombie."""
+        try:
+            return self.proc.is_running() and self.proc.ppid() == my_pid
+        except Exception:  # noqa: BLE001 - psutil.NoSuchProcess: reaped
+            return False
+
+    def reaped(self, my_pid):
+        """Gone for good: waited for by this process, so the kernel has added
+        its counters to ours. A zombie is not reaped yet."""
+        return not os.path.exists(f"/proc/{self.pid}") or not self.is_ours(my_pid)
+
+
+def _proc_io(pid):
+    """/proc/<pid>/io as a dict of ints (None where unreadable: not Linux, or
+    the process is gone)."""
     try:
-        return proc.io_counters().write_chars
-    except Exception:  # noqa: BLE001 - not on every platform or container
+        with open(f"/proc/{pid}/io") as f:
+            fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        return {k.strip(): int(v) for k, v in fields.items()}
+    except (OSError, ValueError):
         return None
 
 
@@ -635,21 +777,57 @@ def w_readwhilewriting(a, d, progress):
 
 def w_load(a, d, progress, path, sampler):
     """Sustained ingest into a fresh database: batches of BATCH entries in
-    random key order, timed until every flush and compaction is done."""
+    random key order, timed until every flush and compaction is done and the
+    database is closed (LevelDB's close() waits for its compaction)."""
     a.open(path)
     start = time.perf_counter()
+    extra = {}
     try:
         write_batch = a.write_batch
         keys, values = d.random_keys, d.values
         for lo in range(0, d.num, BATCH):
             write_batch(keys[lo:lo + BATCH], values[lo:lo + BATCH])
             progress(min(BATCH, d.num - lo))
+        extra["write_seconds"] = round(time.perf_counter() - start, 6)
         a.quiesce()
-        wamp = a.write_amplification()
+        extra["quiet_seconds"] = round(time.perf_counter() - start, 6)
+        # Before close: the engine's counters, and a last look at the
+        # compactors while they still run.
+        stats = a.stats()
+        pids = a.compactor_pids()
+        sampler.sample_now()
     finally:
-        a.close()  # LevelDB waits for its background compaction here: timed
+        a.close()
     seconds = time.perf_counter() - start
-    return d.num, seconds, d.num * d.entry_bytes, {"write_amplification": wamp}
+    extra.update(_load_stats(stats, pids))
+    return d.num, seconds, d.num * d.entry_bytes, extra
+
+
+def _load_stats(stats, compactor_pids):
+    """The fields of a load result that come from lsm's stats() (None for
+    engines that have no such counters)."""
+    stats = stats or {}
+
+    def get(field):
+        value = stats.get(field)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    read, secs = get("compaction_bytes_read"), get("compaction_seconds")
+    jobs = {c["pid"]: c.get("jobs_done") for c in stats.get("compactors") or []
+            if isinstance(c, dict) and c.get("pid")}
+    return {
+        "write_amplification": get("write_amplification"),
+        "stall_seconds": get("stall_seconds"),
+        "flushes": get("flushes"),
+        "compactions": get("compactions"),
+        "compaction_bytes_read": read,
+        "compaction_bytes_written": get("compaction_bytes_written"),
+        "compaction_seconds": secs,
+        "compaction_mb_per_sec": read / MB / secs if read is not None and secs else None,
+        "engine_user_bytes": get("user_bytes"),
+        "_jobs_done": jobs,
+        "_compactor_pids": list(compactor_pids or ()),
+    }
 
 
 RUNNERS = {name: globals()[f"w_{name}"] for name in WORKLOADS}
@@ -662,8 +840,8 @@ class Bench:
         self.out = out
         self.err = err
         self.workloads = _parse_list(args.workloads, tuple(WORKLOADS), "workloads")
-        self.engines = _parse_list(args.engines, ENGINES, "engines")
-        self.compactors = _parse_compactors(args.compactors)
+        self.engines = list(dict.fromkeys(_parse_list(args.engines, ENGINES, "engines")))
+        self.compactors = _parse_compactors(args.compactors)  # one lsm column per item
         if args.num < 1:
             raise UsageError("--num: must be at least 1")
         if args.value_size < 0:
@@ -675,6 +853,7 @@ class Bench:
                              f"(needs {len(str(args.num - 1))})")
         self.show_progress = not args.quiet and _isatty(out)
         self.results = []
+        self.kinds = {}      # engine column ("lsm[2]") -> engine ("lsm")
         self.paths = {}      # engine -> path of the database its last fill left
         self.compacted = {}  # engine -> path, while that database is unchanged since compaction
         self.serial = 0
@@ -691,19 +870,24 @@ class Bench:
             from tqdm import tqdm
         except ImportError:
             return _NoBar()
-        return tqdm(total=total, desc=f"{workload:<16} {engine:<9}", unit="op", unit_scale=True,
+        return tqdm(total=total, desc=f"{workload:<16} {engine:<11}", unit="op", unit_scale=True,
                     leave=False, file=self.err, mininterval=0.5, dynamic_ncols=True)
 
     # ------------------------------------------------------------------- run
     def run(self):
         args = self.args
         adapters = {}
+        several = len(self.compactors) > 1
         for name in self.engines:
-            try:
-                adapters[name] = _make_adapter(name, self.compactors)
-            except ImportError as exc:
-                print(f"bench: skipping {name}: cannot import it ({exc}); "
-                      f"install it with: pip install 'lsm[bench]'", file=self.err)
+            for compactors in (self.compactors if name == "lsm" else [None]):
+                label = lsm_label(compactors, several) if name == "lsm" else name
+                try:
+                    adapters[label] = _make_adapter(name, compactors, label)
+                except ImportError as exc:
+                    print(f"bench: skipping {name}: cannot import it ({exc}); "
+                          f"install it with: pip install 'lsm[bench]'", file=self.err)
+                    break
+                self.kinds[label] = name
         if not adapters:
             raise RuntimeError("no engine could be loaded")
         root = args.dir
@@ -741,6 +925,7 @@ class Bench:
             f"Entries:    {args.num:,} (fillsync: {fillsync_ops(args.num):,}; random reads and seeks: "
             f"{(args.reads or args.num):,}); generated in {gen_seconds:.1f} s",
             f"Engines:    {'; '.join(a.version() for a in adapters.values())}",
+            *([f"Columns:    {', '.join(adapters)}"] if len(adapters) > len(set(self.kinds.values())) else []),
             f"CPUs:       {os.cpu_count()}",
             f"Databases:  {root}",
             "-" * 72,
@@ -749,7 +934,8 @@ class Bench:
 
     def _fresh_path(self, root, engine, workload):
         self.serial += 1
-        path = os.path.join(root, f"{engine}-{self.serial:02d}-{workload}")
+        safe = engine.replace("[", "-").replace("]", "")
+        path = os.path.join(root, f"{safe}-{self.serial:02d}-{workload}")
         shutil.rmtree(path, ignore_errors=True)
         return path
 
@@ -768,7 +954,7 @@ class Bench:
         else:
             path = self.paths.get(engine)
             if path is None:  # nothing to read yet: make the database db_bench would expect
-                self._say(f"{'(preparing)':<16} {engine:<9}: untimed fillrandom for {workload}")
+                self._say(f"{'(preparing)':<16} {engine:<11}: untimed fillrandom for {workload}")
                 self.paths[engine] = path = self._fresh_path(root, engine, "fillrandom")
                 adapter.open(path)
                 try:
@@ -777,7 +963,7 @@ class Bench:
                 finally:
                     adapter.close()
         if workload in READ_ONLY and not self.args.no_compact and self.compacted.get(engine) != path:
-            self._say(f"{'(compacting)':<16} {engine:<9}: untimed compact_range before reads")
+            self._say(f"{'(compacting)':<16} {engine:<11}: untimed compact_range before reads")
             adapter.open(path)
             try:
                 adapter.compact()
@@ -824,11 +1010,9 @@ class Bench:
         if sampler.peak_compactor_rss is not None:
             result["compactor_peak_rss_mb"] = sampler.peak_compactor_rss / MB
         if workload == "load":
-            written = sampler.bytes_written()
-            result["io_write_amplification"] = (written / (data.num * data.entry_bytes)
-                                                if written is not None else None)
-        if engine == "lsm" and self.compactors is not None:
-            result["compactors"] = self.compactors
+            result.update(self._load_io(sampler, data, extra))
+        if adapter.kind == "lsm" and getattr(adapter, "compactors", None) is not None:
+            result["compactors"] = adapter.compactors
         result.update(extra)
         self.results.append(result)
         if self.args.json:
@@ -836,17 +1020,49 @@ class Bench:
         else:
             self._say(_result_line(result))
 
+    @staticmethod
+    def _load_io(sampler, data, extra):
+        """The load result's fields from /proc: write amplification from
+        write() bytes and from block-layer bytes, and one row per compactor."""
+        user = data.num * data.entry_bytes
+        written = sampler.bytes_written()
+        disk = sampler.disk_bytes_written()
+        jobs = extra.pop("_jobs_done", {})
+        named = set(extra.pop("_compactor_pids", ())) | set(jobs)
+        procs = []
+        for row in sampler.child_report():
+            if row["peak_rss_mb"] is None:
+                continue  # never seen running (e.g. a previous engine's, exiting)
+            row["compactor"] = row["pid"] in named  # lsm's stats() named it (replaced ones are not)
+            row["jobs_done"] = jobs.get(row["pid"])
+            cpu, read = row["cpu_seconds"], row["read_mb"]
+            row["input_mb_per_cpu_sec"] = read / cpu if cpu and read is not None else None
+            procs.append(row)
+        return {
+            "user_bytes": user,
+            "io_bytes_written": written,
+            "io_write_amplification": written / user if written is not None else None,
+            "io_disk_bytes_written": disk,
+            "io_disk_write_amplification": disk / user if disk is not None else None,
+            "compactor_processes": procs,
+            "compactor_peak_rss_each_mb": [p["peak_rss_mb"] for p in procs],
+        }
+
     # --------------------------------------------------------------- summary
     def summary(self):
-        engines = [e for e in ENGINES if any(r["engine"] == e for r in self.results)]
+        engines = list(dict.fromkeys(r["engine"] for r in self.results))
         by = {(r["workload"], r["engine"]): r for r in self.results}
         workloads = list(dict.fromkeys(r["workload"] for r in self.results))
-        ratio_cols = [e for e in ("plyvel", "rocksdict") if e in engines and "lsm" in engines]
+        kind = {e: self.kinds.get(e, e) for e in engines}
+        lsm_cols = [e for e in engines if kind[e] == "lsm"]
+        ratio_cols = [(l, e) for l in lsm_cols for e in engines if kind[e] in ("plyvel", "rocksdict")]
+        width = max([16] + [len(e) + 6 for e in engines])
         head = [f"{'workload':<16}"]
         for e in engines:
-            head.append(f"{e + ' ops/s':>16} {'MB/s':>7}")
-        for e in ratio_cols:
-            head.append(f"{'lsm/' + e:>14}")
+            head.append(f"{e + ' ops/s':>{width}} {'MB/s':>7}")
+        ratio_names = [f"{l}/{e}" for l, e in ratio_cols]
+        for name in ratio_names:
+            head.append(f"{name:>{max(14, len(name))}}")
         lines = ["Summary (ops/s and MB/s; ratio = lsm ops/s / other ops/s, above 1 means lsm is faster)",
                  " ".join(head), "-" * len(" ".join(head))]
         for w in workloads:
@@ -854,51 +1070,88 @@ class Bench:
             for e in engines:
                 r = by.get((w, e))
                 if r is None:
-                    row.append(f"{'-':>16} {'-':>7}")
+                    row.append(f"{'-':>{width}} {'-':>7}")
                 else:
-                    row.append(f"{_num(r['ops_per_sec']):>16} {_mb(r['mb_per_sec']):>7}")
-            lsm_r = by.get((w, "lsm"))
-            for e in ratio_cols:
-                other = by.get((w, e))
-                if lsm_r and other and lsm_r["ops_per_sec"] and other["ops_per_sec"]:
-                    row.append(f"{lsm_r['ops_per_sec'] / other['ops_per_sec']:>13.2f}x")
+                    row.append(f"{_num(r['ops_per_sec']):>{width}} {_mb(r['mb_per_sec']):>7}")
+            for (l, e), name in zip(ratio_cols, ratio_names):
+                mine, other = by.get((w, l)), by.get((w, e))
+                cell = max(14, len(name))
+                if mine and other and mine["ops_per_sec"] and other["ops_per_sec"]:
+                    row.append(f"{mine['ops_per_sec'] / other['ops_per_sec']:>{cell - 1}.2f}x")
                 else:
-                    row.append(f"{'-':>14}")
+                    row.append(f"{'-':>{cell}}")
             lines.append(" ".join(row))
         loads = [r for r in self.results if r["workload"] == "load"]
         if loads:
-            lines += ["", "load (sustained ingest, timed until compactions finish and the DB is closed)",
-                      f"{'engine':<10} {'seconds':>8} {'ops/s':>10} {'write amp':>10} {'write() amp':>12} "
-                      f"{'peak RSS MB':>12} {'compactors RSS MB':>18}"]
-            for r in loads:
-                lines.append(
-                    f"{r['engine']:<10} {r['seconds']:>8.2f} {_num(r['ops_per_sec']):>10} "
-                    f"{_opt(r.get('write_amplification'), '{:.2f}'):>10} "
-                    f"{_opt(r.get('io_write_amplification'), '{:.2f}'):>12} "
-                    f"{_opt(r.get('peak_rss_mb'), '{:.0f}'):>12} "
-                    f"{_opt(r.get('compactor_peak_rss_mb'), '{:.0f}'):>18}")
-            lines.append("write amp: bytes the engine wrote to disk (WAL + tables) / user bytes, from "
-                         "lsm's stats(); write() amp: bytes passed to write() by the process "
-                         "(and compactors) / user bytes, from /proc.")
+            lines += ["", *_load_table(loads)]
         return "\n".join(lines)
 
 
+def _load_table(loads):
+    """The load workload's own table: one row per engine column, then one
+    row per compactor process."""
+    name_w = max([11] + [len(r["engine"]) for r in loads])
+    lines = ["load (sustained ingest in batches of 1000; timed until compactions finish and the DB is closed)",
+             f"{'engine':<{name_w}} {'writes s':>8} {'total s':>8} {'ops/s':>9} {'stall s':>8} "
+             f"{'amp stats':>9} {'amp write()':>11} {'amp disk':>8} {'writer RSS':>10} "
+             f"{'compactor RSS MB':>17} {'compact MB/s':>12}"]
+    for r in loads:
+        procs = r.get("compactor_processes") or []
+        each = "+".join(f"{p['peak_rss_mb']:.0f}" for p in procs) or "-"
+        lines.append(
+            f"{r['engine']:<{name_w}} {_opt(r.get('write_seconds'), '{:.1f}'):>8} {r['seconds']:>8.1f} "
+            f"{_num(r['ops_per_sec']):>9} {_opt(r.get('stall_seconds'), '{:.1f}'):>8} "
+            f"{_opt(r.get('write_amplification'), '{:.2f}'):>9} "
+            f"{_opt(r.get('io_write_amplification'), '{:.2f}'):>11} "
+            f"{_opt(r.get('io_disk_write_amplification'), '{:.2f}'):>8} "
+            f"{_opt(r.get('peak_rss_mb'), '{:.0f}'):>10} {each:>17} "
+            f"{_opt(r.get('compaction_mb_per_sec'), '{:.1f}'):>12}")
+    procs = [(r["engine"], p) for r in loads for p in r.get("compactor_processes") or []]
+    if procs:
+        lines += ["", "compactor processes (from their first to their last sample)",
+                  f"{'engine':<{name_w}} {'pid':>8} {'jobs':>5} {'peak RSS MB':>11} {'CPU s':>7} "
+                  f"{'read MB':>8} {'written MB':>10} {'input MB/CPU-s':>14}"]
+        for engine, p in procs:
+            lines.append(
+                f"{engine:<{name_w}} {p['pid']:>8} {_opt(p.get('jobs_done'), '{}'):>5} "
+                f"{_opt(p.get('peak_rss_mb'), '{:.0f}'):>11} {_opt(p.get('cpu_seconds'), '{:.1f}'):>7} "
+                f"{_opt(p.get('read_mb'), '{:.0f}'):>8} {_opt(p.get('written_mb'), '{:.0f}'):>10} "
+                f"{_opt(p.get('input_mb_per_cpu_sec'), '{:.1f}'):>14}")
+    lines += [
+        "",
+        "writes s: until the last batch returned; total s: until compactions finished and the DB closed.",
+        "stall s: time writers waited for room (lsm's stats(); inline compaction runs inside writes and",
+        "  is not counted as a stall). compact MB/s: compaction input bytes / compaction seconds, from",
+        "  lsm's stats() (seconds per compaction, wall clock, queueing included).",
+        "amp stats: (table bytes written + user bytes) / user bytes, from lsm's stats(), where user bytes",
+        "  are WriteBatch record bytes (key + value + 3: tag and two lengths), the WAL counted as those;",
+        "amp write(): bytes passed to write() by this process and its compactors / (key + value bytes),",
+        "  from /proc/<pid>/io wchar (a reaped compactor's bytes are counted once, not twice);",
+        "amp disk: the same from write_bytes - cancelled_write_bytes (page-cache bytes bound for disk).",
+        "input MB/CPU-s: bytes a compactor read (WAL for flushes, tables for compactions) per CPU second.",
+    ]
+    return lines
+
+
 def _result_line(r):
-    text = (f"{r['workload']:<16} {r['engine']:<9}: {_opt(r['micros_per_op'], '{:10.3f}')} micros/op; "
+    text = (f"{r['workload']:<16} {r['engine']:<11}: {_opt(r['micros_per_op'], '{:10.3f}')} micros/op; "
             f"{_num(r['ops_per_sec']):>10} ops/s; {_mb(r['mb_per_sec']):>7} MB/s")
     notes = []
     if "found" in r:
         notes.append(f"{r['found']:,} of {r['ops']:,} found")
     if "writes" in r:
         notes.append(f"{r['writes']:,} writes meanwhile")
+    if r.get("stall_seconds") is not None:
+        notes.append(f"stalled {r['stall_seconds']:.1f} s")
     if r.get("write_amplification") is not None:
         notes.append(f"write amp {r['write_amplification']:.2f}")
     if r.get("io_write_amplification") is not None:
         notes.append(f"write() amp {r['io_write_amplification']:.2f}")
     if r["workload"] == "load" and r.get("peak_rss_mb") is not None:
         notes.append(f"peak RSS {r['peak_rss_mb']:.0f} MB")
-    if r["workload"] == "load" and r.get("compactor_peak_rss_mb") is not None:
-        notes.append(f"compactors RSS {r['compactor_peak_rss_mb']:.0f} MB")
+    if r["workload"] == "load" and r.get("compactor_processes"):
+        notes.append("compactors RSS " + "+".join(f"{p['peak_rss_mb']:.0f}" for p in r["compactor_processes"])
+                     + " MB")
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 

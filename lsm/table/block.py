@@ -218,14 +218,32 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
     Returns (kind, value) of the first entry at or after (user_key, seek_tag)
     in internal order if it has user_key; None if that entry has a larger
     user key; PAST_END if no entry is at or after it."""
-    limit, restarts = restart_points(data)
+    # Only the restart points the search visits are checked (bounds, no shared
+    # prefix), as LevelDB does: a full check of the array costs as much as
+    # the search, and the block's checksum already vouches for its bytes.
+    size = len(data)
+    if size < 4:
+        raise DecodeError(f"block too short ({size} bytes)")
+    num_restarts = _FIXED32.unpack_from(data, size - 4)[0]
+    if num_restarts == 0 or num_restarts > (size - 4) // 4:
+        raise DecodeError(f"bad restart count {num_restarts}", size - 4)
+    limit = size - 4 - 4 * num_restarts
+    restarts = _uint32s(num_restarts).unpack_from(data, limit)
+    if restarts[0]:
+        raise DecodeError("bad restart array", limit)
     try:
-        lo, hi = 0, len(restarts) - 1
+        lo, hi = 0, num_restarts - 1
         while lo < hi:
             mid = (lo + hi + 1) >> 1
             pos = restarts[mid]
-            non_shared, pos = _read_varint32(data, pos + 1)  # shared is 0 (checked)
-            value_len, pos = _read_varint32(data, pos)
+            if pos >= limit or data[pos]:
+                raise DecodeError("bad restart array", limit)
+            non_shared = data[pos + 1]
+            if non_shared | data[pos + 2] < 128:
+                pos += 3
+            else:
+                non_shared, pos = _read_varint32(data, pos + 1)
+                _value_len, pos = _read_varint32(data, pos)
             if non_shared < 8 or pos + non_shared > limit:
                 raise DecodeError("bad entry at a restart point", restarts[mid])
             ukey = data[pos : pos + non_shared - 8]
@@ -248,15 +266,17 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
                 non_shared, pos = _read_varint32(data, pos)
                 value_len, pos = _read_varint32(data, pos)
             key_end = pos + non_shared
-            value_end = key_end + value_len
-            if shared > len(prev) or value_end > limit:
-                raise DecodeError("bad entry in block", pos)
-            key = prev[:shared] + data[pos:key_end] if shared else data[pos:key_end]
-            ukey = key[:-8]
-            if ukey >= user_key:
-                if len(key) < 8:
-                    raise DecodeError("internal key shorter than 8 bytes", pos)
-                if ukey > user_key:
+            if shared:
+                if shared > len(prev):
+                    raise DecodeError("entry shares more bytes than the previous key has", pos)
+                key = prev[:shared] + data[pos:key_end]
+            else:
+                key = data[pos:key_end]
+            if key[:-8] >= user_key:
+                value_end = key_end + value_len
+                if len(key) < 8 or value_end > limit:
+                    raise DecodeError("bad entry in block", pos)
+                if key[:-8] > user_key:
                     return None
                 tag = _TAG.unpack_from(key, len(key) - 8)[0]
                 if tag <= seek_tag:
@@ -264,7 +284,9 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
                         raise DecodeError("internal key with an unknown value type", pos)
                     return tag & 0xFF, data[key_end:value_end]
             prev = key
-            pos = value_end
+            pos = key_end + value_len
     except IndexError:
         raise DecodeError("entry header runs past the block", pos) from None
+    if pos != limit:
+        raise DecodeError("entry runs past the end of the block", limit)
     return PAST_END

@@ -4,8 +4,9 @@
 import struct
 
 import cramjam
+from crc32c import crc32c as _crc32c
 
-from ..coding import crc32c, decode_varint32, encode_varint, masked_crc32c
+from ..coding import MASK_DELTA, crc32c, decode_varint32, encode_varint, masked_crc32c
 from ..errors import DecodeError
 
 # On-disk constants (frozen; changing any of them breaks compatibility with LevelDB).
@@ -95,21 +96,25 @@ def block_trailer(stored: bytes, block_type: int) -> bytes:
 def unpack_block(framed, size: int) -> bytes:
     """Check the trailer of `framed` (= stored block || 5-byte trailer) and return
     the uncompressed block contents. DecodeError for a bad checksum or type."""
+    # Every random read passes here: masked_crc32c and decode_varint32 are
+    # inlined, and one memoryview serves the checksum and the decompression.
     if len(framed) != size + BLOCK_TRAILER_SIZE:
         raise DecodeError("truncated block read")
     view = memoryview(framed)
-    expected = _FIXED32.unpack_from(framed, size + 1)[0]
-    if masked_crc32c(view[: size + 1]) != expected:
+    crc = _crc32c(view[: size + 1])
+    if (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF != _FIXED32.unpack_from(framed, size + 1)[0]:
         raise DecodeError("block checksum mismatch")
     block_type = framed[size]
-    if block_type == NO_COMPRESSION:
-        return bytes(view[:size])
     if block_type == SNAPPY_COMPRESSION:
-        declared, _ = decode_varint32(framed[: min(size, 5)])
+        declared = framed[0] if size else 0
+        if declared >= 0x80:
+            declared, _ = decode_varint32(framed[: min(size, 5)])
         if declared > _SNAPPY_MAX_EXPANSION * size:
             raise DecodeError(f"snappy block claims {declared} bytes from {size}")
         try:
             return bytes(_snappy_decompress(view[:size]))
         except Exception as exc:  # cramjam raises its own error types
             raise DecodeError(f"corrupted snappy block: {exc}") from None
+    if block_type == NO_COMPRESSION:
+        return framed[:size] if type(framed) is bytes else bytes(view[:size])
     raise DecodeError(f"bad block type {block_type}")

@@ -195,26 +195,9 @@ class Table:
         while i < n:
             offset = self._offsets[i]
             cached = cache.get((number, offset))
-            if cached is None or type(cached) is bytes:
-                # Asked before reading: a decoded block answers by bisect,
-                # cheaper than the filter's hash and probes.
-                if bloom is not None and not bloom.key_may_match(offset, user_key):
-                    return None
-            if cached is None:
-                # First touch: LevelDB's way, binary search over the restart
-                # points of the raw block; cache the raw contents, not a decode
-                # of 30-odd entries that a random read would mostly waste.
-                contents = self._contents(i)
-                cache.put((number, offset), contents, len(contents))
-                try:
-                    found = seek_internal(contents, user_key, seek_tag)
-                except DecodeError as exc:
-                    raise CorruptionError(self.path, offset, f"data block: {exc.reason}") from None
-                if found is not PAST_END:
-                    return found
-            else:
-                # Touched again while cached: worth decoding once for bisect.
-                ukeys, tags, values = cached if type(cached) is not bytes else self.block(i)
+            if type(cached) is tuple:
+                # Decoded by an iterator: bisect, cheaper than the filter.
+                ukeys, tags, values = cached
                 j = bisect_left(ukeys, user_key)
                 m = len(ukeys)
                 while j < m and ukeys[j] == user_key:
@@ -224,6 +207,21 @@ class Table:
                     j += 1
                 if j < m:
                     return None
+            else:
+                if bloom is not None and not bloom.key_may_match(offset, user_key):
+                    return None
+                if cached is None:
+                    # Raw contents are cached, not a decode of 30-odd entries
+                    # that a random read would mostly waste; LevelDB's way,
+                    # a binary search over the restart points answers.
+                    cached = self._contents(i)
+                    cache.put((number, offset), cached, len(cached))
+                try:
+                    found = seek_internal(cached, user_key, seek_tag)
+                except DecodeError as exc:
+                    raise CorruptionError(self.path, offset, f"data block: {exc.reason}") from None
+                if found is not PAST_END:
+                    return found
             i += 1  # every version here was too new: older ones may open the next block
         return None
 
