@@ -430,8 +430,6 @@ class Sampler(threading.Thread):
     child started during the run). That is exact whatever the sampling
     interval, and whether or not a compactor was replaced mid-run."""
 
-    IO_FIELDS = ("wchar", "rchar", "write_bytes", "cancelled_write_bytes")
-
     def __init__(self, adapter, interval=0.05):
         super().__init__(daemon=True, name="bench-rss-sampler")
         import psutil
@@ -461,13 +459,14 @@ class Sampler(threading.Thread):
             for proc in found:
                 if proc.pid in self.children:
                     continue
-                try:
-                    created = proc.create_time()
-                except self.psutil.Error:
-                    continue
-                child = _Child(proc, created)
+                child = _Child(proc)
                 if initial:
                     child.base_io = _proc_io(proc.pid)
+                    try:
+                        times = proc.cpu_times()
+                        child.base_cpu = times.user + times.system
+                    except self.psutil.Error:
+                        pass
                 self.children[proc.pid] = child
 
     def _sample(self):
@@ -488,8 +487,6 @@ class Sampler(threading.Thread):
                 io = _proc_io(child.pid)
                 if io is not None:
                     child.last_io = io
-                    if child.first_io is None:
-                        child.first_io = io
                 try:
                     with child.proc.oneshot():
                         child_rss = child.proc.memory_info().rss
@@ -500,10 +497,7 @@ class Sampler(threading.Thread):
                     alive += 1
                     total += child_rss
                     child.peak_rss = max(child.peak_rss, child_rss)
-                    cpu = times.user + times.system
-                    if child.first_cpu is None:
-                        child.first_cpu = cpu
-                    child.last_cpu = cpu
+                    child.last_cpu = times.user + times.system
             if alive:
                 self.peak_compactor_rss = max(self.peak_compactor_rss or 0, total)
 
@@ -525,6 +519,7 @@ class Sampler(threading.Thread):
         self._halt.set()
         if self.is_alive():
             self.join()
+        self._refresh_children()
         self._sample()
         self._io1 = _proc_io(self.me.pid)
 
@@ -562,35 +557,38 @@ class Sampler(threading.Thread):
 
     def child_report(self):
         """One dict per child process seen (lsm: each compactor, replaced ones
-        too): peak RSS, and CPU seconds, bytes read and bytes written from its
-        first to its last sample."""
+        too): peak RSS, and CPU seconds, bytes read and bytes written during
+        the run (since its start, for one started during the run: its start-up
+        included), as of its last sample."""
         rows = []
         with self._lock:
             for child in self.children.values():
-                first, last = child.first_io, child.last_io
-                row = {
+                base, last = child.base_io or {}, child.last_io
+
+                def delta(field):
+                    return (last[field] - base.get(field, 0)) / MB if last else None
+
+                rows.append({
                     "pid": child.pid,
                     "peak_rss_mb": child.peak_rss / MB if child.peak_rss else None,
-                    "cpu_seconds": (round(child.last_cpu - child.first_cpu, 3)
-                                    if child.first_cpu is not None else None),
-                    "read_mb": (last["rchar"] - first["rchar"]) / MB if first and last else None,
-                    "written_mb": (last["wchar"] - first["wchar"]) / MB if first and last else None,
-                }
-                rows.append(row)
+                    "cpu_seconds": (round(child.last_cpu - child.base_cpu, 3)
+                                    if child.last_cpu is not None else None),
+                    "read_mb": delta("rchar"),
+                    "written_mb": delta("wchar"),
+                })
         return rows
 
 
 class _Child:
     """A child process the Sampler watches."""
 
-    def __init__(self, proc, created):
+    def __init__(self, proc):
         self.proc = proc
         self.pid = proc.pid
-        self.created = created
-        self.base_io = None   # counters when the sampler started (None: born later, so all 0)
-        self.first_io = None  # first and last /proc/<pid>/io readings
-        self.last_io = None
-        self.first_cpu = None
+        # Counters when the sampler started (None, 0: born later, so all 0).
+        self.base_io = None
+        self.base_cpu = 0.0
+        self.last_io = None   # the last /proc/<pid>/io reading (a zombie's: its final one)
         self.last_cpu = None
         self.peak_rss = 0
         self.gone = False
@@ -1045,7 +1043,6 @@ class Bench:
             "io_disk_bytes_written": disk,
             "io_disk_write_amplification": disk / user if disk is not None else None,
             "compactor_processes": procs,
-            "compactor_peak_rss_each_mb": [p["peak_rss_mb"] for p in procs],
         }
 
     # --------------------------------------------------------------- summary
@@ -1108,7 +1105,7 @@ def _load_table(loads):
             f"{_opt(r.get('compaction_mb_per_sec'), '{:.1f}'):>12}")
     procs = [(r["engine"], p) for r in loads for p in r.get("compactor_processes") or []]
     if procs:
-        lines += ["", "compactor processes (from their first to their last sample)",
+        lines += ["", "compactor processes (during the run, start-up included)",
                   f"{'engine':<{name_w}} {'pid':>8} {'jobs':>5} {'peak RSS MB':>11} {'CPU s':>7} "
                   f"{'read MB':>8} {'written MB':>10} {'input MB/CPU-s':>14}"]
         for engine, p in procs:
@@ -1120,15 +1117,15 @@ def _load_table(loads):
     lines += [
         "",
         "writes s: until the last batch returned; total s: until compactions finished and the DB closed.",
-        "stall s: time writers waited for room (lsm's stats(); inline compaction runs inside writes and",
-        "  is not counted as a stall). compact MB/s: compaction input bytes / compaction seconds, from",
-        "  lsm's stats() (seconds per compaction, wall clock, queueing included).",
-        "amp stats: (table bytes written + user bytes) / user bytes, from lsm's stats(), where user bytes",
-        "  are WriteBatch record bytes (key + value + 3: tag and two lengths), the WAL counted as those;",
+        "stall s: time writers waited for room, from lsm's stats() (inline compaction runs inside the",
+        "  writes and is not a stall). compact MB/s: compaction input bytes / compaction seconds (each",
+        "  compaction's wall clock from start to commit), from lsm's stats().",
+        "amp stats: (table bytes written + user bytes) / user bytes, from lsm's stats(); its user bytes",
+        "  are WriteBatch records (key + value + 3 bytes), which also stand in for the WAL.",
         "amp write(): bytes passed to write() by this process and its compactors / (key + value bytes),",
-        "  from /proc/<pid>/io wchar (a reaped compactor's bytes are counted once, not twice);",
-        "amp disk: the same from write_bytes - cancelled_write_bytes (page-cache bytes bound for disk).",
-        "input MB/CPU-s: bytes a compactor read (WAL for flushes, tables for compactions) per CPU second.",
+        "  from /proc/<pid>/io wchar; amp disk: the same from write_bytes - cancelled_write_bytes (bytes",
+        "  bound for the disk: pages of a file deleted before writeback, e.g. an unsynced WAL, are not).",
+        "input MB/CPU-s: bytes a compactor read (WALs for flushes, tables for compactions) per CPU second.",
     ]
     return lines
 

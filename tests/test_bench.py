@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import cramjam
+import pytest
 
 from lsm import bench
 
@@ -117,3 +118,61 @@ def test_quiescence_rules():
     assert bench._lsm_state({"levels": [], "running_jobs": [1]}) == "busy"
     assert bench._lsm_state({"levels": [], "compactors": [{"pid": 1, "busy": True}]}) == "busy"
     assert bench._pids([{"pid": 11}, 12, {"name": "x"}, True]) == [11, 12]
+
+
+def test_compactors_list_parsing():
+    assert bench._parse_compactors(None) == [None]
+    assert bench._parse_compactors("2") == [2]
+    assert bench._parse_compactors("inline") == [0]
+    assert bench._parse_compactors(" INLINE , 1,2 ") == [0, 1, 2]
+    for text, bad in (("inline,1,x", "'x'"), ("1,two", "'two'"), ("1,-1", "'-1'"), ("1,,2", "'1,,2'"),
+                      ("inline,0", "'0'"), ("2,2", "'2'"), (",", "empty list")):
+        with pytest.raises(bench.UsageError) as info:
+            bench._parse_compactors(text)
+        assert bad in str(info.value), (text, str(info.value))
+        assert str(info.value).startswith("--compactors: ")
+    # One configuration keeps the plain label; several are told apart.
+    assert bench.lsm_label(2, several=False) == "lsm"
+    assert [bench.lsm_label(c, several=True) for c in (0, 1, 2)] == ["lsm[inline]", "lsm[1]", "lsm[2]"]
+    # On the command line: exit 2, naming the bad item.
+    result = run_bench("--compactors", "inline,1,lots")
+    assert result.returncode == 2 and "'lots'" in result.stderr and "Traceback" not in result.stderr
+
+
+LOAD_FIELDS = {"write_seconds", "stall_seconds", "write_amplification", "io_write_amplification",
+               "io_disk_write_amplification", "peak_rss_mb", "compactor_processes", "compaction_mb_per_sec",
+               "compaction_bytes_read", "compaction_seconds", "user_bytes", "io_bytes_written"}
+
+
+def test_load_with_several_compactor_settings_in_one_run(tmp_path):
+    # Enough keys for a flush (7 MB > the 4 MB memtable), so a compactor works.
+    num = 60000
+    result = run_bench("--num", num, "--workloads", "load", "--engines", "lsm,plyvel", "--compactors", "inline,1",
+                       "--json", "--dir", tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["engine"] for r in rows] == ["lsm[inline]", "lsm[1]", "plyvel"]
+    by = {r["engine"]: r for r in rows}
+    for r in rows:
+        assert r["workload"] == "load" and r["ops"] == num, r
+        assert LOAD_FIELDS <= set(r), sorted(LOAD_FIELDS - set(r))
+        assert r["peak_rss_mb"] > 10 and r["write_seconds"] <= r["seconds"]
+        assert r["io_write_amplification"] >= 1.0, r
+    assert by["lsm[inline]"]["compactors"] == 0 and by["lsm[1]"]["compactors"] == 1
+    assert "compactors" not in by["plyvel"]
+    for engine in ("lsm[inline]", "lsm[1]"):
+        r = by[engine]
+        assert r["stall_seconds"] >= 0 and r["flushes"] >= 1 and r["write_amplification"] > 1
+        # /proc and lsm's own count agree once both use the same user bytes: the
+        # compactor's tables are counted once, not again when it is reaped.
+        from_stats = r["write_amplification"] * r["engine_user_bytes"] / r["user_bytes"]
+        assert abs(r["io_write_amplification"] - from_stats) < 0.05, (engine, r)
+    assert by["lsm[inline]"]["compactor_processes"] == []
+    (proc,) = by["lsm[1]"]["compactor_processes"]
+    assert proc["peak_rss_mb"] > 10 and proc["compactor"] and proc["jobs_done"] >= 1
+    assert proc["written_mb"] > 0 and proc["read_mb"] > 0
+    assert by["plyvel"]["stall_seconds"] is None and by["plyvel"]["write_amplification"] is None
+    # The summary (stderr with --json): a ratio column per lsm column, the load table.
+    assert "lsm[inline]/plyvel" in result.stderr and "lsm[1]/plyvel" in result.stderr
+    assert "compactor processes" in result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["lsm-1-02-load", "lsm-inline-01-load", "plyvel-03-load"]
