@@ -19,11 +19,15 @@ class TableCache:
         self._lock = threading.Lock()
 
     def get(self, number: int) -> Table:
-        with self._lock:
-            table = self._tables.get(number)
-            if table is not None:
+        # Hits take no lock: the dict lookup and the LRU touch are each one
+        # C call, atomic under the GIL; a racing eviction only costs the touch.
+        table = self._tables.get(number)
+        if table is not None:
+            try:
                 self._tables.move_to_end(number)
-                return table
+            except KeyError:
+                pass
+            return table
         table = self._open(number)
         with self._lock:
             existing = self._tables.get(number)

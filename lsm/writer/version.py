@@ -16,7 +16,7 @@ class Version:
     iterators and running jobs that still read it; files of a version with
     refs > 0 (or the current one) are never deleted."""
 
-    __slots__ = ("levels", "refs", "_largest_keys", "number")
+    __slots__ = ("levels", "refs", "_largest_keys", "number", "_searched")
 
     def __init__(self, levels, number=0):
         self.levels = levels
@@ -24,6 +24,9 @@ class Version:
         self.number = number
         # Per level >= 1: sort keys of each file's largest key, for bisect.
         self._largest_keys = [None] + [[sort_key(f.largest) for f in files] for files in levels[1:]]
+        # Non-empty levels >= 1 as (files, largest sort keys): a get skips the rest.
+        self._searched = [(files, self._largest_keys[level]) for level, files in enumerate(levels)
+                          if level and files]
 
     def files(self, level):
         return self.levels[level]
@@ -52,11 +55,8 @@ class Version:
             hits.reverse()
             out.extend(hits)
         target = (user_key, -((sequence << 8) | TAG_FOR_SEEK_MASK))
-        for level in range(1, NUM_LEVELS):
-            files = self.levels[level]
-            if not files:
-                continue
-            i = bisect_left(self._largest_keys[level], target)
+        for files, largest_keys in self._searched:
+            i = bisect_left(largest_keys, target)
             if i < len(files) and files[i].smallest[:-8] <= user_key:
                 out.append(files[i])
         return out
