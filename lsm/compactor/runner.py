@@ -28,6 +28,7 @@ from ..table import Table
 from .job import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
+from .wal_rows import clean_wal_rows
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
 
@@ -130,6 +131,30 @@ def _run_flush(job, db_dir, fs, outputs, result):
     path = log_file_name(db_dir, job.wal_number)
     data = fs.read_file(path)
     result.bytes_read = len(data)
+    clean = None if job.salvage else clean_wal_rows(data)
+    if clean is not None:
+        rows, max_sequence, in_order = clean
+        stopped = []
+    else:
+        rows, max_sequence, in_order, stopped = _replay_wal(job, path, data)
+    if stopped:
+        # ok, but not whole: the writer replays no later WAL (see engine recovery).
+        result.error = stopped[0]
+    if in_order:
+        # Rows were appended oldest first: reversed, a stable sort on the user
+        # key alone leaves each key's versions newest first -- internal order,
+        # at the price of bytes comparisons instead of tuple comparisons.
+        rows.reverse()
+        rows.sort(key=_key_of_row)
+    else:
+        rows.sort()
+    outputs.add(rows)
+    result.max_sequence = max_sequence
+
+
+def _replay_wal(job, path, data):
+    """Rows of a WAL through the full log reader, which finds and reports
+    damage: (rows oldest first, max_sequence, in_order, [why it stopped])."""
     rows = []
     extend = rows.extend
     max_sequence = 0
@@ -190,19 +215,7 @@ def _run_flush(job, db_dir, fs, outputs, result):
         pass
     except DecodeError as exc:
         raise CorruptionError(path, exc.offset, exc.reason) from exc
-    if stopped:
-        # ok, but not whole: the writer replays no later WAL (see engine recovery).
-        result.error = stopped[0]
-    if in_order:
-        # Rows were appended oldest first: reversed, a stable sort on the user
-        # key alone leaves each key's versions newest first -- internal order,
-        # at the price of bytes comparisons instead of tuple comparisons.
-        rows.reverse()
-        rows.sort(key=_key_of_row)
-    else:
-        rows.sort()
-    outputs.add(rows)
-    result.max_sequence = max_sequence
+    return rows, max_sequence, in_order, stopped
 
 
 # ---------------------------------------------------------------- compaction
