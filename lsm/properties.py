@@ -75,6 +75,7 @@ def stats_dict(engine) -> dict:
     return {
         "levels": levels,
         "flushes": s["flushes"],
+        "flushes_in_writer": s["flushes_in_writer"],
         "compactions": s["compactions"],
         "compaction_bytes_read": s["bytes_read"],
         "compaction_bytes_written": s["bytes_written"],

@@ -242,6 +242,24 @@ def test_heartbeats_flow_while_a_long_job_runs(tmp_path, pool_factory):
     assert pool.counters["workers_lost"] == 0 and pool.stats()[0]["restarts"] == 0
 
 
+def test_queued_job_taken_back_is_never_run_or_delivered(tmp_path, pool_factory):
+    db = str(tmp_path / "db")
+    first, second = make_jobs(db)[:2]
+    pool, got = pool_factory(db, size=1, worker_env={TEST_SLEEP_ENV: "0.8"})
+    pool.submit(first)
+    running_pid(pool, first.job_id)
+    pool.submit(second)
+    assert not pool.take_queued(first.job_id), "a running job was taken back"
+    assert pool.take_queued(second.job_id)
+    assert not pool.take_queued(second.job_id)
+    (done_job, result), = got.wait(1)
+    assert done_job is first and result.ok, result.error
+    time.sleep(1.2)  # long enough for the worker to have run a second job
+    assert len(got.calls) == 1
+    assert [r.job.job_id for r in pool.running_jobs()] == []
+    assert not os.path.exists(os.path.join(db, STAGING_DIR, f"{pool.session}-{second.job_id}-1"))
+
+
 def test_hung_worker_is_killed_and_its_job_finishes_elsewhere(tmp_path, pool_factory):
     db = str(tmp_path / "db")
     job = make_jobs(db)[0]

@@ -125,3 +125,25 @@ def test_result_with_truncated_output_is_rejected_and_the_job_rerun(tmp_path):
     with lsm.DB(path) as db:
         assert sum(1 for _ in db) == 500
     _assert_only_live_files(path)
+
+
+def test_stalled_writer_flushes_itself_while_the_compactor_is_busy(tmp_path):
+    # Every compactor job first sleeps 2 s: the frozen memtables pile up and
+    # the writer must take their flushes instead of waiting.
+    path = str(tmp_path / "db")
+    value = b"v" * 100
+    with lsm.DB(path, create_if_missing=True, compactors=1, write_buffer_size=64 << 10,
+                compactor_env={"LSM_TEST_JOB_SLEEP": "2"}) as db:
+        for i in range(0, 20_000, 100):
+            with db.write_batch() as wb:
+                for j in range(i, i + 100):
+                    wb.put(b"k%08d" % j, value)
+        stats = db.stats()
+        assert stats["flushes_in_writer"] >= 1, stats
+        assert stats["background_error"] is None
+        db._engine.wait_for_compactions()
+        assert all(db.get(b"k%08d" % j) == value for j in range(0, 20_000, 7))
+    assert not psutil.Process().children(), "a compactor outlived close()"
+    _assert_only_live_files(path)
+    with lsm.DB(path) as db:
+        assert sum(1 for _ in db) == 20_000

@@ -289,6 +289,21 @@ class CompactorPool:
             self._inbox.append(job)
         self._wake()
 
+    def take_queued(self, job_id) -> bool:
+        """Withdraw a job no compactor has started (first attempt, never
+        dispatched), so the caller can run it itself. True if withdrawn;
+        the pool then forgets it and delivers no result for it."""
+        with self._lock:
+            for i, job in enumerate(self._inbox):
+                if job.job_id == job_id:
+                    del self._inbox[i]
+                    return True
+            a = self._attempts.get(job_id)
+            if a is not None and a.state == "queued" and a.attempt == 1:
+                del self._attempts[job_id]  # its staging directory is made at dispatch: none yet
+                return True
+        return False
+
     def running_jobs(self) -> list[RunningJob]:
         """Unfinished jobs, in submission order."""
         with self._lock:

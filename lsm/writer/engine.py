@@ -17,7 +17,7 @@ from sortedcontainers import SortedList
 
 from .. import batch as batch_codec
 from .. import filenames
-from ..compactor.job import CompactionJob, FlushJob
+from ..compactor.job import CompactionJob, FlushJob, JobResult
 from ..compactor.runner import run_job
 from ..errors import ClosedError, CorruptionError, Error, LockError
 from ..errors import IOError as LsmIOError
@@ -95,7 +95,8 @@ class Engine:
         self._job_ids = itertools.count(1)
         self._session = os.urandom(8).hex()
         self.stats = {"flushes": 0, "compactions": 0, "bytes_read": 0, "bytes_written": 0,
-                      "compaction_seconds": 0.0, "stall_seconds": 0.0, "user_bytes": 0}
+                      "compaction_seconds": 0.0, "stall_seconds": 0.0, "user_bytes": 0,
+                      "flushes_in_writer": 0}
         self.level_stats = [[0.0, 0, 0] for _ in range(7)]  # seconds, read, written per output level
         self.closed = False
         self._closing = False
@@ -432,10 +433,50 @@ class Engine:
                 if not stalled:
                     stalled = True
                     self.log(f"Stalling writes: {len(self.imms)} frozen memtables, {level0} level-0 files")
-                self._stall_wait()
+                if not self._flush_while_stalled():
+                    self._stall_wait()
                 continue
             self._switch_memtable()
             self._schedule()
+
+    def _flush_while_stalled(self):
+        """Lock held, writes stalled: run the oldest flush no compactor has
+        started here, in this thread, instead of sleeping. With every
+        compactor busy (on 2 cores, one compactor behind a long compaction)
+        the writer's core would otherwise idle while memtables wait. The job
+        runs through the same runner as in a compactor, and commits the same
+        way. Returns False when there was nothing to take."""
+        pool = self._pool
+        for imm in self.imms:
+            running = self._running.get(imm.flush_job.job_id) if imm.flush_job is not None else None
+            if running is None or imm.flush_done is not None:
+                continue
+            job = running.job
+            if not pool.take_queued(job.job_id):
+                continue
+            started = time.monotonic()
+            self._cv.release()
+            try:
+                result = self._execute(job)
+            except Exception as exc:  # noqa: BLE001 - e.g. the staging mkdir: handled as a failed run
+                result = JobResult(job_id=job.job_id, ok=False, error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._cv.acquire()
+            self.stats["stall_seconds"] += time.monotonic() - started
+            if self.closed:
+                self._discard_staging(result)
+                self._running.pop(job.job_id, None)
+            elif not result.ok and not result.corruption:
+                # A disk hiccup here gets the pool's retries, as it would
+                # have had in a compactor.
+                self._discard_staging(result)
+                pool.submit(job)
+            else:
+                self.stats["flushes_in_writer"] += result.ok
+                self._on_result_locked(job, result)
+            self._cv.notify_all()
+            return True
+        return False
 
     def _stall_wait(self):
         started = time.monotonic()
