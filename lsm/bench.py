@@ -185,6 +185,7 @@ class Adapter:
     name = "?"   # the engine column: "lsm", "lsm[2]", "plyvel", ...
     kind = "?"   # the engine itself: one of ENGINES
     db = None
+    stats_error = None  # the first failure of stats() since the bench last looked
 
     def open(self, path):
         raise NotImplementedError
@@ -259,7 +260,9 @@ class LsmAdapter(PlyvelApiAdapter):
             return None
         try:
             return db.stats()
-        except Exception:  # noqa: BLE001 - stats are optional evidence, never a benchmark failure
+        except Exception as exc:  # noqa: BLE001 - not a benchmark failure, but the run says so
+            if self.stats_error is None:
+                self.stats_error = f"{type(exc).__name__}: {exc}"
             return None
 
     def quiesce(self, timeout=600.0):
@@ -1007,6 +1010,13 @@ class Bench:
         }
         if sampler.peak_compactor_rss is not None:
             result["compactor_peak_rss_mb"] = sampler.peak_compactor_rss / MB
+        if adapter.stats_error is not None:
+            # Without stats() the bench can neither wait for quiescence nor
+            # report lsm's counters: the figures would mislead silently.
+            result["stats_error"] = adapter.stats_error
+            adapter.stats_error = None
+            print(f"bench: {engine} {workload}: db.stats() failed ({result['stats_error']}); compactions "
+                  f"were not waited for and lsm's counters are missing", file=self.err, flush=True)
         if workload == "load":
             result.update(self._load_io(sampler, data, extra))
         if adapter.kind == "lsm" and getattr(adapter, "compactors", None) is not None:

@@ -176,3 +176,16 @@ def test_load_with_several_compactor_settings_in_one_run(tmp_path):
     assert "lsm[inline]/plyvel" in result.stderr and "lsm[1]/plyvel" in result.stderr
     assert "compactor processes" in result.stderr
     assert sorted(os.listdir(tmp_path)) == ["lsm-1-02-load", "lsm-inline-01-load", "plyvel-03-load"]
+
+
+def test_stats_failure_is_remembered():
+    adapter = bench.LsmAdapter(0)
+
+    class Broken:
+        def stats(self):
+            raise RuntimeError("no stats")
+
+    adapter.db = Broken()
+    assert adapter.stats() is None and adapter.stats() is None
+    assert adapter.stats_error == "RuntimeError: no stats"  # the first failure, reported with the result
+    adapter.db = None
