@@ -820,6 +820,7 @@ def _load_stats(stats, compactor_pids):
         "write_amplification": get("write_amplification"),
         "stall_seconds": get("stall_seconds"),
         "flushes": get("flushes"),
+        "flushes_in_writer": get("flushes_in_writer"),  # run by a stalled writer itself
         "compactions": get("compactions"),
         "compaction_bytes_read": read,
         "compaction_bytes_written": get("compaction_bytes_written"),
