@@ -133,7 +133,13 @@ class DB:
     def get(self, key, default=None, *, verify_checksums=None, fill_cache=None):
         if type(key) is not bytes:
             _need_bytes("key", key)
-        return _visible(self._live().get(key), default)
+        engine = self._engine  # _live() and _visible() inlined: the hottest read call
+        if engine is None:
+            raise ClosedError(_CLOSED)
+        entry = engine.get(key)
+        if entry is None or entry[0] == TYPE_DELETION:
+            return default
+        return entry[1]
 
     def __iter__(self):
         return self.iterator()

@@ -949,18 +949,21 @@ class Engine:
     # ------------------------------------------------------------------ reads
     def get(self, key, sequence=None):
         """(kind, value) of the newest visible entry, or None."""
+        versions = self.versions
         if sequence is None:
-            sequence = self.versions.last_sequence
+            sequence = versions.last_sequence
         r = self.mem.get(key, sequence)
         if r is not None:
             return r
-        for imm in reversed(self.imms):
-            r = imm.get(key, sequence)
-            if r is not None:
-                return r
-        cache = self.table_cache
-        for f in self.versions.current.files_for_get(key, sequence):
-            r = cache.get(f.number).get(key, sequence)
+        imms = self.imms
+        if imms:
+            for imm in reversed(imms):
+                r = imm.get(key, sequence)
+                if r is not None:
+                    return r
+        table = self.table_cache.get
+        for f in versions.current.files_for_get(key, sequence):
+            r = table(f.number).get(key, sequence)
             if r is not None:
                 return r
         return None
