@@ -1128,9 +1128,9 @@ def _load_table(loads):
     lines += [
         "",
         "writes s: until the last batch returned; total s: until compactions finished and the DB closed.",
-        "stall s: time writers waited for room, from lsm's stats() (inline compaction runs inside the",
-        "  writes and is not a stall). compact MB/s: compaction input bytes / compaction seconds (each",
-        "  compaction's wall clock from start to commit), from lsm's stats().",
+        "stall s: time writers waited for room, from lsm's stats(), including flushes a stalled writer ran",
+        "  itself (inline compaction runs inside the writes and is not a stall). compact MB/s: compaction",
+        "  input bytes / compaction seconds (each compaction's wall clock from start to commit), stats().",
         "amp stats: (table bytes written + user bytes) / user bytes, from lsm's stats(); its user bytes",
         "  are WriteBatch records (key + value + 3 bytes), which also stand in for the WAL.",
         "amp write(): bytes passed to write() by this process and its compactors / (key + value bytes),",
