@@ -449,6 +449,23 @@ def test_output_is_cut_where_grandparent_overlap_grows_too_large(tmp_path):
     assert firsts == [b"k0000", b"k0120", b"k0240", b"k0360"]
 
 
+def test_compaction_that_drops_every_entry_writes_no_table(tmp_path):
+    # Only deletions at the base level: every chunk comes out of the drop
+    # rules empty, with grandparents to check against (an empty first chunk
+    # once crashed the output set).
+    entries = [(b"k%04d" % i, i + 1, DEL, b"") for i in range(300)]
+    l0 = [write_table(tmp_path, 1, entries)]
+    grandparents = [FileMetaData(100, 1000, make_internal_key(b"k0100", 1, PUT),
+                                 make_internal_key(b"k0200", 1, PUT))]
+    job = compaction(0, l0, [], smallest_snapshot=10**6, grandparents=grandparents,
+                     max_grandparent_overlap=2500)
+    staging = str(tmp_path / "stage")
+    result = run_job(job, str(tmp_path), staging)
+    assert result.ok, result.error
+    assert result.outputs == []
+    assert os.listdir(staging) == []
+
+
 def test_subcompaction_bounds_split_the_work_exactly(tmp_path):
     rng = random.Random(5)
     level0, level1, entries, max_seq, keys = random_lsm(rng, tmp_path)

@@ -133,11 +133,13 @@ class OutputSet:
         for the size limit (so a table may pass max_file_size by up to one
         slice, as LevelDB's passes it by up to one block)."""
         n = len(rows)
+        if not n:
+            return  # every row of a chunk may have been dropped
         i = 0
-        if n and self._builder is None:
+        if self._builder is None:
             self._open()
         gp = self._gp
-        if gp is not None and not self.outputs and self._builder.num_entries == 0 and n:
+        if gp is not None and not self.outputs and self._builder.num_entries == 0:
             # The job's first key: grandparents wholly before it never count.
             gp.should_stop_before(rows[0][0], rows[0][1])
         while i < n:
