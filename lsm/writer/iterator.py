@@ -13,6 +13,10 @@ Resolved entries are (user_key, tag_or_kind, value); kind = tag & 0xFF, 0 is a d
 from bisect import bisect_left, bisect_right
 
 MEMTABLE_CHUNK = 256
+# A forward scan that keeps asking for the chunk after the last one gets
+# chunks of up to this many entries (doubling from one block's worth): the
+# per-chunk work of merging and bounds checks is then paid per several blocks.
+SCAN_CHUNK = 512
 
 
 def _resolve(ukeys, tags, values, sequence):
@@ -79,6 +83,8 @@ class TableRunSource:
         self._largest = [f.largest[:-8] for f in files]
         self._smallest = [f.smallest[:-8] for f in files]
         self._group_cache = None  # ((file_i, block_i), lo_pos, hi_pos, resolved lists)
+        self._last_limit = None  # the limit forward() returned last
+        self._streak = 0  # forward() calls in a row that continued from that limit
 
     def _block(self, fi, bi):
         return self._cache.get(self._files[fi].number).block(bi)
@@ -184,10 +190,26 @@ class TableRunSource:
             (ks, ts, vs), _first, last = self._group(pos)
             i = 0 if key is None else (bisect_left(ks, key) if inclusive else bisect_right(ks, key))
             nxt = self._next_pos(*last)
-            limit = ks[-1] if (nxt is not None and ks) else None
             if i < len(ks) or nxt is None:
-                return (ks[i:], ts[i:], vs[i:]), limit
+                break
             pos = nxt
+        ks, ts, vs = ks[i:], ts[i:], vs[i:]
+        if key is not None and not inclusive and key == self._last_limit:
+            self._streak += 1
+            want = min(SCAN_CHUNK, len(ks) << self._streak)
+            while nxt is not None and len(ks) < want:
+                (more_k, more_t, more_v), _first, last = self._group(nxt)
+                # A group reaching back over a block boundary repeats keys.
+                j = bisect_right(more_k, ks[-1]) if ks else 0
+                ks += more_k[j:]
+                ts += more_t[j:]
+                vs += more_v[j:]
+                nxt = self._next_pos(*last)
+        else:
+            self._streak = 0
+        limit = ks[-1] if (nxt is not None and ks) else None
+        self._last_limit = limit
+        return (ks, ts, vs), limit
 
     def backward(self, key, inclusive):
         files = self._files
