@@ -10,7 +10,8 @@ Rows move in lists ("chunks") rather than one at a time: a compaction pays for
 Python bytecode only in the single loop that applies the drop rules.
 """
 from bisect import bisect_left, bisect_right
-from operator import neg
+from itertools import islice, repeat
+from operator import and_, eq, itemgetter, neg
 
 # A chunk of a few thousand rows: big enough that the per-chunk work (a
 # bisect per run, one sort call) vanishes, small enough to stay in cache.
@@ -146,6 +147,10 @@ class DropRules:
     def apply(self, rows) -> list:
         """The rows that survive, in order. State carries over to the next call,
         so a user key whose versions straddle two chunks is handled whole."""
+        if rows and self._keeps_all(rows):
+            self._last_ukey = rows[-1][0]
+            self._shadowing = rows[-1][1] >= self._snap_nt
+            return rows
         snap_nt = self._snap_nt
         is_base = self._is_base
         last_ukey = self._last_ukey
@@ -169,3 +174,14 @@ class DropRules:
         self._last_ukey = last_ukey
         self._shadowing = shadowing
         return kept
+
+    def _keeps_all(self, rows) -> bool:
+        """True when no rule can drop a row: one version per user key (rule 1
+        needs two) and no deletion (rule 2 drops only those). The usual chunk
+        of a load of fresh keys; checked with C loops instead of the per-row
+        one in apply()."""
+        ukeys = list(map(itemgetter(0), rows))
+        if ukeys[0] == self._last_ukey or any(map(eq, ukeys, islice(ukeys, 1, None))):
+            return False
+        # -tag has a zero low byte exactly when tag's kind is a deletion.
+        return all(map(and_, map(itemgetter(1), rows), repeat(0xFF)))
