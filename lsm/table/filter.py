@@ -8,6 +8,9 @@ integer, so every step of the hash is a handful of big-int operations done in C
 for all keys at the same time (_hash_run). The probe positions are computed the
 same way, "mod nbits" included, for all filters of one size at once
 (_set_probes); only setting the probed bits runs once per probe in Python.
+
+Speed, reading: a get asks every table on its way with the same key, so
+FilterBlockReader keeps the hash of the last key it was asked about.
 """
 import struct
 import sys
@@ -29,10 +32,8 @@ _MIN_BATCH = 6
 # enough for the per-batch cost not to matter, few enough to bound memory.
 _BATCH_KEYS = 16384
 
-
-@lru_cache(maxsize=None)
-def _words(n: int):
-    return struct.Struct("<%dI" % n).unpack_from
+# Unpackers of n little-endian uint32 for n < 65: keys of up to 259 bytes.
+_WORDS = tuple(struct.Struct("<%dI" % n).unpack_from for n in range(65))
 
 
 def bloom_hash(data: bytes, seed: int = BLOOM_SEED) -> int:
@@ -40,10 +41,10 @@ def bloom_hash(data: bytes, seed: int = BLOOM_SEED) -> int:
     n = len(data)
     h = (seed ^ (n * _M)) & _MASK32
     nw = n >> 2
-    if nw:
-        for w in _words(nw)(data):
-            h = ((h + w) * _M) & _MASK32
-            h ^= h >> 16
+    words = _WORDS[nw](data) if nw < len(_WORDS) else struct.unpack_from("<%dI" % nw, data)
+    for w in words:
+        h = ((h + w) * _M) & _MASK32
+        h ^= h >> 16
     if n & 3:
         h = ((h + int.from_bytes(data[nw << 2 :], "little")) * _M) & _MASK32
         h ^= h >> 24
@@ -298,6 +299,10 @@ class FilterBlockBuilder:
         return b"".join(self._result) + tail
 
 
+# (user key, first probe, step between probes) of the last FilterBlockReader lookup.
+_last_probes = (None, 0, 0)
+
+
 class FilterBlockReader:
     """Answers "may block at offset X hold this user key?" from a filter block."""
 
@@ -326,6 +331,7 @@ class FilterBlockReader:
         self._count = count
 
     def key_may_match(self, block_offset: int, user_key: bytes) -> bool:
+        global _last_probes
         index = block_offset >> self._base_lg
         if index >= self._count:
             return True
@@ -338,8 +344,13 @@ class FilterBlockReader:
         if k > 30:
             return True
         nbits = (limit - start - 1) << 3
-        h = bloom_hash(user_key)
-        delta = ((h >> 17) | (h << 15)) & _MASK32
+        # A get asks each table on its way with the same key object. The
+        # reference _last_probes holds keeps `is` from matching another key.
+        last = _last_probes
+        if last[0] is not user_key:
+            h = bloom_hash(user_key)
+            last = _last_probes = (user_key, h, ((h >> 17) | (h << 15)) & _MASK32)
+        _, h, delta = last
         for _ in range(k):
             pos = h % nbits
             if not data[start + (pos >> 3)] & (1 << (pos & 7)):
