@@ -3,6 +3,12 @@ and nothing else (spec §7). Byte-identical to LevelDB 1.22's TableBuilder for t
 same entries and options (block cut rule, separators, filter buckets, compression).
 """
 import struct
+from bisect import bisect_left
+from functools import lru_cache
+from itertools import accumulate, count, repeat
+from operator import getitem, sub, xor
+
+from ..coding import encode_varint
 from ..errors import Error
 from ..keys import MAX_SEQUENCE, TYPE_FOR_SEEK
 from .block import BlockBuilder, entry_header, restart_trailer, shared_prefix_length
@@ -22,6 +28,50 @@ _from_bytes = int.from_bytes
 _SEEK_TRAILER = struct.pack("<Q", (MAX_SEQUENCE << 8) | TYPE_FOR_SEEK)
 # Output is handed to `write` in pieces of about this size: fewer system calls.
 _WRITE_CHUNK = 1 << 16
+
+# add_many's batch path takes runs of at least _BATCH_MIN_ENTRIES entries (fewer
+# cost less through add()) whose keys are all of one length below
+# _BATCH_KEY_LIMIT (so the shared and non-shared lengths are one-byte varints)
+# and whose values are all of one length (for values of several lengths its
+# extra passes would cost about what it saves). Longer inputs are cut into runs
+# of _BATCH_MAX_ENTRIES: its lists stay small.
+_BATCH_MIN_ENTRIES = 64
+_BATCH_MAX_ENTRIES = 4096
+_BATCH_KEY_LIMIT = 128
+
+
+# The batch path looks up what it needs about an entry by `bits`: the bit length
+# of its key's XOR with the key before it (as big-endian ints of `width` bytes).
+# The key is non-shared from the first byte that differs on; a key that shares
+# nothing, as a restart entry's, has bits = 8 * width.
+@lru_cache(maxsize=_BATCH_KEY_LIMIT)
+def _keys_by_bits(width: int):
+    """(non-shared lengths, shared and non-shared lengths as one-byte varints,
+    key suffix slices), by bits."""
+    non_shared = tuple((bits + 7) >> 3 for bits in range(8 * width + 1))
+    lengths = tuple(bytes((width - n, n)) for n in non_shared)
+    return non_shared, lengths, tuple(slice(width - n, None) for n in non_shared)
+
+
+@lru_cache(maxsize=256)
+def _entries_by_bits(width: int, value_len: int):
+    """(headers, sizes, key suffix slices) of entries with keys `width` bytes
+    long and values value_len long, by bits."""
+    non_shared, lengths, suffixes = _keys_by_bits(width)
+    value_header = encode_varint(value_len)
+    rest = 2 + len(value_header) + value_len  # all but the key suffix
+    return tuple(pair + value_header for pair in lengths), tuple(n + rest for n in non_shared), suffixes
+
+
+def _batchable(keys, values) -> bool:
+    """Whether add_many may take its batch path for this run of entries."""
+    if len(keys) < _BATCH_MIN_ENTRIES:
+        return False
+    width, value_len = len(keys[0]), len(values[0])
+    # The last entry alone turns most slices of several lengths away cheaply.
+    if width >= _BATCH_KEY_LIMIT or len(keys[-1]) != width or len(values[-1]) != value_len:
+        return False
+    return set(map(len, keys)) == {width} and set(map(len, values)) == {value_len}
 
 
 def find_shortest_separator(start: bytes, limit: bytes) -> bytes:
@@ -71,8 +121,10 @@ class TableBuilder:
 
     Output reaches `write` in pieces of at least 64 KiB, the rest at finish();
     file_size counts every byte produced so far. The data block is encoded
-    inline in add() rather than through BlockBuilder: add() runs once per entry
-    of every flush and compaction."""
+    inline rather than through BlockBuilder, as every entry of every flush and
+    compaction passes here: by add(), or for a run of entries of one key length
+    and one value length by add_many's batch path, a map per step over the
+    whole run."""
 
     __slots__ = (
         "_write",
@@ -184,17 +236,99 @@ class TableBuilder:
             self._flush()
 
     def add_many(self, keys, values) -> None:
-        """add() for every (key, value) pair, in order."""
+        """add() for every (key, value) pair, in order; the same bytes. Runs of
+        keys of one length below 128 bytes with values of one length take
+        _add_batch, which does the per-entry work in C-level loops."""
+        keys, values = list(keys), list(values)
+        pairs = min(len(keys), len(values))  # as zip() pairs them
         add = self.add
-        for key, value in zip(keys, values):
-            add(key, value)
+        for start in range(0, pairs, _BATCH_MAX_ENTRIES):
+            end = min(start + _BATCH_MAX_ENTRIES, pairs)
+            run_keys, run_values = keys[start:end], values[start:end]
+            if _batchable(run_keys, run_values):
+                self._add_batch(run_keys, run_values, len(run_keys[0]), len(run_values[0]))
+            else:
+                for key, value in zip(run_keys, run_values):
+                    add(key, value)
+
+    def _add_batch(self, keys, values, width: int, value_len: int) -> None:
+        """add_many for keys all `width` bytes long and values all value_len
+        long. Every entry is sized and encoded as if it were no restart, each
+        step a map over all entries; _add_blocks cuts them into blocks."""
+        headers, entry_sizes, suffixes = _entries_by_bits(width, value_len)
+        ints = list(map(_from_bytes, keys, repeat("big")))
+        bits = [8 * (width - shared_prefix_length(self._last_key, keys[0]))]
+        bits += map(int.bit_length, map(xor, ints, ints[1:]))
+        pieces = [b""] * (3 * len(keys))  # header, key suffix, value of every entry
+        pieces[0::3] = map(headers.__getitem__, bits)
+        pieces[1::3] = map(getitem, keys, map(suffixes.__getitem__, bits))
+        pieces[2::3] = values
+        sizes = list(map(entry_sizes.__getitem__, bits))
+        self._add_blocks(keys, pieces, sizes, entry_sizes[8 * width], headers[8 * width])
+        self._last_key = keys[-1]
+        self._last_int = ints[-1]
+
+    def _add_blocks(self, keys, pieces, sizes, restart_size: int, restart_header: bytes) -> None:
+        """Cut encoded entries (three pieces each: header, key suffix, value)
+        into blocks where add() would, from the block being built on. sizes:
+        each entry's size as no restart; restart_size, restart_header: a
+        restart entry's, which shares nothing."""
+        interval, block_size = self._interval, self._block_size
+        # Every entry takes at least min(sizes) bytes: no block holds more.
+        span = max(block_size, 0) // min(sizes) + 1
+        # A restart also takes a slot in the restart array.
+        restart_sizes = [restart_size + 4] * len(keys)
+        restart_headers = [restart_header] * len(keys)
+        phase = (interval - self._counter) % interval  # entries before the next restart
+        slots = 4 * len(self._restarts) + 4  # the restart array and its count
+        used = len(self._buf) + slots
+        start = 0
+        while start < len(keys):
+            first, stop = start + phase, start + span
+            window = sizes[start:stop]
+            window[phase::interval] = restart_sizes[first:stop:interval]
+            # ends[i]: the block's finished size with i more entries; add() cuts
+            # at the first entry that takes it to block_size.
+            ends = list(accumulate(window, initial=used))
+            taken = min(bisect_left(ends, block_size, 1), len(window))
+            full = ends[taken] >= block_size
+            end = start + taken
+            # Restart entries share nothing: a restart's header, the whole key.
+            pieces[3 * first : 3 * end : 3 * interval] = restart_headers[first:end:interval]
+            pieces[3 * first + 1 : 3 * end : 3 * interval] = keys[first:end:interval]
+            # A restart's offset: its end less the restart slots counted before it.
+            offsets = list(map(sub, ends[phase:taken:interval], count(slots, 4)))
+            entries = pieces[3 * start : 3 * end]
+            if full and not self._block_keys:
+                # A block of these entries alone goes straight out; the builder
+                # is left at a new block, as _flush leaves it.
+                entries.append(restart_trailer(offsets))
+                self._emit_block(b"".join(entries), keys[start:end])
+            else:
+                self._buf += b"".join(entries)
+                self._restarts += offsets
+                self._block_keys += keys[start:end]
+                if full:
+                    self._flush()
+                else:
+                    self._counter = (taken - phase - 1) % interval + 1 if offsets else self._counter + taken
+                    self._limit = block_size - 4 - 4 * len(self._restarts)
+            start, phase, slots, used = end, 0, 4, 4
 
     def _flush(self) -> None:
-        keys = self._block_keys
-        if not keys:
+        if not self._block_keys:
             return
         self._buf += restart_trailer(self._restarts)
-        handle = self._write_block(bytes(self._buf), self._compression)
+        self._emit_block(bytes(self._buf), self._block_keys)
+        self._buf = bytearray()
+        self._restarts = []
+        self._limit = self._block_size - 4
+        self._counter = self._interval
+        self._block_keys = []
+
+    def _emit_block(self, raw: bytes, keys) -> None:
+        """Write a finished data block (entries and restart array) of `keys`."""
+        handle = self._write_block(raw, self._compression)
         if self._filter is not None:
             self._filter.add_keys(keys)
             self._filter.start_block(self._offset)
@@ -208,11 +342,6 @@ class TableBuilder:
         self._flushed_entries += len(keys)
         self._pending_handle = handle
         self._pending_last_key = keys[-1]
-        self._buf = bytearray()
-        self._restarts = []
-        self._limit = self._block_size - 4
-        self._counter = self._interval
-        self._block_keys = []
 
     def _write_block(self, raw: bytes, compression):
         stored, block_type = compress_block(raw, compression)
