@@ -33,12 +33,16 @@ class WritableFile:
         self.size = size
 
     def append(self, data) -> None:
-        view = memoryview(data)
-        total = len(view)
+        total = len(data)
         written = 0
         try:
-            while written < total:
-                written += os.write(self._fd, view[written:])
+            # One write() nearly always takes it all: the view is made only
+            # for a short write (a WAL append per put runs through here).
+            written = os.write(self._fd, data)
+            if written < total:
+                view = memoryview(data)
+                while written < total:
+                    written += os.write(self._fd, view[written:])
         except OSError as exc:
             self.size += written
             raise _io_error("write", self.path, exc) from exc
