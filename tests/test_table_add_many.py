@@ -13,17 +13,7 @@ from lsm.compactor.job import TableOptions
 from lsm.keys import TYPE_VALUE, make_internal_key
 from lsm.table import Table, TableBuilder
 from lsm.table import builder as builder_module
-
-
-class MemFile:
-    """RandomAccessFile over bytes."""
-
-    def __init__(self, data):
-        self.data = bytes(data)
-        self.size = len(self.data)
-
-    def read(self, offset, n):
-        return self.data[offset : offset + n]
+from table_helpers import MemFile
 
 
 class Recorder:

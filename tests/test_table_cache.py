@@ -4,6 +4,7 @@ import threading
 from lsm.compactor.job import TableOptions
 from lsm.keys import TYPE_VALUE, make_internal_key
 from lsm.table import BlockCache, Table, TableBuilder
+from table_helpers import MemFile
 
 
 def test_lru_evicts_least_recently_used_by_charge():
@@ -57,17 +58,6 @@ def test_concurrent_use_keeps_accounting_exact():
         t.join()
     assert cache.usage <= 5000
     assert cache.usage == sum(charge for _, charge in cache._map.values())
-
-
-class MemFile:
-    def __init__(self, data):
-        self.data = data
-        self.size = len(data)
-        self.reads = 0
-
-    def read(self, offset, n):
-        self.reads += 1
-        return self.data[offset : offset + n]
 
 
 def make_table(prefix, number, cache):

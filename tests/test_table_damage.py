@@ -19,17 +19,9 @@ from lsm.table.format import (
     encode_footer,
     encode_handle,
 )
+from table_helpers import MemFile
 
 PATH = "/db/000009.ldb"
-
-
-class MemFile:
-    def __init__(self, data):
-        self.data = bytes(data)
-        self.size = len(self.data)
-
-    def read(self, offset, n):
-        return self.data[offset : offset + n]
 
 
 def small_table(compression="snappy", bloom=10):

@@ -23,6 +23,7 @@ from lsm.table.block import decode_block
 from lsm.table.filter import BloomFilterPolicy, FilterBlockBuilder
 from lsm.table.format import BLOCK_TRAILER_SIZE, unpack_block
 from lsm.version_edit import VersionEdit
+from table_helpers import MemFile
 
 plyvel = pytest.importorskip("plyvel")
 
@@ -68,15 +69,6 @@ def rebuild(entries, compression, bloom_bits):
         builder.add(k, v)
     builder.finish()
     return b"".join(out)
-
-
-class MemFile:
-    def __init__(self, data):
-        self.data = data
-        self.size = len(data)
-
-    def read(self, offset, n):
-        return self.data[offset : offset + n]
 
 
 def raw_block(data, offset, size):

@@ -20,17 +20,7 @@ from lsm.table.format import (
     encode_footer,
     encode_handle,
 )
-
-
-class MemFile:
-    """RandomAccessFile over bytes."""
-
-    def __init__(self, data):
-        self.data = bytes(data)
-        self.size = len(self.data)
-
-    def read(self, offset, n):
-        return self.data[offset : offset + n]
+from table_helpers import MemFile
 
 
 def build_table(entries, **options):

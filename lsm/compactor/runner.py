@@ -15,7 +15,7 @@ compactor look hung.
 import os
 import struct
 import time
-from operator import itemgetter, neg, or_
+from operator import itemgetter
 
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
 from ..batch import decode_batch
@@ -28,14 +28,11 @@ from ..table import Table
 from .job import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
-from .wal_rows import clean_wal_rows
+from .wal_rows import batch_rows, clean_wal_rows
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
 
 _BATCH_HEADER = struct.Struct("<QI")
-_kind_of = itemgetter(0)
-_key_of = itemgetter(1)
-_value_of = itemgetter(2)
 _key_of_row = itemgetter(0)
 
 
@@ -208,9 +205,7 @@ def _replay_wal(job, path, data):
                 in_order = False
             next_sequence = sequence + count
             if ops:
-                start = sequence << 8
-                tags = map(or_, range(start, start + (len(ops) << 8), 256), map(_kind_of, ops))
-                extend(zip(map(_key_of, ops), map(neg, tags), map(_value_of, ops)))
+                extend(batch_rows(sequence, ops))
     except _StopReading:
         pass
     except DecodeError as exc:

@@ -34,53 +34,57 @@ def clean_wal_rows(data: bytes):
     record's sequences follow the previous record's."""
     rows = []
     append = rows.append
-    extend = rows.extend
     view = memoryview(data)
-    unpack_header = _LOG_HEADER.unpack_from
     unpack_batch = _BATCH_HEADER.unpack_from
     n = len(data)
     pos = 0
     max_sequence = 0
     next_sequence = 0
     in_order = True
-    while pos < n:
-        room = BLOCK_SIZE - pos % BLOCK_SIZE
-        if room < HEADER_SIZE:
-            pos += room  # block tail: padding
-            continue
-        if n - pos < HEADER_SIZE:
-            return None  # a torn header at the end: the full reader decides
-        masked, length, rtype = unpack_header(data, pos)
-        end = pos + HEADER_SIZE + length
-        if length > room - HEADER_SIZE or end > n:
+    while True:
+        pos = _skip_block_tail(pos)
+        if pos >= n:
+            break
+        fragment = _fragment(data, view, pos)
+        if fragment is None:
             return None
-        c = crc32c(view[pos + 6:end])
-        if (((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF != masked:
-            return None
-        if rtype != FULL:
-            if rtype != FIRST:
+        rtype, start, pos = fragment
+        payload = None
+        if rtype == FULL:
+            if pos - start < BATCH_HEADER_SIZE:
                 return None
-            # A record across blocks (about one per block): joined, then
-            # decoded the general way.
-            parts = [data[pos + HEADER_SIZE:end]]
-            pos = end
+            sequence, count = unpack_batch(data, start)
+            p = start + BATCH_HEADER_SIZE
+            kind = data[p] if p < pos else -1
+            klen = data[p + 1] if p + 1 < pos else 128
+            if count == 1 and klen < 128 and (kind == TYPE_VALUE or kind == TYPE_DELETION):
+                # One put or delete, the record of a db.put: decoded right here.
+                kend = p + 2 + klen
+                if kind == TYPE_VALUE:
+                    vlen = data[kend] if kend < pos else 128
+                    if vlen >= 128 or kend + 1 + vlen != pos:
+                        return None
+                    append((data[p + 2:kend], -((sequence << 8) | TYPE_VALUE), data[kend + 1:pos]))
+                else:
+                    if kend != pos:
+                        return None
+                    append((data[p + 2:kend], -(sequence << 8), b""))
+            else:
+                payload = data[start:pos]
+        elif rtype == FIRST:
+            # A record across blocks (about one per block): joined.
+            parts = [data[start:pos]]
             while rtype != LAST:
-                room = BLOCK_SIZE - pos % BLOCK_SIZE
-                if room < HEADER_SIZE:
-                    pos += room
-                    continue
-                if n - pos < HEADER_SIZE:
+                pos = _skip_block_tail(pos)
+                fragment = _fragment(data, view, pos) if pos < n else None
+                if fragment is None or fragment[0] not in (MIDDLE, LAST):
                     return None
-                masked, length, rtype = unpack_header(data, pos)
-                end = pos + HEADER_SIZE + length
-                if (rtype != MIDDLE and rtype != LAST) or length > room - HEADER_SIZE or end > n:
-                    return None
-                c = crc32c(view[pos + 6:end])
-                if (((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF != masked:
-                    return None
-                parts.append(data[pos + HEADER_SIZE:end])
-                pos = end
+                rtype, start, pos = fragment
+                parts.append(data[start:pos])
             payload = b"".join(parts)
+        else:
+            return None
+        if payload is not None:
             if len(payload) < BATCH_HEADER_SIZE:
                 return None
             try:
@@ -90,51 +94,38 @@ def clean_wal_rows(data: bytes):
             count = unpack_batch(payload)[1]
             if len(ops) != count:
                 return None
-            if ops:
-                first = sequence << 8
-                tags = map(or_, range(first, first + (count << 8), 256), map(_kind_of, ops))
-                extend(zip(map(_key_of, ops), map(neg, tags), map(_value_of, ops)))
-            if count and sequence + count - 1 > max_sequence:
-                max_sequence = sequence + count - 1
-            if sequence < next_sequence:
-                in_order = False
-            next_sequence = sequence + count
-            continue
-        if length < BATCH_HEADER_SIZE:
-            return None
-        start = pos + HEADER_SIZE
-        sequence, count = unpack_batch(data, start)
-        p = start + BATCH_HEADER_SIZE
-        kind = data[p] if p < end else -1
-        klen = data[p + 1] if p + 1 < end else 128
-        if count == 1 and klen < 128 and (kind == TYPE_VALUE or kind == TYPE_DELETION):
-            kend = p + 2 + klen
-            if kind == TYPE_VALUE:
-                vlen = data[kend] if kend < end else 128
-                if vlen >= 128 or kend + 1 + vlen != end:
-                    return None
-                append((data[p + 2:kend], -((sequence << 8) | TYPE_VALUE), data[kend + 1:end]))
-            else:
-                if kend != end:
-                    return None
-                append((data[p + 2:kend], -(sequence << 8), b""))
-        else:
-            try:
-                sequence, ops = decode_batch(data[start:end])
-            except DecodeError:
-                return None
-            if len(ops) != count:
-                return None
-            if ops:
-                first = sequence << 8
-                tags = map(or_, range(first, first + (count << 8), 256), map(_kind_of, ops))
-                extend(zip(map(_key_of, ops), map(neg, tags), map(_value_of, ops)))
-        if count:
-            last = sequence + count - 1
-            if last > max_sequence:
-                max_sequence = last
+            rows += batch_rows(sequence, ops)
+        if count and sequence + count - 1 > max_sequence:
+            max_sequence = sequence + count - 1
         if sequence < next_sequence:
             in_order = False
         next_sequence = sequence + count
-        pos = end
     return rows, max_sequence, in_order
+
+
+def batch_rows(sequence, ops):
+    """Rows (user_key, -tag, value) of a batch's ops numbered from sequence."""
+    first = sequence << 8
+    tags = map(or_, range(first, first + (len(ops) << 8), 256), map(_kind_of, ops))
+    return zip(map(_key_of, ops), map(neg, tags), map(_value_of, ops))
+
+
+def _skip_block_tail(pos):
+    """A block's last bytes, too few for a header, are padding."""
+    room = BLOCK_SIZE - pos % BLOCK_SIZE
+    return pos + room if room < HEADER_SIZE else pos
+
+
+def _fragment(data, view, pos):
+    """(type, payload start, payload end) of the fragment whose header is at
+    pos, or None unless it lies whole in its block with a good checksum."""
+    if len(data) - pos < HEADER_SIZE:
+        return None  # a torn header at the end
+    masked, length, rtype = _LOG_HEADER.unpack_from(data, pos)
+    end = pos + HEADER_SIZE + length
+    if end > len(data) or length > BLOCK_SIZE - pos % BLOCK_SIZE - HEADER_SIZE:
+        return None
+    c = crc32c(view[pos + 6:end])
+    if (((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF != masked:
+        return None
+    return rtype, pos + HEADER_SIZE, end

@@ -97,8 +97,8 @@ def _read_varint32(data, pos: int):
             raise DecodeError("varint32 longer than 5 bytes", start)
 
 
-def restart_points(data):
-    """Check the restart array; return (entries_limit, restart offsets)."""
+def _restart_array(data):
+    """(entries_limit, restart offsets) with the count checked, the offsets not."""
     size = len(data)
     if size < 4:
         raise DecodeError(f"block too short ({size} bytes)")
@@ -106,7 +106,12 @@ def restart_points(data):
     if num_restarts == 0 or num_restarts > (size - 4) // 4:
         raise DecodeError(f"bad restart count {num_restarts}", size - 4)
     limit = size - 4 - 4 * num_restarts
-    restarts = _uint32s(num_restarts).unpack_from(data, limit)
+    return limit, _uint32s(num_restarts).unpack_from(data, limit)
+
+
+def restart_points(data):
+    """Check the restart array; return (entries_limit, restart offsets)."""
+    limit, restarts = _restart_array(data)
     if limit == 0:
         if any(restarts):
             raise DecodeError("restart point in an empty block", limit)
@@ -221,18 +226,11 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
     # Only the restart points the search visits are checked (bounds, no shared
     # prefix), as LevelDB does: a full check of the array costs as much as
     # the search, and the block's checksum already vouches for its bytes.
-    size = len(data)
-    if size < 4:
-        raise DecodeError(f"block too short ({size} bytes)")
-    num_restarts = _FIXED32.unpack_from(data, size - 4)[0]
-    if num_restarts == 0 or num_restarts > (size - 4) // 4:
-        raise DecodeError(f"bad restart count {num_restarts}", size - 4)
-    limit = size - 4 - 4 * num_restarts
-    restarts = _uint32s(num_restarts).unpack_from(data, limit)
+    limit, restarts = _restart_array(data)
     if restarts[0]:
         raise DecodeError("bad restart array", limit)
     try:
-        lo, hi = 0, num_restarts - 1
+        lo, hi = 0, len(restarts) - 1
         while lo < hi:
             mid = (lo + hi + 1) >> 1
             pos = restarts[mid]
