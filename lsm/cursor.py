@@ -35,8 +35,8 @@ def _check_bytes(name, value):
 class _Pinned:
     """Pins a version and a sequence in the engine until closed or collected."""
 
-    def __init__(self, db, sequence):
-        view, version, seq = db._engine.new_view(sequence)
+    def __init__(self, db, sequence, fill_cache=None):
+        view, version, seq = db._engine.new_view(sequence, fill_cache)
         self._db = db
         self.view = view
         self._finalizer = weakref.finalize(self, db._engine.release_view, version, seq)
@@ -71,7 +71,7 @@ class _Pinned:
 
 class Iterator(_Pinned):
     def __init__(self, db, db_prefix, reverse, start, stop, include_start, include_stop, prefix,
-                 include_key, include_value, sequence):
+                 include_key, include_value, sequence, fill_cache=None):
         for name, value in (("start", start), ("stop", stop), ("prefix", prefix)):
             _check_bytes(name, value)
         if db_prefix is not None:
@@ -97,7 +97,7 @@ class Iterator(_Pinned):
         self._db_prefix = db_prefix
         self._prefix_len = len(db_prefix) if db_prefix else 0
         self._reverse = bool(reverse)
-        super().__init__(db, sequence)
+        super().__init__(db, sequence, fill_cache)
         self._it = DBIter(self.view)
         self._state = AFTER_STOP if self._reverse else BEFORE_START
         self._plain = self._include_key and self._include_value and not self._prefix_len
@@ -279,8 +279,8 @@ class Iterator(_Pinned):
 class RawIterator(_Pinned):
     """LevelDB's own iterator interface (plyvel's raw_iterator)."""
 
-    def __init__(self, db, db_prefix, sequence):
-        super().__init__(db, sequence)
+    def __init__(self, db, db_prefix, sequence, fill_cache=None):
+        super().__init__(db, sequence, fill_cache)
         self._it = DBIter(self.view)
         self._prefix = db_prefix or b""
 

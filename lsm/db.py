@@ -136,7 +136,7 @@ class DB:
         engine = self._engine  # _live() and _visible() inlined: the hottest read call
         if engine is None:
             raise ClosedError(_CLOSED)
-        entry = engine.get(key)
+        entry = engine.get(key, None, fill_cache is not False)
         if entry is None or entry[0] == TYPE_DELETION:
             return default
         return entry[1]
@@ -148,11 +148,11 @@ class DB:
                  prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
         self._live()
         return Iterator(self, None, reverse, start, stop, include_start, include_stop, prefix,
-                        include_key, include_value, None)
+                        include_key, include_value, None, fill_cache)
 
     def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
         self._live()
-        return RawIterator(self, None, None)
+        return RawIterator(self, None, None, fill_cache)
 
     def snapshot(self):
         return Snapshot(self, None)
@@ -281,7 +281,7 @@ class Snapshot:
         self._check()
         if self._prefix is not None:
             key = self._prefix + key
-        return _visible(self._db._engine.get(key, self._sequence), default)
+        return _visible(self._db._engine.get(key, self._sequence, fill_cache is not False), default)
 
     def __iter__(self):
         return self.iterator()
@@ -290,11 +290,11 @@ class Snapshot:
                  prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
         self._check()
         return Iterator(self._db, self._prefix, reverse, start, stop, include_start, include_stop, prefix,
-                        include_key, include_value, self._sequence)
+                        include_key, include_value, self._sequence, fill_cache)
 
     def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
         self._check()
-        return RawIterator(self._db, self._prefix, self._sequence)
+        return RawIterator(self._db, self._prefix, self._sequence, fill_cache)
 
     def release(self):
         self._finalizer()
@@ -321,7 +321,7 @@ class PrefixedDB:
 
     def get(self, key, default=None, *, verify_checksums=None, fill_cache=None):
         _need_bytes("key", key)
-        return self.db.get(self.prefix + key, default)
+        return self.db.get(self.prefix + key, default, fill_cache=fill_cache)
 
     def put(self, key, value, *, sync=None):
         _need_bytes("key", key)
@@ -342,11 +342,11 @@ class PrefixedDB:
                  prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
         self.db._live()
         return Iterator(self.db, self.prefix, reverse, start, stop, include_start, include_stop, prefix,
-                        include_key, include_value, None)
+                        include_key, include_value, None, fill_cache)
 
     def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
         self.db._live()
-        return RawIterator(self.db, self.prefix, None)
+        return RawIterator(self.db, self.prefix, None, fill_cache)
 
     def snapshot(self):
         return Snapshot(self.db, self.prefix)

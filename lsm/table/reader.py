@@ -142,8 +142,9 @@ class Table:
         except DecodeError as exc:
             raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
 
-    def block(self, i: int):
-        """Block i decoded: (user_keys, tags, values), cached."""
+    def block(self, i: int, fill_cache: bool = True):
+        """Block i decoded: (user_keys, tags, values), cached unless
+        fill_cache is false (a cached copy is used either way)."""
         cache_key = (self.number, self._offsets[i])
         cached = self._cache.get(cache_key)
         if cached is not None and type(cached) is not bytes:
@@ -155,7 +156,8 @@ class Table:
         except DecodeError as exc:
             raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
         decoded = (ukeys, tags, values)
-        self._cache.put(cache_key, decoded, block_charge(len(contents), len(ukeys)))
+        if fill_cache:
+            self._cache.put(cache_key, decoded, block_charge(len(contents), len(ukeys)))
         return decoded
 
     def separator_user_key(self, i: int) -> bytes:
@@ -180,7 +182,7 @@ class Table:
         except DecodeError as exc:
             raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
 
-    def get(self, user_key: bytes, sequence: int):
+    def get(self, user_key: bytes, sequence: int, fill_cache: bool = True):
         """(kind, value) of the newest entry for user_key with seq <= sequence, or None."""
         seek_tag = (sequence << 8) | 1
         index_ukeys = self._index_ukeys
@@ -215,7 +217,8 @@ class Table:
                     # that a random read would mostly waste; LevelDB's way,
                     # a binary search over the restart points answers.
                     cached = self._contents(i)
-                    cache.put((number, offset), cached, len(cached))
+                    if fill_cache:
+                        cache.put((number, offset), cached, len(cached))
                 try:
                     found = seek_internal(cached, user_key, seek_tag)
                 except DecodeError as exc:

@@ -947,8 +947,9 @@ class Engine:
                 self._delete_obsolete_files()
 
     # ------------------------------------------------------------------ reads
-    def get(self, key, sequence=None):
-        """(kind, value) of the newest visible entry, or None."""
+    def get(self, key, sequence=None, fill_cache=True):
+        """(kind, value) of the newest visible entry, or None. Blocks read
+        from disk are cached unless fill_cache is false."""
         versions = self.versions
         if sequence is None:
             sequence = versions.last_sequence
@@ -963,7 +964,7 @@ class Engine:
                     return r
         table = self.table_cache.get
         for f in versions.current.files_for_get(key, sequence):
-            r = table(f.number).get(key, sequence)
+            r = table(f.number).get(key, sequence, fill_cache)
             if r is not None:
                 return r
         return None
@@ -981,9 +982,11 @@ class Engine:
             except ValueError:
                 pass
 
-    def new_view(self, sequence=None):
+    def new_view(self, sequence=None, fill_cache=None):
         """A MergedView of the database at `sequence`, pinning its version.
-        Returns (view, version, sequence); release with release_view."""
+        Returns (view, version, sequence); release with release_view.
+        fill_cache: True caches every block read, False none, None (the
+        default) all but those of a long forward scan (see TableRunSource)."""
         with self._cv:
             if sequence is None:
                 sequence = self.versions.last_sequence
@@ -992,8 +995,8 @@ class Engine:
             sources = [MemSource(self.mem, sequence)]
             sources += [MemSource(m, sequence) for m in reversed(self.imms)]
         cache = self.table_cache
-        sources += [TableRunSource([f], cache, sequence) for f in reversed(version.levels[0])]
-        sources += [TableRunSource(files, cache, sequence) for files in version.levels[1:] if files]
+        sources += [TableRunSource([f], cache, sequence, fill_cache) for f in reversed(version.levels[0])]
+        sources += [TableRunSource(files, cache, sequence, fill_cache) for files in version.levels[1:] if files]
         return MergedView(sources), version, sequence
 
     def release_view(self, version, sequence):
