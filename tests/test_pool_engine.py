@@ -147,3 +147,36 @@ def test_stalled_writer_flushes_itself_while_the_compactor_is_busy(tmp_path):
     _assert_only_live_files(path)
     with lsm.DB(path) as db:
         assert sum(1 for _ in db) == 20_000
+
+
+def test_flush_failing_in_the_stalled_writer_goes_back_to_the_pool_once(tmp_path):
+    # The writer's own disk writes into the staging area always fail (the
+    # compactor's, in another process, do not): each flush the stalled
+    # writer takes fails once and must go back to the pool for good, or the
+    # writer would take it again and again while the compactor is busy.
+    from lsm.testing.faultfs import FaultFS
+    path = str(tmp_path / "db")
+    fs = FaultFS(path)
+    fault = fs.inject("create", "lsm-staging/*", times=None)
+    value = b"v" * 100
+    done = []
+
+    def load(db):
+        for i in range(0, 20_000, 100):
+            with db.write_batch() as wb:
+                for j in range(i, i + 100):
+                    wb.put(b"k%08d" % j, value)
+        done.append(True)
+
+    with lsm.DB(path, create_if_missing=True, fs=fs, compactors=1, write_buffer_size=64 << 10,
+                compactor_env={"LSM_TEST_JOB_SLEEP": "0.5"}) as db:
+        writer = threading.Thread(target=load, args=(db,), daemon=True)
+        writer.start()
+        writer.join(300)  # liveness only: the load takes seconds
+        assert done, "writes hung"
+        db._engine.wait_for_compactions()
+        stats = db.stats()
+        assert 1 <= fault.fired <= stats["flushes"], "a flush was retried in the writer"
+        assert stats["flushes_in_writer"] == 0 and stats["background_error"] is None
+        assert all(db.get(b"k%08d" % j) == value for j in range(0, 20_000, 7))
+    assert not psutil.Process().children(), "a compactor outlived close()"

@@ -61,7 +61,7 @@ class _Writer:
 class _Running:
     """A job the writer has handed out and not yet committed."""
 
-    __slots__ = ("job", "imm", "plan", "version", "siblings", "result", "started", "retries")
+    __slots__ = ("job", "imm", "plan", "version", "siblings", "result", "started", "retries", "writer_tried")
 
     def __init__(self, job, imm=None, plan=None):
         self.job = job
@@ -72,6 +72,7 @@ class _Running:
         self.result = None
         self.started = time.monotonic()
         self.retries = 0
+        self.writer_tried = False  # a stalled writer ran it and failed: leave it to the pool
 
 
 MAX_RESULT_RETRIES = 3
@@ -449,7 +450,7 @@ class Engine:
         pool = self._pool
         for imm in self.imms:
             running = self._running.get(imm.flush_job.job_id) if imm.flush_job is not None else None
-            if running is None or imm.flush_done is not None:
+            if running is None or imm.flush_done is not None or running.writer_tried:
                 continue
             job = running.job
             if not pool.take_queued(job.job_id):
@@ -468,8 +469,10 @@ class Engine:
                 self._running.pop(job.job_id, None)
             elif not result.ok and not result.corruption:
                 # A disk hiccup here gets the pool's retries, as it would
-                # have had in a compactor.
+                # have had in a compactor; the writer does not take it again,
+                # or a lasting failure would spin here while compactors are busy.
                 self._discard_staging(result)
+                running.writer_tried = True
                 pool.submit(job)
             else:
                 self.stats["flushes_in_writer"] += result.ok
