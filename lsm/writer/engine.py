@@ -999,7 +999,8 @@ class Engine:
             sources += [MemSource(m, sequence) for m in reversed(self.imms)]
         cache = self.table_cache
         sources += [TableRunSource([f], cache, sequence, fill_cache) for f in reversed(version.levels[0])]
-        sources += [TableRunSource(files, cache, sequence, fill_cache) for files in version.levels[1:] if files]
+        sources += [TableRunSource(files, cache, sequence, fill_cache, version.user_bounds(level))
+                    for level, files in enumerate(version.levels) if level and files]
         return MergedView(sources), version, sequence
 
     def release_view(self, version, sequence):

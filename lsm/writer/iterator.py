@@ -81,13 +81,15 @@ class TableRunSource:
     """A run of non-overlapping tables in key order (one level >= 1, or a
     single level-0 table), read block by block."""
 
-    def __init__(self, files, table_cache, sequence, fill_cache=None):
+    def __init__(self, files, table_cache, sequence, fill_cache=None, bounds=None):
         self._files = files
         self._fill_cache = fill_cache
         self._cache = table_cache
         self._seq = sequence
-        self._largest = [f.largest[:-8] for f in files]
-        self._smallest = [f.smallest[:-8] for f in files]
+        # bounds: the files' (smallest, largest) user keys, when the caller has them.
+        if bounds is None:
+            bounds = ([f.smallest[:-8] for f in files], [f.largest[:-8] for f in files])
+        self._smallest, self._largest = bounds
         self._group_cache = None  # ((file_i, block_i), lo_pos, hi_pos, resolved lists)
         self._last_limit = None  # the limit forward() returned last
         self._streak = 0  # forward() calls in a row that continued from that limit

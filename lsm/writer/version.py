@@ -16,7 +16,7 @@ class Version:
     iterators and running jobs that still read it; files of a version with
     refs > 0 (or the current one) are never deleted."""
 
-    __slots__ = ("levels", "refs", "_largest_keys", "number", "_searched")
+    __slots__ = ("levels", "refs", "_largest_keys", "number", "_searched", "_user_bounds")
 
     def __init__(self, levels, number=0):
         self.levels = levels
@@ -27,6 +27,17 @@ class Version:
         # Non-empty levels >= 1 as (files, largest sort keys): a get skips the rest.
         self._searched = [(files, self._largest_keys[level]) for level, files in enumerate(levels)
                           if level and files]
+        self._user_bounds = {}
+
+    def user_bounds(self, level):
+        """(smallest user keys, largest user keys) of a level's files, made
+        once per version: every iterator over a level needs them."""
+        bounds = self._user_bounds.get(level)
+        if bounds is None:
+            files = self.levels[level]
+            bounds = ([f.smallest[:-8] for f in files], [f.largest[:-8] for f in files])
+            self._user_bounds[level] = bounds
+        return bounds
 
     def files(self, level):
         return self.levels[level]
