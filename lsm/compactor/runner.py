@@ -36,8 +36,10 @@ _BATCH_HEADER = struct.Struct("<QI")
 _key_of_row = itemgetter(0)
 
 
-def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None) -> JobResult:
-    """Run a FlushJob or CompactionJob; see the module docstring."""
+def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None) -> JobResult:
+    """Run a FlushJob or CompactionJob; see the module docstring. A flush
+    given `rows` (sorted, as MemTable.flush_rows makes them: the writer
+    flushing its own frozen memtable) writes those instead of reading the WAL."""
     started = time.perf_counter()
     _test_sleep()
     result = JobResult(job_id=getattr(job, "job_id", 0), ok=False)
@@ -47,7 +49,10 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None) -> JobRes
             fs.mkdir(staging_dir)
             # One table, whatever its size: a flush is one level-0 file.
             outputs = OutputSet(fs, staging_dir, job.table)
-            _run_flush(job, db_dir, fs, outputs, result)
+            if rows is None:
+                _run_flush(job, db_dir, fs, outputs, result)
+            else:
+                outputs.add(rows)
         elif isinstance(job, CompactionJob):
             fs.mkdir(staging_dir)
             outputs = OutputSet(

@@ -2,8 +2,9 @@
 sequences; no files (its WAL is the durable copy, and flushes read the WAL).
 
 Batches are indexed lazily: a write appends the batch to a pending list and
-the first read indexes everything pending. A pure ingest never pays for the
-index at all, because the flush reads the frozen WAL, not the memtable.
+the first read indexes everything pending. A pure ingest pays for the index
+only when a stalled writer flushes a memtable itself (flush_rows), which is
+still cheaper than decoding the WAL; a compactor's flush reads the WAL.
 
 A dict maps each user key to its newest entry ``(tag, value)``; older versions
 are kept only while a live snapshot can still see them (a list, newest first),
@@ -13,10 +14,14 @@ Timsort merges the already-sorted keys with the keys added since.
 """
 import threading
 from bisect import bisect_left
+from operator import itemgetter, neg
 
 # Per-entry overhead charged against write_buffer_size, close to what
 # LevelDB's arena charges (skiplist node, varint headers, trailer).
 ENTRY_OVERHEAD = 24
+
+_tag_of = itemgetter(0)
+_value_of = itemgetter(1)
 
 
 class MemTable:
@@ -137,6 +142,29 @@ class MemTable:
             self._sorted = merged
             self._unsorted = []
         return self._sorted
+
+    def flush_rows(self) -> list:
+        """Every kept entry as a row (user_key, -tag, value), sorted: what a
+        flush of this frozen memtable writes. Versions superseded before any
+        live snapshot could see them were never kept, so a table flushed from
+        here may hold fewer versions than one flushed from the WAL, never
+        fewer visible ones."""
+        if self._pending:
+            self._apply_pending()  # under its lock: no reader changes the dict after this
+        table = self._table
+        entries = list(table.values())
+        if list not in map(type, entries):
+            # One version per key, the usual case: built by C loops.
+            rows = list(zip(table.keys(), map(neg, map(_tag_of, entries)), map(_value_of, entries)))
+        else:
+            rows = []
+            for key, entry in zip(table.keys(), entries):
+                if type(entry) is tuple:
+                    rows.append((key, -entry[0], entry[1]))
+                else:
+                    rows += [(key, -tag, value) for tag, value in entry]
+        rows.sort()
+        return rows
 
     def resolve(self, keys, sequence: int):
         """For each key, its visible (kind, value) at `sequence` or None."""
