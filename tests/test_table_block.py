@@ -10,6 +10,8 @@ from lsm.table.block import (
     PAST_END,
     BlockBuilder,
     decode_block,
+    decode_block_split,
+    decode_block_split_from,
     entries_limit,
     seek_internal,
     shared_prefix_length,
@@ -266,3 +268,23 @@ def test_seek_internal_matches_linear_search(entries, interval, target, seq):
     for ikey, _ in entries:  # every stored key is found at its own sequence
         tag = int.from_bytes(ikey[-8:], "little")
         assert seek_internal(block, ikey[:-8], tag | 1) is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=0, max_size=6), st.integers(0, 2**56 - 1), st.binary(max_size=20)),
+                min_size=1, max_size=80),
+       st.integers(1, 17), st.binary(max_size=7))
+def test_seek_decode_misses_no_entry_at_or_after_the_key(rows, interval, target):
+    # Internal keys sorted as a block holds them: user key up, tag down.
+    rows = sorted({(u, -t): v for u, t, v in rows}.items())
+    entries = [(u + struct.pack("<Q", -nt), v) for (u, nt), v in rows]
+    block = build(entries, interval)
+    all_ukeys, all_trailers, all_values = decode_block_split(block)
+    ukeys, trailers, values, whole = decode_block_split_from(block, target)
+    n = len(ukeys)
+    # A suffix of the whole decode, reaching back to before the target...
+    assert (ukeys, trailers, values) == (all_ukeys[-n:], all_trailers[8 * (len(all_ukeys) - n):], all_values[-n:])
+    assert whole == (n == len(all_ukeys))
+    assert whole or ukeys[0] < target
+    # ...by at most one restart interval.
+    assert sum(1 for u in ukeys if u < target) <= interval

@@ -145,6 +145,47 @@ def decode_block_split(data: bytes):
     return ukeys, b"".join(trailers), values
 
 
+def decode_block_split_from(data: bytes, user_key: bytes):
+    """decode_block_split from the last restart point whose user key sorts
+    before user_key (from the first entry when none does): every entry with
+    a user key >= user_key, after at most one restart interval of smaller
+    ones -- what a seek needs, for about half the decoding. Returns
+    (user keys, trailers, values, whole) with whole true when the decode
+    began at the block's first entry."""
+    limit, restarts = _restart_array(data)
+    if restarts[0]:
+        raise DecodeError("bad restart array", limit)
+    lo, hi = 0, len(restarts) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) >> 1
+        ukey, _key_end = _restart_user_key(data, limit, restarts[mid])
+        if ukey < user_key:
+            lo = mid
+        else:
+            hi = mid - 1
+    ukeys, trailers, values = _decode_entries(data, limit, True, restarts[lo])
+    return ukeys, b"".join(trailers), values, lo == 0
+
+
+def _restart_user_key(data, limit, pos):
+    """(user key, end of the internal key) of the entry at restart point pos."""
+    try:
+        if pos >= limit or data[pos]:
+            raise DecodeError("bad restart array", limit)
+        non_shared = data[pos + 1]
+        if non_shared | data[pos + 2] < 128:
+            pos += 3
+        else:
+            non_shared, pos = _read_varint32(data, pos + 1)
+            _value_len, pos = _read_varint32(data, pos)
+    except IndexError:
+        raise DecodeError("entry header runs past the block", pos) from None
+    if non_shared < 8 or pos + non_shared > limit:
+        raise DecodeError("bad entry at a restart point", pos)
+    key_end = pos + non_shared
+    return data[pos:key_end - 8], key_end
+
+
 def first_user_key(data):
     """User key of a data block's first entry (None if the block is empty),
     read without decoding the rest."""
@@ -161,7 +202,7 @@ def first_user_key(data):
     return data[pos:pos + non_shared - 8]
 
 
-def _decode_entries(data, limit, split):
+def _decode_entries(data, limit, split, start=0):
     """The decoder: one tight loop; entries whose three lengths are each < 128
     (one varint byte) take the fast path. Overruns are found once, after the
     loop: an entry that runs past the entries area leaves `pos` beyond
@@ -175,7 +216,7 @@ def _decode_entries(data, limit, split):
     add_trailer = trailers.append
     add_value = values.append
     prev = b""
-    pos = 0
+    pos = start
     try:
         while pos < limit:
             shared = data[pos]
@@ -233,21 +274,8 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
         lo, hi = 0, len(restarts) - 1
         while lo < hi:
             mid = (lo + hi + 1) >> 1
-            pos = restarts[mid]
-            if pos >= limit or data[pos]:
-                raise DecodeError("bad restart array", limit)
-            non_shared = data[pos + 1]
-            if non_shared | data[pos + 2] < 128:
-                pos += 3
-            else:
-                non_shared, pos = _read_varint32(data, pos + 1)
-                _value_len, pos = _read_varint32(data, pos)
-            if non_shared < 8 or pos + non_shared > limit:
-                raise DecodeError("bad entry at a restart point", restarts[mid])
-            ukey = data[pos : pos + non_shared - 8]
-            if ukey < user_key or (
-                ukey == user_key and _TAG.unpack_from(data, pos + non_shared - 8)[0] > seek_tag
-            ):
+            ukey, key_end = _restart_user_key(data, limit, restarts[mid])
+            if ukey < user_key or (ukey == user_key and _TAG.unpack_from(data, key_end - 8)[0] > seek_tag):
                 lo = mid  # the restart key sorts before the target
             else:
                 hi = mid - 1

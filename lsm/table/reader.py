@@ -9,7 +9,7 @@ from bisect import bisect_left
 from functools import lru_cache
 
 from ..errors import CorruptionError, DecodeError
-from .block import PAST_END, decode_block, decode_block_split, first_user_key, seek_internal
+from .block import PAST_END, decode_block, decode_block_split, decode_block_split_from, first_user_key, seek_internal
 from .cache import BlockCache, block_charge
 from .filter import FILTER_META_KEY, FilterBlockReader
 from .format import BLOCK_TRAILER_SIZE, FOOTER_SIZE, decode_footer, decode_handle, unpack_block
@@ -159,6 +159,27 @@ class Table:
         if fill_cache:
             self._cache.put(cache_key, decoded, block_charge(len(contents), len(ukeys)))
         return decoded
+
+    def block_from(self, i: int, user_key: bytes, fill_cache: bool = True):
+        """Block i for a seek to user_key: (user_keys, tags, values, whole).
+        A decoded cached copy is returned whole; otherwise only the entries
+        from the restart point before user_key are decoded (whole says
+        whether that was the first entry), and the raw contents are cached
+        unless fill_cache is false."""
+        cache_key = (self.number, self._offsets[i])
+        cached = self._cache.get(cache_key)
+        if cached is not None and type(cached) is not bytes:
+            return (*cached, True)
+        if cached is None:
+            cached = self._contents(i)
+            if fill_cache:
+                self._cache.put(cache_key, cached, len(cached))
+        try:
+            ukeys, trailers, values, whole = decode_block_split_from(cached, user_key)
+            tags = _split_trailers(trailers, len(ukeys))
+        except DecodeError as exc:
+            raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
+        return ukeys, tags, values, whole
 
     def separator_user_key(self, i: int) -> bytes:
         """User key of block i's index entry: for i < num_blocks - 1 it lies

@@ -142,14 +142,25 @@ class TableRunSource:
             return self._largest[prv[0]] == ukey
         return self._cache.get(self._files[prv[0]].number).separator_user_key(prv[1]) == ukey
 
-    def _group(self, pos):
+    def _group(self, pos, seek_key=None):
         """Resolved entries of the block at pos, extended over neighbouring
         blocks that continue the same user key (versions of one key may span
-        a block or file boundary). Returns (lists, first_pos, last_pos)."""
+        a block or file boundary). Returns (lists, first_pos, last_pos).
+
+        With seek_key, a block not decoded yet is decoded only from the
+        restart point before seek_key: keys below it may then be missing
+        versions, so such a group is good for keys >= seek_key only, and is
+        neither extended backward nor kept for reuse."""
         cached = self._group_cache
         if cached is not None and cached[1] <= pos <= cached[2]:
             return cached[3], cached[1], cached[2]
-        ukeys, tags, values = self._block(*pos)
+        whole = True
+        if seek_key is None:
+            ukeys, tags, values = self._block(*pos)
+        else:
+            fi, bi = pos
+            ukeys, tags, values, whole = self._cache.get(self._files[fi].number).block_from(
+                bi, seek_key, self._fill_cache is not False)
         ukeys, tags, values = list(ukeys), list(tags), list(values)
         first = last = pos
         visible_limit = (self._seq + 1) << 8
@@ -168,7 +179,7 @@ class TableRunSource:
             tags += nt
             values += nv
             last = nxt
-        while ukeys:
+        while ukeys and whole:
             prv = self._prev_pos(*first)
             if prv is None or not self._may_end_with(prv, first, ukeys[0]):
                 break
@@ -180,7 +191,8 @@ class TableRunSource:
             values = list(pv) + values
             first = prv
         lists = _resolve(ukeys, tags, values, self._seq)
-        self._group_cache = (None, first, last, lists)
+        if whole:
+            self._group_cache = (None, first, last, lists)
         return lists, first, last
 
     def forward(self, key, inclusive):
@@ -197,8 +209,10 @@ class TableRunSource:
             pos = self._next_pos(fi, bi - 1) if bi > 0 else self._next_pos(fi, -1)
             if pos is None:
                 return ([], [], []), None
+        seek_key = key
         while True:
-            (ks, ts, vs), _first, last = self._group(pos)
+            (ks, ts, vs), _first, last = self._group(pos, seek_key)
+            seek_key = None  # only the block the key falls in is decoded part way
             i = 0 if key is None else (bisect_left(ks, key) if inclusive else bisect_right(ks, key))
             nxt = self._next_pos(*last)
             if i < len(ks) or nxt is None:
