@@ -445,8 +445,9 @@ class Engine:
         started here, in this thread, instead of sleeping. With every
         compactor busy (on 2 cores, one compactor behind a long compaction)
         the writer's core would otherwise idle while memtables wait. The job
-        runs through the same runner as in a compactor, and commits the same
-        way. Returns False when there was nothing to take."""
+        runs through the same runner as in a compactor (given the memtable's
+        rows instead of its WAL) and commits the same way. Returns False when
+        there was nothing to take."""
         pool = self._pool
         for imm in self.imms:
             running = self._running.get(imm.flush_job.job_id) if imm.flush_job is not None else None
