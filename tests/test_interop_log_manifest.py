@@ -7,6 +7,7 @@ must keep the same records.
 import os
 import random
 import shutil
+import time
 
 import plyvel
 import pytest
@@ -133,7 +134,16 @@ def test_leveldb_manifest_after_reopen_lists_existing_tables(tmp_path, compressi
     db = plyvel.DB(path, create_if_missing=True, compression=compression, write_buffer_size=64 << 10)
     leveldb_write(db, batches)
     # While running, the MANIFEST grows by one edit per flush and compaction.
-    _, _, running_edits = replay_edits(DEFAULT_FS.read_file(os.path.join(path, read_current(DEFAULT_FS, path))))
+    # LevelDB compacts in a background thread, which a loaded machine may
+    # delay past the last write: wait (liveness only) for its edits.
+    deadline = time.monotonic() + 120
+    while True:
+        _, _, running_edits = replay_edits(DEFAULT_FS.read_file(os.path.join(path, read_current(DEFAULT_FS, path))))
+        compacted = (any(e.deleted_files for e in running_edits)
+                     and any(level >= 1 for e in running_edits for level, _ in e.new_files))
+        if compacted or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     db.close()
     plyvel.DB(path).close()  # reopen: recovery writes a fresh MANIFEST (snapshot + edit)
 
