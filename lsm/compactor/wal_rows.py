@@ -1,6 +1,6 @@
 """Fast path of a flush: the rows of a clean frozen WAL. Made for the WAL
 of single puts, where per-record overhead is most of a flush: a record
-that is one put is decoded inline, with no call.
+that is one put is decoded inline, without the batch decoder.
 
 Knows the log framing (spec §4) and the WriteBatch layout (spec §5); no
 files. Anything unusual -- padding of zeroes, a torn tail, a bad checksum,
