@@ -128,12 +128,12 @@ def test_result_with_truncated_output_is_rejected_and_the_job_rerun(tmp_path):
 
 
 def test_stalled_writer_flushes_itself_while_the_compactor_is_busy(tmp_path):
-    # Every compactor job first sleeps 2 s: the frozen memtables pile up and
+    # Every compactor job first sleeps 1 s: the frozen memtables pile up and
     # the writer must take their flushes instead of waiting.
     path = str(tmp_path / "db")
     value = b"v" * 100
     with lsm.DB(path, create_if_missing=True, compactors=1, write_buffer_size=64 << 10,
-                compactor_env={"LSM_TEST_JOB_SLEEP": "2"}) as db:
+                compactor_env={"LSM_TEST_JOB_SLEEP": "1"}) as db:
         for i in range(0, 20_000, 100):
             with db.write_batch() as wb:
                 for j in range(i, i + 100):
@@ -162,14 +162,14 @@ def test_flush_failing_in_the_stalled_writer_goes_back_to_the_pool_once(tmp_path
     done = []
 
     def load(db):
-        for i in range(0, 20_000, 100):
+        for i in range(0, 10_000, 100):
             with db.write_batch() as wb:
                 for j in range(i, i + 100):
                     wb.put(b"k%08d" % j, value)
         done.append(True)
 
     with lsm.DB(path, create_if_missing=True, fs=fs, compactors=1, write_buffer_size=64 << 10,
-                compactor_env={"LSM_TEST_JOB_SLEEP": "0.5"}) as db:
+                compactor_env={"LSM_TEST_JOB_SLEEP": "0.2"}) as db:
         writer = threading.Thread(target=load, args=(db,), daemon=True)
         writer.start()
         writer.join(300)  # liveness only: the load takes seconds
@@ -178,5 +178,5 @@ def test_flush_failing_in_the_stalled_writer_goes_back_to_the_pool_once(tmp_path
         stats = db.stats()
         assert 1 <= fault.fired <= stats["flushes"], "a flush was retried in the writer"
         assert stats["flushes_in_writer"] == 0 and stats["background_error"] is None
-        assert all(db.get(b"k%08d" % j) == value for j in range(0, 20_000, 7))
+        assert all(db.get(b"k%08d" % j) == value for j in range(0, 10_000, 7))
     assert not psutil.Process().children(), "a compactor outlived close()"
