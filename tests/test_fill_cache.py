@@ -1,6 +1,6 @@
 """fill_cache, as plyvel takes it: False reads leave the block cache as it
-was; by default a long forward scan stops filling it (so it does not evict
-everything else), while explicit True caches every block read."""
+was; by default a long scan, either way, stops filling it (so it does not
+evict everything else), while explicit True caches every block read."""
 import pytest
 
 import lsm
@@ -49,6 +49,7 @@ def test_long_scan_stops_filling_the_cache_unless_asked(db):
     total = sum(1 for _ in db.iterator(fill_cache=True))
     everything = cached_blocks(db)
     assert total == 20_000 and everything > 100
-    db._engine.block_cache.clear()
-    assert sum(1 for _ in db.iterator()) == 20_000
-    assert 0 < cached_blocks(db) < everything // 4
+    for reverse in (False, True):
+        db._engine.block_cache.clear()
+        assert sum(1 for _ in db.iterator(reverse=reverse)) == 20_000
+        assert 0 < cached_blocks(db) < everything // 4

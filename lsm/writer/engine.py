@@ -991,7 +991,7 @@ class Engine:
         """A MergedView of the database at `sequence`, pinning its version.
         Returns (view, version, sequence); release with release_view.
         fill_cache: True caches every block read, False none, None (the
-        default) all but those of a long forward scan (see TableRunSource)."""
+        default) all but those of a long scan (see TableRunSource)."""
         with self._cv:
             if sequence is None:
                 sequence = self.versions.last_sequence

@@ -13,11 +13,11 @@ Resolved entries are (user_key, tag_or_kind, value); kind = tag & 0xFF, 0 is a d
 from bisect import bisect_left, bisect_right
 
 MEMTABLE_CHUNK = 256
-# A forward scan that keeps asking for the chunk after the last one gets
+# A scan (either way) that keeps asking for the chunk after the last one gets
 # chunks of up to this many entries (doubling from one block's worth): the
 # per-chunk work of merging and bounds checks is then paid per several blocks.
 SCAN_CHUNK = 512
-# By default a forward scan stops filling the block cache after this many
+# By default a scan stops filling the block cache after this many
 # chunks in a row: a long scan would otherwise evict everything for blocks it
 # never reads again (LevelDB's cache pollution; its fill_cache=false by hand),
 # and inserting and evicting decoded blocks costs it ~12%.
@@ -93,11 +93,13 @@ class TableRunSource:
         self._group_cache = None  # ((file_i, block_i), lo_pos, hi_pos, resolved lists)
         self._last_limit = None  # the limit forward() returned last
         self._streak = 0  # forward() calls in a row that continued from that limit
+        self._last_back_limit = None  # the same two for backward()
+        self._back_streak = 0
 
     def _block(self, fi, bi):
         fill = self._fill_cache
         if fill is None:
-            fill = self._streak < SCAN_FILL_CHUNKS
+            fill = self._streak + self._back_streak < SCAN_FILL_CHUNKS
         return self._cache.get(self._files[fi].number).block(bi, bool(fill))
 
     def _num_blocks(self, fi):
@@ -258,10 +260,27 @@ class TableRunSource:
             (ks, ts, vs), first, _last = self._group(pos)
             j = len(ks) if key is None else (bisect_right(ks, key) if inclusive else bisect_left(ks, key))
             prv = self._prev_pos(*first)
-            limit = ks[0] if (prv is not None and ks) else None
             if j > 0 or prv is None:
-                return (ks[:j], ts[:j], vs[:j]), limit
+                break
             pos = prv
+        ks, ts, vs = ks[:j], ts[:j], vs[:j]
+        if key is not None and not inclusive and key == self._last_back_limit:
+            # A backward scan: chunks grow as forward()'s do.
+            self._back_streak += 1
+            want = min(SCAN_CHUNK, len(ks) << self._back_streak)
+            while prv is not None and len(ks) < want:
+                (more_k, more_t, more_v), first, _last = self._group(prv)
+                # A group reaching forward over a block boundary repeats keys.
+                j = bisect_left(more_k, ks[0]) if ks else len(more_k)
+                ks = more_k[:j] + ks
+                ts = more_t[:j] + ts
+                vs = more_v[:j] + vs
+                prv = self._prev_pos(*first)
+        else:
+            self._back_streak = 0
+        limit = ks[0] if (prv is not None and ks) else None
+        self._last_back_limit = limit
+        return (ks, ts, vs), limit
 
 
 class MergedView:
