@@ -85,15 +85,11 @@ def clean_wal_rows(data: bytes):
         else:
             return None
         if payload is not None:
-            if len(payload) < BATCH_HEADER_SIZE:
-                return None
             try:
-                sequence, ops = decode_batch(payload)
+                sequence, ops = decode_batch(payload)  # a short batch or wrong count raises too
             except DecodeError:
                 return None
-            count = unpack_batch(payload)[1]
-            if len(ops) != count:
-                return None
+            count = len(ops)
             rows += batch_rows(sequence, ops)
         if count and sequence + count - 1 > max_sequence:
             max_sequence = sequence + count - 1
