@@ -133,31 +133,44 @@ class Table:
         try:
             return unpack_block(self.file.read(offset, size + BLOCK_TRAILER_SIZE), size)
         except DecodeError as exc:
-            raise CorruptionError(self.path, offset, f"data block: {exc.reason}") from None
+            raise self._damaged(i, exc) from None
 
     def _decode(self, i: int, contents: bytes):
         """(internal keys, values) of block i; CorruptionError if malformed."""
         try:
             return decode_block(contents)
         except DecodeError as exc:
-            raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
+            raise self._damaged(i, exc) from None
+
+    def _cached(self, i: int, cache_raw: bool):
+        """Block i as the block cache holds it: decoded (a tuple) or raw
+        contents (bytes). A block the cache lacks is read, and its raw
+        contents are cached if cache_raw."""
+        cache_key = (self.number, self._offsets[i])
+        cached = self._cache.get(cache_key)
+        if cached is None:
+            cached = self._contents(i)
+            if cache_raw:
+                self._cache.put(cache_key, cached, len(cached))
+        return cached
+
+    def _damaged(self, i: int, exc: DecodeError) -> CorruptionError:
+        return CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}")
 
     def block(self, i: int, fill_cache: bool = True):
         """Block i decoded: (user_keys, tags, values), cached unless
         fill_cache is false (a cached copy is used either way)."""
-        cache_key = (self.number, self._offsets[i])
-        cached = self._cache.get(cache_key)
-        if cached is not None and type(cached) is not bytes:
-            return cached
-        contents = self._contents(i) if cached is None else cached
+        contents = self._cached(i, cache_raw=False)
+        if type(contents) is not bytes:
+            return contents
         try:
             ukeys, trailers, values = decode_block_split(contents)
             tags = _split_trailers(trailers, len(ukeys))
         except DecodeError as exc:
-            raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
+            raise self._damaged(i, exc) from None
         decoded = (ukeys, tags, values)
         if fill_cache:
-            self._cache.put(cache_key, decoded, block_charge(len(contents), len(ukeys)))
+            self._cache.put((self.number, self._offsets[i]), decoded, block_charge(len(contents), len(ukeys)))
         return decoded
 
     def block_from(self, i: int, user_key: bytes, fill_cache: bool = True):
@@ -166,19 +179,14 @@ class Table:
         from the restart point before user_key are decoded (whole says
         whether that was the first entry), and the raw contents are cached
         unless fill_cache is false."""
-        cache_key = (self.number, self._offsets[i])
-        cached = self._cache.get(cache_key)
-        if cached is not None and type(cached) is not bytes:
-            return (*cached, True)
-        if cached is None:
-            cached = self._contents(i)
-            if fill_cache:
-                self._cache.put(cache_key, cached, len(cached))
+        contents = self._cached(i, cache_raw=fill_cache)
+        if type(contents) is not bytes:
+            return (*contents, True)
         try:
-            ukeys, trailers, values, whole = decode_block_split_from(cached, user_key)
+            ukeys, trailers, values, whole = decode_block_split_from(contents, user_key)
             tags = _split_trailers(trailers, len(ukeys))
         except DecodeError as exc:
-            raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
+            raise self._damaged(i, exc) from None
         return ukeys, tags, values, whole
 
     def separator_user_key(self, i: int) -> bytes:
@@ -191,17 +199,13 @@ class Table:
         """User key of block i's first entry (None if empty), without
         decoding the block when it is not decoded already; the raw contents
         are cached for the decode that usually follows."""
-        cache_key = (self.number, self._offsets[i])
-        cached = self._cache.get(cache_key)
-        if cached is not None and type(cached) is not bytes:
-            return cached[0][0] if cached[0] else None
-        if cached is None:
-            cached = self._contents(i)
-            self._cache.put(cache_key, cached, len(cached))
+        contents = self._cached(i, cache_raw=True)
+        if type(contents) is not bytes:
+            return contents[0][0] if contents[0] else None
         try:
-            return first_user_key(cached)
+            return first_user_key(contents)
         except DecodeError as exc:
-            raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
+            raise self._damaged(i, exc) from None
 
     def get(self, user_key: bytes, sequence: int, fill_cache: bool = True):
         """(kind, value) of the newest entry for user_key with seq <= sequence, or None."""
@@ -243,7 +247,7 @@ class Table:
                 try:
                     found = seek_internal(cached, user_key, seek_tag)
                 except DecodeError as exc:
-                    raise CorruptionError(self.path, offset, f"data block: {exc.reason}") from None
+                    raise self._damaged(i, exc) from None
                 if found is not PAST_END:
                     return found
             i += 1  # every version here was too new: older ones may open the next block
@@ -257,7 +261,7 @@ class Table:
                 try:
                     _trailers(keys)
                 except DecodeError as exc:
-                    raise CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}") from None
+                    raise self._damaged(i, exc) from None
             yield from zip(keys, values)
 
     def approximate_offset_of(self, user_key: bytes) -> int:
