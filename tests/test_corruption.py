@@ -27,6 +27,7 @@ import pytest
 
 import lsm
 from lsm.testing import model
+from file_helpers import flip_byte
 
 N_KEYS = 40
 
@@ -41,14 +42,6 @@ def scratch(tmp_path):
 
 def _names(path, suffix):
     return sorted(n for n in os.listdir(path) if n.endswith(suffix) or n.startswith(suffix))
-
-
-def _flip(path, offset, mask=0x80):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ mask]))
 
 
 def _truncate(path, length):
@@ -148,10 +141,10 @@ def test_flip_every_byte_of_a_table(scratch, compression):
     step = 1 if compression is None else 2
     for offset in range(0, size, step):
         for mask in (0x80, rng.randrange(1, 256)) if offset % 8 == 0 and step == 1 else (0x80,):
-            _flip(os.path.join(work, table), offset, mask)
+            flip_byte(os.path.join(work, table), offset, mask)
             detected += bool(_check_table_reads(work, expected, table))
             flipped += 1
-            _flip(os.path.join(work, table), offset, mask)  # undo
+            flip_byte(os.path.join(work, table), offset, mask)  # undo
     print(f"\ntable ({compression}): {size} bytes, {flipped} flips, {detected} detected as corruption")
     # Only bytes no reader looks at (footer padding, unused handle bits) may go unnoticed.
     assert detected >= flipped - 64
@@ -231,14 +224,14 @@ def test_flip_every_byte_of_a_wal(scratch):
         record = next(i for i, (a, b) in enumerate(bounds) if a <= offset < b)
         # Tolerant (default): a prefix of the writes, ending before the damage.
         work = _fresh(base, os.path.join(scratch, "work"))
-        _flip(os.path.join(work, wal), offset)
+        flip_byte(os.path.join(work, wal), offset)
         got = _open_contents(work)
         matches = [p for p, s in enumerate(states) if s == got]
         assert matches, f"flip at {offset} (record {record}): recovered state is no prefix of the writes"
         assert min(matches) <= record, f"flip at {offset}: the damaged record {record} was applied"
         # Paranoid: refuses, unless the damage is indistinguishable from a torn tail.
         work = _fresh(base, os.path.join(scratch, "work"))
-        _flip(os.path.join(work, wal), offset)
+        flip_byte(os.path.join(work, wal), offset)
         try:
             got = _open_contents(work, paranoid_checks=True)
         except lsm.CorruptionError as exc:
@@ -263,7 +256,7 @@ def test_paranoid_refuses_a_damaged_wal_record_in_the_middle(scratch):
     path = os.path.join(scratch, "db")
     writes, wal = _wal_db(path)
     a, b = _record_bounds(os.path.join(path, wal))[len(writes) // 2]
-    _flip(os.path.join(path, wal), (a + b) // 2)
+    flip_byte(os.path.join(path, wal), (a + b) // 2)
     with pytest.raises(lsm.CorruptionError) as info:
         _open_contents(path, paranoid_checks=True)
     _assert_names_place(info.value, wal)
@@ -356,7 +349,7 @@ def test_flip_every_byte_of_a_manifest(scratch):
         if offset in length_fields:
             continue
         work = _fresh(base, os.path.join(scratch, "work"))
-        _flip(os.path.join(work, manifest), offset)
+        flip_byte(os.path.join(work, manifest), offset)
         try:
             got = _open_contents(work)
         except lsm.CorruptionError as exc:
@@ -385,7 +378,7 @@ def test_manifest_length_field_flip_is_not_read_as_a_torn_tail(scratch):
     for a, _ in records:
         for field_byte, mask in ((5, 0x80), (5, 0x01), (4, 0x80), (4, 0x01), (4, 0x40)):
             work = _fresh(base, os.path.join(scratch, "work"))
-            _flip(os.path.join(work, manifest), a + field_byte, mask)
+            flip_byte(os.path.join(work, manifest), a + field_byte, mask)
             try:
                 got = _open_contents(work)
             except lsm.CorruptionError as exc:
@@ -517,7 +510,7 @@ def test_lsm_check_reports_damage(scratch):
     expected, table = _table_db(path, None)
     ok = _lsm_check(path)
     assert ok.returncode == 0, ok.stderr + ok.stdout
-    _flip(os.path.join(path, table), 1500)
+    flip_byte(os.path.join(path, table), 1500)
     damaged = _lsm_check(path)
     out = damaged.stdout + damaged.stderr
     assert damaged.returncode == 1, out
@@ -526,7 +519,7 @@ def test_lsm_check_reports_damage(scratch):
     path2 = os.path.join(scratch, "db2")
     writes, wal = _wal_db(path2)
     a, b = _record_bounds(os.path.join(path2, wal))[5]
-    _flip(os.path.join(path2, wal), a + 9)
+    flip_byte(os.path.join(path2, wal), a + 9)
     damaged = _lsm_check(path2)
     out = damaged.stdout + damaged.stderr
     assert damaged.returncode == 1 and wal in out and "offset" in out, out
@@ -554,7 +547,7 @@ def test_compaction_never_rewrites_a_damaged_block_into_a_good_table(scratch):
     tables = _names(path, ".ldb")
     assert len(tables) == 2
     victim = tables[-1]  # the newer one: its values are the expected ones
-    _flip(os.path.join(path, victim), 700)
+    flip_byte(os.path.join(path, victim), 700)
     db = lsm.DB(path, compactors=0)
     try:
         with pytest.raises(lsm.CorruptionError):

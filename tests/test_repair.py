@@ -13,6 +13,7 @@ import lsm
 from lsm.record import LogReader
 from lsm.table import Table
 from lsm.testing import model
+from file_helpers import flip_byte
 
 
 def _names(path, what):
@@ -25,14 +26,6 @@ def _contents(path):
         return dict(db.iterator())
     finally:
         db.close()
-
-
-def _flip(path, offset, mask=0x80):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ mask]))
 
 
 def _build(path, rounds=4, per_round=300, overwrite=True, tail=150):
@@ -123,7 +116,7 @@ def test_repair_salvages_a_table_with_a_damaged_block(tmp_path):
     blocks = _table_blocks(os.path.join(path, victim))
     assert len(blocks) >= 3
     offset, size, lost_keys = blocks[len(blocks) // 2]
-    _flip(os.path.join(path, victim), offset + size // 2)
+    flip_byte(os.path.join(path, victim), offset + size // 2)
     report = lsm.repair_db(path)
     _assert_report_shape(report)
     got = _contents(path)
@@ -154,7 +147,7 @@ def test_repair_with_overwrites_keeps_the_newest_intact_record(tmp_path):
     newest_table = max(tables)  # flushed last: holds the newest records of its keys
     blocks = _table_blocks(os.path.join(path, newest_table))
     offset, size, lost_keys = blocks[0]
-    _flip(os.path.join(path, newest_table), offset + 3)
+    flip_byte(os.path.join(path, newest_table), offset + 3)
     lsm.repair_db(path)
     got = _contents(path)
     lost = set(lost_keys)
@@ -192,7 +185,7 @@ def test_repair_salvages_a_damaged_wal_and_never_returns_a_damaged_value(tmp_pat
     assert len(records) == 120 and records[-1][1] > 4 * 32768
     victim = 40
     a, b = records[victim]
-    _flip(os.path.join(path, wal), (a + b) // 2)
+    flip_byte(os.path.join(path, wal), (a + b) // 2)
     report = lsm.repair_db(path)
     got = _contents(path)
     for key, value in got.items():
@@ -244,7 +237,7 @@ def test_repair_moves_an_unreadable_table_to_lost_and_keeps_its_siblings(tmp_pat
     offset = {"index": size - FOOTER_SIZE - 5 - 3,  # inside the index block, before its trailer
               "footer-handle": size - FOOTER_SIZE + 1,  # the metaindex handle
               "footer-magic": size - 1}[where]
-    _flip(victim_path, offset)
+    flip_byte(victim_path, offset)
     with pytest.raises(lsm.CorruptionError):
         Table.open(lsm.fileio.DEFAULT_FS.open_random(victim_path), path=victim_path)
     damaged_bytes = open(victim_path, "rb").read()
@@ -286,7 +279,7 @@ def test_repair_moves_the_damaged_original_of_a_rebuilt_table_to_lost(tmp_path):
     victim = max(tables, key=lambda n: os.path.getsize(os.path.join(path, n)))
     blocks = _table_blocks(os.path.join(path, victim))
     offset, size, _ = blocks[len(blocks) // 2]
-    _flip(os.path.join(path, victim), offset + size // 2)
+    flip_byte(os.path.join(path, victim), offset + size // 2)
     damaged_bytes = open(os.path.join(path, victim), "rb").read()
     report = lsm.repair_db(path)
     assert report["tables_rebuilt"] == 1 and report["lost"] == [os.path.join(path, "lost", victim)], report
