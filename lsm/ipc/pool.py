@@ -3,9 +3,9 @@ staging directories; never versions, the MANIFEST or file numbers.
 
 ``CompactorPool`` runs N compactor processes (lsm.compactor.worker, started by
 lsm.ipc.launch) and one I/O thread that owns a ROUTER socket bound on an
-``ipc://`` endpoint in a private 0700 directory. The thread hands queued jobs
-to idle workers, receives RESULTs and HEARTBEATs, pings every worker, and
-watches liveness. A second thread calls ``on_result``, so a slow callback
+``ipc://`` endpoint in a private 0700 directory (lsm.ipc.endpoint). The
+thread hands queued jobs to idle workers, receives RESULTs and HEARTBEATs,
+pings every worker, and watches liveness. A second thread calls ``on_result``, so a slow callback
 never delays heartbeats or pings.
 
 One attempt of one job
@@ -58,7 +58,6 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import threading
 import time
 import weakref
@@ -73,6 +72,7 @@ from ..compactor.job import CompactionJob, FlushJob, JobResult
 from ..errors import ClosedError, Error
 from ..fileio import DEFAULT_FS
 from .codec import decode, encode
+from .endpoint import endpoint_of, make_endpoint_dir
 from .launch import start_worker
 from .messages import Heartbeat, Job, ProtocolError, Ready, Result, Shutdown
 
@@ -87,7 +87,6 @@ _SHUTDOWN_GRACE = 1.0
 # Workers leave after this long without a ping. Three intervals, but never so
 # short that a writer busy in one long C call (a big sort) loses its pool.
 _MIN_WRITER_TIMEOUT = 2.0
-_MAX_IPC_PATH = 100  # sun_path holds 108 bytes
 
 
 @dataclass
@@ -247,14 +246,10 @@ class CompactorPool:
         self._wake_lock = threading.Lock()
         self._wake_r = self._wake_w = None
 
-        self._ipc_dir = tempfile.mkdtemp(prefix="lsm-ipc-")  # mode 0700
-        if len(self._ipc_dir) + len("/writer") > _MAX_IPC_PATH:  # a long TMPDIR
-            os.rmdir(self._ipc_dir)
-            self._ipc_dir = tempfile.mkdtemp(prefix="lsm-ipc-", dir="/tmp")
-        os.chmod(self._ipc_dir, 0o700)
+        self._ipc_dir = make_endpoint_dir()
         self._reaper = _Reaper(self._ipc_dir)
         self._finalizer = weakref.finalize(self, self._reaper.kill_all)
-        self.endpoint = f"ipc://{self._ipc_dir}/writer"
+        self.endpoint = endpoint_of(self._ipc_dir)
         self._ctx = zmq.Context()
         try:
             self._router = self._ctx.socket(zmq.ROUTER)
