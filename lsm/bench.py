@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -325,6 +326,41 @@ def _lsm_state(stats):
     return None
 
 
+# LevelDB's compaction scores (version_set.cc, Finalize): level 0 by its file
+# count against kL0_CompactionTrigger, level L >= 1 by its bytes against
+# MaxBytesForLevel (10 MiB times 10^(L-1)); the last level is never scored.
+LEVELDB_L0_COMPACTION_TRIGGER = 4
+LEVELDB_LEVELS = 7
+_SSTABLES_LEVEL = re.compile(rb"^--- level (\d+) ---$")
+_SSTABLES_FILE = re.compile(rb"^ *\d+:(\d+)\[")
+
+
+def leveldb_levels(sstables: bytes):
+    """(files, bytes) per level from LevelDB's ``leveldb.sstables`` property:
+    one ``number:size[...]`` line per file under a ``--- level N ---`` line."""
+    files = [0] * LEVELDB_LEVELS
+    sizes = [0] * LEVELDB_LEVELS
+    level = None
+    for line in (sstables or b"").splitlines():
+        m = _SSTABLES_LEVEL.match(line)
+        if m:
+            level = int(m.group(1))
+            continue
+        m = _SSTABLES_FILE.match(line)
+        if m and level is not None and level < LEVELDB_LEVELS:
+            files[level] += 1
+            sizes[level] += int(m.group(1))
+    return files, sizes
+
+
+def leveldb_compaction_due(sstables: bytes) -> bool:
+    """Whether LevelDB would start a size compaction (see leveldb_levels)."""
+    files, sizes = leveldb_levels(sstables)
+    if files[0] >= LEVELDB_L0_COMPACTION_TRIGGER:
+        return True
+    return any(sizes[level] >= 10 * MB * 10 ** (level - 1) for level in range(1, LEVELDB_LEVELS - 1))
+
+
 def _pids(compactors):
     pids = []
     for c in compactors:
@@ -343,6 +379,16 @@ class PlyvelAdapter(PlyvelApiAdapter):
 
     def open(self, path):
         self._bind(self.plyvel.DB(path, create_if_missing=True, bloom_filter_bits=10))
+
+    def quiesce(self, timeout=600.0):
+        # LevelDB's close() abandons its compaction work (it checks
+        # shutting_down_ in DoCompactionWork and schedules nothing more), so
+        # "all compaction done" is read from its levels, as lsm's is.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not leveldb_compaction_due(self.db.get_property(b"leveldb.sstables")):
+                return
+            time.sleep(0.01)
 
     def version(self):
         return f"plyvel {self.plyvel.__version__} (LevelDB {self.plyvel.__leveldb_version__})"

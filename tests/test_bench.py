@@ -189,3 +189,31 @@ def test_stats_failure_is_remembered():
     assert adapter.stats() is None and adapter.stats() is None
     assert adapter.stats_error == "RuntimeError: no stats"  # the first failure, reported with the result
     adapter.db = None
+
+
+def test_plyvel_is_timed_until_leveldb_has_no_compaction_due(tmp_path):
+    # LevelDB's close() abandons pending compactions, so the load's clock
+    # stops only once its levels say no compaction is due.
+    sample = (b"--- level 0 ---\n 7:100['a' @ 1 : 1 .. 'b' @ 2 : 1]\n 8:100['a' @ 3 : 1 .. 'b' @ 4 : 1]\n"
+              b"--- level 1 ---\n 5:11000000['a' @ 5 : 1 .. 'z' @ 6 : 1]\n--- level 2 ---\n")
+    files, sizes = bench.leveldb_levels(sample)
+    assert files[:3] == [2, 1, 0] and sizes[:2] == [200, 11000000]
+    assert bench.leveldb_compaction_due(sample)  # level 1 holds more than 10 MiB
+    assert not bench.leveldb_compaction_due(sample.replace(b"11000000", b"10000000"))
+    assert bench.leveldb_compaction_due(sample.replace(b"--- level 1", b" 9:1[]\n 10:1[]\n--- level 1"))
+
+    adapter = bench.PlyvelAdapter()
+    adapter.db = None
+    import plyvel
+    adapter._bind(plyvel.DB(str(tmp_path / "p"), create_if_missing=True, write_buffer_size=64 << 10))
+    try:
+        value = bytes(range(100))
+        for i in range(40000):
+            adapter.put(b"%08d" % (i * 7919 % 40000), value)
+        adapter.quiesce(timeout=120)
+        text = adapter.db.get_property(b"leveldb.sstables")
+        files, _ = bench.leveldb_levels(text)
+        assert files == [int(adapter.db.get_property(b"leveldb.num-files-at-level%d" % n)) for n in range(7)]
+        assert sum(files) > 1 and not bench.leveldb_compaction_due(text)
+    finally:
+        adapter.db.close()
