@@ -145,8 +145,8 @@ LOAD_FIELDS = {"write_seconds", "stall_seconds", "write_amplification", "io_writ
 
 
 def test_load_with_several_compactor_settings_in_one_run(tmp_path):
-    # Enough keys for a flush (7 MB > the 4 MB memtable), so a compactor works.
-    num = 60000
+    # Enough keys for a flush (17.9 MB > the default 16 MB memtable), so a compactor works.
+    num = 150000
     result = run_bench("--num", num, "--workloads", "load", "--engines", "lsm,plyvel", "--compactors", "inline,1",
                        "--json", "--dir", tmp_path)
     assert result.returncode == 0, result.stderr
