@@ -139,8 +139,13 @@ def decode_block(data: bytes):
 
 def decode_block_split(data: bytes):
     """Decode every entry of a data block: (user keys, trailers, values), the
-    trailers being the keys' last 8 bytes joined (their types unchecked)."""
-    limit = entries_limit(data)
+    trailers being the keys' last 8 bytes joined (their types unchecked).
+
+    Only the restart count is checked, not the offsets: a whole decode never
+    uses them, the block's checksum vouches for its bytes, and seeks check
+    the restart points they visit. That is 5% of a scan's decoding; a
+    table's check (decode_block) still checks every offset."""
+    limit, _restarts = _restart_array(data)
     ukeys, trailers, values = _decode_entries(data, limit, split=True)
     return ukeys, b"".join(trailers), values
 
