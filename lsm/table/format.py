@@ -108,7 +108,11 @@ def unpack_block(framed, size: int) -> bytes:
     if block_type == SNAPPY_COMPRESSION:
         declared = framed[0] if size else 0
         if declared >= 0x80:
-            declared, _ = decode_varint32(framed[: min(size, 5)])
+            if size > 1 and framed[1] < 0x80:
+                # Two bytes: every block under 16 KiB, so nearly all of them.
+                declared = (declared & 0x7F) | (framed[1] << 7)
+            else:
+                declared, _ = decode_varint32(framed[: min(size, 5)])
         if declared > _SNAPPY_MAX_EXPANSION * size:
             raise DecodeError(f"snappy block claims {declared} bytes from {size}")
         try:
