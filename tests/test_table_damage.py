@@ -201,8 +201,8 @@ def test_damaged_filter_raises_instead_of_false_miss():
 
 @pytest.mark.parametrize(
     "stored",
-    [b"", b"\x80", b"\xff\xff\xff\xff\x0f", b"\x05abc", b"\x10\x00"],
-    ids=["empty", "truncated-length", "claims-4GiB", "bad-offset", "short-output"],
+    [b"", b"\x80", b"\xff\xff\xff\xff\x0f", b"\xff\x7fx", b"\x05abc", b"\x10\x00"],
+    ids=["empty", "truncated-length", "claims-4GiB", "claims-16KiB-in-two-bytes", "bad-offset", "short-output"],
 )
 def test_bad_snappy_block_with_valid_crc(stored):
     from lsm.errors import DecodeError
