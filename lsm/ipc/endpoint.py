@@ -61,7 +61,11 @@ def sweep_dead_endpoint_dirs(parent: str, now: float | None = None) -> list:
             continue
         if st.st_uid != uid or not os.path.isdir(path) or os.path.islink(path):
             continue
-        if _writer_is_gone(os.path.join(path, SOCKET_NAME), st.st_mtime, now):
+        try:
+            gone = _writer_is_gone(os.path.join(path, SOCKET_NAME), st.st_mtime, now)
+        except OSError:
+            continue  # no socket to probe with (out of descriptors): keep it
+        if gone:
             shutil.rmtree(path, ignore_errors=True)
             if not os.path.exists(path):
                 removed.append(path)
