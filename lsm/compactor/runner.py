@@ -28,7 +28,7 @@ from ..table import Table
 from .job import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
-from .wal_rows import batch_rows, clean_wal_rows
+from .wal_rows import batch_rows, clean_wal_rows, skip_block_tail
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
 
@@ -102,24 +102,14 @@ class _StopReading(Exception):
     """Raised from the reader's report callback to end a tolerant replay."""
 
 
-def _next_record_start(end):
-    """Where the record after one ending at `end` starts: a block tail shorter
-    than a header is padding."""
-    left = BLOCK_SIZE - end % BLOCK_SIZE
-    return end + left if left < HEADER_SIZE else end
-
-
 def _physical_end(offset, length):
     """File offset just past a logical record of `length` bytes written at
     `offset` (fragments, block tails and the empty FIRST included)."""
     pos = offset
     left = length
     while True:
-        room = BLOCK_SIZE - pos % BLOCK_SIZE
-        if room < HEADER_SIZE:
-            pos += room
-            continue
-        fragment = min(left, room - HEADER_SIZE)
+        pos = skip_block_tail(pos)
+        fragment = min(left, BLOCK_SIZE - pos % BLOCK_SIZE - HEADER_SIZE)
         pos += HEADER_SIZE + fragment
         left -= fragment
         if left == 0 and (fragment or length == 0):
@@ -175,7 +165,7 @@ def _replay_wal(job, path, data):
         tolerant_stop = not job.paranoid and not job.salvage
         reader = LogReader(data, strict=job.paranoid, report=stop_at_damage if tolerant_stop else None)
         for offset, payload in reader:
-            if offset > _next_record_start(expected) and not job.salvage:
+            if offset > skip_block_tail(expected) and not job.salvage:
                 # The reader skipped a zeroed region silently (LevelDB reads it as
                 # preallocation); valid records after it mean a lost block.
                 reason = f"gap of {offset - expected} bytes before the record"

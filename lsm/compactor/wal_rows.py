@@ -42,7 +42,7 @@ def clean_wal_rows(data: bytes):
     next_sequence = 0
     in_order = True
     while True:
-        pos = _skip_block_tail(pos)
+        pos = skip_block_tail(pos)
         if pos >= n:
             break
         fragment = _fragment(data, view, pos)
@@ -75,7 +75,7 @@ def clean_wal_rows(data: bytes):
             # A record across blocks (about one per block): joined.
             parts = [data[start:pos]]
             while rtype != LAST:
-                pos = _skip_block_tail(pos)
+                pos = skip_block_tail(pos)
                 fragment = _fragment(data, view, pos) if pos < n else None
                 if fragment is None or fragment[0] not in (MIDDLE, LAST):
                     return None
@@ -106,8 +106,9 @@ def batch_rows(sequence, ops):
     return zip(map(_key_of, ops), map(neg, tags), map(_value_of, ops))
 
 
-def _skip_block_tail(pos):
-    """A block's last bytes, too few for a header, are padding."""
+def skip_block_tail(pos):
+    """Where the next record starts for one that would start at pos: a
+    block's last bytes, too few for a header, are padding."""
     room = BLOCK_SIZE - pos % BLOCK_SIZE
     return pos + room if room < HEADER_SIZE else pos
 

@@ -5,8 +5,8 @@ staging directories; never versions, the MANIFEST or file numbers.
 lsm.ipc.launch) and one I/O thread that owns a ROUTER socket bound on an
 ``ipc://`` endpoint in a private 0700 directory (lsm.ipc.endpoint). The
 thread hands queued jobs to idle workers, receives RESULTs and HEARTBEATs,
-pings every worker, and watches liveness. A second thread calls ``on_result``, so a slow callback
-never delays heartbeats or pings.
+pings every worker, and watches liveness. A second thread calls
+``on_result``, so a slow callback never delays heartbeats or pings.
 
 One attempt of one job
     Each submitted job is tracked with an attempt number (1, 2, ...) and a

@@ -1,6 +1,7 @@
 """BlockCache: an LRU of blocks shared by all tables of a database. Pure: no
-files. Thread-safe (a lock around changes to an OrderedDict; lookups need none). Table decides what a value
-is: a decoded block, or the raw contents a point lookup read.
+files. Thread-safe (a lock around changes to an OrderedDict; lookups need
+none). Table decides what a value is: a decoded block, or the raw contents a
+point lookup read.
 """
 import threading
 from collections import OrderedDict

@@ -28,18 +28,16 @@ def _tags_struct(count: int):
 
 
 def _trailers(keys) -> bytes:
-    """The 8-byte trailers of internal keys, joined; DecodeError for a key shorter
-    than 8 bytes or with an unknown type. Joined, the type check is one C call."""
+    """The 8-byte trailers of internal keys, joined; DecodeError for a key
+    shorter than 8 bytes (their types are _split_trailers' to check)."""
     if keys and min(map(len, keys)) < 8:
         raise DecodeError("internal key shorter than 8 bytes")
-    trailers = b"".join([k[-8:] for k in keys])
-    if trailers[0::8].translate(None, _VALID_KINDS):
-        raise DecodeError("internal key with an unknown value type")
-    return trailers
+    return b"".join([k[-8:] for k in keys])
 
 
 def _split_trailers(trailers: bytes, count: int):
-    """Tags of `count` joined 8-byte trailers; DecodeError for an unknown type."""
+    """Tags of `count` joined 8-byte trailers; DecodeError for an unknown type.
+    Joined, the type check is one C call."""
     if trailers[0::8].translate(None, _VALID_KINDS):
         raise DecodeError("internal key with an unknown value type")
     return list(_tags_struct(count).unpack(trailers))
@@ -47,8 +45,7 @@ def _split_trailers(trailers: bytes, count: int):
 
 def split_internal_keys(keys):
     """(user_keys, tags) of a list of internal keys (DecodeError if malformed)."""
-    trailers = _trailers(keys)
-    return [k[:-8] for k in keys], list(_tags_struct(len(keys)).unpack(trailers))
+    return [k[:-8] for k in keys], _split_trailers(_trailers(keys), len(keys))
 
 
 class Table:
@@ -259,7 +256,7 @@ class Table:
             keys, values = self._decode(i, self._contents(i))
             if keys:
                 try:
-                    _trailers(keys)
+                    _split_trailers(_trailers(keys), len(keys))
                 except DecodeError as exc:
                     raise self._damaged(i, exc) from None
             yield from zip(keys, values)
