@@ -1,4 +1,9 @@
-"""Shared by the table tests: a table file held in memory."""
+"""Shared by the table tests: a table file held in memory, and the shapes of
+a database's data blocks."""
+import os
+
+from lsm.table.block import _uniform_layout, entries_limit
+from lsm.table.reader import Table
 
 
 class MemFile:
@@ -12,3 +17,16 @@ class MemFile:
     def read(self, offset, n):
         self.reads += 1
         return self.data[offset : offset + n]
+
+
+def block_shapes(path):
+    """(uniform, other) data blocks over the tables in directory `path`."""
+    shapes = [0, 0]
+    for name in os.listdir(path):
+        if name.endswith(".ldb"):
+            with open(os.path.join(path, name), "rb") as f:
+                table = Table.open(MemFile(f.read()), path=name)
+            for i in range(table.num_blocks):
+                contents = table._contents(i)
+                shapes[_uniform_layout(contents, entries_limit(contents)) is None] += 1
+    return tuple(shapes)

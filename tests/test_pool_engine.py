@@ -13,6 +13,7 @@ import lsm
 from lsm.compactor.job import FlushJob, JobResult
 from lsm.compactor.runner import run_job
 from lsm.writer.engine import _Running
+from table_helpers import block_shapes
 
 
 def _live_tables(db):
@@ -180,3 +181,21 @@ def test_flush_failing_in_the_stalled_writer_goes_back_to_the_pool_once(tmp_path
         assert stats["flushes_in_writer"] == 0 and stats["background_error"] is None
         assert all(db.get(b"k%08d" % j) == value for j in range(0, 10_000, 7))
     assert not psutil.Process().children(), "a compactor outlived close()"
+
+
+def test_prefix_compression_choice_reaches_the_compactors_tables(tmp_path):
+    # Keys and values of one length: uniform blocks unless prefix
+    # compression is asked for, and the same contents either way.
+    items = {b"key%013d" % i: b"%0100d" % (i * 7) for i in range(20_000)}
+    for prefix_compression in (False, True):
+        path = str(tmp_path / str(prefix_compression))
+        with lsm.DB(path, create_if_missing=True, compactors=1, compression=None,
+                    prefix_compression=prefix_compression, write_buffer_size=256 << 10) as db:
+            with db.write_batch() as wb:
+                for k, v in items.items():
+                    wb.put(k, v)
+            db.compact_range()
+            assert list(db) == sorted(items.items())
+        uniform, other = block_shapes(path)
+        assert (uniform, other) == ((0, other) if prefix_compression else (uniform, 0)), (uniform, other)
+        assert uniform + other > 500

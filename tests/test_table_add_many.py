@@ -95,6 +95,7 @@ def table_options(draw):
         block_restart_interval=draw(st.integers(1, 17)),
         compression=draw(st.sampled_from(["snappy", None])),
         bloom_bits_per_key=draw(st.sampled_from([0, 10])),
+        prefix_compression=draw(st.booleans()),
     )
 
 
@@ -130,8 +131,8 @@ def bench_like_entries(count, value_size=100):
 
 def test_flush_sized_slices_with_default_options():
     keys, values = bench_like_entries(5000)
-    for bloom in (0, 10):
-        options = TableOptions(bloom_bits_per_key=bloom)
+    for bloom, prefix_compression in [(0, False), (10, False), (10, True)]:
+        options = TableOptions(bloom_bits_per_key=bloom, prefix_compression=prefix_compression)
         slices = [("many", list(zip(keys[i : i + 256], values[i : i + 256]))) for i in range(0, len(keys), 256)]
         expected, actual = build_both(options, slices)
         assert actual == expected
@@ -148,8 +149,8 @@ def test_value_lengths_of_several_varint_bytes():
         [rng.randbytes(rng.choice([5, 127, 128, 16384])) for _ in keys],
     ):
         pairs = list(zip(keys, values))
-        for interval in (1, 16):
-            options = TableOptions(block_restart_interval=interval, compression=None)
+        for interval, prefix_compression in [(1, False), (16, False), (16, True)]:
+            options = TableOptions(block_restart_interval=interval, compression=None, prefix_compression=prefix_compression)
             steps = [("many", pairs[:250]), ("add", pairs[250:251]), ("many", pairs[251:])]
             expected, actual = build_both(options, steps)
             assert actual == expected

@@ -8,12 +8,14 @@ from hypothesis import strategies as st
 from lsm.errors import DecodeError
 from lsm.table.block import (
     PAST_END,
+    _decode_entries,
     BlockBuilder,
     decode_block,
     decode_block_split,
     decode_block_split_from,
     entries_limit,
     seek_internal,
+    _uniform_layout,
     shared_prefix_length,
 )
 from lsm.table.builder import (
@@ -240,23 +242,42 @@ def test_user_separator_properties(a, b):
 
 
 @st.composite
-def internal_block(draw):
-    ukeys = sorted(set(draw(st.lists(st.binary(max_size=6), max_size=50))))
+def internal_block(draw, uniform=False):
+    """Entries of a data block; uniform: user keys of one length and values
+    of one length (a block of them with restart interval 1 is uniform)."""
+    if uniform:
+        key_len, value_len = draw(st.integers(0, 6)), draw(st.sampled_from([0, 5, 200]))
+        ukey_strategy = st.binary(min_size=key_len, max_size=key_len)
+        value_strategy = st.binary(min_size=value_len, max_size=value_len)
+    else:
+        ukey_strategy, value_strategy = st.binary(max_size=6), st.binary(max_size=5)
+    ukeys = sorted(set(draw(st.lists(ukey_strategy, max_size=50))))
     entries = []
     for ukey in ukeys:
         seqs = sorted(set(draw(st.lists(st.integers(0, 50), min_size=1, max_size=4))), reverse=True)
         for seq in seqs:
             kind = draw(st.integers(0, 1))
             tag = (seq << 8) | kind
-            entries.append((ukey + tag.to_bytes(8, "little"), draw(st.binary(max_size=5))))
+            entries.append((ukey + tag.to_bytes(8, "little"), draw(value_strategy)))
     return entries
 
 
-@settings(max_examples=200, deadline=None)
-@given(entries=internal_block(), interval=st.integers(1, 16), target=st.binary(max_size=6),
-       seq=st.integers(0, 51))
-def test_seek_internal_matches_linear_search(entries, interval, target, seq):
-    block = build(entries, interval)
+@st.composite
+def block_of_either_shape(draw):
+    """(entries, restart interval, block): prefix-compressed, or uniform."""
+    if draw(st.booleans()):
+        entries = draw(internal_block(uniform=True))
+        block = build(entries, 1)
+        assert not entries or _uniform_layout(block, entries_limit(block)) is not None
+        return entries, 1, block
+    entries, interval = draw(internal_block()), draw(st.integers(1, 16))
+    return entries, interval, build(entries, interval)
+
+
+@settings(max_examples=300, deadline=None)
+@given(shaped=block_of_either_shape(), target=st.binary(max_size=6), seq=st.integers(0, 51))
+def test_seek_internal_matches_linear_search(shaped, target, seq):
+    entries, _interval, block = shaped
     seek_tag = (seq << 8) | 1
     expected = PAST_END
     for ikey, value in entries:
@@ -271,7 +292,8 @@ def test_seek_internal_matches_linear_search(entries, interval, target, seq):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.binary(min_size=0, max_size=6), st.integers(0, 2**56 - 1), st.binary(max_size=20)),
+@given(st.lists(st.tuples(st.binary(min_size=0, max_size=6), st.integers(0, 2**57 - 1).map(lambda n: n >> 1 << 8 | n & 1),
+                          st.binary(max_size=20)),
                 min_size=1, max_size=80),
        st.integers(1, 17), st.binary(max_size=7))
 def test_seek_decode_misses_no_entry_at_or_after_the_key(rows, interval, target):
@@ -279,12 +301,62 @@ def test_seek_decode_misses_no_entry_at_or_after_the_key(rows, interval, target)
     rows = sorted({(u, -t): v for u, t, v in rows}.items())
     entries = [(u + struct.pack("<Q", -nt), v) for (u, nt), v in rows]
     block = build(entries, interval)
-    all_ukeys, all_trailers, all_values = decode_block_split(block)
-    ukeys, trailers, values, whole = decode_block_split_from(block, target)
+    all_ukeys, all_tags, all_values = decode_block_split(block)
+    ukeys, tags, values, whole = decode_block_split_from(block, target)
     n = len(ukeys)
     # A suffix of the whole decode, reaching back to before the target...
-    assert (ukeys, trailers, values) == (all_ukeys[-n:], all_trailers[8 * (len(all_ukeys) - n):], all_values[-n:])
+    assert (ukeys, tags, values) == (all_ukeys[-n:], all_tags[-n:], all_values[-n:])
     assert whole == (n == len(all_ukeys))
     assert whole or ukeys[0] < target
-    # ...by at most one restart interval.
-    assert sum(1 for u in ukeys if u < target) <= interval
+    # ...by at most one restart interval, unless the block is uniform and so
+    # decoded whole.
+    if _uniform_layout(block, entries_limit(block)) is None:
+        assert sum(1 for u in ukeys if u < target) <= interval
+    else:
+        assert whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(shaped=block_of_either_shape())
+def test_uniform_decode_matches_the_entry_loop(shaped):
+    entries, _interval, block = shaped
+    limit = entries_limit(block)
+    ukeys, trailers, values = _decode_entries(block, limit, split=True)
+    tags = [int.from_bytes(t, "little") for t in trailers]
+    assert decode_block_split(block) == (ukeys, tags, values)
+    assert decode_block(block) == ([k for k, _ in entries], [v for _, v in entries])
+
+
+def uniform_block(count=20, value=b"v" * 10):
+    entries = [(b"key%03d" % i + ((i << 8) | 1).to_bytes(8, "little"), value) for i in range(count)]
+    block = build(entries, 1)
+    header_len = 3 if len(value) < 128 else 4
+    assert _uniform_layout(block, entries_limit(block)) == (header_len, 14, len(value), count)
+    return entries, bytearray(block)
+
+
+def test_uniform_block_with_an_unknown_value_type_is_refused():
+    entries, block = uniform_block()
+    stride = 3 + 14 + 10
+    block[5 * stride + 3 + 6] = 7  # entry 5's type byte
+    with pytest.raises(DecodeError, match="unknown value type"):
+        decode_block_split(bytes(block))
+    with pytest.raises(DecodeError, match="unknown value type"):
+        seek_internal(bytes(block), b"key005", (6 << 8) | 1)
+
+
+def test_block_uniform_but_for_one_header_takes_the_entry_loop():
+    # Entry 7's value length byte says 9, not 10: no fixed stride, and the
+    # loop finds the block's entries out of step with its end.
+    entries, block = uniform_block()
+    block[7 * (3 + 14 + 10) + 2] = 9
+    assert _uniform_layout(bytes(block), entries_limit(bytes(block))) is None
+    with pytest.raises(DecodeError):
+        decode_block_split(bytes(block))
+
+
+def test_uniform_block_with_long_values_has_two_byte_value_lengths():
+    entries, block = uniform_block(count=3, value=b"w" * 300)
+    assert _uniform_layout(bytes(block), entries_limit(bytes(block))) == (4, 14, 300, 3)
+    assert decode_block(bytes(block)) == ([k for k, _ in entries], [v for _, v in entries])
+    assert seek_internal(bytes(block), b"key001", (1 << 8) | 1) == (1, b"w" * 300)

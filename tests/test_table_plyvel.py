@@ -64,7 +64,9 @@ def table_files(path):
 
 def rebuild(entries, compression, bloom_bits):
     out = []
-    builder = TableBuilder(TableOptions(compression=compression, bloom_bits_per_key=bloom_bits), out.append)
+    # LevelDB prefix-compresses every key: with that, our bytes are its bytes.
+    options = TableOptions(compression=compression, bloom_bits_per_key=bloom_bits, prefix_compression=True)
+    builder = TableBuilder(options, out.append)
     for k, v in entries:
         builder.add(k, v)
     builder.finish()

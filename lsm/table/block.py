@@ -8,6 +8,12 @@ Pure: no files; bytes in, bytes out, DecodeError on damage.
 decode_block() decodes a whole block (scans, compaction, cached blocks);
 seek_internal() answers one point lookup from the raw bytes as LevelDB does,
 for blocks read once by a random get.
+
+A *uniform* block -- every entry shares no prefix and has the same header, so
+the same key and value lengths -- has its entries at a fixed stride: one
+struct call decodes it and a seek bisects the entries themselves. lsm writes
+such blocks for keys of one length and values of one length unless prefix
+compression is asked for; any other block takes the entry-by-entry loop.
 """
 import struct
 from functools import lru_cache
@@ -17,11 +23,26 @@ from ..errors import DecodeError
 
 _FIXED32 = struct.Struct("<I")
 _TAG = struct.Struct("<Q")
+# Type bytes (first trailer byte) other than deletion (0) and value (1) are corrupt.
+_VALID_KINDS = b"\x00\x01"
 
 
 @lru_cache(maxsize=1024)
 def _uint32s(count: int):
     return struct.Struct("<%dI" % count)
+
+
+@lru_cache(maxsize=1024)
+def _tags_struct(count: int):
+    return struct.Struct("<%dQ" % count)
+
+
+def trailer_tags(trailers: bytes, count: int):
+    """Tags of `count` joined 8-byte trailers; DecodeError for an unknown type.
+    Joined, the type check is one C call."""
+    if trailers[0::8].translate(None, _VALID_KINDS):
+        raise DecodeError("internal key with an unknown value type")
+    return list(_tags_struct(count).unpack(trailers))
 
 
 def entry_header(shared: int, non_shared: int, value_len: int) -> bytes:
@@ -97,15 +118,20 @@ def _read_varint32(data, pos: int):
             raise DecodeError("varint32 longer than 5 bytes", start)
 
 
-def _restart_array(data):
-    """(entries_limit, restart offsets) with the count checked, the offsets not."""
+def _restart_count(data):
+    """(entries_limit, number of restarts) with the count checked."""
     size = len(data)
     if size < 4:
         raise DecodeError(f"block too short ({size} bytes)")
     num_restarts = _FIXED32.unpack_from(data, size - 4)[0]
     if num_restarts == 0 or num_restarts > (size - 4) // 4:
         raise DecodeError(f"bad restart count {num_restarts}", size - 4)
-    limit = size - 4 - 4 * num_restarts
+    return size - 4 - 4 * num_restarts, num_restarts
+
+
+def _restart_array(data):
+    """(entries_limit, restart offsets) with the count checked, the offsets not."""
+    limit, num_restarts = _restart_count(data)
     return limit, _uint32s(num_restarts).unpack_from(data, limit)
 
 
@@ -130,24 +156,94 @@ def entries_limit(data) -> int:
     return restart_points(data)[0]
 
 
+def _uniform_layout(data, limit):
+    """(header length, key length, value length, entry count) if the entries
+    in data[:limit] are uniform, else None. Each header byte is compared at
+    every stride in C; once all match, an entry-by-entry parse would find
+    exactly these entries, so nothing is taken on trust."""
+    if limit < 3 or data[0]:
+        return None
+    key_len = data[1]
+    value_len = data[2]
+    if key_len | value_len < 128:
+        stride = 3 + key_len + value_len
+        count, rest = divmod(limit, stride)
+        if (
+            rest
+            or data[0:limit:stride].count(0) != count
+            or data[1:limit:stride].count(key_len) != count
+            or data[2:limit:stride].count(value_len) != count
+        ):
+            return None
+        return 3, key_len, value_len, count
+    try:
+        key_len, pos = _read_varint32(data, 1)
+        value_len, pos = _read_varint32(data, pos)
+    except (IndexError, DecodeError):
+        return None  # the entry-by-entry loop reports it
+    stride = pos + key_len + value_len
+    count, rest = divmod(limit, stride)
+    if rest:
+        return None
+    for i in range(pos):
+        if data[i:limit:stride].count(data[i]) != count:
+            return None
+    return pos, key_len, value_len, count
+
+
+@lru_cache(maxsize=1024)
+def _uniform_struct(header_len: int, key_len: int, value_len: int, count: int, split: bool):
+    """Unpacks `count` uniform entries: (key, value) each, or with split
+    (user key, tag, value) -- the tag as an integer, no trailer bytes made."""
+    if split:
+        entry = "%dx%dsQ%ds" % (header_len, key_len - 8, value_len)
+    else:
+        entry = "%dx%ds%ds" % (header_len, key_len, value_len)
+    return struct.Struct("<" + entry * count)
+
+
+def _decode_uniform(data, limit, split):
+    """_decode_entries' result for a uniform block, with tags instead of
+    trailers when split; None if the block is not uniform."""
+    layout = _uniform_layout(data, limit)
+    if layout is None:
+        return None
+    header_len, key_len, value_len, count = layout
+    if split:
+        if key_len < 8:
+            return None  # the entry-by-entry loop reports it
+        if data[header_len + key_len - 8 : limit : header_len + key_len + value_len].translate(None, _VALID_KINDS):
+            raise DecodeError("internal key with an unknown value type")
+        fields = _uniform_struct(header_len, key_len, value_len, count, True).unpack_from(data)
+        return list(fields[0::3]), list(fields[1::3]), list(fields[2::3])
+    fields = _uniform_struct(header_len, key_len, value_len, count, False).unpack_from(data)
+    return list(fields[0::2]), [], list(fields[1::2])
+
+
 def decode_block(data: bytes):
     """Decode every entry: return (keys, values), two lists of bytes."""
     limit = entries_limit(data)
-    keys, _trailers, values = _decode_entries(data, limit, split=False)
+    decoded = _decode_uniform(data, limit, split=False)
+    if decoded is None:
+        decoded = _decode_entries(data, limit, split=False)
+    keys, _trailers, values = decoded
     return keys, values
 
 
 def decode_block_split(data: bytes):
-    """Decode every entry of a data block: (user keys, trailers, values), the
-    trailers being the keys' last 8 bytes joined (their types unchecked).
+    """Decode every entry of a data block: (user keys, tags, values), the
+    tags' value types checked.
 
     Only the restart count is checked, not the offsets: a whole decode never
     uses them, the block's checksum vouches for its bytes, and seeks check
     the restart points they visit. That is 5% of a scan's decoding; a
     table's check (decode_block) still checks every offset."""
-    limit, _restarts = _restart_array(data)
+    limit, _num_restarts = _restart_count(data)
+    decoded = _decode_uniform(data, limit, split=True)
+    if decoded is not None:
+        return decoded
     ukeys, trailers, values = _decode_entries(data, limit, split=True)
-    return ukeys, b"".join(trailers), values
+    return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values
 
 
 def decode_block_split_from(data: bytes, user_key: bytes):
@@ -155,9 +251,13 @@ def decode_block_split_from(data: bytes, user_key: bytes):
     before user_key (from the first entry when none does): every entry with
     a user key >= user_key, after at most one restart interval of smaller
     ones -- what a seek needs, for about half the decoding. Returns
-    (user keys, trailers, values, whole) with whole true when the decode
-    began at the block's first entry."""
+    (user keys, tags, values, whole) with whole true when the decode
+    began at the block's first entry. A uniform block is decoded whole:
+    that costs less than half of the loop's decode."""
     limit, restarts = _restart_array(data)
+    decoded = _decode_uniform(data, limit, split=True)
+    if decoded is not None:
+        return (*decoded, True)
     if restarts[0]:
         raise DecodeError("bad restart array", limit)
     lo, hi = 0, len(restarts) - 1
@@ -169,7 +269,7 @@ def decode_block_split_from(data: bytes, user_key: bytes):
         else:
             hi = mid - 1
     ukeys, trailers, values = _decode_entries(data, limit, True, restarts[lo])
-    return ukeys, b"".join(trailers), values, lo == 0
+    return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values, lo == 0
 
 
 def _restart_user_key(data, limit, pos):
@@ -265,7 +365,11 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
     # Only the restart points the search visits are checked (bounds, no shared
     # prefix), as LevelDB does: a full check of the array costs as much as
     # the search, and the block's checksum already vouches for its bytes.
-    limit, restarts = _restart_array(data)
+    limit, num_restarts = _restart_count(data)
+    layout = _uniform_layout(data, limit)
+    if layout is not None and layout[1] >= 8:
+        return _seek_uniform(data, layout, user_key, seek_tag)
+    restarts = _uint32s(num_restarts).unpack_from(data, limit)
     if restarts[0]:
         raise DecodeError("bad restart array", limit)
     try:
@@ -316,3 +420,28 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
     if pos != limit:
         raise DecodeError("entry runs past the end of the block", limit)
     return PAST_END
+
+
+def _seek_uniform(data, layout, user_key, seek_tag):
+    """seek_internal for a uniform block: a binary search over the entries."""
+    header_len, key_len, value_len, count = layout
+    stride = header_len + key_len + value_len
+    user_len = key_len - 8
+    lo, hi = 0, count
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        pos = mid * stride + header_len
+        ukey = data[pos : pos + user_len]
+        if ukey < user_key or (ukey == user_key and _TAG.unpack_from(data, pos + user_len)[0] > seek_tag):
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == count:
+        return PAST_END
+    pos = lo * stride + header_len
+    if data[pos : pos + user_len] != user_key:
+        return None
+    tag = _TAG.unpack_from(data, pos + user_len)[0]
+    if tag & 0xFF > 1:
+        raise DecodeError("internal key with an unknown value type", pos)
+    return tag & 0xFF, data[pos + key_len : pos + key_len + value_len]

@@ -130,6 +130,7 @@ class TableBuilder:
         "_write",
         "_block_size",
         "_interval",
+        "_prefix_compression",
         "_compression",
         "_filter",
         "_index",
@@ -157,6 +158,7 @@ class TableBuilder:
         self._write = write
         self._block_size = options.block_size
         self._interval = options.block_restart_interval
+        self._prefix_compression = options.prefix_compression
         self._compression = options.compression
         compress_block(b"", self._compression)  # reject an unknown compression now
         bits = options.bloom_bits_per_key
@@ -204,11 +206,15 @@ class TableBuilder:
 
     def add(self, key: bytes, value: bytes) -> None:
         buf = self._buf
-        key_int = _from_bytes(key, "big")
+        prefix_compression = self._prefix_compression
+        if prefix_compression:
+            key_int = _from_bytes(key, "big")
         counter = self._counter
         if counter < self._interval:
             key_len = len(key)
-            if len(self._last_key) == key_len:
+            if not prefix_compression:
+                shared = 0
+            elif len(self._last_key) == key_len:
                 # Common prefix in C: the highest bit where the keys differ.
                 shared = key_len - (((self._last_int ^ key_int).bit_length() + 7) >> 3)
             else:
@@ -230,7 +236,8 @@ class TableBuilder:
         buf += value
         self._block_keys.append(key)
         self._last_key = key
-        self._last_int = key_int
+        if prefix_compression:
+            self._last_int = key_int
         # LevelDB's cut rule: entries + restart array + count >= block_size.
         if len(buf) >= self._limit:
             self._flush()
@@ -256,17 +263,23 @@ class TableBuilder:
         long. Every entry is sized and encoded as if it were no restart, each
         step a map over all entries; _add_blocks cuts them into blocks."""
         headers, entry_sizes, suffixes = _entries_by_bits(width, value_len)
-        ints = list(map(_from_bytes, keys, repeat("big")))
-        bits = [8 * (width - shared_prefix_length(self._last_key, keys[0]))]
-        bits += map(int.bit_length, map(xor, ints, ints[1:]))
+        whole_key = 8 * width  # the bits of a key that shares nothing
         pieces = [b""] * (3 * len(keys))  # header, key suffix, value of every entry
-        pieces[0::3] = map(headers.__getitem__, bits)
-        pieces[1::3] = map(getitem, keys, map(suffixes.__getitem__, bits))
         pieces[2::3] = values
-        sizes = list(map(entry_sizes.__getitem__, bits))
-        self._add_blocks(keys, pieces, sizes, entry_sizes[8 * width], headers[8 * width])
+        if self._prefix_compression:
+            ints = list(map(_from_bytes, keys, repeat("big")))
+            bits = [8 * (width - shared_prefix_length(self._last_key, keys[0]))]
+            bits += map(int.bit_length, map(xor, ints, ints[1:]))
+            pieces[0::3] = map(headers.__getitem__, bits)
+            pieces[1::3] = map(getitem, keys, map(suffixes.__getitem__, bits))
+            sizes = list(map(entry_sizes.__getitem__, bits))
+            self._last_int = ints[-1]
+        else:
+            pieces[0::3] = repeat(headers[whole_key], len(keys))
+            pieces[1::3] = keys
+            sizes = [entry_sizes[whole_key]] * len(keys)
+        self._add_blocks(keys, pieces, sizes, entry_sizes[whole_key], headers[whole_key])
         self._last_key = keys[-1]
-        self._last_int = ints[-1]
 
     def _add_blocks(self, keys, pieces, sizes, restart_size: int, restart_header: bytes) -> None:
         """Cut encoded entries (three pieces each: header, key suffix, value)

@@ -4,12 +4,18 @@ Every block read is checked against its CRC, always (LevelDB checks data blocks
 only when asked to): damaged bytes raise CorruptionError(path, offset of the
 block, reason) and never turn into a wrong value, a phantom key or a false miss.
 """
-import struct
 from bisect import bisect_left
-from functools import lru_cache
 
 from ..errors import CorruptionError, DecodeError
-from .block import PAST_END, decode_block, decode_block_split, decode_block_split_from, first_user_key, seek_internal
+from .block import (
+    PAST_END,
+    decode_block,
+    decode_block_split,
+    decode_block_split_from,
+    first_user_key,
+    seek_internal,
+    trailer_tags,
+)
 from .cache import BlockCache, block_charge
 from .filter import FILTER_META_KEY, FilterBlockReader
 from .format import BLOCK_TRAILER_SIZE, FOOTER_SIZE, decode_footer, decode_handle, unpack_block
@@ -18,34 +24,18 @@ from .format import BLOCK_TRAILER_SIZE, FOOTER_SIZE, decode_footer, decode_handl
 # hot blocks, small enough that thousands of open tables stay cheap.
 PRIVATE_CACHE_BYTES = 256 << 10
 
-# Type bytes (first trailer byte) other than deletion (0) and value (1) are corrupt.
-_VALID_KINDS = b"\x00\x01"
-
-
-@lru_cache(maxsize=1024)
-def _tags_struct(count: int):
-    return struct.Struct("<%dQ" % count)
-
 
 def _trailers(keys) -> bytes:
     """The 8-byte trailers of internal keys, joined; DecodeError for a key
-    shorter than 8 bytes (their types are _split_trailers' to check)."""
+    shorter than 8 bytes (their types are trailer_tags' to check)."""
     if keys and min(map(len, keys)) < 8:
         raise DecodeError("internal key shorter than 8 bytes")
     return b"".join([k[-8:] for k in keys])
 
 
-def _split_trailers(trailers: bytes, count: int):
-    """Tags of `count` joined 8-byte trailers; DecodeError for an unknown type.
-    Joined, the type check is one C call."""
-    if trailers[0::8].translate(None, _VALID_KINDS):
-        raise DecodeError("internal key with an unknown value type")
-    return list(_tags_struct(count).unpack(trailers))
-
-
 def split_internal_keys(keys):
     """(user_keys, tags) of a list of internal keys (DecodeError if malformed)."""
-    return [k[:-8] for k in keys], _split_trailers(_trailers(keys), len(keys))
+    return [k[:-8] for k in keys], trailer_tags(_trailers(keys), len(keys))
 
 
 class Table:
@@ -161,8 +151,7 @@ class Table:
         if type(contents) is not bytes:
             return contents
         try:
-            ukeys, trailers, values = decode_block_split(contents)
-            tags = _split_trailers(trailers, len(ukeys))
+            ukeys, tags, values = decode_block_split(contents)
         except DecodeError as exc:
             raise self._damaged(i, exc) from None
         decoded = (ukeys, tags, values)
@@ -180,8 +169,7 @@ class Table:
         if type(contents) is not bytes:
             return (*contents, True)
         try:
-            ukeys, trailers, values, whole = decode_block_split_from(contents, user_key)
-            tags = _split_trailers(trailers, len(ukeys))
+            ukeys, tags, values, whole = decode_block_split_from(contents, user_key)
         except DecodeError as exc:
             raise self._damaged(i, exc) from None
         return ukeys, tags, values, whole
@@ -232,7 +220,9 @@ class Table:
                 if j < m:
                     return None
             else:
-                if bloom is not None and not bloom.key_may_match(offset, user_key):
+                # A cached block is seeked without the filter: a uniform
+                # block's seek costs less than the filter's probe.
+                if cached is None and bloom is not None and not bloom.key_may_match(offset, user_key):
                     return None
                 if cached is None:
                     # Raw contents are cached, not a decode of 30-odd entries
@@ -256,7 +246,7 @@ class Table:
             keys, values = self._decode(i, self._contents(i))
             if keys:
                 try:
-                    _split_trailers(_trailers(keys), len(keys))
+                    trailer_tags(_trailers(keys), len(keys))
                 except DecodeError as exc:
                     raise self._damaged(i, exc) from None
             yield from zip(keys, values)

@@ -37,6 +37,8 @@ class Options:
     max_file_size: int = 2 << 20
     compression: str | None = "snappy"
     bloom_filter_bits: int = 10
+    # Off: tables of fixed-width entries decode ~4x faster (see TableOptions).
+    prefix_compression: bool = False
     compactors: int = 0
     manifest_limit: int = 64 << 20
     # Ingest-first limits (RocksDB's defaults, not LevelDB's 8 / 12 and one
@@ -58,7 +60,7 @@ class Options:
     @classmethod
     def from_kwargs(cls, **kw):
         o = cls()
-        for name in ("create_if_missing", "error_if_exists", "paranoid_checks"):
+        for name in ("create_if_missing", "error_if_exists", "paranoid_checks", "prefix_compression"):
             value = kw.pop(name, None)
             if value is not None:
                 setattr(o, name, bool(value))
@@ -109,4 +111,5 @@ class Options:
             block_restart_interval=self.block_restart_interval,
             compression=self.compression,
             bloom_bits_per_key=self.bloom_filter_bits,
+            prefix_compression=self.prefix_compression,
         )
