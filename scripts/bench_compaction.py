@@ -145,7 +145,7 @@ def timed(label, job, db_dir, staging, entries, profile, repeat):
         f"{result.bytes_written / MB:.1f} MB"
     )
     if profile:
-        pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+        pstats.Stats(prof).sort_stats(os.environ.get("LSM_PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("LSM_PROFILE_LINES", "12")))
     return result
 
 
