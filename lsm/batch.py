@@ -8,10 +8,9 @@ Operation i gets sequence ``sequence + i``. Ops are ``(kind, key, value)`` with
 kind ``keys.TYPE_VALUE`` or ``keys.TYPE_DELETION``.
 """
 import struct
-from functools import lru_cache
 from itertools import repeat
 
-from .coding import decode_varint32, encode_varint
+from .coding import decode_varint32, encode_varint, repeats_at_stride, unpack_records
 from .errors import DecodeError
 from .keys import TYPE_DELETION, TYPE_VALUE
 
@@ -152,18 +151,15 @@ def _decode_uniform_puts(data: bytes, count: int):
     except (IndexError, DecodeError):
         return None  # the record loop reports it
     stride = value_at + vlen - HEADER_SIZE
-    if count * stride != n - HEADER_SIZE:
+    if (
+        count * stride != n - HEADER_SIZE
+        or not repeats_at_stride(data, HEADER_SIZE, key_at, stride, count)
+        or not repeats_at_stride(data, key_at + klen, value_at, stride, count)
+    ):
         return None
-    for at in (*range(HEADER_SIZE, key_at), *range(key_at + klen, value_at)):
-        if data[at::stride].count(data[at]) != count:
-            return None
-    fields = _uniform_puts_struct(key_at - HEADER_SIZE, klen, value_at - key_at - klen, vlen, count).unpack_from(data)
+    record = "%dx%ds%dx%ds" % (key_at - HEADER_SIZE, klen, value_at - key_at - klen, vlen)
+    fields = unpack_records(data, HEADER_SIZE, stride, count, record)
     return list(zip(repeat(TYPE_VALUE), fields[0::2], fields[1::2]))
-
-
-@lru_cache(maxsize=256)
-def _uniform_puts_struct(key_header: int, klen: int, value_header: int, vlen: int, count: int):
-    return struct.Struct("<%dx" % HEADER_SIZE + ("%dx%ds%dx%ds" % (key_header, klen, value_header, vlen)) * count)
 
 
 def _fail(reason, offset, sequence, ops):

@@ -5,6 +5,7 @@ fixed-width integers are little-endian, and every stored CRC is CRC-32C masked
 as LevelDB masks it (spec §1).
 """
 import struct
+from functools import lru_cache
 
 import crc32c as _crc32c
 
@@ -16,6 +17,9 @@ FIXED64 = struct.Struct("<Q")
 MASK_DELTA = 0xA282EAD8  # on-disk constant: LevelDB's crc mask
 
 _VARINT_CACHE = [bytes([i]) for i in range(128)]
+# unpack_records takes at most this many records per struct: a struct's size
+# grows with its record count, and these stay cached.
+_RECORDS_PER_STRUCT = 512
 
 
 def encode_varint(value: int) -> bytes:
@@ -123,3 +127,34 @@ def unmask_crc(masked: int) -> int:
 def masked_crc32c(data, crc: int = 0) -> int:
     c = _crc32c.crc32c(data, crc)
     return ((((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF)
+
+
+# Records at a fixed stride (a uniform table block, a batch of same-length
+# puts): checked and unpacked by C calls over all records at once.
+
+
+def repeats_at_stride(data, first: int, last: int, stride: int, count: int) -> bool:
+    """Whether each byte of data[first:last] recurs at every `stride` bytes,
+    `count` times in all (data must hold them all)."""
+    for at in range(first, last):
+        if data[at : at + stride * count : stride].count(data[at]) != count:
+            return False
+    return True
+
+
+@lru_cache(maxsize=256)
+def _records_struct(record_format: str, count: int):
+    return struct.Struct("<" + record_format * count)
+
+
+def unpack_records(data, offset: int, stride: int, count: int, record_format: str):
+    """The fields of `count` records of `stride` bytes from data[offset:], each
+    unpacked by the little-endian struct format `record_format`, flat (a
+    tuple or a list)."""
+    if count <= _RECORDS_PER_STRUCT:
+        return _records_struct(record_format, count).unpack_from(data, offset)
+    fields = []
+    for start in range(0, count, _RECORDS_PER_STRUCT):
+        n = min(_RECORDS_PER_STRUCT, count - start)
+        fields += _records_struct(record_format, n).unpack_from(data, offset + start * stride)
+    return fields

@@ -204,3 +204,10 @@ def test_damaged_batch_of_same_length_puts_decodes_as_the_record_loop_does(batch
     else:
         damaged = damaged[: data.draw(st.integers(HEADER_SIZE, len(raw) - 1))]
     assert _outcome(decode_batch, bytes(damaged)) == _outcome(_record_loop_decode, bytes(damaged))
+
+
+def test_batch_of_thousands_of_same_length_puts_decodes_in_pieces():
+    ops = [(TYPE_VALUE, b"k%07d" % i, b"v%09d" % i) for i in range(1500)]
+    data = encode_batch(7, ops)
+    assert batch_module._decode_uniform_puts(data, len(ops)) == ops
+    assert decode_batch(data) == (7, ops)

@@ -360,3 +360,11 @@ def test_uniform_block_with_long_values_has_two_byte_value_lengths():
     assert _uniform_layout(bytes(block), entries_limit(bytes(block))) == (4, 14, 300, 3)
     assert decode_block(bytes(block)) == ([k for k, _ in entries], [v for _, v in entries])
     assert seek_internal(bytes(block), b"key001", (1 << 8) | 1) == (1, b"w" * 300)
+
+
+def test_uniform_block_of_thousands_of_entries_decodes_in_pieces():
+    entries = [(b"%06d" % i + ((i << 8) | 1).to_bytes(8, "little"), b"") for i in range(1300)]
+    block = build(entries, 1)
+    assert _uniform_layout(block, entries_limit(block)) == (3, 14, 0, 1300)
+    assert decode_block(block) == ([k for k, _ in entries], [b""] * 1300)
+    assert decode_block_split(block)[0] == [k[:-8] for k, _ in entries]

@@ -18,7 +18,7 @@ compression is asked for; any other block takes the entry-by-entry loop.
 import struct
 from functools import lru_cache
 
-from ..coding import encode_varint
+from ..coding import encode_varint, repeats_at_stride, unpack_records
 from ..errors import DecodeError
 
 _FIXED32 = struct.Struct("<I")
@@ -183,23 +183,9 @@ def _uniform_layout(data, limit):
         return None  # the entry-by-entry loop reports it
     stride = pos + key_len + value_len
     count, rest = divmod(limit, stride)
-    if rest:
+    if rest or not repeats_at_stride(data, 0, pos, stride, count):
         return None
-    for i in range(pos):
-        if data[i:limit:stride].count(data[i]) != count:
-            return None
     return pos, key_len, value_len, count
-
-
-@lru_cache(maxsize=1024)
-def _uniform_struct(header_len: int, key_len: int, value_len: int, count: int, split: bool):
-    """Unpacks `count` uniform entries: (key, value) each, or with split
-    (user key, tag, value) -- the tag as an integer, no trailer bytes made."""
-    if split:
-        entry = "%dx%dsQ%ds" % (header_len, key_len - 8, value_len)
-    else:
-        entry = "%dx%ds%ds" % (header_len, key_len, value_len)
-    return struct.Struct("<" + entry * count)
 
 
 def _decode_uniform(data, limit, split):
@@ -209,14 +195,17 @@ def _decode_uniform(data, limit, split):
     if layout is None:
         return None
     header_len, key_len, value_len, count = layout
+    stride = header_len + key_len + value_len
     if split:
         if key_len < 8:
             return None  # the entry-by-entry loop reports it
-        if data[header_len + key_len - 8 : limit : header_len + key_len + value_len].translate(None, _VALID_KINDS):
+        if data[header_len + key_len - 8 : limit : stride].translate(None, _VALID_KINDS):
             raise DecodeError("internal key with an unknown value type")
-        fields = _uniform_struct(header_len, key_len, value_len, count, True).unpack_from(data)
+        # The tag as an integer ("Q"): no trailer bytes are made.
+        record = "%dx%dsQ%ds" % (header_len, key_len - 8, value_len)
+        fields = unpack_records(data, 0, stride, count, record)
         return list(fields[0::3]), list(fields[1::3]), list(fields[2::3])
-    fields = _uniform_struct(header_len, key_len, value_len, count, False).unpack_from(data)
+    fields = unpack_records(data, 0, stride, count, "%dx%ds%ds" % (header_len, key_len, value_len))
     return list(fields[0::2]), [], list(fields[1::2])
 
 
