@@ -24,10 +24,11 @@ class Version:
         self.number = number
         # Per level >= 1: sort keys of each file's largest key, for bisect.
         self._largest_keys = [None] + [[sort_key(f.largest) for f in files] for files in levels[1:]]
-        # Non-empty levels >= 1 as (files, largest sort keys): a get skips the rest.
-        self._searched = [(files, self._largest_keys[level]) for level, files in enumerate(levels)
-                          if level and files]
         self._user_bounds = {}
+        # Non-empty levels >= 1 as (files, largest sort keys, smallest and
+        # largest user keys): a get skips the rest.
+        self._searched = [(files, self._largest_keys[level], *self.user_bounds(level))
+                          for level, files in enumerate(levels) if level and files]
 
     def user_bounds(self, level):
         """(smallest user keys, largest user keys) of a level's files, made
@@ -65,10 +66,13 @@ class Version:
             hits = [f for f in level0 if f.smallest[:-8] <= user_key <= f.largest[:-8]]
             hits.reverse()
             out.extend(hits)
-        target = (user_key, -((sequence << 8) | TAG_FOR_SEEK_MASK))
-        for files, largest_keys in self._searched:
-            i = bisect_left(largest_keys, target)
-            if i < len(files) and files[i].smallest[:-8] <= user_key:
+        for files, largest_keys, smallest_ukeys, largest_ukeys in self._searched:
+            i = bisect_left(largest_ukeys, user_key)
+            if i < len(files) and largest_ukeys[i] == user_key:
+                # A file may end inside user_key's versions, with only ones
+                # too new for `sequence`: internal order decides.
+                i = bisect_left(largest_keys, (user_key, -((sequence << 8) | TAG_FOR_SEEK_MASK)))
+            if i < len(files) and smallest_ukeys[i] <= user_key:
                 out.append(files[i])
         return out
 
