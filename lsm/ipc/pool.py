@@ -174,6 +174,10 @@ class _Reaper:
         shutil.rmtree(self.ipc_dir, ignore_errors=True)
 
 
+def _compaction_last(attempt) -> bool:
+    return not isinstance(attempt.job, FlushJob)
+
+
 def _sigkill(pid):
     try:
         os.kill(pid, signal.SIGKILL)
@@ -544,7 +548,8 @@ class CompactorPool:
         idle = [s.worker for s in self._slots if s.worker and s.worker.ready and s.worker.job is None]
         if not idle:
             return
-        for a in list(self._attempts.values()):
+        # Flushes first: a writer may be waiting for room in memory.
+        for a in sorted(self._attempts.values(), key=_compaction_last):
             if not idle:
                 return
             if a.state != "queued" or a.not_before > now:

@@ -712,7 +712,10 @@ class Engine:
                 job = FlushJob(self._next_job_id(), imm.wal_number, self.options.table_options(), paranoid=True)
                 imm.flush_job = job
                 self._submit(_Running(job, imm=imm))
-        capacity = max(1, self._pool_size)
+        # One compaction more than there are compactors waits in the pool's
+        # queue: a compactor that finishes starts it at once instead of idling
+        # through the commit of its result and the next pick.
+        capacity = self._pool_size + 1 if self._pool is not None else 1
         while self.bg_error is None:
             compactions = sum(1 for r in self._running.values() if r.imm is None)
             if compactions >= capacity:
