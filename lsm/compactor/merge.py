@@ -84,9 +84,12 @@ def merge_runs(runs, chunk_rows=CHUNK_ROWS):
             out.sort()
         yield out
     if cursors:
+        # One run left: its blocks still go out in chunks, since every chunk
+        # costs the output a slice and a block's worth makes a small one.
         buf, it = cursors[0]
-        yield buf
-        yield from it
+        while buf:
+            yield buf
+            buf = _fill([], it, chunk_rows)
 
 
 class BaseLevelCheck:
