@@ -11,10 +11,14 @@ against 350 for the same steps on big integers in pure Python.
 Speed, reading: a get asks every table on its way with the same key, so
 FilterBlockReader keeps the hash of the last key it was asked about; one
 probe of one key is a few Python operations, cheaper than numpy's set-up.
+
+numpy is imported where filters are built, not with this module: a process
+that only reads never loads it. Loaded in the bench's process, numpy (and the
+OpenBLAS threads it starts) left lsm's full scans there about 35% slower
+(1.05M against 1.55M entries/s; not with OPENBLAS_NUM_THREADS=1), a cause we
+measured but did not pin down.
 """
 import struct
-
-import numpy as np
 
 from ..errors import DecodeError
 
@@ -52,6 +56,7 @@ def bloom_hash(data: bytes, seed: int = BLOOM_SEED) -> int:
 def _hashes(keys, skip: int):
     """bloom_hash(key[:len(key) - skip]) of every key, in order, as a numpy
     uint32 array: keys of one length are hashed together."""
+    import numpy as np
     count = len(keys)
     lengths = np.fromiter(map(len, keys), dtype=np.int64, count=count)
     if count == 0 or (lengths == lengths[0]).all():
@@ -68,6 +73,7 @@ def _hashes(keys, skip: int):
 def _hash_width(joined: bytes, count: int, width: int, n: int):
     """bloom_hash of the first n bytes of `count` keys of `width` bytes laid
     end to end in `joined`; uint32 arithmetic wraps as LevelDB's does."""
+    import numpy as np
     if n < 0:
         raise ValueError(f"keys of {width} bytes are shorter than the {width - n} bytes to skip")
     rows = np.frombuffer(joined, dtype=np.uint8).reshape(count, width)
@@ -113,6 +119,7 @@ class BloomFilterPolicy:
     def create_filters(self, keys, counts, skip: int = 0) -> bytes:
         """create_filter of the first counts[0] keys, of the next counts[1], ...,
         laid end to end: many filters at the price of one batch."""
+        import numpy as np
         k = self.k
         counts = np.asarray(counts, dtype=np.int64)
         nbytes = (np.maximum(64, counts * self.bits_per_key) + 7) >> 3  # each filter's bits / 8
