@@ -1,6 +1,9 @@
 """TableBuilder: writes a LevelDB table through the `write` callable it is given
-and nothing else (spec §7). Byte-identical to LevelDB 1.22's TableBuilder for the
-same entries and options (block cut rule, separators, filter buckets, compression).
+and nothing else (spec §7). With prefix_compression, which LevelDB always does,
+byte-identical to LevelDB 1.22's TableBuilder for the same entries and options
+(block cut rule, separators, filter buckets, compression); without it, every
+key is stored whole, so a run of keys of one length and values of one length
+makes uniform blocks (lsm.table.block).
 """
 import struct
 from bisect import bisect_left

@@ -220,14 +220,14 @@ class Table:
                 if j < m:
                     return None
             else:
-                # A cached block is seeked without the filter: a uniform
-                # block's seek costs less than the filter's probe.
-                if cached is None and bloom is not None and not bloom.key_may_match(offset, user_key):
-                    return None
+                # A cached block is searched without the filter: a uniform
+                # block's search costs less than the filter's probe.
                 if cached is None:
+                    if bloom is not None and not bloom.key_may_match(offset, user_key):
+                        return None
                     # Raw contents are cached, not a decode of 30-odd entries
                     # that a random read would mostly waste; LevelDB's way,
-                    # a binary search over the restart points answers.
+                    # a binary search answers.
                     cached = self._contents(i)
                     if fill_cache:
                         cache.put((number, offset), cached, len(cached))
