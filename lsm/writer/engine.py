@@ -61,7 +61,7 @@ class _Writer:
 class _Running:
     """A job the writer has handed out and not yet committed."""
 
-    __slots__ = ("job", "imm", "plan", "version", "siblings", "result", "started", "retries", "writer_tried")
+    __slots__ = ("job", "imm", "plan", "version", "siblings", "result", "retries", "writer_tried")
 
     def __init__(self, job, imm=None, plan=None):
         self.job = job
@@ -70,7 +70,6 @@ class _Running:
         self.version = None
         self.siblings = [self]
         self.result = None
-        self.started = time.monotonic()
         self.retries = 0
         self.writer_tried = False  # a stalled writer ran it and failed: leave it to the pool
 
@@ -768,7 +767,6 @@ class Engine:
         siblings[0].version = version
         for r in siblings:
             r.siblings = siblings
-            r.started = time.monotonic()
         for r in siblings:
             self._submit(r)
 
@@ -857,7 +855,10 @@ class Engine:
         for meta in metas:
             edit.new_files.append((plan.level + 1, meta))
         self._log_and_apply(edit)
-        seconds = time.monotonic() - siblings[0].started
+        # The compactors' running time (the longest piece), as for flushes:
+        # the wall clock since submission would count the wait of a compaction
+        # queued behind another.
+        seconds = max(r.result.seconds for r in siblings)
         read = sum(f.size for f in plan.inputs) + sum(f.size for f in plan.next_inputs)
         written = sum(m.size for m in metas)
         self.stats["compactions"] += 1
