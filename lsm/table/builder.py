@@ -309,9 +309,11 @@ class TableBuilder:
             taken = min(bisect_left(ends, block_size, 1), len(window))
             full = ends[taken] >= block_size
             end = start + taken
-            # Restart entries share nothing: a restart's header, the whole key.
-            pieces[3 * first : 3 * end : 3 * interval] = restart_headers[first:end:interval]
-            pieces[3 * first + 1 : 3 * end : 3 * interval] = keys[first:end:interval]
+            if self._prefix_compression:
+                # Restart entries share nothing: a restart's header, the whole
+                # key (without prefix compression every entry already has them).
+                pieces[3 * first : 3 * end : 3 * interval] = restart_headers[first:end:interval]
+                pieces[3 * first + 1 : 3 * end : 3 * interval] = keys[first:end:interval]
             # A restart's offset: its end less the restart slots counted before it.
             offsets = list(map(sub, ends[phase:taken:interval], count(slots, 4)))
             entries = pieces[3 * start : 3 * end]

@@ -57,10 +57,10 @@ def _hashes(keys, skip: int):
     """bloom_hash(key[:len(key) - skip]) of every key, in order, as a numpy
     uint32 array: keys of one length are hashed together."""
     import numpy as np
-    count = len(keys)
+    count = len(keys)  # at least one: create_filters asks only then
     lengths = np.fromiter(map(len, keys), dtype=np.int64, count=count)
-    if count == 0 or (lengths == lengths[0]).all():
-        width = int(lengths[0]) if count else 0
+    if (lengths == lengths[0]).all():
+        width = int(lengths[0])
         return _hash_width(b"".join(keys), count, width, width - skip)
     hashes = np.empty(count, dtype=np.uint32)
     for width in np.unique(lengths).tolist():
@@ -122,7 +122,7 @@ class BloomFilterPolicy:
         import numpy as np
         k = self.k
         counts = np.asarray(counts, dtype=np.int64)
-        nbytes = (np.maximum(64, counts * self.bits_per_key) + 7) >> 3  # each filter's bits / 8
+        nbytes = (np.maximum(64, counts * self.bits_per_key) + 7) >> 3  # filter_size - 1, for every count
         k_at = np.cumsum(nbytes + 1) - 1  # where each filter's k byte goes
         flags = np.zeros(8 * (int(k_at[-1]) + 1) if len(counts) else 0, dtype=np.uint8)  # a byte per bit
         total = int(counts.sum())
