@@ -64,7 +64,7 @@ def write_table(db_dir, number, entries, options):
     return FileMetaData(number, size, builder.smallest, builder.largest)
 
 
-def build_inputs(db_dir, total_mb, ratio, options, rng):
+def build_inputs(db_dir, total_mb, ratio, options, rng, deletes):
     n_total = int(total_mb * MB / ENTRY_BYTES)
     n_l1 = int(n_total * 0.6)
     n_l0_each = (n_total - n_l1) // 4
@@ -92,7 +92,7 @@ def build_inputs(db_dir, total_mb, ratio, options, rng):
         group = []
         for key in sorted(keys):
             seq += 1
-            kind = TYPE_DELETION if rng.random() < 0.05 else TYPE_VALUE
+            kind = TYPE_DELETION if rng.random() < deletes else TYPE_VALUE
             group.append((key, seq, kind, values[seq & 4095] if kind else b""))
         level0.append(write_table(db_dir, number, group, options))
         number += 1
@@ -155,6 +155,8 @@ def main(argv=None):
     ap.add_argument("--flush-mb", type=float, default=32, help="WAL size for the flush, MB")
     ap.add_argument("--batch-ops", type=int, default=100, help="operations per WAL batch")
     ap.add_argument("--ratio", type=float, default=1.0, help="value compressibility (1.0: none)")
+    ap.add_argument("--deletes", type=float, default=0.05,
+                    help="fraction of level-0 entries that are deletions (0: the uniform, numpy path)")
     ap.add_argument("--no-compression", action="store_true", help="tables without snappy")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
@@ -168,7 +170,7 @@ def main(argv=None):
     os.makedirs(work, exist_ok=True)
     try:
         t0 = time.perf_counter()
-        level0, level1, max_seq, n_entries = build_inputs(work, args.mb, args.ratio, options, rng)
+        level0, level1, max_seq, n_entries = build_inputs(work, args.mb, args.ratio, options, rng, args.deletes)
         wal_entries = build_wal(work, 1, args.flush_mb, args.ratio, rng, args.batch_ops)
         print(
             f"inputs: {len(level0)} level-0 + {len(level1)} level-1 tables, "

@@ -12,55 +12,16 @@ import random
 import pytest
 
 from lsm.batch import encode_batch
-from lsm.compactor.job import CompactionJob, FlushJob, TableOptions
+from lsm.compactor.job import FlushJob
 from lsm.compactor.runner import TEST_SLEEP_ENV, run_job
 from lsm.fileio import DEFAULT_FS, FileSystem
 from lsm.filemeta import FileMetaData
-from lsm.filenames import log_file_name, sst_table_file_name, table_file_name
-from lsm.keys import TYPE_DELETION, TYPE_VALUE, make_internal_key, parse_internal_key
+from lsm.filenames import log_file_name, table_file_name
+from lsm.keys import make_internal_key
 from lsm.record import BLOCK_SIZE, LogWriter
-from lsm.table import BlockCache, Table, TableBuilder
+from lsm.table import BlockCache
 
-DEL, PUT = TYPE_DELETION, TYPE_VALUE
-SMALL_TABLES = TableOptions(block_size=512, compression=None, bloom_bits_per_key=10)
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def order(entry):
-    ukey, seq, kind, _ = entry
-    return (ukey, -seq, -kind)
-
-
-def write_table(db_dir, number, entries, options=SMALL_TABLES, sst=False) -> FileMetaData:
-    """A table of (ukey, seq, kind, value) entries, as the writer would have it."""
-    path = (sst_table_file_name if sst else table_file_name)(str(db_dir), number)
-    f = DEFAULT_FS.create(path)
-    builder = TableBuilder(options, f.append)
-    for ukey, seq, kind, value in sorted(entries, key=order):
-        builder.add(make_internal_key(ukey, seq, kind), value)
-    size = builder.finish()
-    f.sync()
-    f.close()
-    return FileMetaData(number, size, builder.smallest, builder.largest)
-
-
-def read_table(path):
-    f = DEFAULT_FS.open_random(str(path))
-    try:
-        table = Table.open(f, path=str(path))
-        out = []
-        for ikey, value in table.iter_entries():
-            ukey, seq, kind = parse_internal_key(ikey)
-            out.append((ukey, seq, kind, value if kind == PUT else b""))
-        return out
-    finally:
-        f.close()
-
-
-def read_outputs(staging, result):
-    return [read_table(os.path.join(staging, o.name)) for o in result.outputs]
+from job_helpers import DEL, PUT, SMALL_TABLES, compaction, order, read_outputs, read_table, write_table
 
 
 def visible(entries, ukey, snapshot):
@@ -95,20 +56,6 @@ def expected_survivors(entries, smallest_snapshot, deeper, lower=None, upper=Non
                     continue  # rule 2: nothing older left to hide
             out.append(e)
     return out
-
-
-def compaction(level, inputs, next_inputs, smallest_snapshot, **kw):
-    kw.setdefault("grandparents", [])
-    kw.setdefault("deeper_ranges", [])
-    kw.setdefault("table", SMALL_TABLES)
-    return CompactionJob(
-        job_id=7,
-        level=level,
-        inputs=inputs,
-        next_inputs=next_inputs,
-        smallest_snapshot=smallest_snapshot,
-        **kw,
-    )
 
 
 def staging_files(staging):

@@ -11,7 +11,7 @@ output table never shares a user key with its neighbour.
 """
 import os
 import struct
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from itertools import accumulate, repeat
 from operator import add, itemgetter, neg
 
@@ -65,6 +65,30 @@ class _Grandparents:
             self._overlap = 0
             return True
         return False
+
+    def cut_starts(self, keys) -> list:
+        """Where should_stop_before, asked at each of `keys` in turn (the
+        sort keys of the first row of every user key of a whole job,
+        ascending), says to cut: the indices into keys. Reads the state of
+        a fresh _Grandparents and leaves it unchanged."""
+        gp_keys, sizes, limit = self._keys, self._sizes, self._limit
+        cuts = []
+        overlap = 0
+        # Grandparents wholly before the first key never count.
+        i = bisect_left(gp_keys, keys[0]) if len(keys) else len(gp_keys)
+        while i < len(gp_keys):
+            # The first key past grandparent i is where should_stop_before
+            # passes it, with every later grandparent that key also passes.
+            at = bisect_right(keys, gp_keys[i])
+            if at == len(keys):
+                break
+            passed_to = bisect_left(gp_keys, keys[at], i)
+            overlap += sum(sizes[i:passed_to])
+            i = passed_to
+            if overlap > limit:
+                cuts.append(at)
+                overlap = 0
+        return cuts
 
 
 class OutputSet:
@@ -164,6 +188,48 @@ class OutputSet:
             i = stop
             if self._builder.estimated_size >= self._max_size:
                 self._cut_due = True
+
+    def add_uniform(self, rows) -> None:
+        """Write a whole job's rows given as uniform.UniformRows (sorted, what
+        the job keeps), the only rows of this set. Cuts where add() would for
+        the grandparents; for max_file_size, as LevelDB: after the first
+        block that takes the table's file to it, at the next user key."""
+        if self._builder is not None or self.outputs:
+            raise ValueError("add_uniform takes all of a job's rows, in one call")
+        count = len(rows)
+        if not count:
+            return
+        from ..table.filter import hash_rows
+        from .uniform import KeysAtStarts
+
+        header_len, key_len, stride = rows.header_len, rows.key_len, rows.stride
+        hashes = None
+        if self._options.bloom_bits_per_key > 0:
+            hashes = hash_rows(rows.array[:, header_len:header_len + key_len - 8], key_len - 8)
+        starts = rows.starts
+        ends = [count]
+        if self._gp is not None:
+            ends = [int(starts[j]) for j in self._gp.cut_starts(KeysAtStarts(rows))] + ends
+        size_limit = None if self._max_size == float("inf") else self._max_size
+        flat = rows.array.reshape(-1)
+
+        def add(lo, hi, limit):
+            return self._builder.add_uniform(flat[lo * stride:hi * stride], stride, header_len, key_len,
+                                             None if hashes is None else hashes[lo:hi], limit)
+
+        pos = 0
+        for end in ends:
+            while pos < end:
+                self._open()
+                pos += add(pos, end, size_limit)
+                if pos < end:
+                    # Past max_file_size: the table ends with this user key.
+                    j = starts.searchsorted(pos)
+                    next_key = min(int(starts[j]) if j < len(starts) else count, end)
+                    if next_key > pos:
+                        pos += add(pos, next_key, None)
+                self._close_current()
+        self._last_ukey = rows.user_key(count - 1)
 
     def _room_limit(self, rows, i, limit):
         """Where the rows from i reach the bytes left under max_file_size

@@ -28,6 +28,7 @@ from ..table import Table
 from .job import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
+from .uniform import compact_uniform
 from .wal_rows import batch_rows, clean_wal_rows, skip_block_tail
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
@@ -36,10 +37,12 @@ _BATCH_HEADER = struct.Struct("<QI")
 _key_of_row = itemgetter(0)
 
 
-def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None) -> JobResult:
+def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None, uniform=True) -> JobResult:
     """Run a FlushJob or CompactionJob; see the module docstring. A flush
     given `rows` (sorted, as MemTable.flush_rows makes them: the writer
-    flushing its own frozen memtable) writes those instead of reading the WAL."""
+    flushing its own frozen memtable) writes those instead of reading the WAL.
+    uniform=False keeps a compaction off the numpy path (lsm.compactor.uniform)
+    where it would apply: tests compare the two."""
     started = time.perf_counter()
     _test_sleep()
     result = JobResult(job_id=getattr(job, "job_id", 0), ok=False)
@@ -63,7 +66,7 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
                 grandparents=job.grandparents,
                 max_grandparent_overlap=job.max_grandparent_overlap,
             )
-            _run_compaction(job, db_dir, fs, block_cache, outputs, result)
+            _run_compaction(job, db_dir, fs, block_cache, outputs, result, uniform)
         else:
             raise TypeError(f"not a job: {type(job).__name__}")
         result.outputs = outputs.finish()
@@ -268,7 +271,7 @@ def _within(meta, lower, upper) -> bool:
     return True
 
 
-def _run_compaction(job, db_dir, fs, block_cache, outputs, result):
+def _run_compaction(job, db_dir, fs, block_cache, outputs, result, uniform):
     lower, upper = job.lower, job.upper
     inputs = [m for m in job.inputs if _within(m, lower, upper)]
     next_inputs = [m for m in job.next_inputs if _within(m, lower, upper)]
@@ -284,11 +287,16 @@ def _run_compaction(job, db_dir, fs, block_cache, outputs, result):
 
     opened = []
     try:
-        runs = []
+        table_runs = []
         for group in groups:
-            tables = [_open_table(fs, db_dir, m, block_cache, opened) for m in group]
+            table_runs.append([_open_table(fs, db_dir, m, block_cache, opened) for m in group])
             result.bytes_read += sum(m.size for m in group)
-            runs.append(_table_run(tables, lower, upper))
+        if uniform and not job.table.prefix_compression:
+            rows = compact_uniform(table_runs, lower, upper, job.smallest_snapshot)
+            if rows is not None:
+                outputs.add_uniform(rows)
+                return
+        runs = [_table_run(tables, lower, upper) for tables in table_runs]
         drop = DropRules(job.smallest_snapshot, job.deeper_ranges)
         add = outputs.add
         apply = drop.apply

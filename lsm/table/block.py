@@ -190,6 +190,14 @@ def _uniform_layout(data, limit):
     return pos, key_len, value_len, count
 
 
+def uniform_layout(data):
+    """(entries limit, header length, key length, value length, entry count)
+    of a uniform block, restart count checked; None for any other block."""
+    limit, _num_restarts = _restart_count(data)
+    layout = _uniform_layout(data, limit)
+    return None if layout is None else (limit, *layout)
+
+
 def _decode_uniform(data, limit, split):
     """_decode_entries' result for a uniform block, with tags instead of
     trailers when split; None if the block is not uniform."""

@@ -76,7 +76,14 @@ def _hash_width(joined: bytes, count: int, width: int, n: int):
     import numpy as np
     if n < 0:
         raise ValueError(f"keys of {width} bytes are shorter than the {width - n} bytes to skip")
-    rows = np.frombuffer(joined, dtype=np.uint8).reshape(count, width)
+    return hash_rows(np.frombuffer(joined, dtype=np.uint8).reshape(count, width), n)
+
+
+def hash_rows(rows, n: int):
+    """bloom_hash of the first n bytes of every row of `rows`, a 2-D numpy
+    uint8 array (a view of a wider array will do), as a uint32 array."""
+    import numpy as np
+    count = len(rows)
     h = np.full(count, (BLOOM_SEED ^ (n * _M)) & _MASK32, dtype=np.uint32)
     words = n >> 2
     if words:
@@ -119,15 +126,20 @@ class BloomFilterPolicy:
     def create_filters(self, keys, counts, skip: int = 0) -> bytes:
         """create_filter of the first counts[0] keys, of the next counts[1], ...,
         laid end to end: many filters at the price of one batch."""
+        total = sum(counts)
+        return self.filters_from_hashes(_hashes(keys[:total], skip) if total else None, counts)
+
+    def filters_from_hashes(self, hashes, counts) -> bytes:
+        """create_filters given the keys' bloom hashes (a numpy uint32 array,
+        None when there are no keys) instead of the keys."""
         import numpy as np
         k = self.k
         counts = np.asarray(counts, dtype=np.int64)
         nbytes = (np.maximum(64, counts * self.bits_per_key) + 7) >> 3  # filter_size - 1, for every count
         k_at = np.cumsum(nbytes + 1) - 1  # where each filter's k byte goes
         flags = np.zeros(8 * (int(k_at[-1]) + 1) if len(counts) else 0, dtype=np.uint8)  # a byte per bit
-        total = int(counts.sum())
-        if total:
-            h = _hashes(keys[:total], skip).astype(np.uint64)
+        if hashes is not None and len(hashes):
+            h = hashes[: int(counts.sum())].astype(np.uint64)
             nbits = np.repeat(nbytes << 3, counts).astype(np.uint64)
             base = np.repeat((k_at - nbytes) << 3, counts).astype(np.uint64)  # each key's filter's first bit
             delta = ((h >> 17) | (h << 15)) & _MASK32
@@ -170,7 +182,9 @@ class FilterBlockBuilder:
         self.policy = policy
         self.skip = skip
         self._keys = []  # keys whose filters are not built yet; the open bucket's last
-        self._counts = []  # key count of each closed bucket in _keys
+        self._hash_parts = []  # or instead, their hashes (add_hashes)
+        self._pending = 0  # keys (or hashes) added and not built yet
+        self._counts = []  # key count of each closed bucket among them
         self._closed = 0  # keys of the closed buckets: sum(_counts)
         self._result = []  # built filters
         self._size = 0  # bytes of the filters of all closed buckets, built or not
@@ -184,11 +198,18 @@ class FilterBlockBuilder:
     def add_keys(self, keys) -> None:
         """Keys of a data block, added before start_block(offset just past it)."""
         self._keys.extend(keys)
+        self._pending += len(keys)
+
+    def add_hashes(self, hashes) -> None:
+        """add_keys for keys given by their bloom hashes (hash_rows of their
+        user keys); a table's keys come either all as keys or all as hashes."""
+        self._hash_parts.append(hashes)
+        self._pending += len(hashes)
 
     def _generate(self) -> None:
         """Close the open bucket."""
         self._offsets.append(self._size)
-        count = len(self._keys) - self._closed
+        count = self._pending - self._closed
         if count:
             self._counts.append(count)
             self._closed += count
@@ -198,13 +219,22 @@ class FilterBlockBuilder:
 
     def _build(self) -> None:
         """Build the filters of the closed buckets."""
-        self._result.append(self.policy.create_filters(self._keys, self._counts, self.skip))
+        if self._hash_parts:
+            import numpy as np
+            if self._keys:
+                raise ValueError("a filter block takes keys or hashes, not both")
+            built = self.policy.filters_from_hashes(np.concatenate(self._hash_parts), self._counts)
+        else:
+            built = self.policy.create_filters(self._keys, self._counts, self.skip)
+        self._result.append(built)
         self._keys = []
+        self._hash_parts = []
+        self._pending = 0
         self._counts = []
         self._closed = 0
 
     def finish(self) -> bytes:
-        if len(self._keys) > self._closed:
+        if self._pending > self._closed:
             self._generate()
         if self._counts:
             self._build()

@@ -109,6 +109,12 @@ class Table:
 
     # ------------------------------------------------------------------ reads
 
+    @property
+    def index_user_keys(self):
+        """The user keys of the index entries, one per data block, ascending:
+        entry i lies between block i's last key and block i + 1's first."""
+        return self._index_ukeys
+
     def find_block(self, user_key: bytes) -> int:
         """Index of the first block that may hold user_key (num_blocks if none)."""
         return bisect_left(self._index_ukeys, user_key)
@@ -121,6 +127,24 @@ class Table:
             return unpack_block(self.file.read(offset, size + BLOCK_TRAILER_SIZE), size)
         except DecodeError as exc:
             raise self._damaged(i, exc) from None
+
+    def contents_of_blocks(self, start: int, stop: int):
+        """The uncompressed contents of data blocks start..stop-1, checksums
+        verified, read with one read (the cache is neither used nor filled):
+        for a compaction, which reads every block once."""
+        if start >= stop:
+            return
+        base = self._offsets[start]
+        end = self._offsets[stop - 1] + self._sizes[stop - 1] + BLOCK_TRAILER_SIZE
+        data = self.file.read(base, end - base)
+        view = memoryview(data)
+        for i in range(start, stop):
+            at = self._offsets[i] - base
+            size = self._sizes[i]
+            try:
+                yield unpack_block(view[at:at + size + BLOCK_TRAILER_SIZE], size)
+            except DecodeError as exc:
+                raise self._damaged(i, exc) from None
 
     def _decode(self, i: int, contents: bytes):
         """(internal keys, values) of block i; CorruptionError if malformed."""

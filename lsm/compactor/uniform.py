@@ -1,0 +1,175 @@
+"""A compaction whose every input block is uniform, done with numpy. Knows
+tables (lsm.table) and the drop rules of merge.py; writes nothing.
+
+Uniform blocks (lsm.table.block) hold entries of one layout at a fixed
+stride: a header, the whole internal key, the value. Laid end to end, a
+run's entries are a 2-D uint8 array, one row per entry, and every step of
+a compaction is a numpy operation on whole columns: the sort (user key
+columns as big-endian words, then the tag descending), LevelDB's drop rule
+(an entry is shadowed when the version before it, of the same user key, is
+visible to every snapshot) and the gather of the rows kept. The rows kept
+are already the bytes of the output blocks' entries, which is what
+TableBuilder.add_uniform writes.
+
+Only the common case takes this path: every block uniform with one layout,
+and no deletion (deletion markers take merge.DropRules' base-level rule).
+Anything else answers None and the row-by-row path (merge.py) runs, which
+also reports damage in detail.
+"""
+from bisect import bisect_left
+from dataclasses import dataclass
+
+from ..table.block import uniform_layout
+
+_KIND_VALUE = 1  # keys.TYPE_VALUE: the kind byte every entry here must carry
+
+
+@dataclass
+class UniformRows:
+    """Sorted entries of one layout, as a uniform block's entries.
+
+    array: (n, stride) uint8 numpy array, one entry per row: header_len
+    header bytes, the internal key (key_len bytes: user key, then the tag as
+    a little-endian fixed64), the value. starts: the rows where a new user
+    key begins (numpy int array, ascending, starting with 0 when n > 0)."""
+
+    array: object
+    header_len: int
+    key_len: int
+    starts: object
+
+    @property
+    def stride(self) -> int:
+        return self.array.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def user_key(self, row: int) -> bytes:
+        at = self.header_len
+        return self.array[row, at:at + self.key_len - 8].tobytes()
+
+    def sort_key(self, row: int):
+        """(user key, -tag) of a row: keys.sort_key of its internal key."""
+        at = self.header_len + self.key_len - 8
+        return self.user_key(row), -int.from_bytes(self.array[row, at:at + 8].tobytes(), "little")
+
+
+class _UserKeys:
+    """The user keys of an entry array as a sequence, for bisect."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: UniformRows):
+        self._rows = rows
+
+    def __len__(self):
+        return len(self._rows)
+
+    def __getitem__(self, row):
+        return self._rows.user_key(row)
+
+
+class KeysAtStarts:
+    """sort_key of the first row of every user key, as a sequence for bisect."""
+
+    __slots__ = ("_rows", "_starts")
+
+    def __init__(self, rows: UniformRows):
+        self._rows = rows
+        self._starts = rows.starts.tolist()
+
+    def __len__(self):
+        return len(self._starts)
+
+    def __getitem__(self, j):
+        return self._rows.sort_key(self._starts[j])
+
+
+def compact_uniform(runs, lower, upper, smallest_snapshot: int):
+    """The rows a compaction keeps, as UniformRows, or None when this path
+    does not apply (see the module docstring).
+
+    runs: lists of tables, each list disjoint and in key order (a level-0
+    file alone, or the files of one level); lower, upper: the user-key
+    bounds of a subcompaction (None: unbounded)."""
+    import numpy as np
+
+    arrays = []
+    layout = None
+    for tables in runs:
+        found = _run_entries(tables, lower, upper, layout)
+        if found is None:
+            return None
+        layout, array = found
+        if array is not None and len(array):
+            arrays.append(array)
+    if layout is None or not arrays:
+        return None  # nothing to merge: the general path writes nothing quickly
+    header_len, key_len, _value_len = layout
+    entries = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+    user_len = key_len - 8
+    # User keys compare as bytes: as big-endian words, zero-padded alike.
+    words = np.zeros((len(entries), -(-user_len // 8) * 8), dtype=np.uint8)
+    words[:, :user_len] = entries[:, header_len:header_len + user_len]
+    words = words.view(">u8")
+    tags = np.ascontiguousarray(entries[:, header_len + user_len:header_len + key_len]).view("<u8").ravel()
+    order = None
+    if len(arrays) > 1:
+        # lexsort's last key is the primary one: user key words, then newest first.
+        order = np.lexsort((~tags, *words.T[::-1]))
+        words = words[order]
+        tags = tags[order]
+    same_key = (words[1:] == words[:-1]).all(axis=1)
+    # Shadowed: the newer version just before it, same user key, has a
+    # sequence every snapshot sees (DropRules' rule 1).
+    shadowed = same_key & ((tags[:-1] >> 8) <= smallest_snapshot)
+    keep = np.concatenate(([True], ~shadowed))
+    new_key = np.concatenate(([True], ~same_key))
+    if order is None and keep.all():
+        kept = entries
+    else:
+        kept = entries[order[keep] if order is not None else keep]
+    return UniformRows(np.ascontiguousarray(kept), header_len, key_len, np.flatnonzero(new_key[keep]))
+
+
+def _run_entries(tables, lower, upper, layout):
+    """(layout, entries of the run within [lower, upper)) with layout =
+    (header length, key length, value length) shared with `layout` when
+    given; entries None when the run has no block there. None if a block
+    is not uniform, not of that layout, or holds anything but puts."""
+    import numpy as np
+
+    pieces = []
+    for table in tables:
+        start = 0 if lower is None else table.find_block(lower)
+        stop = table.num_blocks
+        if upper is not None:
+            # Block i + 1 starts at or after separator i: none >= upper is needed.
+            stop = min(stop, max(start + 1, bisect_left(table.index_user_keys, upper) + 1))
+        for contents in table.contents_of_blocks(start, stop):
+            found = uniform_layout(contents)
+            if found is None:
+                return None
+            limit, header_len, key_len, value_len, _count = found
+            if layout is None:
+                if key_len < 8:
+                    return None  # not an internal key: the general path reports it
+                layout = (header_len, key_len, value_len)
+            elif layout != (header_len, key_len, value_len):
+                return None
+            pieces.append(memoryview(contents)[:limit])
+    if not pieces:
+        return layout, None
+    header_len, key_len, value_len = layout
+    stride = header_len + key_len + value_len
+    entries = np.frombuffer(b"".join(pieces), dtype=np.uint8).reshape(-1, stride)
+    if not (entries[:, header_len + key_len - 8] == _KIND_VALUE).all():
+        return None
+    if lower is not None or upper is not None:
+        rows = UniformRows(entries, header_len, key_len, None)
+        keys = _UserKeys(rows)
+        lo = 0 if lower is None else bisect_left(keys, lower)
+        hi = len(entries) if upper is None else bisect_left(keys, upper, lo)
+        entries = entries[lo:hi]
+    return layout, entries

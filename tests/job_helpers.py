@@ -1,0 +1,62 @@
+"""Shared by the job tests: tables of (user key, seq, kind, value) entries
+written and read back, and compaction jobs over them."""
+import os
+
+from lsm.compactor.job import CompactionJob, TableOptions
+from lsm.fileio import DEFAULT_FS
+from lsm.filemeta import FileMetaData
+from lsm.filenames import sst_table_file_name, table_file_name
+from lsm.keys import TYPE_DELETION, TYPE_VALUE, make_internal_key, parse_internal_key
+from lsm.table import Table, TableBuilder
+
+DEL, PUT = TYPE_DELETION, TYPE_VALUE
+SMALL_TABLES = TableOptions(block_size=512, compression=None, bloom_bits_per_key=10)
+
+
+def order(entry):
+    ukey, seq, kind, _ = entry
+    return (ukey, -seq, -kind)
+
+
+def write_table(db_dir, number, entries, options=SMALL_TABLES, sst=False) -> FileMetaData:
+    """A table of (ukey, seq, kind, value) entries, as the writer would have it."""
+    path = (sst_table_file_name if sst else table_file_name)(str(db_dir), number)
+    f = DEFAULT_FS.create(path)
+    builder = TableBuilder(options, f.append)
+    for ukey, seq, kind, value in sorted(entries, key=order):
+        builder.add(make_internal_key(ukey, seq, kind), value)
+    size = builder.finish()
+    f.sync()
+    f.close()
+    return FileMetaData(number, size, builder.smallest, builder.largest)
+
+
+def read_table(path):
+    f = DEFAULT_FS.open_random(str(path))
+    try:
+        table = Table.open(f, path=str(path))
+        out = []
+        for ikey, value in table.iter_entries():
+            ukey, seq, kind = parse_internal_key(ikey)
+            out.append((ukey, seq, kind, value if kind == PUT else b""))
+        return out
+    finally:
+        f.close()
+
+
+def read_outputs(staging, result):
+    return [read_table(os.path.join(staging, o.name)) for o in result.outputs]
+
+
+def compaction(level, inputs, next_inputs, smallest_snapshot, **kw):
+    kw.setdefault("grandparents", [])
+    kw.setdefault("deeper_ranges", [])
+    kw.setdefault("table", SMALL_TABLES)
+    return CompactionJob(
+        job_id=7,
+        level=level,
+        inputs=inputs,
+        next_inputs=next_inputs,
+        smallest_snapshot=smallest_snapshot,
+        **kw,
+    )
