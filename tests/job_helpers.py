@@ -1,12 +1,14 @@
 """Shared by the job tests: tables of (user key, seq, kind, value) entries
-written and read back, and compaction jobs over them."""
+written and read back, compaction jobs over them, and WALs of write batches."""
 import os
 
+from lsm.batch import encode_batch
 from lsm.compactor.job import CompactionJob, TableOptions
 from lsm.fileio import DEFAULT_FS
 from lsm.filemeta import FileMetaData
-from lsm.filenames import sst_table_file_name, table_file_name
+from lsm.filenames import log_file_name, sst_table_file_name, table_file_name
 from lsm.keys import TYPE_DELETION, TYPE_VALUE, make_internal_key, parse_internal_key
+from lsm.record import BLOCK_SIZE, LogWriter
 from lsm.table import Table, TableBuilder
 
 DEL, PUT = TYPE_DELETION, TYPE_VALUE
@@ -60,3 +62,28 @@ def compaction(level, inputs, next_inputs, smallest_snapshot, **kw):
         smallest_snapshot=smallest_snapshot,
         **kw,
     )
+
+
+def write_wal(db_dir, number, batches):
+    """batches: [(sequence, ops)]; returns the file offset of each record."""
+    writer = LogWriter()
+    chunks, offsets, pos = [], [], 0
+    for sequence, ops in batches:
+        framed = writer.encode(encode_batch(sequence, ops))
+        # A record starts after any block trailer padding the writer emitted.
+        start = pos
+        if BLOCK_SIZE - pos % BLOCK_SIZE < 7:
+            start = pos + BLOCK_SIZE - pos % BLOCK_SIZE
+        offsets.append(start)
+        chunks.append(framed)
+        pos += len(framed)
+    DEFAULT_FS.write_file(log_file_name(str(db_dir), number), b"".join(chunks))
+    return offsets
+
+
+def batch_entries(batches):
+    out = []
+    for sequence, ops in batches:
+        for i, (kind, key, value) in enumerate(ops):
+            out.append((key, sequence + i, kind, value if kind == PUT else b""))
+    return sorted(out, key=order)

@@ -11,17 +11,18 @@ import random
 
 import pytest
 
-from lsm.batch import encode_batch
 from lsm.compactor.job import FlushJob
 from lsm.compactor.runner import TEST_SLEEP_ENV, run_job
 from lsm.fileio import DEFAULT_FS, FileSystem
 from lsm.filemeta import FileMetaData
 from lsm.filenames import log_file_name, table_file_name
 from lsm.keys import make_internal_key
-from lsm.record import BLOCK_SIZE, LogWriter
+from lsm.record import BLOCK_SIZE
 from lsm.table import BlockCache
 
-from job_helpers import DEL, PUT, SMALL_TABLES, compaction, order, read_outputs, read_table, write_table
+from job_helpers import (
+    DEL, PUT, SMALL_TABLES, batch_entries, compaction, order, read_outputs, read_table, write_table, write_wal,
+)
 
 
 def visible(entries, ukey, snapshot):
@@ -105,31 +106,6 @@ def random_lsm(rng, db_dir, n_keys=300, n_l0=4, n_l1=3, value_max=120):
 
 
 # ---------------------------------------------------------------- flush
-
-
-def write_wal(db_dir, number, batches):
-    """batches: [(sequence, ops)]; returns the file offset of each record."""
-    writer = LogWriter()
-    chunks, offsets, pos = [], [], 0
-    for sequence, ops in batches:
-        framed = writer.encode(encode_batch(sequence, ops))
-        # A record starts after any block trailer padding the writer emitted.
-        start = pos
-        if BLOCK_SIZE - pos % BLOCK_SIZE < 7:
-            start = pos + BLOCK_SIZE - pos % BLOCK_SIZE
-        offsets.append(start)
-        chunks.append(framed)
-        pos += len(framed)
-    DEFAULT_FS.write_file(log_file_name(str(db_dir), number), b"".join(chunks))
-    return offsets
-
-
-def batch_entries(batches):
-    out = []
-    for sequence, ops in batches:
-        for i, (kind, key, value) in enumerate(ops):
-            out.append((key, sequence + i, kind, value if kind == PUT else b""))
-    return sorted(out, key=order)
 
 
 def test_flush_table_holds_every_batch_entry_in_internal_order(tmp_path):

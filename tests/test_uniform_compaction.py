@@ -1,23 +1,25 @@
-"""The numpy compaction of uniform tables (lsm.compactor.uniform) against the
-row-by-row merge it stands in for: the same entries kept, the same tables
-where their cut rules agree, and the row path whenever it does not apply."""
+"""The numpy flushes and compactions of fixed-size entries
+(lsm.compactor.uniform) against the row-by-row paths they stand in for: the
+same entries kept, the same tables where their cut rules agree, and the row
+path whenever they do not apply."""
 import os
 import random
 
 import numpy as np
 import pytest
 
-from lsm.compactor.job import TableOptions
+from lsm.compactor.job import FlushJob, TableOptions
 from lsm.compactor.runner import run_job
-from lsm.compactor.uniform import compact_uniform
+from lsm.compactor.uniform import compact_uniform, flush_uniform
+from lsm.compactor.wal_rows import clean_wal_payloads
 from lsm.fileio import DEFAULT_FS
 from lsm.filemeta import FileMetaData
-from lsm.filenames import table_file_name
+from lsm.filenames import log_file_name, table_file_name
 from lsm.keys import make_internal_key
 from lsm.table import Table, TableBuilder
 from lsm.table.filter import hash_rows
 
-from job_helpers import DEL, PUT, compaction, order, read_outputs, write_table
+from job_helpers import DEL, PUT, batch_entries, compaction, order, read_outputs, write_table, write_wal
 
 KEY_LEN = 12
 UNIFORM_TABLES = TableOptions(block_size=1024, compression="snappy", bloom_bits_per_key=10)
@@ -247,3 +249,68 @@ def test_damaged_block_on_the_uniform_path_fails_as_corruption_naming_the_file(t
     assert not result.ok and result.corruption
     assert os.path.basename(path) in result.error
     assert not os.listdir(staging)
+
+
+# ---------------------------------------------------------------- flushes
+
+
+def uniform_batches(rng, count, size, first_sequence=1, key_len=KEY_LEN, value_len=60):
+    """Write batches of `size` puts of fresh and repeated keys."""
+    keys = [rng.randbytes(key_len) for _ in range(count * size // 2)]
+    batches, sequence = [], first_sequence
+    for _ in range(count):
+        ops = [(PUT, rng.choice(keys), rng.randbytes(value_len)) for _ in range(size)]
+        batches.append((sequence, ops))
+        sequence += size
+    return batches
+
+
+def takes_uniform_flush(tmp_path, wal_number) -> bool:
+    payloads = clean_wal_payloads(DEFAULT_FS.read_file(log_file_name(str(tmp_path), wal_number)))
+    return flush_uniform(payloads) is not None
+
+
+def flush_both(tmp_path, wal_number, options=UNIFORM_TABLES):
+    """(result, entries) of a flush on the uniform path, then on the row path."""
+    got = []
+    for uniform in (True, False):
+        staging = str(tmp_path / f"flush{wal_number}-{uniform}")
+        result = run_job(FlushJob(job_id=1, wal_number=wal_number, table=options), str(tmp_path), staging,
+                         uniform=uniform)
+        assert result.ok, result.error
+        got.append((result, [e for t in read_outputs(staging, result) for e in t], output_bytes(result, staging)))
+    return got
+
+
+def test_uniform_flush_writes_the_table_the_row_flush_writes(tmp_path):
+    rng = random.Random(1)
+    # Batches of 400 puts of 72 bytes span log blocks (FIRST/MIDDLE/LAST
+    # fragments); an empty batch and batches out of sequence order too.
+    batches = uniform_batches(rng, 40, 400, first_sequence=100)
+    batches[5], batches[9] = batches[9], batches[5]
+    batches.insert(3, (5, []))
+    write_wal(tmp_path, 7, batches)
+    assert takes_uniform_flush(tmp_path, 7)
+    (fast, fast_entries, fast_bytes), (rows, rows_entries, rows_bytes) = flush_both(tmp_path, 7)
+    assert fast_entries == batch_entries(batches)
+    assert fast_bytes == rows_bytes
+    assert fast.max_sequence == rows.max_sequence == 100 + 40 * 400 - 1
+    assert fast.outputs == rows.outputs
+
+
+@pytest.mark.parametrize("odd_one", ["another key length", "a deletion", "another value length", "a long value"])
+def test_a_wal_the_uniform_flush_cannot_take_is_flushed_by_rows(tmp_path, odd_one):
+    rng = random.Random(2)
+    batches = uniform_batches(rng, 6, 50)
+    odd = {
+        "another key length": [(PUT, b"k" * (KEY_LEN + 1), bytes(60))],
+        "a deletion": [(PUT, b"k" * KEY_LEN, bytes(60)), (DEL, b"d" * KEY_LEN, b"")],
+        "another value length": [(PUT, b"k" * KEY_LEN, bytes(61))],
+        "a long value": [(PUT, b"k" * KEY_LEN, bytes(300))],
+    }[odd_one]
+    batches.append((6 * 50 + 1, odd))
+    write_wal(tmp_path, 8, batches)
+    assert not takes_uniform_flush(tmp_path, 8)
+    (fast, fast_entries, _), (rows, rows_entries, _) = flush_both(tmp_path, 8)
+    assert fast_entries == rows_entries == batch_entries(batches)
+    assert fast.max_sequence == rows.max_sequence

@@ -28,8 +28,8 @@ from ..table import Table
 from .job import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
-from .uniform import compact_uniform
-from .wal_rows import batch_rows, clean_wal_rows, skip_block_tail
+from .uniform import compact_uniform, flush_uniform
+from .wal_rows import batch_rows, clean_wal_payloads, clean_wal_rows, skip_block_tail
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
 
@@ -41,7 +41,7 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
     """Run a FlushJob or CompactionJob; see the module docstring. A flush
     given `rows` (sorted, as MemTable.flush_rows makes them: the writer
     flushing its own frozen memtable) writes those instead of reading the WAL.
-    uniform=False keeps a compaction off the numpy path (lsm.compactor.uniform)
+    uniform=False keeps a job off the numpy path (lsm.compactor.uniform)
     where it would apply: tests compare the two."""
     started = time.perf_counter()
     _test_sleep()
@@ -53,7 +53,7 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
             # One table, whatever its size: a flush is one level-0 file.
             outputs = OutputSet(fs, staging_dir, job.table)
             if rows is None:
-                _run_flush(job, db_dir, fs, outputs, result)
+                _run_flush(job, db_dir, fs, outputs, result, uniform)
             else:
                 outputs.add(rows)
         elif isinstance(job, CompactionJob):
@@ -119,13 +119,20 @@ def _physical_end(offset, length):
             return pos
 
 
-def _run_flush(job, db_dir, fs, outputs, result):
+def _run_flush(job, db_dir, fs, outputs, result, uniform):
     """All entries of the frozen WAL, sorted, into one level-0 table. Nothing
     is dropped: older versions may still be read through snapshots, and a
     deletion must shadow older tables."""
     path = log_file_name(db_dir, job.wal_number)
     data = fs.read_file(path)
     result.bytes_read = len(data)
+    if uniform and not job.salvage and not job.table.prefix_compression:
+        payloads = clean_wal_payloads(data)
+        found = flush_uniform(payloads) if payloads else None
+        if found is not None:
+            rows, result.max_sequence = found
+            outputs.add_uniform(rows)
+            return
     clean = None if job.salvage else clean_wal_rows(data)
     if clean is not None:
         rows, max_sequence, in_order = clean

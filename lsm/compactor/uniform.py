@@ -1,5 +1,6 @@
-"""A compaction whose every input block is uniform, done with numpy. Knows
-tables (lsm.table) and the drop rules of merge.py; writes nothing.
+"""Flushes and compactions of fixed-size entries, done with numpy. Knows
+tables (lsm.table), write batches and the drop rules of merge.py; reads
+tables, writes nothing.
 
 Uniform blocks (lsm.table.block) hold entries of one layout at a fixed
 stride: a header, the whole internal key, the value. Laid end to end, a
@@ -11,17 +12,25 @@ visible to every snapshot) and the gather of the rows kept. The rows kept
 are already the bytes of the output blocks' entries, which is what
 TableBuilder.add_uniform writes.
 
+A flush of a WAL whose write batches are all puts of one key length and one
+value length builds the same rows from the batches' records, tags counted
+from each batch's sequence, and sorts them.
+
 Only the common case takes this path: every block uniform with one layout,
 and no deletion (deletion markers take merge.DropRules' base-level rule).
 Anything else answers None and the row-by-row path (merge.py) runs, which
 also reports damage in detail.
 """
+import struct
 from bisect import bisect_left
 from dataclasses import dataclass
 
+from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
+from ..coding import encode_varint
 from ..table.block import uniform_layout
 
 _KIND_VALUE = 1  # keys.TYPE_VALUE: the kind byte every entry here must carry
+_BATCH_HEADER = struct.Struct("<QI")  # a write batch's sequence and count
 
 
 @dataclass
@@ -108,6 +117,71 @@ def compact_uniform(runs, lower, upper, smallest_snapshot: int):
         return None  # nothing to merge: the general path writes nothing quickly
     header_len, key_len, _value_len = layout
     entries = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+    return _sorted_rows(entries, header_len, key_len, len(arrays) > 1, smallest_snapshot)
+
+
+def flush_uniform(payloads):
+    """(UniformRows of every entry, max sequence) of a WAL given as its
+    write batches (wal_rows.clean_wal_payloads), or None unless every batch
+    holds only puts with one key length and one value length, each below
+    128 bytes: the WAL of a load in batches. Nothing is dropped."""
+    import numpy as np
+
+    layout = None
+    pieces, sequences, counts = [], [], []
+    for payload in payloads:
+        if len(payload) < BATCH_HEADER_SIZE:
+            return None
+        sequence, count = _BATCH_HEADER.unpack_from(payload)
+        if not count:
+            if len(payload) != BATCH_HEADER_SIZE:
+                return None
+            continue
+        records = bytes(payload[BATCH_HEADER_SIZE:])
+        if len(records) < 3 or records[0] != _KIND_VALUE or records[1] >= 128:
+            return None
+        key_len = records[1]
+        value_len = records[2 + key_len] if 2 + key_len < len(records) else 128
+        if value_len >= 128 or (layout is not None and layout != (key_len, value_len)):
+            return None
+        layout = (key_len, value_len)
+        stride = 3 + key_len + value_len
+        if (
+            len(records) != count * stride
+            or records[0::stride].count(_KIND_VALUE) != count
+            or records[1::stride].count(key_len) != count
+            or records[2 + key_len::stride].count(value_len) != count
+        ):
+            return None
+        pieces.append(records)
+        sequences.append(sequence)
+        counts.append(count)
+    if layout is None:
+        return None
+    key_len, value_len = layout
+    records = np.frombuffer(b"".join(pieces), dtype=np.uint8).reshape(-1, 3 + key_len + value_len)
+    n = len(records)
+    counts = np.array(counts, dtype=np.int64)
+    firsts = np.cumsum(counts) - counts  # each batch's first row
+    sequence_of = np.repeat(np.array(sequences, dtype=np.uint64) - firsts.astype(np.uint64), counts)
+    tags = ((sequence_of + np.arange(n, dtype=np.uint64)) << np.uint64(8)) | np.uint64(_KIND_VALUE)
+    header = encode_varint(0) + encode_varint(key_len + 8) + encode_varint(value_len)
+    at = len(header)
+    entries = np.empty((n, at + key_len + 8 + value_len), dtype=np.uint8)
+    entries[:, :at] = np.frombuffer(header, dtype=np.uint8)
+    entries[:, at:at + key_len] = records[:, 2:2 + key_len]
+    entries[:, at + key_len:at + key_len + 8] = tags.astype("<u8").view(np.uint8).reshape(n, 8)
+    entries[:, at + key_len + 8:] = records[:, 3 + key_len:]
+    max_sequence = max(s + c - 1 for s, c in zip(sequences, counts.tolist()))
+    return _sorted_rows(entries, at, key_len + 8, True, None), max_sequence
+
+
+def _sorted_rows(entries, header_len: int, key_len: int, merge: bool, smallest_snapshot):
+    """UniformRows of entries (their runs laid end to end; merge: more than
+    one run, so sort) less those shadowed below smallest_snapshot (None:
+    keep all)."""
+    import numpy as np
+
     user_len = key_len - 8
     # User keys compare as bytes: as big-endian words, zero-padded alike.
     words = np.zeros((len(entries), -(-user_len // 8) * 8), dtype=np.uint8)
@@ -115,17 +189,20 @@ def compact_uniform(runs, lower, upper, smallest_snapshot: int):
     words = words.view(">u8")
     tags = np.ascontiguousarray(entries[:, header_len + user_len:header_len + key_len]).view("<u8").ravel()
     order = None
-    if len(arrays) > 1:
+    if merge:
         # lexsort's last key is the primary one: user key words, then newest first.
         order = np.lexsort((~tags, *words.T[::-1]))
         words = words[order]
         tags = tags[order]
     same_key = (words[1:] == words[:-1]).all(axis=1)
+    new_key = np.concatenate(([True], ~same_key))
+    if smallest_snapshot is None:
+        kept = entries if order is None else entries[order]
+        return UniformRows(kept, header_len, key_len, np.flatnonzero(new_key))
     # Shadowed: the newer version just before it, same user key, has a
     # sequence every snapshot sees (DropRules' rule 1).
     shadowed = same_key & ((tags[:-1] >> 8) <= smallest_snapshot)
     keep = np.concatenate(([True], ~shadowed))
-    new_key = np.concatenate(([True], ~same_key))
     if order is None and keep.all():
         kept = entries
     else:

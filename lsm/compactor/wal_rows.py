@@ -99,6 +99,37 @@ def clean_wal_rows(data: bytes):
     return rows, max_sequence, in_order
 
 
+def clean_wal_payloads(data: bytes):
+    """The payloads (write batches) of a clean log of whole records, in
+    order, or None at anything unusual, as for clean_wal_rows."""
+    payloads = []
+    view = memoryview(data)
+    n = len(data)
+    pos = 0
+    while True:
+        pos = skip_block_tail(pos)
+        if pos >= n:
+            return payloads
+        fragment = _fragment(data, view, pos)
+        if fragment is None:
+            return None
+        rtype, start, pos = fragment
+        if rtype == FULL:
+            payloads.append(view[start:pos])
+            continue
+        if rtype != FIRST:
+            return None
+        parts = [view[start:pos]]
+        while rtype != LAST:
+            pos = skip_block_tail(pos)
+            fragment = _fragment(data, view, pos) if pos < n else None
+            if fragment is None or fragment[0] not in (MIDDLE, LAST):
+                return None
+            rtype, start, pos = fragment
+            parts.append(view[start:pos])
+        payloads.append(b"".join(parts))
+
+
 def batch_rows(sequence, ops):
     """Rows (user_key, -tag, value) of a batch's ops numbered from sequence."""
     first = sequence << 8
