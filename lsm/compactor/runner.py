@@ -39,10 +39,11 @@ _key_of_row = itemgetter(0)
 
 def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None, uniform=True) -> JobResult:
     """Run a FlushJob or CompactionJob; see the module docstring. A flush
-    given `rows` (sorted, as MemTable.flush_rows makes them: the writer
-    flushing its own frozen memtable) writes those instead of reading the WAL.
-    uniform=False keeps a job off the numpy path (lsm.compactor.uniform)
-    where it would apply: tests compare the two."""
+    given `rows`, a callable returning sorted rows (as MemTable.flush_rows
+    makes them: the writer flushing its own frozen memtable), writes those
+    instead of decoding the WAL's records one by one; the numpy path, when
+    the WAL allows it, costs less than either. uniform=False keeps a job
+    off the numpy path (lsm.compactor.uniform): tests compare the two."""
     started = time.perf_counter()
     _test_sleep()
     result = JobResult(job_id=getattr(job, "job_id", 0), ok=False)
@@ -52,10 +53,7 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
             fs.mkdir(staging_dir)
             # One table, whatever its size: a flush is one level-0 file.
             outputs = OutputSet(fs, staging_dir, job.table)
-            if rows is None:
-                _run_flush(job, db_dir, fs, outputs, result, uniform)
-            else:
-                outputs.add(rows)
+            _run_flush(job, db_dir, fs, outputs, result, uniform, rows)
         elif isinstance(job, CompactionJob):
             fs.mkdir(staging_dir)
             outputs = OutputSet(
@@ -119,20 +117,27 @@ def _physical_end(offset, length):
             return pos
 
 
-def _run_flush(job, db_dir, fs, outputs, result, uniform):
+def _run_flush(job, db_dir, fs, outputs, result, uniform, memtable_rows):
     """All entries of the frozen WAL, sorted, into one level-0 table. Nothing
     is dropped: older versions may still be read through snapshots, and a
     deletion must shadow older tables."""
     path = log_file_name(db_dir, job.wal_number)
-    data = fs.read_file(path)
-    result.bytes_read = len(data)
+    data = None
     if uniform and not job.salvage and not job.table.prefix_compression:
+        data = fs.read_file(path)
         payloads = clean_wal_payloads(data)
         found = flush_uniform(payloads) if payloads else None
         if found is not None:
             rows, result.max_sequence = found
+            result.bytes_read = len(data)
             outputs.add_uniform(rows)
             return
+    if memtable_rows is not None:
+        outputs.add(memtable_rows())
+        return
+    if data is None:
+        data = fs.read_file(path)
+    result.bytes_read = len(data)
     clean = None if job.salvage else clean_wal_rows(data)
     if clean is not None:
         rows, max_sequence, in_order = clean

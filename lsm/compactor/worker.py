@@ -200,6 +200,10 @@ class _Worker:
     def _job_loop(self, ctx, jobs):
         out = ctx.socket(zmq.PAIR)
         out.connect(_RESULTS_ENDPOINT)
+        # Every job builds filters with numpy, and most run on it: loaded
+        # here, while the main thread says READY, not inside the first job
+        # (0.1-0.2 s that a writer filling its first memtables waits for).
+        import numpy  # noqa: F401
         while True:
             msg = jobs.get()
             try:
