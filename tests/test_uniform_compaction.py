@@ -10,7 +10,8 @@ import pytest
 
 from lsm.compactor.job import FlushJob, TableOptions
 from lsm.compactor.runner import run_job
-from lsm.compactor.uniform import compact_uniform, flush_uniform
+from lsm.compactor import uniform
+from lsm.compactor.uniform import UniformMerge, flush_uniform
 from lsm.compactor.wal_rows import clean_wal_payloads
 from lsm.fileio import DEFAULT_FS
 from lsm.filemeta import FileMetaData
@@ -19,6 +20,7 @@ from lsm.keys import make_internal_key
 from lsm.table import Table, TableBuilder
 from lsm.table.filter import hash_rows
 
+from table_helpers import MemFile
 from job_helpers import DEL, PUT, batch_entries, compaction, order, read_outputs, write_table, write_wal
 
 KEY_LEN = 12
@@ -58,9 +60,19 @@ def uniform_lsm(tmp_path, rng, value_len=40, n_l0=3, n_l1=3, options=UNIFORM_TAB
     return level0, level1, level0_entries + level1_entries, seq
 
 
-def open_tables(tmp_path, metas):
-    files = [DEFAULT_FS.open_random(table_file_name(str(tmp_path), m.number)) for m in metas]
-    return [Table.open(f, path=f"{m.number}", number=m.number) for f, m in zip(files, metas)], files
+def uniform_path_completes(tmp_path, level0, level1, smallest_snapshot) -> bool:
+    """Whether the uniform merge takes the whole of a level-0 compaction."""
+    files = [DEFAULT_FS.open_random(table_file_name(str(tmp_path), m.number)) for m in level0 + level1]
+    try:
+        tables = [Table.open(f, path=f"{m.number}", number=m.number) for f, m in zip(files, level0 + level1)]
+        merge = UniformMerge([[t] for t in tables[: len(level0)]] + [tables[len(level0):]], None, None,
+                             smallest_snapshot)
+        for _ in merge.windows():
+            pass
+        return merge.complete
+    finally:
+        for f in files:
+            f.close()
 
 
 def run_both(tmp_path, job, name="stage"):
@@ -72,6 +84,17 @@ def run_both(tmp_path, job, name="stage"):
         assert result.ok, result.error
         got.append((result, staging))
     return got
+
+
+def assert_filters_hold_every_key(result, staging):
+    """Each output table's bloom filter passes every key it holds (a
+    filter built from the wrong hashes would hide some)."""
+    for o in result.outputs:
+        with open(os.path.join(staging, o.name), "rb") as f:
+            data = f.read()
+        table = Table.open(MemFile(data), path=o.name)
+        for ukey, seq, _kind, _value in read_outputs(staging, type(result)(job_id=0, ok=True, outputs=[o]))[0]:
+            assert table.get(ukey, seq) is not None, (o.name, ukey)
 
 
 def output_bytes(result, staging):
@@ -150,13 +173,7 @@ def test_uniform_compaction_keeps_what_the_row_merge_keeps(tmp_path, seed):
     rng = random.Random(seed)
     level0, level1, entries, max_seq = uniform_lsm(tmp_path, rng)
     snapshot = rng.choice((0, max_seq // 2, max_seq))
-    tables, files = open_tables(tmp_path, level0 + level1)
-    try:
-        runs = [[t] for t in tables[: len(level0)]] + [tables[len(level0):]]
-        assert compact_uniform(runs, None, None, snapshot) is not None  # the path applies
-    finally:
-        for f in files:
-            f.close()
+    assert uniform_path_completes(tmp_path, level0, level1, snapshot)
     job = compaction(0, level0, level1, snapshot, table=UNIFORM_TABLES,
                      max_output_file_size=rng.choice((3000, 20_000, 1 << 30)))
     (fast, fast_dir), (rows, rows_dir) = run_both(tmp_path, job)
@@ -219,13 +236,7 @@ def test_a_deletion_or_a_second_layout_takes_the_row_path(tmp_path, odd_one):
         "other key length": (key + b"!", max_seq + 1, PUT, bytes(40)),
     }[odd_one]
     level0.append(write_table(tmp_path, 99, [odd], UNIFORM_TABLES))
-    tables, files = open_tables(tmp_path, level0 + level1)
-    try:
-        runs = [[t] for t in tables[: len(level0)]] + [tables[len(level0):]]
-        assert compact_uniform(runs, None, None, max_seq + 1) is None
-    finally:
-        for f in files:
-            f.close()
+    assert not uniform_path_completes(tmp_path, level0, level1, max_seq + 1)
     job = compaction(0, level0, level1, max_seq + 1, table=UNIFORM_TABLES)
     result = run_job(job, str(tmp_path), str(tmp_path / "stage"))
     assert result.ok, result.error
@@ -314,3 +325,76 @@ def test_a_wal_the_uniform_flush_cannot_take_is_flushed_by_rows(tmp_path, odd_on
     (fast, fast_entries, _), (rows, rows_entries, _) = flush_both(tmp_path, 8)
     assert fast_entries == rows_entries == batch_entries(batches)
     assert fast.max_sequence == rows.max_sequence
+
+
+# ---------------------------------------------------------------- windows
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Runs read two 1 KiB blocks at a time: a job of many windows."""
+    monkeypatch.setattr(uniform, "CHUNK_BYTES", 2048)
+
+
+def test_windows_of_a_few_blocks_write_the_tables_one_window_writes(tmp_path, small_chunks):
+    rng = random.Random(8)
+    level0, level1, entries, max_seq = uniform_lsm(tmp_path, rng)
+    keys = sorted({e[0] for e in entries})
+    grandparents = [FileMetaData(900 + g, 2500, make_internal_key(keys[i], 1, PUT), make_internal_key(keys[i + 40], 1, PUT))
+                    for g, i in enumerate(range(0, len(keys) - 41, 45))]
+    job = compaction(0, level0, level1, max_seq // 2, table=UNIFORM_TABLES, grandparents=grandparents,
+                     max_grandparent_overlap=6000, max_output_file_size=1 << 30)
+    (fast, fast_dir), (rows, rows_dir) = run_both(tmp_path, job)
+    assert len(fast.outputs) > 3
+    assert output_bytes(fast, fast_dir) == output_bytes(rows, rows_dir)
+
+    sized = compaction(0, level0, level1, max_seq // 2, table=UNIFORM_TABLES, max_output_file_size=5000)
+    (fast, fast_dir), (rows, rows_dir) = run_both(tmp_path, sized, "sized")
+    got = [e for t in read_outputs(fast_dir, fast) for e in t]
+    assert got == [e for t in read_outputs(rows_dir, rows) for e in t] == kept_entries(entries, max_seq // 2)
+    assert len(fast.outputs) > 5
+
+
+def test_a_hot_key_longer_than_a_chunk_is_merged_whole(tmp_path, small_chunks):
+    hot = b"h" * KEY_LEN
+    versions = [(hot, s, PUT, bytes([s % 256]) * 40) for s in range(1, 601)]
+    others = [(b"k%011d" % i, 1000 + i, PUT, bytes(40)) for i in range(300)]
+    level0 = [write_table(tmp_path, 1, versions + others[::2], UNIFORM_TABLES),
+              write_table(tmp_path, 2, others[1::2] + [(hot, 700, PUT, bytes(40))], UNIFORM_TABLES)]
+    for snapshot in (0, 300, 10_000):
+        job = compaction(0, level0, [], snapshot, table=UNIFORM_TABLES, max_output_file_size=4000)
+        (fast, fast_dir), (rows, rows_dir) = run_both(tmp_path, job, f"snap{snapshot}")
+        tables = read_outputs(fast_dir, fast)
+        got = [e for t in tables for e in t]
+        assert got == [e for t in read_outputs(rows_dir, rows) for e in t]
+        assert got == kept_entries(versions + others + [(hot, 700, PUT, bytes(40))], snapshot)
+        assert sum(any(e[0] == hot for e in t) for t in tables) == 1
+
+
+def test_a_misfit_block_midway_hands_the_rest_to_the_row_path(tmp_path, small_chunks):
+    rng = random.Random(12)
+    level0, level1, entries, max_seq = uniform_lsm(tmp_path, rng)
+    # A last level-1 file, past every other key, with a deletion among its puts.
+    tail = [(b"\xff" * 11 + bytes([i]), i + 1, PUT, bytes(40)) for i in range(60) if i != 30]
+    level1.append(write_table(tmp_path, 98, tail + [(b"\xff" * 11 + bytes([30]), 31, DEL, b"")], UNIFORM_TABLES))
+    files = [DEFAULT_FS.open_random(table_file_name(str(tmp_path), m.number)) for m in level0 + level1]
+    try:
+        tables = [Table.open(f, path=str(m.number), number=m.number) for f, m in zip(files, level0 + level1)]
+        runs = [[t] for t in tables[: len(level0)]] + [tables[len(level0):-1]] + [tables[-1:]]
+        merge = UniformMerge(runs, None, None, max_seq)
+        assert sum(1 for _ in merge.windows()) == 0  # a run of the deletion's file alone is read first
+        assert not merge.complete and merge.resume_at is None
+        runs = [[t] for t in tables[: len(level0)]] + [tables[len(level0):]]
+        merge = UniformMerge(runs, None, None, max_seq)
+        assert sum(1 for _ in merge.windows()) > 3
+        assert not merge.complete and merge.resume_at is not None
+    finally:
+        for f in files:
+            f.close()
+    job = compaction(0, level0, level1, max_seq, table=UNIFORM_TABLES, max_output_file_size=6000)
+    (fast, fast_dir), (rows, rows_dir) = run_both(tmp_path, job)
+    got = [e for t in read_outputs(fast_dir, fast) for e in t]
+    assert got == [e for t in read_outputs(rows_dir, rows) for e in t]
+    # The deletion, at the base level and seen by every snapshot, is dropped.
+    assert got == kept_entries(entries + tail, max_seq)
+    assert_filters_hold_every_key(fast, fast_dir)

@@ -18,6 +18,7 @@ from operator import add, itemgetter, neg
 from ..keys import sort_key
 from ..table import TableBuilder
 from .job import OutputTable
+from .uniform import KeysAtStarts
 
 _pack_tag = struct.Struct("<Q").pack
 # Sorts after every row of its user key: rows are (ukey, -tag, value), -tag <= 0.
@@ -66,16 +67,22 @@ class _Grandparents:
             return True
         return False
 
+    @property
+    def started(self) -> bool:
+        """should_stop_before was asked about the job's first key."""
+        return self._seen
+
     def cut_starts(self, keys) -> list:
-        """Where should_stop_before, asked at each of `keys` in turn (the
-        sort keys of the first row of every user key of a whole job,
-        ascending), says to cut: the indices into keys. Reads the state of
-        a fresh _Grandparents and leaves it unchanged."""
+        """should_stop_before asked at each of `keys` in turn (the sort keys
+        of the first rows of user keys, ascending, after every key asked
+        before): the indices into keys where it says to cut."""
         gp_keys, sizes, limit = self._keys, self._sizes, self._limit
         cuts = []
-        overlap = 0
-        # Grandparents wholly before the first key never count.
-        i = bisect_left(gp_keys, keys[0]) if len(keys) else len(gp_keys)
+        i = self._i
+        if not self._seen and len(keys):
+            # Grandparents wholly before the job's first key never count.
+            i = bisect_left(gp_keys, keys[0], i)
+            self._seen = True
         while i < len(gp_keys):
             # The first key past grandparent i is where should_stop_before
             # passes it, with every later grandparent that key also passes.
@@ -83,11 +90,13 @@ class _Grandparents:
             if at == len(keys):
                 break
             passed_to = bisect_left(gp_keys, keys[at], i)
-            overlap += sum(sizes[i:passed_to])
+            self._overlap += sum(sizes[i:passed_to])
             i = passed_to
-            if overlap > limit:
+            if self._overlap > limit:
                 cuts.append(at)
-                overlap = 0
+                self._overlap = 0
+        self._i = i
+        self.next_ukey = gp_keys[i][0] if i < len(gp_keys) else None
         return cuts
 
 
@@ -116,6 +125,7 @@ class OutputSet:
         self._name = None
         self._last_ukey = None
         self._cut_due = False  # the current table reached max_file_size
+        self._carry = None  # rows add_uniform left for the next call: (entries, starts, hashes, layout)
         self.outputs: list[OutputTable] = []
         self.created: list[str] = []  # every name created, finished or not
 
@@ -160,10 +170,12 @@ class OutputSet:
         if not n:
             return  # every row of a chunk may have been dropped
         i = 0
+        if self._carry is not None:
+            self._flush_carry()
         if self._builder is None:
             self._open()
         gp = self._gp
-        if gp is not None and not self.outputs and self._builder.num_entries == 0:
+        if gp is not None and not gp.started:
             # The job's first key: grandparents wholly before it never count.
             gp.should_stop_before(rows[0][0], rows[0][1])
         while i < n:
@@ -190,46 +202,88 @@ class OutputSet:
                 self._cut_due = True
 
     def add_uniform(self, rows) -> None:
-        """Write a whole job's rows given as uniform.UniformRows (sorted, what
-        the job keeps), the only rows of this set. Cuts where add() would for
-        the grandparents; for max_file_size, as LevelDB: after the first
-        block that takes the table's file to it, at the next user key."""
-        if self._builder is not None or self.outputs:
-            raise ValueError("add_uniform takes all of a job's rows, in one call")
-        count = len(rows)
-        if not count:
+        """Append uniform.UniformRows (sorted, what the job keeps; starting at
+        a new user key, after every row added before). Cuts where add()
+        would for the grandparents; for max_file_size, as LevelDB: after the
+        first block that takes the table's file to it, at the next user
+        key. Rows too few to fill a block wait for the next call (or add(),
+        or finish()), so windows of one job make the blocks one call would."""
+        import numpy as np
+
+        if not len(rows):
             return
-        from ..table.filter import hash_rows
-        from .uniform import KeysAtStarts
-
         header_len, key_len, stride = rows.header_len, rows.key_len, rows.stride
-        hashes = None
-        if self._options.bloom_bits_per_key > 0:
-            hashes = hash_rows(rows.array[:, header_len:header_len + key_len - 8], key_len - 8)
-        starts = rows.starts
-        ends = [count]
+        entries, starts, hashes = rows.array, rows.starts, self._hashes(rows)
+        cuts = []
         if self._gp is not None:
-            ends = [int(starts[j]) for j in self._gp.cut_starts(KeysAtStarts(rows))] + ends
+            cuts = self._gp.cut_starts(KeysAtStarts(rows))
+        carried = 0
+        if self._carry is not None:
+            carry_entries, carry_starts, carry_hashes, _layout = self._carry
+            self._carry = None
+            carried = len(carry_entries)
+            entries = np.concatenate((carry_entries, entries))
+            starts = np.concatenate((carry_starts, starts + carried))
+            if hashes is not None:
+                hashes = np.concatenate((carry_hashes, hashes))
+        elif self._cut_due and self._builder is not None:
+            self._close_current()  # the last call's rows took the table past max_file_size
+        self._cut_due = False
+        count = len(entries)
         size_limit = None if self._max_size == float("inf") else self._max_size
-        flat = rows.array.reshape(-1)
+        flat = entries.reshape(-1)
 
-        def add(lo, hi, limit):
+        def add(lo, hi, limit, whole_blocks=False):
             return self._builder.add_uniform(flat[lo * stride:hi * stride], stride, header_len, key_len,
-                                             None if hashes is None else hashes[lo:hi], limit)
+                                             None if hashes is None else hashes[lo:hi], limit, whole_blocks)
+
+        def past_size():
+            return size_limit is not None and self._builder.file_size >= size_limit
 
         pos = 0
-        for end in ends:
-            while pos < end:
-                self._open()
-                pos += add(pos, end, size_limit)
-                if pos < end:
-                    # Past max_file_size: the table ends with this user key.
+        # Each grandparent cut ends a table; the rows after the last one may
+        # leave a part-block for the next call.
+        for end in [carried + int(rows.starts[j]) for j in cuts] + [None]:
+            stop = count if end is None else end
+            while pos < stop:
+                if self._builder is None:
+                    self._open()
+                pos += add(pos, stop, size_limit, whole_blocks=end is None)
+                if pos == stop:
+                    break
+                if past_size():
+                    # The table ends with this user key's last version.
                     j = starts.searchsorted(pos)
-                    next_key = min(int(starts[j]) if j < len(starts) else count, end)
+                    next_key = min(int(starts[j]) if j < len(starts) else count, stop)
                     if next_key > pos:
                         pos += add(pos, next_key, None)
-                self._close_current()
-        self._last_ukey = rows.user_key(count - 1)
+                    self._close_current()
+                else:
+                    keep = starts >= pos
+                    self._carry = (entries[pos:], starts[keep] - pos, None if hashes is None else hashes[pos:],
+                                   (header_len, key_len))
+                    pos = stop
+            if end is not None:
+                if self._builder is not None and self._builder.num_entries:
+                    self._close_current()
+            elif self._builder is not None and self._carry is None and past_size():
+                self._cut_due = True  # before the next user key: the next call's first
+        self._last_ukey = rows.user_key(len(rows) - 1)
+
+    def _hashes(self, rows):
+        """The filter's hashes of the rows' user keys (None without a filter)."""
+        if self._options.bloom_bits_per_key <= 0:
+            return None
+        from ..table.filter import hash_rows
+
+        user_key = slice(rows.header_len, rows.header_len + rows.key_len - 8)
+        return hash_rows(rows.array[:, user_key], rows.key_len - 8)
+
+    def _flush_carry(self):
+        """Write the part-block add_uniform left waiting, as a block."""
+        entries, _starts, hashes, (header_len, key_len) = self._carry
+        self._carry = None
+        self._builder.add_uniform(entries.reshape(-1), entries.shape[1], header_len, key_len, hashes)
 
     def _room_limit(self, rows, i, limit):
         """Where the rows from i reach the bytes left under max_file_size
@@ -256,6 +310,8 @@ class OutputSet:
         self._last_ukey = ukeys[-1]
 
     def finish(self) -> list[OutputTable]:
+        if self._carry is not None:
+            self._flush_carry()
         if self._builder is not None:
             self._close_current()
         return self.outputs
@@ -269,6 +325,7 @@ class OutputSet:
             except Exception:  # noqa: BLE001 - cleanup must go on
                 pass
             self._file = self._builder = None
+        self._carry = None
         left = []
         for name in self.created:
             try:

@@ -28,7 +28,7 @@ from ..table import Table
 from .job import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
-from .uniform import compact_uniform, flush_uniform
+from .uniform import UniformMerge, flush_uniform
 from .wal_rows import batch_rows, clean_wal_payloads, clean_wal_rows, skip_block_tail
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
@@ -304,10 +304,13 @@ def _run_compaction(job, db_dir, fs, block_cache, outputs, result, uniform):
             table_runs.append([_open_table(fs, db_dir, m, block_cache, opened) for m in group])
             result.bytes_read += sum(m.size for m in group)
         if uniform and not job.table.prefix_compression:
-            rows = compact_uniform(table_runs, lower, upper, job.smallest_snapshot)
-            if rows is not None:
+            merge = UniformMerge(table_runs, lower, upper, job.smallest_snapshot)
+            for rows in merge.windows():
                 outputs.add_uniform(rows)
+            if merge.complete:
                 return
+            # The rows below resume_at are written; the row path does the rest.
+            lower = merge.resume_at
         runs = [_table_run(tables, lower, upper) for tables in table_runs]
         drop = DropRules(job.smallest_snapshot, job.deeper_ranges)
         add = outputs.add

@@ -31,6 +31,9 @@ from ..table.block import uniform_layout
 
 _KIND_VALUE = 1  # keys.TYPE_VALUE: the kind byte every entry here must carry
 _BATCH_HEADER = struct.Struct("<QI")  # a write batch's sequence and count
+# Blocks read from a run at a time: a compaction holds a few such chunks per
+# run, and each numpy step is long enough for its per-call cost to vanish.
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass
@@ -95,29 +98,133 @@ class KeysAtStarts:
         return self._rows.sort_key(self._starts[j])
 
 
-def compact_uniform(runs, lower, upper, smallest_snapshot: int):
-    """The rows a compaction keeps, as UniformRows, or None when this path
-    does not apply (see the module docstring).
+class UniformMerge:
+    """A compaction's rows on this path, in windows of whole user keys.
 
     runs: lists of tables, each list disjoint and in key order (a level-0
     file alone, or the files of one level); lower, upper: the user-key
-    bounds of a subcompaction (None: unbounded)."""
-    import numpy as np
+    bounds of a subcompaction (None: unbounded).
 
-    arrays = []
-    layout = None
-    for tables in runs:
-        found = _run_entries(tables, lower, upper, layout)
-        if found is None:
-            return None
-        layout, array = found
-        if array is not None and len(array):
-            arrays.append(array)
-    if layout is None or not arrays:
-        return None  # nothing to merge: the general path writes nothing quickly
-    header_len, key_len, _value_len = layout
-    entries = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-    return _sorted_rows(entries, header_len, key_len, len(arrays) > 1, smallest_snapshot)
+    windows() yields UniformRows: every row kept with a user key in
+    [previous bound, bound), sorted, where bound is the smallest user key
+    among the last rows read of the runs not yet exhausted: no unread row
+    can sort below it. Each run is read chunk_bytes of blocks at a time, so
+    memory stays a few chunks per run, whatever the job's size. When a
+    block turns out not to fit (see the module docstring), windows() stops
+    early: `complete` stays false, and the rows from user key `resume_at`
+    on (None: from the start) are the row path's to write."""
+
+    def __init__(self, runs, lower, upper, smallest_snapshot: int, chunk_bytes=None):
+        self._runs = runs
+        self._lower = lower
+        self._upper = upper
+        self._snapshot = smallest_snapshot
+        self._chunk_bytes = chunk_bytes or CHUNK_BYTES
+        self._layout = None
+        self.complete = False
+        self.resume_at = lower
+
+    def windows(self):
+        import numpy as np
+
+        try:
+            cursors = []
+            for tables in self._runs:
+                chunks = self._chunks(tables)
+                cursors.append([next(chunks, None), chunks])
+            cursors = [c for c in cursors if c[0] is not None]
+            while cursors:
+                live = [c[0] for c in cursors if c[1] is not None]
+                bound = min(self._user_key(rows, -1) for rows in live) if live else None
+                pieces = []
+                for c in cursors:
+                    rows = c[0]
+                    taken = len(rows) if bound is None else bisect_left(self._user_keys(rows), bound)
+                    if taken:
+                        pieces.append(rows[:taken])
+                        c[0] = rows[taken:]
+                if pieces:
+                    entries = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+                    header_len, key_len, _value_len = self._layout
+                    yield _sorted_rows(entries, header_len, key_len, len(pieces) > 1, self._snapshot)
+                    self.resume_at = bound
+                for c in cursors:
+                    # Read on where little is left, and where every buffered
+                    # row has the bound's user key when no row could be taken.
+                    stuck = not pieces and len(c[0]) and self._user_key(c[0], 0) == bound
+                    while c[1] is not None and (stuck or len(c[0]) * c[0].shape[1] < self._chunk_bytes):
+                        stuck = False
+                        more = next(c[1], None)
+                        if more is None:
+                            c[1] = None
+                        else:
+                            c[0] = np.concatenate((c[0], more)) if len(c[0]) else more
+                cursors = [c for c in cursors if len(c[0]) or c[1] is not None]
+            self.complete = True
+        except _DoesNotFit:
+            return
+
+    def _user_key(self, rows, row: int) -> bytes:
+        at = self._layout[0]
+        return rows[row, at:at + self._layout[1] - 8].tobytes()
+
+    def _user_keys(self, rows):
+        return _UserKeys(UniformRows(rows, self._layout[0], self._layout[1], None))
+
+    def _chunks(self, tables):
+        """The run's entries within [lower, upper) as arrays of about
+        chunk_bytes of blocks each (never empty); _DoesNotFit at a block
+        this path cannot take."""
+        lower, upper = self._lower, self._upper
+        for table in tables:
+            start = 0 if lower is None else table.find_block(lower)
+            stop = table.num_blocks
+            if upper is not None:
+                # Block i + 1 starts at or after separator i: none >= upper is needed.
+                stop = min(stop, max(start + 1, bisect_left(table.index_user_keys, upper) + 1))
+            while start < stop:
+                end = table.blocks_within(start, stop, self._chunk_bytes)
+                entries = self._entries(table.contents_of_blocks(start, end))
+                start = end
+                if lower is not None and self._user_key(entries, 0) < lower:
+                    entries = entries[bisect_left(self._user_keys(entries), lower):]
+                    if not len(entries):
+                        continue
+                if upper is not None and self._user_key(entries, -1) >= upper:
+                    entries = entries[:bisect_left(self._user_keys(entries), upper)]
+                    if len(entries):
+                        yield entries
+                    return
+                if len(entries):
+                    yield entries
+
+    def _entries(self, blocks):
+        """The entries of uniform blocks of the job's layout, puts only, as
+        one (n, stride) array; _DoesNotFit otherwise."""
+        import numpy as np
+
+        pieces = []
+        for contents in blocks:
+            found = uniform_layout(contents)
+            if found is None:
+                raise _DoesNotFit
+            limit, header_len, key_len, value_len, _count = found
+            if self._layout is None:
+                if key_len < 8:
+                    raise _DoesNotFit  # not an internal key: the row path reports it
+                self._layout = (header_len, key_len, value_len)
+            elif self._layout != (header_len, key_len, value_len):
+                raise _DoesNotFit
+            pieces.append(memoryview(contents)[:limit])
+        header_len, key_len, value_len = self._layout
+        entries = np.frombuffer(b"".join(pieces), dtype=np.uint8).reshape(-1, header_len + key_len + value_len)
+        if not (entries[:, header_len + key_len - 8] == _KIND_VALUE).all():
+            raise _DoesNotFit
+        return entries
+
+
+class _DoesNotFit(Exception):
+    """A block the uniform path cannot take."""
 
 
 def flush_uniform(payloads):
@@ -208,45 +315,3 @@ def _sorted_rows(entries, header_len: int, key_len: int, merge: bool, smallest_s
     else:
         kept = entries[order[keep] if order is not None else keep]
     return UniformRows(np.ascontiguousarray(kept), header_len, key_len, np.flatnonzero(new_key[keep]))
-
-
-def _run_entries(tables, lower, upper, layout):
-    """(layout, entries of the run within [lower, upper)) with layout =
-    (header length, key length, value length) shared with `layout` when
-    given; entries None when the run has no block there. None if a block
-    is not uniform, not of that layout, or holds anything but puts."""
-    import numpy as np
-
-    pieces = []
-    for table in tables:
-        start = 0 if lower is None else table.find_block(lower)
-        stop = table.num_blocks
-        if upper is not None:
-            # Block i + 1 starts at or after separator i: none >= upper is needed.
-            stop = min(stop, max(start + 1, bisect_left(table.index_user_keys, upper) + 1))
-        for contents in table.contents_of_blocks(start, stop):
-            found = uniform_layout(contents)
-            if found is None:
-                return None
-            limit, header_len, key_len, value_len, _count = found
-            if layout is None:
-                if key_len < 8:
-                    return None  # not an internal key: the general path reports it
-                layout = (header_len, key_len, value_len)
-            elif layout != (header_len, key_len, value_len):
-                return None
-            pieces.append(memoryview(contents)[:limit])
-    if not pieces:
-        return layout, None
-    header_len, key_len, value_len = layout
-    stride = header_len + key_len + value_len
-    entries = np.frombuffer(b"".join(pieces), dtype=np.uint8).reshape(-1, stride)
-    if not (entries[:, header_len + key_len - 8] == _KIND_VALUE).all():
-        return None
-    if lower is not None or upper is not None:
-        rows = UniformRows(entries, header_len, key_len, None)
-        keys = _UserKeys(rows)
-        lo = 0 if lower is None else bisect_left(keys, lower)
-        hi = len(entries) if upper is None else bisect_left(keys, upper, lo)
-        entries = entries[lo:hi]
-    return layout, entries

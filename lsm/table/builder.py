@@ -382,7 +382,8 @@ class TableBuilder:
         self._pending_handle = handle
         self._pending_last_key = last_key
 
-    def add_uniform(self, entries, stride: int, header_len: int, key_len: int, hashes=None, size_limit=None) -> int:
+    def add_uniform(self, entries, stride: int, header_len: int, key_len: int, hashes=None, size_limit=None,
+                    whole_blocks=False) -> int:
         """Add entries already encoded as a uniform block holds them (header,
         whole internal key, value: `stride` bytes each), laid end to end in
         `entries` (bytes, or any C-contiguous buffer). Blocks are cut where
@@ -393,7 +394,9 @@ class TableBuilder:
         hashes: the filter's hashes of the entries' user keys (hash_rows), a
         numpy array; needed when the table has a filter. size_limit: stop
         after the first block that takes the file to that size. Returns how
-        many entries were added; the last block is finished, full or not."""
+        many entries were added; the last block is finished, full or not,
+        unless whole_blocks: then entries too few to fill a block are left
+        for the caller to pass again with those that follow them."""
         if self._prefix_compression:
             raise Error("add_uniform stores keys whole; this builder was asked for prefix compression")
         if self._filter is not None and hashes is None:
@@ -408,6 +411,8 @@ class TableBuilder:
         added = 0
         while added < count:
             end = min(added + per_block, count)
+            if whole_blocks and end - added < per_block:
+                break
             lo, last = added * stride, (end - 1) * stride
             trailer = full_trailer if end - added == per_block else _uniform_trailer(end - added, stride, self._interval)
             if filter_block is not None:

@@ -202,7 +202,11 @@ class FilterBlockBuilder:
 
     def add_hashes(self, hashes) -> None:
         """add_keys for keys given by their bloom hashes (hash_rows of their
-        user keys); a table's keys come either all as keys or all as hashes."""
+        user keys, a numpy array)."""
+        if self._keys:
+            # Pending keys stay after pending hashes: in order once hashed.
+            self._hash_parts.append(_hashes(self._keys, self.skip))
+            self._keys = []
         self._hash_parts.append(hashes)
         self._pending += len(hashes)
 
@@ -222,7 +226,7 @@ class FilterBlockBuilder:
         if self._hash_parts:
             import numpy as np
             if self._keys:
-                raise ValueError("a filter block takes keys or hashes, not both")
+                self._hash_parts.append(_hashes(self._keys, self.skip))
             built = self.policy.filters_from_hashes(np.concatenate(self._hash_parts), self._counts)
         else:
             built = self.policy.create_filters(self._keys, self._counts, self.skip)

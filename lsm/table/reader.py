@@ -128,6 +128,12 @@ class Table:
         except DecodeError as exc:
             raise self._damaged(i, exc) from None
 
+    def blocks_within(self, start: int, stop: int, nbytes: int) -> int:
+        """The end of the run of blocks from `start` (before `stop`) that
+        takes about nbytes of the file: at least one block."""
+        limit = self._offsets[start] + nbytes
+        return max(start + 1, min(stop, bisect_left(self._offsets, limit, start, stop)))
+
     def contents_of_blocks(self, start: int, stop: int):
         """The uncompressed contents of data blocks start..stop-1, checksums
         verified, read with one read (the cache is neither used nor filled):
