@@ -12,7 +12,6 @@ from lsm.compactor.job import FlushJob, TableOptions
 from lsm.compactor.runner import run_job
 from lsm.compactor import uniform
 from lsm.compactor.uniform import UniformMerge, flush_uniform
-from lsm.compactor.wal_rows import clean_wal_payloads
 from lsm.fileio import DEFAULT_FS
 from lsm.filemeta import FileMetaData
 from lsm.filenames import log_file_name, table_file_name
@@ -277,8 +276,7 @@ def uniform_batches(rng, count, size, first_sequence=1, key_len=KEY_LEN, value_l
 
 
 def takes_uniform_flush(tmp_path, wal_number) -> bool:
-    payloads = clean_wal_payloads(DEFAULT_FS.read_file(log_file_name(str(tmp_path), wal_number)))
-    return flush_uniform(payloads) is not None
+    return flush_uniform(DEFAULT_FS.read_file(log_file_name(str(tmp_path), wal_number))) is not None
 
 
 def flush_both(tmp_path, wal_number, options=UNIFORM_TABLES):

@@ -29,7 +29,7 @@ from .job import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
 from .uniform import UniformMerge, flush_uniform
-from .wal_rows import batch_rows, clean_wal_payloads, clean_wal_rows, skip_block_tail
+from .wal_rows import batch_rows, clean_wal_rows, skip_block_tail
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
 
@@ -125,12 +125,12 @@ def _run_flush(job, db_dir, fs, outputs, result, uniform, memtable_rows):
     data = None
     if uniform and not job.salvage and not job.table.prefix_compression:
         data = fs.read_file(path)
-        payloads = clean_wal_payloads(data)
-        found = flush_uniform(payloads) if payloads else None
+        found = flush_uniform(data)
         if found is not None:
-            rows, result.max_sequence = found
+            windows, result.max_sequence = found
             result.bytes_read = len(data)
-            outputs.add_uniform(rows)
+            for rows in windows:
+                outputs.add_uniform(rows)
             return
     if memtable_rows is not None:
         outputs.add(memtable_rows())

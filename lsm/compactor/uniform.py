@@ -28,12 +28,16 @@ from dataclasses import dataclass
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
 from ..coding import encode_varint
 from ..table.block import uniform_layout
+from .wal_rows import clean_wal_payloads
 
 _KIND_VALUE = 1  # keys.TYPE_VALUE: the kind byte every entry here must carry
 _BATCH_HEADER = struct.Struct("<QI")  # a write batch's sequence and count
 # Blocks read from a run at a time: a compaction holds a few such chunks per
-# run, and each numpy step is long enough for its per-call cost to vanish.
-CHUNK_BYTES = 1 << 20
+# run (a level-0 backlog may be 20 runs), and each numpy step still covers
+# thousands of entries, so its per-call cost vanishes.
+CHUNK_BYTES = 256 << 10
+# Sorted rows a flush hands to the output at a time.
+WINDOW_BYTES = 1 << 20
 
 
 @dataclass
@@ -227,38 +231,35 @@ class _DoesNotFit(Exception):
     """A block the uniform path cannot take."""
 
 
-def flush_uniform(payloads):
-    """(UniformRows of every entry, max sequence) of a WAL given as its
-    write batches (wal_rows.clean_wal_payloads), or None unless every batch
-    holds only puts with one key length and one value length, each below
-    128 bytes: the WAL of a load in batches. Nothing is dropped."""
+def flush_uniform(wal: bytes):
+    """(windows, max sequence) of a WAL's contents, or None unless the log
+    is clean (wal_rows.clean_wal_payloads) and every batch holds only puts
+    with one key length and one value length, each below 128 bytes: the WAL
+    of a load in batches. windows yields UniformRows of every entry,
+    sorted, a MiB or so at a time (the sorted copy is made window by
+    window). Nothing is dropped."""
     import numpy as np
 
+    payloads = clean_wal_payloads(wal)
+    if not payloads:
+        return None
     layout = None
     pieces, sequences, counts = [], [], []
     for payload in payloads:
         if len(payload) < BATCH_HEADER_SIZE:
             return None
         sequence, count = _BATCH_HEADER.unpack_from(payload)
-        if not count:
-            if len(payload) != BATCH_HEADER_SIZE:
+        records = memoryview(payload)[BATCH_HEADER_SIZE:]
+        if len(records) < 3:
+            if count or len(records):
                 return None
-            continue
-        records = bytes(payload[BATCH_HEADER_SIZE:])
-        if len(records) < 3 or records[0] != _KIND_VALUE or records[1] >= 128:
-            return None
+            continue  # an empty batch
         key_len = records[1]
         value_len = records[2 + key_len] if 2 + key_len < len(records) else 128
-        if value_len >= 128 or (layout is not None and layout != (key_len, value_len)):
+        if key_len >= 128 or value_len >= 128 or layout not in (None, (key_len, value_len)):
             return None
         layout = (key_len, value_len)
-        stride = 3 + key_len + value_len
-        if (
-            len(records) != count * stride
-            or records[0::stride].count(_KIND_VALUE) != count
-            or records[1::stride].count(key_len) != count
-            or records[2 + key_len::stride].count(value_len) != count
-        ):
+        if len(records) != count * (3 + key_len + value_len):
             return None
         pieces.append(records)
         sequences.append(sequence)
@@ -267,6 +268,14 @@ def flush_uniform(payloads):
         return None
     key_len, value_len = layout
     records = np.frombuffer(b"".join(pieces), dtype=np.uint8).reshape(-1, 3 + key_len + value_len)
+    del payloads, pieces, payload  # records are a copy: the batches go now
+    # Every record at the stride: a put, the key length, the value length.
+    if not (
+        (records[:, 0] == _KIND_VALUE).all()
+        and (records[:, 1] == key_len).all()
+        and (records[:, 2 + key_len] == value_len).all()
+    ):
+        return None
     n = len(records)
     counts = np.array(counts, dtype=np.int64)
     firsts = np.cumsum(counts) - counts  # each batch's first row
@@ -279,14 +288,31 @@ def flush_uniform(payloads):
     entries[:, at:at + key_len] = records[:, 2:2 + key_len]
     entries[:, at + key_len:at + key_len + 8] = tags.astype("<u8").view(np.uint8).reshape(n, 8)
     entries[:, at + key_len + 8:] = records[:, 3 + key_len:]
+    del records
     max_sequence = max(s + c - 1 for s, c in zip(sequences, counts.tolist()))
-    return _sorted_rows(entries, at, key_len + 8, True, None), max_sequence
+    order, same_key = _sort(entries, at, key_len + 8, True)
+    starts = np.flatnonzero(np.concatenate(([True], ~same_key)))
+    return _windows(entries, order, starts, at, key_len + 8), max_sequence
 
 
-def _sorted_rows(entries, header_len: int, key_len: int, merge: bool, smallest_snapshot):
-    """UniformRows of entries (their runs laid end to end; merge: more than
-    one run, so sort) less those shadowed below smallest_snapshot (None:
-    keep all)."""
+def _windows(entries, order, starts, header_len: int, key_len: int):
+    """UniformRows of entries[order], about WINDOW_BYTES at a time, each
+    window starting at a user key (starts: the sorted rows where one begins)."""
+    step = max(1, WINDOW_BYTES // entries.shape[1])
+    n = len(order)
+    lo = 0
+    while lo < n:
+        j = int(starts.searchsorted(lo + step))
+        hi = int(starts[j]) if j < len(starts) else n
+        first = int(starts.searchsorted(lo))
+        yield UniformRows(entries[order[lo:hi]], header_len, key_len, starts[first:j] - lo)
+        lo = hi
+
+
+def _sort(entries, header_len: int, key_len: int, merge: bool):
+    """(order, same_key) of entries: order sorts them into internal-key
+    order (None when they are in it already: one run); same_key[i] says
+    sorted rows i and i + 1 have one user key."""
     import numpy as np
 
     user_len = key_len - 8
@@ -294,22 +320,35 @@ def _sorted_rows(entries, header_len: int, key_len: int, merge: bool, smallest_s
     words = np.zeros((len(entries), -(-user_len // 8) * 8), dtype=np.uint8)
     words[:, :user_len] = entries[:, header_len:header_len + user_len]
     words = words.view(">u8")
-    tags = np.ascontiguousarray(entries[:, header_len + user_len:header_len + key_len]).view("<u8").ravel()
     order = None
     if merge:
+        tags = _tags(entries, header_len, key_len)
         # lexsort's last key is the primary one: user key words, then newest first.
         order = np.lexsort((~tags, *words.T[::-1]))
         words = words[order]
+    return order, (words[1:] == words[:-1]).all(axis=1)
+
+
+def _tags(entries, header_len: int, key_len: int):
+    import numpy as np
+
+    return np.ascontiguousarray(entries[:, header_len + key_len - 8:header_len + key_len]).view("<u8").ravel()
+
+
+def _sorted_rows(entries, header_len: int, key_len: int, merge: bool, smallest_snapshot: int):
+    """UniformRows of entries (their runs laid end to end; merge: more than
+    one run, so sort) less those shadowed below smallest_snapshot."""
+    import numpy as np
+
+    order, same_key = _sort(entries, header_len, key_len, merge)
+    tags = _tags(entries, header_len, key_len)
+    if order is not None:
         tags = tags[order]
-    same_key = (words[1:] == words[:-1]).all(axis=1)
-    new_key = np.concatenate(([True], ~same_key))
-    if smallest_snapshot is None:
-        kept = entries if order is None else entries[order]
-        return UniformRows(kept, header_len, key_len, np.flatnonzero(new_key))
     # Shadowed: the newer version just before it, same user key, has a
     # sequence every snapshot sees (DropRules' rule 1).
     shadowed = same_key & ((tags[:-1] >> 8) <= smallest_snapshot)
     keep = np.concatenate(([True], ~shadowed))
+    new_key = np.concatenate(([True], ~same_key))
     if order is None and keep.all():
         kept = entries
     else:
