@@ -73,15 +73,10 @@ def clean_wal_rows(data: bytes):
                 payload = data[start:pos]
         elif rtype == FIRST:
             # A record across blocks (about one per block): joined.
-            parts = [data[start:pos]]
-            while rtype != LAST:
-                pos = skip_block_tail(pos)
-                fragment = _fragment(data, view, pos) if pos < n else None
-                if fragment is None or fragment[0] not in (MIDDLE, LAST):
-                    return None
-                rtype, start, pos = fragment
-                parts.append(data[start:pos])
-            payload = b"".join(parts)
+            joined = _joined_record(data, view, start, pos)
+            if joined is None:
+                return None
+            payload, pos = joined
         else:
             return None
         if payload is not None:
@@ -117,17 +112,27 @@ def clean_wal_payloads(data: bytes):
         if rtype == FULL:
             payloads.append(view[start:pos])
             continue
-        if rtype != FIRST:
+        joined = _joined_record(data, view, start, pos) if rtype == FIRST else None
+        if joined is None:
             return None
-        parts = [view[start:pos]]
-        while rtype != LAST:
-            pos = skip_block_tail(pos)
-            fragment = _fragment(data, view, pos) if pos < n else None
-            if fragment is None or fragment[0] not in (MIDDLE, LAST):
-                return None
-            rtype, start, pos = fragment
-            parts.append(view[start:pos])
-        payloads.append(b"".join(parts))
+        payload, pos = joined
+        payloads.append(payload)
+
+
+def _joined_record(data, view, start, pos):
+    """(payload, end) of a record whose FIRST fragment's payload is
+    data[start:pos], its MIDDLE and LAST fragments joined on; None unless
+    they follow whole and sound."""
+    parts = [view[start:pos]]
+    rtype = FIRST
+    while rtype != LAST:
+        pos = skip_block_tail(pos)
+        fragment = _fragment(data, view, pos) if pos < len(data) else None
+        if fragment is None or fragment[0] not in (MIDDLE, LAST):
+            return None
+        rtype, start, pos = fragment
+        parts.append(view[start:pos])
+    return b"".join(parts), pos
 
 
 def batch_rows(sequence, ops):
