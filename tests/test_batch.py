@@ -211,3 +211,33 @@ def test_batch_of_thousands_of_same_length_puts_decodes_in_pieces():
     data = encode_batch(7, ops)
     assert batch_module._decode_uniform_puts(data, len(ops)) == ops
     assert decode_batch(data) == (7, ops)
+
+
+def test_a_write_batch_reaches_the_wal_as_encode_batch_encodes_it(tmp_path):
+    """WriteBatch keeps each operation as the pieces of its record: joined,
+    they are encode_batch's records, long lengths, deletions and a prefixed
+    view's keys included, and a batch appended to another keeps its ops."""
+    import os
+
+    import lsm
+    from lsm.record import LogReader
+
+    db = lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=0)
+    try:
+        ops = [(TYPE_VALUE, b"k", b"v"), (TYPE_DELETION, b"d" * 200, b""), (TYPE_VALUE, b"x" * 130, b"y" * 5),
+               (TYPE_VALUE, b"s", b"z" * 300), (TYPE_DELETION, b"e", b""), (TYPE_VALUE, b"", b"")]
+        other = db.prefixed_db(b"p-").write_batch()
+        other.put(b"q", b"w")
+        other.delete(b"r")
+        with db.write_batch() as wb:
+            for kind, key, value in ops:
+                wb.put(key, value) if kind == TYPE_VALUE else wb.delete(key)
+            wb.append(other)
+        ops += [(TYPE_VALUE, b"p-q", b"w"), (TYPE_DELETION, b"p-r", b"")]
+        assert wb.approximate_size() == HEADER_SIZE  # cleared once written
+        [wal] = [n for n in os.listdir(tmp_path / "db") if n.endswith(".log")]
+        payloads = [p for _, p in LogReader((tmp_path / "db" / wal).read_bytes())]
+        assert payloads[-1] == encode_batch(1, ops)
+        assert db.get(b"s") == b"z" * 300 and db.get(b"d" * 200) is None and db.get(b"p-q") == b"w"
+    finally:
+        db.close()

@@ -5,6 +5,7 @@ the newest sequence, each key reads what the full history says."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lsm.batch import encode_batch
 from lsm.keys import TYPE_DELETION, TYPE_VALUE
 from lsm.writer.memtable import MemTable
 
@@ -33,8 +34,9 @@ def test_flush_rows_keep_every_version_a_live_snapshot_or_the_newest_read_sees(s
     for s in steps:
         if s[0] == "write":
             ops = [(kind, key, value if kind == TYPE_VALUE else b"") for kind, key, value in s[1]]
-            nbytes = sum(len(k) + len(v) for _, k, v in ops) if s[2] else None
-            mem.add_batch(sequence + 1, ops, sorted(snapshots), nbytes)
+            mem.add_payload(encode_batch(sequence + 1, ops), sorted(snapshots))
+            if s[2]:
+                mem.get(b"a", sequence)  # indexed now, not with the batches after it
             for i, (kind, key, value) in enumerate(ops):
                 history.append((key, sequence + 1 + i, kind, value))
             sequence += len(ops)

@@ -39,8 +39,8 @@ _ONE_OP_HEADER = struct.Struct("<QI")
 _LOG_HEADER = struct.Struct("<IHB")
 _FULL_TYPE_CRC = _crc32c(b"\x01")
 _MASK_DELTA = 0xA282EAD8
-_VARINT1 = [bytes([i]) for i in range(128)]
-_PUT_SMALL = [b"\x01" + bytes([i]) for i in range(128)]
+_LENGTHS = batch_codec.LENGTHS
+_PUT_HEADERS = batch_codec.PUT_HEADERS
 
 STAGING_DIR = "lsm-staging"  # our own sub-directory; LevelDB ignores directories
 _DISK_ERRORS = ("IOError:", "OSError:")  # how run_job names a failed job's disk error
@@ -48,11 +48,11 @@ MAX_GROUP_BYTES = 1 << 20
 
 
 class _Writer:
-    __slots__ = ("ops", "records", "sync", "done", "error")
+    __slots__ = ("records", "count", "sync", "done", "error")
 
-    def __init__(self, ops, records, sync):
-        self.ops = ops
+    def __init__(self, records, count, sync):
         self.records = records
+        self.count = count
         self.sync = sync
         self.done = False
         self.error = None
@@ -279,7 +279,7 @@ class Engine:
                 if kind:
                     vlen = len(value)
                     if klen < 128 and vlen < 128:
-                        record = _PUT_SMALL[klen] + key + _VARINT1[vlen] + value
+                        record = _PUT_HEADERS[klen] + key + _LENGTHS[vlen] + value
                     else:
                         record = batch_codec.encode_put(key, value)
                 else:
@@ -311,13 +311,13 @@ class Engine:
 
     def _write_one_queued(self, kind, key, value, sync):
         record = batch_codec.encode_put(key, value) if kind else batch_codec.encode_delete(key)
-        self.write([(kind, key, value)], [record], sync)
+        self.write(record, 1, sync)
 
-    def write(self, ops, records, sync=False):
-        """Apply ops [(kind, key, value)] atomically; `records` are their
-        encoded WriteBatch records. Returns once the WAL record is in the OS
-        (and on disk when sync)."""
-        w = _Writer(ops, records, sync)
+    def write(self, records: bytes, count: int, sync=False):
+        """Apply `count` operations atomically, given as their encoded
+        WriteBatch records (without the header). Returns once the WAL record
+        is in the OS (and on disk when sync)."""
+        w = _Writer(records, count, sync)
         cv = self._cv
         with cv:
             if self.closed:
@@ -338,21 +338,10 @@ class Engine:
             group = self._build_group(w)
             sequence = self.versions.last_sequence + 1
             if len(group) == 1:
-                count = len(ops)
-                if records is None:
-                    records = w.records = [batch_codec.encode_records(ops)]
-                payload = batch_codec.encode_header(sequence, count) + b"".join(records)
-                all_ops = ops
+                payload = batch_codec.encode_header(sequence, count) + records
             else:
-                all_ops = []
-                pieces = []
-                for g in group:
-                    all_ops.extend(g.ops)
-                    if g.records is None:
-                        g.records = [batch_codec.encode_records(g.ops)]
-                    pieces.extend(g.records)
-                count = len(all_ops)
-                payload = batch_codec.encode_header(sequence, count) + b"".join(pieces)
+                count = sum(g.count for g in group)
+                payload = b"".join([batch_codec.encode_header(sequence, count)] + [g.records for g in group])
             framed = self._log_writer.encode(payload)
             do_sync = any(g.sync for g in group)
             wal = self._wal
@@ -376,7 +365,7 @@ class Engine:
                 # a snapshot taken in between would see neither the batch nor
                 # the versions it replaces.
                 snapshots = list(self.snapshots) if self.snapshots else None
-                self.mem.add_batch(sequence, all_ops, snapshots, len(payload))
+                self.mem.add_payload(payload, snapshots)
                 self.versions.last_sequence = sequence + count - 1
                 self.stats["user_bytes"] += len(payload) - 12
             for g in group:
@@ -392,12 +381,12 @@ class Engine:
         group = [head]
         if len(self._writers) == 1:
             return group
-        size = len(head.ops) * 32
+        size = len(head.records)
         limit = MAX_GROUP_BYTES if size > (128 << 10) else size + (128 << 10)
         for w in itertools.islice(self._writers, 1, None):
             if w.sync and not head.sync:
                 break  # a sync write must not ride in a non-sync group
-            size += len(w.ops) * 32
+            size += len(w.records)
             if size > limit:
                 break
             group.append(w)

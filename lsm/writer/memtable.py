@@ -12,14 +12,18 @@ because nothing else ever reads them — the WAL, and so the flushed table,
 keeps every version anyway. Sorted order is built lazily for iterators:
 Timsort merges the already-sorted keys with the keys added since.
 """
+import struct
 import threading
 from bisect import bisect_left
 from operator import itemgetter, neg
+
+from ..batch import decode_batch
 
 # Per-entry overhead charged against write_buffer_size, close to what
 # LevelDB's arena charges (skiplist node, varint headers, trailer).
 ENTRY_OVERHEAD = 24
 
+_batch_count = struct.Struct("<8xI").unpack_from  # a WriteBatch header's record count
 _tag_of = itemgetter(0)
 _value_of = itemgetter(1)
 
@@ -37,26 +41,28 @@ class MemTable:
         self.entries = 0
         self.flush_job = None  # the job flushing this memtable's WAL, once frozen
         self.flush_done = None  # its finished, validated run, waiting for older flushes
-        self._pending = []  # (first_sequence, ops) not yet indexed, oldest first
+        self._pending = []  # WAL payloads not yet indexed, oldest first
         self._apply_lock = threading.Lock()
 
     def __len__(self):
         return len(self._table)
 
-    def add_batch(self, first_sequence: int, ops, snapshots, nbytes=None) -> None:
-        """Apply ops ``[(kind, key, value)]`` numbered from first_sequence.
+    def add_payload(self, payload: bytes, snapshots) -> None:
+        """Apply a WriteBatch as the WAL holds it (header and records).
 
-        `snapshots` is the ascending list of live snapshot sequences; it decides
-        which superseded versions must stay readable. `nbytes`, when the caller
-        knows the encoded size, saves a pass over the ops."""
-        if not snapshots and nbytes is not None:
-            self._pending.append((first_sequence, ops))
-            self.entries += len(ops)
-            self.approximate_bytes += nbytes + ENTRY_OVERHEAD * len(ops)
+        `snapshots` is the ascending list of live snapshot sequences; it
+        decides which superseded versions must stay readable. With none, the
+        batch is kept as it is until a read needs the index: a pure ingest
+        never decodes it, and the bytes take less memory than its ops."""
+        count = _batch_count(payload)[0]
+        if not snapshots:
+            self._pending.append(payload)
+            self.entries += count
+            self.approximate_bytes += len(payload) + ENTRY_OVERHEAD * count
             return
         if self._pending:
             self._apply_pending()
-        self._index(first_sequence, ops, snapshots)
+        self._index(*decode_batch(payload), snapshots)
 
     def _apply_pending(self):
         """Index pending batches in order. Writers only append to the list, so
@@ -68,7 +74,8 @@ class MemTable:
                 return
             table = self._table
             new_keys = self._unsorted
-            for first_sequence, ops in pending[:n]:
+            for payload in pending[:n]:
+                first_sequence, ops = decode_batch(payload)
                 tag = first_sequence << 8
                 for kind, key, value in ops:
                     if key not in table:
