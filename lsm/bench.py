@@ -873,6 +873,8 @@ def _load_stats(stats, compactor_pids):
         "compaction_seconds": secs,
         "compaction_mb_per_sec": read / MB / secs if read is not None and secs else None,
         "engine_user_bytes": get("user_bytes"),
+        # The WAL is written by copies into a mapping, not write() calls.
+        "_wal_bytes": get("wal_bytes") or 0,
         "_jobs_done": jobs,
         "_compactor_pids": list(compactor_pids or ()),
     }
@@ -1078,9 +1080,13 @@ class Bench:
     @staticmethod
     def _load_io(sampler, data, extra):
         """The load result's fields from /proc: write amplification from
-        write() bytes and from block-layer bytes, and one row per compactor."""
+        write() bytes (and lsm's WAL bytes, copied into a mapping instead)
+        and from block-layer bytes, and one row per compactor."""
         user = data.num * data.entry_bytes
         written = sampler.bytes_written()
+        wal = extra.pop("_wal_bytes", 0)
+        if written is not None:
+            written += wal
         disk = sampler.disk_bytes_written()
         jobs = extra.pop("_jobs_done", {})
         named = set(extra.pop("_compactor_pids", ())) | set(jobs)
@@ -1181,7 +1187,8 @@ def _load_table(loads):
         "amp stats: (table bytes written + user bytes) / user bytes, from lsm's stats(); its user bytes",
         "  are WriteBatch records (key + value + 3 bytes), which also stand in for the WAL.",
         "amp write(): bytes passed to write() by this process and its compactors / (key + value bytes),",
-        "  from /proc/<pid>/io wchar; amp disk: the same from write_bytes - cancelled_write_bytes (bytes",
+        "  from /proc/<pid>/io wchar, plus lsm's WAL bytes (copied into a mapping, not written with",
+        "  write()); amp disk: the same from write_bytes - cancelled_write_bytes (bytes",
         "  bound for the disk: pages of a file deleted before writeback, e.g. an unsynced WAL, are not).",
         "input MB/CPU-s: bytes a compactor read (WALs for flushes, tables for compactions) per CPU second.",
     ]

@@ -2,11 +2,13 @@
 lock goes through a FileSystem object. The default one talks to the operating
 system; lsm.testing substitutes one that injects faults and simulates power cuts.
 
-Writes are unbuffered (os.write of the whole buffer): when append() returns,
-the bytes are in the OS, so they survive a crash of this process.
+Writes are unbuffered (os.write of the whole buffer, or a copy into a shared
+mapping for the WAL): when append() returns, the bytes are in the OS, so they
+survive a crash of this process.
 """
 import errno
 import fcntl
+import mmap
 import os
 import shutil
 import struct
@@ -62,6 +64,65 @@ class WritableFile:
     @property
     def closed(self) -> bool:
         return self._fd is None
+
+
+class MappedWritableFile(WritableFile):
+    """A WritableFile for a log of many small appends (the WAL): append()
+    copies into a shared mapping of the file, so when it returns the bytes
+    are in the OS's page cache -- a crash of this process cannot lose them --
+    without a write() call each (1.2 of the 3.4 us of a put).
+
+    The file is reserved MAP_BYTES at a time with posix_fallocate, so a full
+    disk is an IOError at that point, never a SIGBUS on a later copy. Past
+    the data it reads as zeros until close() cuts it back; after a crash the
+    zeros stay, and log readers take them for preallocation, as LevelDB's
+    readers take what its own mmap writer left. sync() is fdatasync, which
+    writes the mapping's dirty pages like any others of the file."""
+
+    __slots__ = ("_map", "_base", "_end")
+
+    MAP_BYTES = 1 << 20
+
+    def __init__(self, path, fd):
+        super().__init__(path, fd, 0)
+        self._map = None  # maps file bytes [_base, _end)
+        self._base = 0
+        self._end = 0
+
+    def append(self, data) -> None:
+        size = self.size
+        end = size + len(data)
+        if end > self._end:
+            self._remap(end)
+        self._map[size - self._base:end - self._base] = data
+        self.size = end
+
+    def _remap(self, needed: int) -> None:
+        granularity = mmap.ALLOCATIONGRANULARITY
+        base = self.size - self.size % granularity
+        end = base + max(self.MAP_BYTES, -(-(needed - base) // granularity) * granularity)
+        try:
+            os.posix_fallocate(self._fd, base, end - base)
+            mapped = mmap.mmap(self._fd, end - base, offset=base)
+        except OSError as exc:
+            raise _io_error("write", self.path, exc) from exc
+        if self._map is not None:
+            self._map.close()
+        self._map, self._base, self._end = mapped, base, end
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, self.size)  # the reserved zeros go
+        except OSError as exc:
+            raise _io_error("truncate", self.path, exc) from exc
+        finally:
+            os.close(fd)
 
 
 class RandomAccessFile:
@@ -124,6 +185,14 @@ class FileSystem:
         except OSError as exc:
             raise _io_error("create", path, exc) from exc
         return WritableFile(path, fd, 0)
+
+    def create_log(self, path) -> WritableFile:
+        """A new file for a log of many small appends: a MappedWritableFile."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _io_error("create", path, exc) from exc
+        return MappedWritableFile(path, fd)
 
     def open_append(self, path) -> WritableFile:
         try:

@@ -203,6 +203,28 @@ def test_os_exit_after_n_acknowledged_writes_loses_none(tmp_path, child, n):
         db.close()
 
 
+def test_leveldb_reads_the_zero_padded_wal_a_dead_writer_left(tmp_path, child):
+    """The WAL is written through a mapping reserved a MiB at a time: a
+    writer that dies leaves it padded with zeros, which LevelDB (paranoid)
+    reads as preallocation, as it reads its own mmap writer's files."""
+    script, ops = child
+    path = str(tmp_path / "db")
+    out = _run_to_end(_start(script, path, 0, "exit-after", 300))
+    assert _acked(out)[0] == list(range(301))
+    model = {}
+    for i in range(301):
+        _apply(model, ops.op(i))
+    [wal] = [n for n in os.listdir(path) if n.endswith(".log")]
+    with open(os.path.join(path, wal), "rb") as f:
+        data = f.read()
+    assert len(data) == 1 << 20 and data.endswith(bytes(4096))  # reserved, not cut back
+    pdb = plyvel.DB(path, paranoid_checks=True)
+    try:
+        assert dict(pdb.iterator()) == model
+    finally:
+        pdb.close()
+
+
 def test_os_exit_during_flush_or_compaction_loses_no_acknowledged_write(tmp_path, child):
     """Three deaths in a row on the same database, each while a job (flush or
     compaction) is writing its output; the database is checked and reused."""

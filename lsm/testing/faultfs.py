@@ -301,6 +301,13 @@ class FaultFS(FileSystem):
         base._fd = None
         return FaultWritableFile(self, node, path, fd, 0)
 
+    def create_log(self, path) -> WritableFile:
+        # Through create(): the log's writes must meet the injected faults
+        # and the simulated page cache, which a mapping would bypass.
+        if self.detached:
+            return super().create_log(path)
+        return self.create(path)
+
     def open_append(self, path) -> WritableFile:
         if self.detached:
             return super().open_append(path)

@@ -96,6 +96,7 @@ class Engine:
         self._session = os.urandom(8).hex()
         self.stats = {"flushes": 0, "compactions": 0, "bytes_read": 0, "bytes_written": 0,
                       "compaction_seconds": 0.0, "stall_seconds": 0.0, "user_bytes": 0,
+                      "wal_bytes": 0,
                       "flushes_in_writer": 0}
         self.level_stats = [[0.0, 0, 0] for _ in range(7)]  # seconds, read, written per output level
         self.closed = False
@@ -218,7 +219,7 @@ class Engine:
             self._info_log.close()
             self._info_log = None
         if self._wal is not None:
-            self._wal.close()
+            self._close_wal(self._wal)
             self._wal = None
         self.versions.close()
         self.table_cache.close()
@@ -479,7 +480,7 @@ class Engine:
 
     def _new_wal(self):
         number = self.versions.new_file_number()
-        wal = self.fs.create(filenames.log_file_name(self.dbname, number))
+        wal = self.fs.create_log(filenames.log_file_name(self.dbname, number))
         # The new WAL's directory entry must be durable before a sync write to
         # it is acknowledged.
         self.fs.sync_dir(self.dbname)
@@ -487,13 +488,21 @@ class Engine:
         self._log_writer = LogWriter()
         self.mem = MemTable(number)
 
+    def _close_wal(self, wal):
+        self.stats["wal_bytes"] += wal.size
+        wal.close()
+
+    def wal_bytes(self) -> int:
+        """Bytes appended to every WAL this engine wrote, the current one included."""
+        return self.stats["wal_bytes"] + (self._wal.size if self._wal is not None else 0)
+
     def _switch_memtable(self):
         old_wal = self._wal
         # Older WALs are synced before a newer one can hold acknowledged sync
         # writes, so a crash never keeps a newer WAL and loses an older one.
         try:
             old_wal.sync()
-            old_wal.close()
+            self._close_wal(old_wal)
             self.imms.append(self.mem)
             self._new_wal()
         except BaseException as exc:
