@@ -368,3 +368,24 @@ def test_uniform_block_of_thousands_of_entries_decodes_in_pieces():
     assert _uniform_layout(block, entries_limit(block)) == (3, 14, 0, 1300)
     assert decode_block(block) == ([k for k, _ in entries], [b""] * 1300)
     assert decode_block_split(block)[0] == [k[:-8] for k, _ in entries]
+
+
+def test_uniform_seek_passes_over_the_key_where_a_value_or_two_entries_hold_its_bytes():
+    # Values that hold the looked-up key, whole and straddling, ahead of it.
+    entries = [(b"key%03d" % i + ((i << 8) | 1).to_bytes(8, "little"), b"..key015..." if i < 15 else b"5" * 11)
+               for i in range(30)]
+    block = build(entries, 1)
+    assert _uniform_layout(block, entries_limit(block)) is not None
+    assert seek_internal(block, b"key015", (15 << 8) | 1) == (1, b"5" * 11)
+    assert seek_internal(block, b"key015", (14 << 8) | 1) is None  # only a newer version: the next key is larger
+    assert seek_internal(block, b"key555", (99 << 8) | 1) is PAST_END
+    assert seek_internal(block, b"kez", (99 << 8) | 1) is PAST_END  # another length: the binary search
+    assert seek_internal(block, b"aaa000", (99 << 8) | 1) is None
+
+
+def test_uniform_seek_goes_on_past_versions_too_new_to_the_next_block():
+    entries = [(b"hot" + ((s << 8) | 1).to_bytes(8, "little"), b"v%d" % s) for s in range(9, 4, -1)]
+    block = build(entries, 1)
+    assert _uniform_layout(block, entries_limit(block)) is not None
+    assert seek_internal(block, b"hot", (7 << 8) | 1) == (1, b"v7")
+    assert seek_internal(block, b"hot", (4 << 8) | 1) is PAST_END  # older versions may open the next block
