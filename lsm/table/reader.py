@@ -5,6 +5,7 @@ only when asked to): damaged bytes raise CorruptionError(path, offset of the
 block, reason) and never turn into a wrong value, a phantom key or a false miss.
 """
 from bisect import bisect_left
+from operator import gt
 
 from ..errors import CorruptionError, DecodeError
 from .block import (
@@ -308,4 +309,9 @@ def _parse_index(data: bytes, data_end: int):
     order = list(zip(ukeys, [-t for t in tags]))
     if any(a >= b for a, b in zip(order, order[1:])):
         raise DecodeError("index keys out of order")
+    # Blocks lie in the file in key order, one after another: a compaction
+    # reads a run of them with one read.
+    ends = [offset + size + BLOCK_TRAILER_SIZE for offset, size in zip(offsets, sizes)]
+    if any(map(gt, ends, offsets[1:])):
+        raise DecodeError("data block handles overlap or are out of order")
     return ukeys, tags, offsets, sizes
