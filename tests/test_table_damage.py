@@ -142,36 +142,38 @@ def reseal(data, offset, size, contents):
     return bytes(out)
 
 
+def with_index(good, handles):
+    """The table `good` with its index replaced by a well-formed one (valid
+    CRC) of these block handles; (table bytes, the new index's offset)."""
+    meta, (index_off, _), _ = locate(good)
+    index = BlockBuilder(1)
+    for i, handle in enumerate(handles):
+        index.add(make_internal_key(b"key%03d" % i, 1, TYPE_VALUE), encode_handle(*handle))
+    contents = index.finish()
+    trailer = bytes([NO_COMPRESSION]) + struct.pack("<I", masked_crc32c(contents + b"\x00"))
+    return good[:index_off] + contents + trailer + encode_footer(meta, (index_off, len(contents))), index_off
+
+
 def test_index_handle_beyond_file_size():
     """A well-formed index block (valid CRC) whose handle points past the file."""
     entries, good = small_table(compression=None, bloom=0)
-    meta, (index_off, _), _ = locate(good)
-    index = BlockBuilder(1)
-    index.add(make_internal_key(b"zzz", 1, TYPE_VALUE), encode_handle(index_off - 10, 100))
-    contents = index.finish()
-    trailer = bytes([NO_COMPRESSION]) + struct.pack("<I", masked_crc32c(contents + b"\x00"))
-    data = good[:index_off] + contents + trailer + encode_footer(meta, (index_off, len(contents)))
+    index_off = locate(good)[1][0]
+    data, index_off = with_index(good, [(index_off - 10, 100)])
     with pytest.raises(CorruptionError, match="past the end") as info:
         Table.open(MemFile(data), path=PATH)
     assert info.value.offset == index_off
 
 
 def test_index_handles_out_of_file_order_are_corruption():
-    """A well-formed index (valid CRC) whose handles point at the data blocks
-    in another order than the file's: refused at open, since a compaction
-    reads a run of blocks with one read."""
+    """A well-formed index whose handles point at the data blocks in another
+    order than the file's: refused at open, since a compaction reads a run
+    of blocks with one read."""
     entries, good = small_table(compression=None, bloom=0)
-    meta, (index_off, _), _ = locate(good)
     table = Table.open(MemFile(good), path=PATH)
     assert table.num_blocks >= 3
-    index = BlockBuilder(1)
     handles = list(zip(table._offsets, table._sizes))
     handles[0], handles[1] = handles[1], handles[0]
-    for i, handle in enumerate(handles):
-        index.add(make_internal_key(b"key%03d" % i, 1, TYPE_VALUE), encode_handle(*handle))
-    contents = index.finish()
-    trailer = bytes([NO_COMPRESSION]) + struct.pack("<I", masked_crc32c(contents + b"\x00"))
-    data = good[:index_off] + contents + trailer + encode_footer(meta, (index_off, len(contents)))
+    data, index_off = with_index(good, handles)
     with pytest.raises(CorruptionError, match="out of order") as info:
         Table.open(MemFile(data), path=PATH)
     assert info.value.offset == index_off
