@@ -370,7 +370,7 @@ def test_uniform_block_of_thousands_of_entries_decodes_in_pieces():
     assert decode_block_split(block)[0] == [k[:-8] for k, _ in entries]
 
 
-def test_uniform_seek_passes_over_the_key_where_a_value_or_two_entries_hold_its_bytes():
+def test_uniform_seek_is_not_misled_by_the_key_s_bytes_inside_values():
     # Values that hold the looked-up key, whole and straddling, ahead of it.
     entries = [(b"key%03d" % i + ((i << 8) | 1).to_bytes(8, "little"), b"..key015..." if i < 15 else b"5" * 11)
                for i in range(30)]

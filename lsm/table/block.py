@@ -423,35 +423,10 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
 
 
 def _seek_uniform(data, layout, user_key, seek_tag):
-    """seek_internal for a uniform block. The user key, if the block holds
-    it, is found by bytes.find at an entry's key offset (a C scan of the
-    block, cheaper than a Python binary search of its 30-odd entries);
-    otherwise, or for a key of another length, a binary search answers."""
+    """seek_internal for a uniform block: a binary search over the entries."""
     header_len, key_len, value_len, count = layout
     stride = header_len + key_len + value_len
     user_len = key_len - 8
-    if len(user_key) == user_len and user_len:
-        limit = count * stride
-        at = data.find(user_key, header_len, limit)
-        while at >= 0 and (at - header_len) % stride:
-            at = data.find(user_key, at + 1, limit)  # inside a value or across entries
-        if at < 0:
-            # Not here: the answer is the order of the last key against it.
-            return PAST_END if data[limit - stride + header_len:limit - stride + header_len + user_len] < user_key \
-                else None
-        row = (at - header_len) // stride
-        while True:
-            tag = _TAG.unpack_from(data, at + user_len)[0]
-            if tag <= seek_tag:
-                if tag & 0xFF > 1:
-                    raise DecodeError("internal key with an unknown value type", at)
-                return tag & 0xFF, data[at + key_len : at + key_len + value_len]
-            row += 1  # a version too new: an older one may follow
-            if row == count:
-                return PAST_END
-            at += stride
-            if data[at : at + user_len] != user_key:
-                return None
     lo, hi = 0, count
     while lo < hi:
         mid = (lo + hi) >> 1
