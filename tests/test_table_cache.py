@@ -115,3 +115,20 @@ def test_concurrent_gets_and_block_reads_on_one_table():
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_a_block_cached_by_a_point_lookup_serves_scans_and_seeks_too():
+    """A get caches a uniform block with its layout; the scan, seek and
+    first-key reads of that block find the same raw contents in it."""
+    cache = BlockCache(1 << 20)
+    table, f = make_table(b"u", 5, cache)
+    for i in range(100):
+        assert table.get(b"u%03d" % i, 1000) == (TYPE_VALUE, b"u" * 10)
+        assert table.get(b"u%03dx" % i, 1000) is None
+    reads = f.reads
+    for i in range(table.num_blocks):
+        first = table.first_user_key(i)
+        ukeys, tags, values, whole = table.block_from(i, first, fill_cache=False)
+        assert whole and ukeys[0] == first and values == [b"u" * 10] * len(ukeys)
+        assert table.block(i, fill_cache=False) == (ukeys, tags, values)
+    assert f.reads == reads  # every block came from what the gets cached

@@ -368,7 +368,7 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
     limit, num_restarts = _restart_count(data)
     layout = _uniform_layout(data, limit)
     if layout is not None and layout[1] >= 8:
-        return _seek_uniform(data, layout, user_key, seek_tag)
+        return seek_uniform(data, layout, user_key, seek_tag)
     restarts = _uint32s(num_restarts).unpack_from(data, limit)
     if restarts[0]:
         raise DecodeError("bad restart array", limit)
@@ -422,8 +422,17 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
     return PAST_END
 
 
-def _seek_uniform(data, layout, user_key, seek_tag):
-    """seek_internal for a uniform block: a binary search over the entries."""
+def uniform_seek_layout(data):
+    """The layout seek_uniform takes, if seek_internal would take it for this
+    block (restart count checked; uniform, internal keys); else None."""
+    limit, _num_restarts = _restart_count(data)
+    layout = _uniform_layout(data, limit)
+    return layout if layout is not None and layout[1] >= 8 else None
+
+
+def seek_uniform(data, layout, user_key, seek_tag):
+    """seek_internal for a uniform block of this layout (uniform_seek_layout):
+    a binary search over the entries."""
     header_len, key_len, value_len, count = layout
     stride = header_len + key_len + value_len
     user_len = key_len - 8

@@ -15,7 +15,9 @@ from .block import (
     decode_block_split_from,
     first_user_key,
     seek_internal,
+    seek_uniform,
     trailer_tags,
+    uniform_seek_layout,
 )
 from .cache import BlockCache, block_charge
 from .filter import FILTER_META_KEY, FilterBlockReader
@@ -37,6 +39,22 @@ def _trailers(keys) -> bytes:
 def split_internal_keys(keys):
     """(user_keys, tags) of a list of internal keys (DecodeError if malformed)."""
     return [k[:-8] for k in keys], trailer_tags(_trailers(keys), len(keys))
+
+
+class _UniformBlock:
+    """Raw contents of a uniform block as the block cache keeps them for
+    point lookups, with the layout (block.uniform_seek_layout) found once."""
+
+    __slots__ = ("data", "layout")
+
+    def __init__(self, data, layout):
+        self.data = data
+        self.layout = layout
+
+
+def _uniform_or_raw(contents):
+    layout = uniform_seek_layout(contents)
+    return contents if layout is None else _UniformBlock(contents, layout)
 
 
 class Table:
@@ -170,6 +188,8 @@ class Table:
             cached = self._contents(i)
             if cache_raw:
                 self._cache.put(cache_key, cached, len(cached))
+        elif type(cached) is _UniformBlock:
+            cached = cached.data
         return cached
 
     def _damaged(self, i: int, exc: DecodeError) -> CorruptionError:
@@ -258,12 +278,17 @@ class Table:
                         return None
                     # Raw contents are cached, not a decode of 30-odd entries
                     # that a random read would mostly waste; LevelDB's way,
-                    # a binary search answers.
-                    cached = self._contents(i)
+                    # a binary search answers. A uniform block's layout is
+                    # cached with it: finding it again costs 0.6 us.
+                    contents = self._contents(i)
+                    cached = _uniform_or_raw(contents)
                     if fill_cache:
-                        cache.put((number, offset), cached, len(cached))
+                        cache.put((number, offset), cached, len(contents))
                 try:
-                    found = seek_internal(cached, user_key, seek_tag)
+                    if type(cached) is _UniformBlock:
+                        found = seek_uniform(cached.data, cached.layout, user_key, seek_tag)
+                    else:
+                        found = seek_internal(cached, user_key, seek_tag)
                 except DecodeError as exc:
                     raise self._damaged(i, exc) from None
                 if found is not PAST_END:
