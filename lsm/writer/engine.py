@@ -16,6 +16,7 @@ from crc32c import crc32c as _crc32c
 from sortedcontainers import SortedList
 
 from .. import batch as batch_codec
+from ..heap import release_free_memory
 from .. import filenames
 from ..compactor.job import CompactionJob, FlushJob, JobResult
 from ..compactor.runner import run_job
@@ -803,9 +804,14 @@ class Engine:
     def _commit_ready_flushes(self):
         """Commit finished flushes oldest first: a newer level-0 table must get
         a larger file number than the older ones it may shadow."""
+        committed = False
         while self.imms and self.imms[0].flush_done is not None:
             imm = self.imms[0]
             self._commit_flush(imm, imm.flush_done)
+            committed = True
+        if committed:
+            imm = None  # the last flushed memtable goes now, and with it its batches
+            release_free_memory()
 
     def _commit_flush(self, imm, running):
         vs = self.versions
@@ -824,6 +830,9 @@ class Engine:
         edit.prev_log_number = 0
         self._log_and_apply(edit)
         self.imms.pop(0)
+        # imm and its run point at each other: unlinked, the memtable (16 MiB
+        # of batches) is freed now rather than at the next full collection.
+        imm.flush_done = running.imm = None
         written = sum(m.size for m in metas)
         self.stats["flushes"] += 1
         self.stats["bytes_written"] += written
