@@ -1,7 +1,9 @@
 """Output tables of one job: where to cut, and writing them into the staging
 directory. Knows the staging directory only; never the database directory.
 
-Rows come in sorted ``(user_key, -tag, value)`` (see merge.py). A new table is
+Rows come in sorted ``(user_key, -tag, value)`` (see merge.py), or as the
+arrays of uniform.UniformRows, which go to the builder as whole blocks
+(add_uniform); one job may send both, uniform rows first. A new table is
 started before a new user key when the current one has reached
 max_file_size, or when it already overlaps more than max_grandparent_overlap
 bytes of grandparent (level + 2) files -- LevelDB's ShouldStopBefore: a table

@@ -3,6 +3,9 @@ into its staging directory. Never touches metadata (MANIFEST, CURRENT, file
 numbers, deletions) and never imports lsm.writer: a job is plain data and the
 result is plain data, so this runs the same inline or in a compactor process.
 
+Jobs whose entries are all of one size take lsm.compactor.uniform (numpy)
+as far as it applies, and the row-by-row merge (merge.py) for the rest.
+
 ``run_job`` never raises for a failed job: the result says ok=False with the
 error text, ``corruption=True`` when the inputs were damaged (retrying will
 not help), and the partial outputs are removed (any that could not be are
