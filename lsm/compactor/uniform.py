@@ -322,11 +322,32 @@ def _sort(entries, header_len: int, key_len: int, merge: bool):
     words = words.view(">u8")
     order = None
     if merge:
-        tags = _tags(entries, header_len, key_len)
-        # lexsort's last key is the primary one: user key words, then newest first.
-        order = np.lexsort((~tags, *words.T[::-1]))
+        order = _internal_order(words.astype(np.uint64), _tags(entries, header_len, key_len))
         words = words[order]
     return order, (words[1:] == words[:-1]).all(axis=1)
+
+
+def _internal_order(columns, tags):
+    """The order of rows by user key (the words of `columns`, most significant
+    first) ascending, then tag descending. Words equal on every row order
+    nothing and are skipped; when the first word that varies has no two rows
+    alike (fresh keys), one argsort of it is the order -- about a tenth of a
+    lexsort over every word and the tag."""
+    import numpy as np
+
+    width = columns.shape[1]
+    first = 0
+    while first < width and (columns[:, first] == columns[0, first]).all():
+        first += 1
+    if first == width:
+        return np.argsort(~tags, kind="stable")  # one user key: newest first
+    lead = columns[:, first]
+    order = np.argsort(lead, kind="stable")
+    ranked = lead[order]
+    if (ranked[1:] == ranked[:-1]).any():
+        # lexsort's last key is the primary one: user key words, then newest first.
+        order = np.lexsort((~tags, *columns[:, first:].T[::-1]))
+    return order
 
 
 def _tags(entries, header_len: int, key_len: int):
