@@ -18,8 +18,9 @@ from each batch's sequence, and sorts them.
 
 Only the common case takes this path: every block uniform with one layout,
 and no deletion (deletion markers take merge.DropRules' base-level rule).
-Anything else answers None and the row-by-row path (merge.py) runs, which
-also reports damage in detail.
+A flush that does not fit answers None; a compaction stops at the first
+block that does not fit (UniformMerge.resume_at). The row-by-row path
+(merge.py) does the rest, and reports damage in detail.
 """
 import struct
 from bisect import bisect_left
