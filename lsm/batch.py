@@ -25,6 +25,11 @@ def encode_header(sequence: int, count: int) -> bytes:
     return _HEADER.pack(sequence, count)
 
 
+# decode_header(data, offset=0) -> (sequence, count): the struct's own
+# unpack_from, as readers call it once per WAL record.
+decode_header = _HEADER.unpack_from
+
+
 def encode_put(key, value) -> bytes:
     return b"".join((_PUT, encode_varint(len(key)), key, encode_varint(len(value)), value))
 

@@ -16,12 +16,12 @@ number, every job first sleeps that many seconds, so tests can make a
 compactor look hung.
 """
 import os
-import struct
 import time
 from operator import itemgetter
 
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
 from ..batch import decode_batch
+from ..batch import decode_header as decode_batch_header
 from ..errors import CorruptionError, DecodeError
 from ..fileio import DEFAULT_FS
 from ..filenames import log_file_name, sst_table_file_name, table_file_name
@@ -36,7 +36,6 @@ from .wal_rows import batch_rows, clean_wal_rows, skip_block_tail
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
 
-_BATCH_HEADER = struct.Struct("<QI")
 _key_of_row = itemgetter(0)
 
 
@@ -211,7 +210,7 @@ def _replay_wal(job, path, data):
                 sequence, ops = getattr(exc, "partial", (0, []))
             # A damaged batch may hold more records than its header says:
             # the sequences handed out must cover every entry kept.
-            count = max(_BATCH_HEADER.unpack_from(payload)[1], len(ops))
+            count = max(decode_batch_header(payload)[1], len(ops))
             if count:
                 max_sequence = max(max_sequence, sequence + count - 1)
             if sequence < next_sequence:

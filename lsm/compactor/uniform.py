@@ -22,17 +22,16 @@ A flush that does not fit answers None; a compaction stops at the first
 block that does not fit (UniformMerge.resume_at). The row-by-row path
 (merge.py) does the rest, and reports damage in detail.
 """
-import struct
 from bisect import bisect_left
 from dataclasses import dataclass
 
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
+from ..batch import decode_header as decode_batch_header
 from ..coding import encode_varint
 from ..table.block import uniform_layout
 from .wal_rows import clean_wal_payloads
 
 _KIND_VALUE = 1  # keys.TYPE_VALUE: the kind byte every entry here must carry
-_BATCH_HEADER = struct.Struct("<QI")  # a write batch's sequence and count
 # Blocks read from a run at a time: a compaction holds a few such chunks per
 # run (a level-0 backlog may be 20 runs), and each numpy step still covers
 # thousands of entries, so its per-call cost vanishes.
@@ -249,7 +248,7 @@ def flush_uniform(wal: bytes):
     for payload in payloads:
         if len(payload) < BATCH_HEADER_SIZE:
             return None
-        sequence, count = _BATCH_HEADER.unpack_from(payload)
+        sequence, count = decode_batch_header(payload)
         records = memoryview(payload)[BATCH_HEADER_SIZE:]
         if len(records) < 3:
             if count or len(records):

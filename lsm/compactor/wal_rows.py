@@ -15,13 +15,13 @@ from crc32c import crc32c
 
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
 from ..batch import decode_batch
+from ..batch import decode_header as decode_batch_header
 from ..coding import MASK_DELTA
 from ..errors import DecodeError
 from ..keys import TYPE_DELETION, TYPE_VALUE
 from ..record import BLOCK_SIZE, FIRST, FULL, HEADER_SIZE, LAST, MIDDLE
 
 _LOG_HEADER = struct.Struct("<IHB")
-_BATCH_HEADER = struct.Struct("<QI")
 _kind_of = itemgetter(0)
 _key_of = itemgetter(1)
 _value_of = itemgetter(2)
@@ -35,7 +35,7 @@ def clean_wal_rows(data: bytes):
     rows = []
     append = rows.append
     view = memoryview(data)
-    unpack_batch = _BATCH_HEADER.unpack_from
+    unpack_batch = decode_batch_header
     n = len(data)
     pos = 0
     max_sequence = 0

@@ -12,18 +12,17 @@ because nothing else ever reads them — the WAL, and so the flushed table,
 keeps every version anyway. Sorted order is built lazily for iterators:
 Timsort merges the already-sorted keys with the keys added since.
 """
-import struct
 import threading
 from bisect import bisect_left
 from operator import itemgetter, neg
 
 from ..batch import decode_batch
+from ..batch import decode_header as decode_batch_header
 
 # Per-entry overhead charged against write_buffer_size, close to what
 # LevelDB's arena charges (skiplist node, varint headers, trailer).
 ENTRY_OVERHEAD = 24
 
-_batch_count = struct.Struct("<8xI").unpack_from  # a WriteBatch header's record count
 _tag_of = itemgetter(0)
 _value_of = itemgetter(1)
 
@@ -54,7 +53,7 @@ class MemTable:
         decides which superseded versions must stay readable. With none, the
         batch is kept as it is until a read needs the index: a pure ingest
         never decodes it, and the bytes take less memory than its ops."""
-        count = _batch_count(payload)[0]
+        count = decode_batch_header(payload)[1]
         if not snapshots:
             self._pending.append(payload)
             self.entries += count
