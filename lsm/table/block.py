@@ -425,9 +425,8 @@ def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
 def uniform_seek_layout(data):
     """The layout seek_uniform takes, if seek_internal would take it for this
     block (restart count checked; uniform, internal keys); else None."""
-    limit, _num_restarts = _restart_count(data)
-    layout = _uniform_layout(data, limit)
-    return layout if layout is not None and layout[1] >= 8 else None
+    found = uniform_layout(data)
+    return found[1:] if found is not None and found[2] >= 8 else None
 
 
 def seek_uniform(data, layout, user_key, seek_tag):
