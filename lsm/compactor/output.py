@@ -40,7 +40,7 @@ class _Grandparents:
     """Grandparent bytes overlapped by the current output, as ShouldStopBefore
     counts them: each grandparent passed after the first key adds its size."""
 
-    __slots__ = ("_ukeys", "_keys", "_sizes", "_i", "_seen", "_overlap", "_limit", "next_ukey")
+    __slots__ = ("_keys", "_sizes", "_i", "_seen", "_overlap", "_limit", "next_ukey")
 
     def __init__(self, grandparents, limit):
         gps = sorted(grandparents, key=lambda f: sort_key(f.largest))
@@ -54,20 +54,9 @@ class _Grandparents:
         self.next_ukey = self._keys[0][0] if self._keys else None
 
     def should_stop_before(self, ukey, nt) -> bool:
-        keys = self._keys
-        i = self._i
-        key = (ukey, nt)
-        while i < len(keys) and key > keys[i]:
-            if self._seen:
-                self._overlap += self._sizes[i]
-            i += 1
-        self._i = i
-        self.next_ukey = keys[i][0] if i < len(keys) else None
-        self._seen = True
-        if self._overlap > self._limit:
-            self._overlap = 0
-            return True
-        return False
+        """LevelDB's ShouldStopBefore: whether the output must end before the
+        key (ukey, nt), asked in increasing key order."""
+        return bool(self.cut_starts([(ukey, nt)]))
 
     @property
     def started(self) -> bool:
@@ -75,9 +64,10 @@ class _Grandparents:
         return self._seen
 
     def cut_starts(self, keys) -> list:
-        """should_stop_before asked at each of `keys` in turn (the sort keys
-        of the first rows of user keys, ascending, after every key asked
-        before): the indices into keys where it says to cut."""
+        """The indices into `keys` (sort keys, ascending, after every key
+        asked before) where the output must end: a grandparent passed after
+        the job's first key adds its size, and once the sum passes the limit
+        a cut falls before the key that passed it and the sum starts again."""
         gp_keys, sizes, limit = self._keys, self._sizes, self._limit
         cuts = []
         i = self._i
