@@ -40,6 +40,10 @@ CHUNK_BYTES = 256 << 10
 WINDOW_BYTES = 1 << 20
 
 
+def _user_key(entries, header_len: int, key_len: int, row: int) -> bytes:
+    return entries[row, header_len:header_len + key_len - 8].tobytes()
+
+
 @dataclass
 class UniformRows:
     """Sorted entries of one layout, as a uniform block's entries.
@@ -62,8 +66,7 @@ class UniformRows:
         return len(self.array)
 
     def user_key(self, row: int) -> bytes:
-        at = self.header_len
-        return self.array[row, at:at + self.key_len - 8].tobytes()
+        return _user_key(self.array, self.header_len, self.key_len, row)
 
     def sort_key(self, row: int):
         """(user key, -tag) of a row: keys.sort_key of its internal key."""
@@ -74,16 +77,18 @@ class UniformRows:
 class _UserKeys:
     """The user keys of an entry array as a sequence, for bisect."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_entries", "_header_len", "_key_len")
 
-    def __init__(self, rows: UniformRows):
-        self._rows = rows
+    def __init__(self, entries, header_len: int, key_len: int):
+        self._entries = entries
+        self._header_len = header_len
+        self._key_len = key_len
 
     def __len__(self):
-        return len(self._rows)
+        return len(self._entries)
 
     def __getitem__(self, row):
-        return self._rows.user_key(row)
+        return _user_key(self._entries, self._header_len, self._key_len, row)
 
 
 class KeysAtStarts:
@@ -169,11 +174,10 @@ class UniformMerge:
             return
 
     def _user_key(self, rows, row: int) -> bytes:
-        at = self._layout[0]
-        return rows[row, at:at + self._layout[1] - 8].tobytes()
+        return _user_key(rows, self._layout[0], self._layout[1], row)
 
     def _user_keys(self, rows):
-        return _UserKeys(UniformRows(rows, self._layout[0], self._layout[1], None))
+        return _UserKeys(rows, self._layout[0], self._layout[1])
 
     def _chunks(self, tables):
         """The run's entries within [lower, upper) as arrays of about
