@@ -203,12 +203,15 @@ class FilterBlockBuilder:
     def add_hashes(self, hashes) -> None:
         """add_keys for keys given by their bloom hashes (hash_rows of their
         user keys, a numpy array)."""
-        if self._keys:
-            # Pending keys stay after pending hashes: in order once hashed.
-            self._hash_parts.append(_hashes(self._keys, self.skip))
-            self._keys = []
+        self._hash_pending_keys()
         self._hash_parts.append(hashes)
         self._pending += len(hashes)
+
+    def _hash_pending_keys(self) -> None:
+        """Pending keys join the pending hashes, in order, as their hashes."""
+        if self._keys:
+            self._hash_parts.append(_hashes(self._keys, self.skip))
+            self._keys = []
 
     def _generate(self) -> None:
         """Close the open bucket."""
@@ -225,8 +228,7 @@ class FilterBlockBuilder:
         """Build the filters of the closed buckets."""
         if self._hash_parts:
             import numpy as np
-            if self._keys:
-                self._hash_parts.append(_hashes(self._keys, self.skip))
+            self._hash_pending_keys()
             built = self.policy.filters_from_hashes(np.concatenate(self._hash_parts), self._counts)
         else:
             built = self.policy.create_filters(self._keys, self._counts, self.skip)
