@@ -16,13 +16,13 @@ from crc32c import crc32c as _crc32c
 from sortedcontainers import SortedList
 
 from .. import batch as batch_codec
-from ..heap import release_free_memory
 from .. import filenames
 from ..compactor.job import CompactionJob, FlushJob, JobResult
 from ..compactor.runner import run_job
 from ..errors import ClosedError, CorruptionError, Error, LockError
 from ..errors import IOError as LsmIOError
 from ..filemeta import FileMetaData
+from ..heap import release_free_memory
 from ..infolog import InfoLog
 from ..fileio import DEFAULT_FS
 from ..keys import TYPE_DELETION

@@ -1,10 +1,11 @@
 """The memtable: recent writes, held in memory for reads. Knows keys and
 sequences; no files (its WAL is the durable copy, and flushes read the WAL).
 
-Batches are indexed lazily: a write appends the batch to a pending list and
-the first read indexes everything pending. A pure ingest pays for the index
-only when a stalled writer flushes a memtable itself (flush_rows), which is
-still cheaper than decoding the WAL; a compactor's flush reads the WAL.
+Batches are indexed lazily: a write appends the batch, as the bytes its WAL
+record holds, to a pending list, and the first read decodes and indexes
+everything pending. A pure ingest never pays for the index: flushes read the
+WAL, and a stalled writer flushing a memtable itself asks for its rows
+(flush_rows) only when the WAL's batches are not all fixed-size puts.
 
 A dict maps each user key to its newest entry ``(tag, value)``; older versions
 are kept only while a live snapshot can still see them (a list, newest first),
