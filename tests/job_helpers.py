@@ -87,3 +87,13 @@ def batch_entries(batches):
         for i, (kind, key, value) in enumerate(ops):
             out.append((key, sequence + i, kind, value if kind == PUT else b""))
     return sorted(out, key=order)
+
+
+def report_modules_and_exit(path, code):
+    """A compactor-process target for launch tests: writes the names of the
+    modules the process has loaded, then exits with `code`."""
+    import os
+    import sys
+    with open(path, "w") as f:
+        f.write("\n".join(sorted(sys.modules)))
+    os._exit(code)

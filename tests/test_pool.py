@@ -479,3 +479,24 @@ def test_submit_rejects_bad_and_duplicate_jobs(tmp_path, pool_factory):
     with pytest.raises(ValueError, match="already"):
         pool.submit(FlushJob(job_id=5, wal_number=98))
     assert [r.job.job_id for r in pool.running_jobs()] == [5]
+
+
+def test_a_compactor_process_starts_without_the_writer_or_multiprocess_modules(tmp_path):
+    """Start-up time delays the first flush: a compactor loads neither the
+    writer's modules nor multiprocess's bootstrap (dill), yet gets its
+    target, its arguments and the parent's sys.path and working directory."""
+    from job_helpers import report_modules_and_exit
+
+    from lsm.ipc.launch import start_worker
+
+    out = tmp_path / "modules.txt"
+    proc = start_worker(report_modules_and_exit, (str(out), 7), "lsm-test-launch")
+    proc.join(30)
+    assert proc.exitcode == 7
+    modules = set(out.read_text().split("\n"))
+    assert "job_helpers" in modules and "lsm" in modules
+    assert not modules & {"lsm.db", "lsm.writer.engine", "multiprocess", "dill"}, sorted(modules)
+    # The worker's own imports stay clear of the writer too.
+    code = "import sys, lsm.compactor.worker; print(sorted(m for m in sys.modules if m in ('lsm.db', 'lsm.writer.engine')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result

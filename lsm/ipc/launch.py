@@ -1,59 +1,68 @@
 """Starting compactor processes. Knows processes only: no sockets, no jobs.
 
-Workers are started with the ``multiprocess`` library's 'spawn' method (a
-fresh interpreter: no inherited LOCK or WAL descriptors, no copied locks or
-threads), with two differences from its stock spawn Popen, both about not
-touching the writer's program:
+Workers are started as fresh interpreters (no inherited LOCK or WAL
+descriptors, no copied locks or threads) and managed as ``multiprocess``
+Process objects (pid, sentinel, exit code, join). Only the first lines the
+child runs differ from multiprocess's 'spawn', all for the writer's sake:
 
 * the child does not re-run the parent's ``__main__`` (stock spawn imports it
   as ``__mp_main__``, so a user script without an ``if __name__ ==
   "__main__"`` guard would open the database again inside every compactor);
-  the target is an importable function (lsm.compactor.worker.main), so the
-  child needs nothing from ``__main__``;
+  the target is an importable function (lsm.compactor.worker.main);
 * no resource-tracker process is started: workers use no shared semaphores
   or memory, and the tracker would be one more child of the writer that
-  outlives the pool.
-
-The process object itself still reaches the child through multiprocess's
-bootstrap pipe (a dill pickle of a function reference and plain arguments);
-that is process start-up, not the compactor protocol, which never pickles.
+  outlives the pool;
+* the child does not import multiprocess: its bootstrap (dill included) took
+  ~50 ms of a compactor's ~280 ms start-up, while the writer's first
+  memtables wait for it. The parent sends the target's module and name, its
+  plain arguments, sys.path and the working directory as one ``marshal``
+  record down the bootstrap pipe; _CHILD_BOOTSTRAP reads it and calls the
+  target, which never returns (it ends with os._exit).
 """
-import io
+import marshal
 import os
+import sys
 
 import multiprocess
-from multiprocess import popen_spawn_posix, reduction, spawn, util
-from multiprocess.context import set_spawning_popen
+from multiprocess import popen_spawn_posix, spawn, util
 
 _SPAWN = multiprocess.get_context("spawn")
 
+# Run by the child with the bootstrap pipe's descriptor substituted: the
+# only code that runs before sys.path is the parent's.
+_CHILD_BOOTSTRAP = (
+    "import marshal, os, sys\n"
+    "with open({fd}, 'rb') as f:\n"
+    "    path, cwd, module, name, args = marshal.load(f)\n"
+    "sys.path[:] = path\n"
+    "os.chdir(cwd)\n"
+    "import importlib\n"
+    "getattr(importlib.import_module(module), name)(*args)\n"
+)
+
 
 class _Popen(popen_spawn_posix.Popen):
-    """popen_spawn_posix.Popen._launch without the resource tracker and
-    without the parent's __main__."""
+    """popen_spawn_posix.Popen with the child bootstrap above."""
 
     def _launch(self, process_obj):
-        prep_data = spawn.get_preparation_data(process_obj._name)
-        prep_data.pop("init_main_from_name", None)
-        prep_data.pop("init_main_from_path", None)
-        fp = io.BytesIO()
-        set_spawning_popen(self)
-        try:
-            reduction.dump(prep_data, fp)
-            reduction.dump(process_obj, fp)
-        finally:
-            set_spawning_popen(None)
-
+        target = process_obj._target
+        if process_obj._kwargs or "<" in target.__qualname__:
+            raise TypeError("a compactor target is a module-level function taking positional arguments")
+        # marshal refuses anything but plain data (str, bytes, numbers, dicts...)
+        payload = marshal.dumps((sys.path, os.getcwd(), target.__module__, target.__qualname__,
+                                 tuple(process_obj._args)))
         parent_r = child_w = child_r = parent_w = None
         try:
             parent_r, child_w = os.pipe()
             child_r, parent_w = os.pipe()
-            cmd = spawn.get_command_line(tracker_fd=None, pipe_handle=child_r)
+            exe = spawn.get_executable()
+            cmd = [exe, *util._args_from_interpreter_flags(), "-c", _CHILD_BOOTSTRAP.format(fd=child_r)]
+            # The child holds child_w until it exits: the sentinel (parent_r) reads EOF then.
             self._fds.extend([child_r, child_w])
-            self.pid = util.spawnv_passfds(spawn.get_executable(), cmd, self._fds)
+            self.pid = util.spawnv_passfds(exe, cmd, self._fds)
             self.sentinel = parent_r
             with open(parent_w, "wb", closefd=False) as f:
-                f.write(fp.getbuffer())
+                f.write(payload)
         finally:
             fds_to_close = [fd for fd in (parent_r, parent_w) if fd is not None]
             self.finalizer = util.Finalize(self, util.close_fds, fds_to_close)
