@@ -873,8 +873,8 @@ def _load_stats(stats, compactor_pids):
         "compaction_seconds": secs,
         "compaction_mb_per_sec": read / MB / secs if read is not None and secs else None,
         "engine_user_bytes": get("user_bytes"),
-        # The WAL is written by copies into a mapping, not write() calls.
-        "_wal_bytes": get("wal_bytes") or 0,
+        # Small WAL appends are copies into a mapping, not write() calls.
+        "_wal_mapped_bytes": get("wal_mapped_bytes") or 0,
         "_jobs_done": jobs,
         "_compactor_pids": list(compactor_pids or ()),
     }
@@ -1080,11 +1080,11 @@ class Bench:
     @staticmethod
     def _load_io(sampler, data, extra):
         """The load result's fields from /proc: write amplification from
-        write() bytes (and lsm's WAL bytes, copied into a mapping instead)
+        write() bytes (and lsm's WAL bytes copied into a mapping instead)
         and from block-layer bytes, and one row per compactor."""
         user = data.num * data.entry_bytes
         written = sampler.bytes_written()
-        wal = extra.pop("_wal_bytes", 0)
+        wal = extra.pop("_wal_mapped_bytes", 0)
         if written is not None:
             written += wal
         disk = sampler.disk_bytes_written()

@@ -2,9 +2,9 @@
 lock goes through a FileSystem object. The default one talks to the operating
 system; lsm.testing substitutes one that injects faults and simulates power cuts.
 
-Writes are unbuffered (os.write of the whole buffer, or a copy into a shared
-mapping for the WAL): when append() returns, the bytes are in the OS, so they
-survive a crash of this process.
+Writes are unbuffered (os.write of the whole buffer; for the WAL, pwrite of a
+batch or a copy into a shared mapping): when append() returns, the bytes are
+in the OS, so they survive a crash of this process.
 """
 import errno
 import fcntl
@@ -67,10 +67,14 @@ class WritableFile:
 
 
 class MappedWritableFile(WritableFile):
-    """A WritableFile for a log of many small appends (the WAL): append()
-    copies into a shared mapping of the file, so when it returns the bytes
-    are in the OS's page cache -- a crash of this process cannot lose them --
-    without a write() call each (1.2 of the 3.4 us of a put).
+    """A WritableFile for a log of many small appends (the WAL). A small
+    append copies into a shared mapping of the file, so when it returns the
+    bytes are in the OS's page cache -- a crash of this process cannot lose
+    them -- without a write() call each (1.2 of the 3.4 us of a put). An
+    append of PWRITE_BYTES or more (a write batch) is one pwrite() instead:
+    each new page a mapping touches is a page fault, ~5 us on a virtual
+    machine, so a 1000-put batch cost 150 us copied in and 30 us written.
+    Both reach the same page cache, so readers see one file either way.
 
     The file is reserved MAP_BYTES at a time with posix_fallocate, so a full
     disk is an IOError at that point, never a SIGBUS on a later copy. Past
@@ -79,36 +83,63 @@ class MappedWritableFile(WritableFile):
     readers take what its own mmap writer left. sync() is fdatasync, which
     writes the mapping's dirty pages like any others of the file."""
 
-    __slots__ = ("_map", "_base", "_end")
+    __slots__ = ("_map", "_base", "_end", "mapped_bytes")
 
     MAP_BYTES = 1 << 20
+    PWRITE_BYTES = 4096
 
     def __init__(self, path, fd):
         super().__init__(path, fd, 0)
-        self._map = None  # maps file bytes [_base, _end)
+        self._map = None  # maps file bytes [_base, _end) once a small append needs it
         self._base = 0
-        self._end = 0
+        self._end = 0  # the file is reserved up to here
+        self.mapped_bytes = 0  # appended by copies, which no write() count sees
 
     def append(self, data) -> None:
         size = self.size
         end = size + len(data)
         if end > self._end:
-            self._remap(end)
+            self._reserve(end)
+        if end - size >= self.PWRITE_BYTES:
+            self._pwrite(data, size)
+            return
+        if self._map is None:
+            self._map_reserved()
         self._map[size - self._base:end - self._base] = data
         self.size = end
+        self.mapped_bytes += end - size
 
-    def _remap(self, needed: int) -> None:
+    def _pwrite(self, data, offset) -> None:
+        view = memoryview(data)
+        written = 0
+        try:
+            while written < len(view):
+                written += os.pwrite(self._fd, view[written:], offset + written)
+        except OSError as exc:
+            raise _io_error("write", self.path, exc) from exc
+        finally:
+            # What did reach the file is in it, as WritableFile counts a short write.
+            self.size = offset + written
+
+    def _reserve(self, needed: int) -> None:
+        """Reserve the file from the window holding self.size to past needed."""
         granularity = mmap.ALLOCATIONGRANULARITY
         base = self.size - self.size % granularity
         end = base + max(self.MAP_BYTES, -(-(needed - base) // granularity) * granularity)
         try:
             os.posix_fallocate(self._fd, base, end - base)
-            mapped = mmap.mmap(self._fd, end - base, offset=base)
         except OSError as exc:
             raise _io_error("write", self.path, exc) from exc
         if self._map is not None:
             self._map.close()
-        self._map, self._base, self._end = mapped, base, end
+            self._map = None
+        self._base, self._end = base, end
+
+    def _map_reserved(self) -> None:
+        try:
+            self._map = mmap.mmap(self._fd, self._end - self._base, offset=self._base)
+        except OSError as exc:
+            raise _io_error("write", self.path, exc) from exc
 
     def close(self) -> None:
         if self._fd is None:

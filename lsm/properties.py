@@ -82,7 +82,7 @@ def stats_dict(engine) -> dict:
         "compaction_seconds": s["compaction_seconds"],
         "stall_seconds": s["stall_seconds"],
         "user_bytes": user,
-        "wal_bytes": engine.wal_bytes(),
+        "wal_mapped_bytes": engine.wal_mapped_bytes(),
         "write_amplification": (s["bytes_written"] + user) / user if user else 0.0,
         "memtable_bytes": engine.memory_usage(),
         "last_sequence": engine.versions.last_sequence,

@@ -51,3 +51,23 @@ def test_fault_injecting_file_system_keeps_the_wal_off_the_mapping(tmp_path):
     assert not isinstance(log, MappedWritableFile)
     log.append(b"abc")
     log.close()
+
+
+def test_batches_are_written_and_puts_are_mapped_and_a_reader_sees_them_interleaved(tmp_path):
+    """A batch of PWRITE_BYTES or more goes by pwrite(), anything smaller into
+    the mapping; both land in one page cache, in append order."""
+    path = str(tmp_path / "000008.log")
+    log = DEFAULT_FS.create_log(path)
+    big = MappedWritableFile.PWRITE_BYTES
+    pieces = [b"a" * 10, b"B" * big, b"c" * 3, b"D" * (3 * big + 5), b"e"]
+    written = b""
+    for piece in pieces:
+        log.append(piece)
+        written += piece
+        with open(path, "rb") as f:
+            seen = f.read()
+        assert seen[:len(written)] == written and not seen[len(written):].strip(b"\0")
+    assert log.mapped_bytes == 14 and log.size == len(written)
+    log.close()
+    with open(path, "rb") as f:
+        assert f.read() == written
