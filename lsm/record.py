@@ -84,6 +84,46 @@ class LogWriter:
         return b"".join(out)
 
 
+def unframe(framed, block_offset: int) -> bytes:
+    """The payload of one logical record, from the bytes LogWriter.encode
+    returned for it when it began `block_offset` bytes into a block:
+    encode's inverse, with every header, checksum and record type checked.
+    DecodeError (offset relative to `framed`) for anything else."""
+    end = len(framed)
+    if (block_offset + end <= BLOCK_SIZE and end >= HEADER_SIZE and framed[6] == FULL
+            and _unpack_header_from(framed)[1] == end - HEADER_SIZE):
+        payload = framed[HEADER_SIZE:]
+        if mask_crc(crc32c(payload, _TYPE_CRC_FULL)) != _unpack_header_from(framed)[0]:
+            raise DecodeError("checksum mismatch", 0)
+        return bytes(payload)
+    pieces = []
+    pos = 0
+    expected = (FULL, FIRST)
+    while True:
+        leftover = BLOCK_SIZE - block_offset
+        if leftover < HEADER_SIZE:
+            pos += leftover  # the zeroed tail of a block
+            block_offset = 0
+        if pos + HEADER_SIZE > end:
+            raise DecodeError("record ends inside a header", pos)
+        crc, length, rtype = _unpack_header_from(framed, pos)
+        start = pos + HEADER_SIZE
+        if rtype not in expected or start + length > end:
+            raise DecodeError(f"bad fragment (type {rtype}, length {length})", pos)
+        fragment = framed[start:start + length]
+        if mask_crc(crc32c(fragment, _TYPE_CRC[rtype])) != crc:
+            raise DecodeError("checksum mismatch", pos)
+        pieces.append(fragment)
+        pos = start + length
+        block_offset += HEADER_SIZE + length
+        if rtype in (FULL, LAST):
+            break
+        expected = (MIDDLE, LAST)
+    if pos != end:
+        raise DecodeError(f"{end - pos} bytes after the record", pos)
+    return b"".join(pieces)
+
+
 class LogReader:
     """Iterate ``(offset, payload)`` over the logical records in ``data``.
 

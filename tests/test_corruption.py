@@ -577,3 +577,28 @@ def test_compaction_never_rewrites_a_damaged_block_into_a_good_table(scratch):
     assert set(got) == set(expected), report
     older = [k for k, v in got.items() if v != expected[k]]
     assert all(got[k] in written[k] for k in older) and 0 < len(older) == errors, report
+
+
+def test_a_batch_damaged_in_the_open_wal_before_its_first_read_is_corruption_naming_the_wal(tmp_path):
+    """Pending batches are read back from the WAL when a read needs them: a
+    byte changed there since the write is found by its checksum and
+    reported with the file and offset, not served."""
+    path = str(tmp_path / "db")
+    db = lsm.DB(path, create_if_missing=True, compactors=0)
+    try:
+        for n in range(3):
+            with db.write_batch() as wb:
+                for i in range(100):
+                    wb.put(b"k%03d-%03d" % (n, i), b"v" * 50)
+        (wal,) = [name for name in os.listdir(path) if name.endswith(".log")]
+        wal_path = os.path.join(path, wal)
+        with open(wal_path, "r+b") as f:
+            f.seek(5000)
+            byte = f.read(1)
+            f.seek(5000)
+            f.write(bytes([byte[0] ^ 0x20]))
+        with pytest.raises(lsm.CorruptionError) as info:
+            db.get(b"k000-000")
+        assert wal in str(info.value) and "WAL record read back" in str(info.value)
+    finally:
+        db.close()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from lsm.coding import masked_crc32c
 from lsm.errors import DecodeError
 from lsm.record import (BLOCK_SIZE, FIRST, FULL, HEADER_SIZE, LAST, MIDDLE, LogReader,
-                        LogWriter)
+                        LogWriter, unframe)
 
 
 def write_log(payloads, initial_offset=0):
@@ -68,6 +68,33 @@ def test_records_round_trip_across_block_boundaries(payloads):
     reports = Reports()
     assert read_all(data, report=reports) == list(zip(offsets, payloads))
     assert reports == []
+
+
+@given(st.integers(0, BLOCK_SIZE - 1), st.lists(payload_st, min_size=1, max_size=6), st.data())
+@settings(max_examples=60)
+def test_unframe_gives_back_each_payload_and_refuses_a_flipped_header_or_payload_byte(start, payloads, data):
+    """A memtable reads its pending batches back from the WAL this way."""
+    writer = LogWriter(start)
+    for payload in payloads:
+        block_offset = writer.block_offset
+        framed = writer.encode(payload)
+        assert unframe(framed, block_offset) == payload
+        # Only the zeroed tail of a block carries no checksum.
+        checked = []
+        pos, at = 0, block_offset
+        while pos < len(framed):
+            if BLOCK_SIZE - at < HEADER_SIZE:
+                pos, at = pos + BLOCK_SIZE - at, 0
+                continue
+            length = struct.unpack_from("<H", framed, pos + 4)[0]
+            checked.append((pos, pos + HEADER_SIZE + length))
+            pos, at = pos + HEADER_SIZE + length, at + HEADER_SIZE + length
+        lo, hi = data.draw(st.sampled_from(checked))
+        flip = data.draw(st.integers(lo, hi - 1))
+        damaged = bytearray(framed)
+        damaged[flip] ^= 1 << data.draw(st.integers(0, 7))
+        with pytest.raises(DecodeError):
+            unframe(bytes(damaged), block_offset)
 
 
 @given(st.integers(0, BLOCK_SIZE * 3), st.lists(payload_st, max_size=6))

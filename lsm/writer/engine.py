@@ -10,6 +10,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 from collections import deque
 
 from crc32c import crc32c as _crc32c
@@ -19,14 +20,14 @@ from .. import batch as batch_codec
 from .. import filenames
 from ..compactor.job import CompactionJob, FlushJob, JobResult
 from ..compactor.runner import run_job
-from ..errors import ClosedError, CorruptionError, Error, LockError
+from ..errors import ClosedError, CorruptionError, DecodeError, Error, LockError
 from ..errors import IOError as LsmIOError
 from ..filemeta import FileMetaData
 from ..heap import release_free_memory
 from ..infolog import InfoLog
 from ..fileio import DEFAULT_FS
 from ..keys import TYPE_DELETION
-from ..record import LogWriter
+from ..record import LogWriter, unframe
 from ..table import Table
 from ..table.cache import BlockCache
 from ..version_edit import VersionEdit
@@ -344,9 +345,11 @@ class Engine:
             else:
                 count = sum(g.count for g in group)
                 payload = b"".join([batch_codec.encode_header(sequence, count)] + [g.records for g in group])
+            block_offset = self._log_writer.block_offset
             framed = self._log_writer.encode(payload)
             do_sync = any(g.sync for g in group)
             wal = self._wal
+            at = wal.size
             # Let other writers queue behind us while the OS does the I/O:
             # they will form the next group (group commit).
             cv.release()
@@ -366,8 +369,11 @@ class Engine:
                 # Memtable insert and sequence bump under the lock, together:
                 # a snapshot taken in between would see neither the batch nor
                 # the versions it replaces.
-                snapshots = list(self.snapshots) if self.snapshots else None
-                self.mem.add_payload(payload, snapshots)
+                if self.snapshots:
+                    self.mem.add_payload(payload, list(self.snapshots))
+                else:
+                    # Read back from the WAL when needed: the bytes go now.
+                    self.mem.add_logged((at, len(framed), block_offset), count, len(payload))
                 self.versions.last_sequence = sequence + count - 1
                 self.stats["user_bytes"] += len(payload) - 12
             for g in group:
@@ -487,7 +493,7 @@ class Engine:
         self.fs.sync_dir(self.dbname)
         self._wal = wal
         self._log_writer = LogWriter()
-        self.mem = MemTable(number)
+        self.mem = _wal_backed_memtable(self.fs, wal.path, number)
 
     def _close_wal(self, wal):
         self.stats["wal_mapped_bytes"] += getattr(wal, "mapped_bytes", 0)
@@ -1051,6 +1057,25 @@ class Engine:
 
     def memory_usage(self):
         return self.mem.approximate_bytes + sum(m.approximate_bytes for m in self.imms)
+
+
+def _wal_backed_memtable(fs, path, number):
+    """A memtable whose pending batches are read back from its WAL at `path`
+    (MemTable.add_logged spans: offset, framed length, block offset). The
+    file stays open for it, and so readable after the WAL is deleted, until
+    the memtable is collected."""
+    reader = fs.open_random(path)
+
+    def load(span):
+        offset, length, block_offset = span
+        try:
+            return unframe(reader.read(offset, length), block_offset)
+        except DecodeError as exc:
+            raise CorruptionError(path, offset + (exc.offset or 0), f"WAL record read back: {exc.reason}") from None
+
+    mem = MemTable(number, load)
+    weakref.finalize(mem, reader.close)
+    return mem
 
 
 def op_records(ops):

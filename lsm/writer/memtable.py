@@ -1,11 +1,14 @@
 """The memtable: recent writes, held in memory for reads. Knows keys and
 sequences; no files (its WAL is the durable copy, and flushes read the WAL).
 
-Batches are indexed lazily: a write appends the batch, as the bytes its WAL
-record holds, to a pending list, and the first read decodes and indexes
-everything pending. A pure ingest never pays for the index: flushes read the
-WAL, and a stalled writer flushing a memtable itself asks for its rows
-(flush_rows) only when the WAL's batches are not all fixed-size puts.
+Batches are indexed lazily: a write appends the batch to a pending list, and
+the first read decodes and indexes everything pending. A pure ingest never
+pays for the index: flushes read the WAL, and a stalled writer flushing a
+memtable itself asks for its rows (flush_rows) only when the WAL's batches
+are not all fixed-size puts. A pending batch is kept as where its WAL
+record lies (add_logged), and the memtable's `load` reads it back when a
+read needs it; so the batch's bytes are freed as soon as they are written,
+and the next batch reuses the memory instead of faulting in fresh pages.
 
 A dict maps each user key to its newest entry ``(tag, value)``; older versions
 are kept only while a live snapshot can still see them (a list, newest first),
@@ -30,9 +33,9 @@ _value_of = itemgetter(1)
 
 class MemTable:
     __slots__ = ("_table", "_sorted", "_unsorted", "approximate_bytes", "wal_number", "entries",
-                 "flush_job", "flush_done", "_pending", "_apply_lock")
+                 "flush_job", "flush_done", "_pending", "_apply_lock", "_load", "__weakref__")
 
-    def __init__(self, wal_number: int = 0):
+    def __init__(self, wal_number: int = 0, load=None):
         self._table = {}
         self._sorted = []
         self._unsorted = []
@@ -41,8 +44,9 @@ class MemTable:
         self.entries = 0
         self.flush_job = None  # the job flushing this memtable's WAL, once frozen
         self.flush_done = None  # its finished, validated run, waiting for older flushes
-        self._pending = []  # WAL payloads not yet indexed, oldest first
+        self._pending = []  # batches not yet indexed, oldest first: payloads, or spans for _load
         self._apply_lock = threading.Lock()
+        self._load = load  # span -> the payload add_logged was told of
 
     def __len__(self):
         return len(self._table)
@@ -64,6 +68,15 @@ class MemTable:
             self._apply_pending()
         self._index(*decode_batch(payload), snapshots)
 
+    def add_logged(self, span, count: int, nbytes: int) -> None:
+        """add_payload with no live snapshot, for a batch of `count`
+        operations and `nbytes` bytes given by where the WAL holds it: the
+        memtable's `load` turns span back into the payload when a read
+        needs the index."""
+        self._pending.append(span)
+        self.entries += count
+        self.approximate_bytes += nbytes + ENTRY_OVERHEAD * count
+
     def _apply_pending(self):
         """Index pending batches in order. Writers only append to the list, so
         taking a prefix and deleting it is safe while they keep appending."""
@@ -74,7 +87,10 @@ class MemTable:
                 return
             table = self._table
             new_keys = self._unsorted
+            load = self._load
             for payload in pending[:n]:
+                if type(payload) is not bytes:
+                    payload = load(payload)
                 first_sequence, ops = decode_batch(payload)
                 tag = first_sequence << 8
                 for kind, key, value in ops:
