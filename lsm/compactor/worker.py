@@ -64,12 +64,28 @@ def set_parent_death_signal(sig=signal.SIGKILL) -> bool:
         return False
 
 
+# A compactor's CPU priority below the writer's (nice 0 + this). Where cores
+# are fewer than busy processes, the writer's writes go first -- it is the
+# one a caller waits for -- and compaction takes the rest; while the writer
+# is stalled or idle the compactors get the cores anyway. RocksDB lowers its
+# background pool's priority the same way (LowerThreadPoolCPUPriority).
+NICE_INCREMENT = 5
+
+
+def _lower_priority():
+    try:
+        os.nice(NICE_INCREMENT)
+    except OSError:
+        pass  # not permitted here: run at the writer's priority
+
+
 def main(endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout, env=None):
     """Process entry point; never returns."""
     set_parent_death_signal()
     if os.getppid() != parent_pid:  # the writer died before prctl took effect
         os._exit(EXIT_ORPHANED)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _lower_priority()
     if env:
         os.environ.update(env)
     try:
