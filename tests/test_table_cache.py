@@ -132,3 +132,30 @@ def test_a_block_cached_by_a_point_lookup_serves_scans_and_seeks_too():
         assert whole and ukeys[0] == first and values == [b"u" * 10] * len(ukeys)
         assert table.block(i, fill_cache=False) == (ukeys, tags, values)
     assert f.reads == reads  # every block came from what the gets cached
+
+
+def test_compact_range_leaves_its_tables_open_for_the_reads_that_follow(tmp_path):
+    """As LevelDB's compaction leaves each output it checks in its table
+    cache: the first gets after a compact_range do not each open a table."""
+    import lsm
+
+    db = lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=0, write_buffer_size=64 << 10,
+                max_file_size=1 << 20)
+    try:
+        for i in range(30000):
+            db.put(b"%08d" % i, b"v" * 60)
+        engine = db._engine
+        db.compact_range(start=b"00010000", stop=b"00019999")
+        version = engine.versions.current
+        in_range = {f.number for files in version.levels for f in files
+                    if f.largest[:-8] >= b"00010000" and f.smallest[:-8] <= b"00019999"}
+        assert len(in_range) >= 2
+        assert in_range <= set(engine.table_cache._tables)
+        while engine.table_cache._tables:
+            engine.table_cache._tables.popitem()[1].file.close()
+        db.compact_range()
+        everything = {f.number for files in engine.versions.current.levels for f in files}
+        assert everything == set(engine.table_cache._tables)
+        assert db.get(b"00012345") == b"v" * 60
+    finally:
+        db.close()
