@@ -1187,8 +1187,8 @@ def _load_table(loads):
         "amp stats: (table bytes written + user bytes) / user bytes, from lsm's stats(); its user bytes",
         "  are WriteBatch records (key + value + 3 bytes), which also stand in for the WAL.",
         "amp write(): bytes passed to write() by this process and its compactors / (key + value bytes),",
-        "  from /proc/<pid>/io wchar, plus lsm's WAL bytes (copied into a mapping, not written with",
-        "  write()); amp disk: the same from write_bytes - cancelled_write_bytes (bytes",
+        "  from /proc/<pid>/io wchar, plus lsm's small WAL appends (copied into a mapping, not",
+        "  written with write()); amp disk: the same from write_bytes - cancelled_write_bytes (bytes",
         "  bound for the disk: pages of a file deleted before writeback, e.g. an unsynced WAL, are not).",
         "input MB/CPU-s: bytes a compactor read (WALs for flushes, tables for compactions) per CPU second.",
     ]

@@ -1,6 +1,7 @@
-"""The WAL's file (fileio.MappedWritableFile): appends are copies into a
-mapping reserved a window at a time; what a reader sees is the bytes
-appended, then zeros until close() cuts the file back."""
+"""The WAL's file (fileio.MappedWritableFile): small appends are copies into
+a mapping, batches are pwritten, into a file reserved a window at a time;
+what a reader sees is the bytes appended, then zeros until close() cuts the
+file back."""
 import os
 import random
 
@@ -13,6 +14,20 @@ class SmallWindows(MappedWritableFile):
     MAP_BYTES = 8192
 
 
+def append_each_as_a_reader_watches(log, path, pieces) -> bytes:
+    """Append the pieces one by one; after each, another reader of the file
+    sees every byte appended so far, then only zeros. Returns the bytes."""
+    written = b""
+    for piece in pieces:
+        log.append(piece)
+        written += piece
+        with open(path, "rb") as f:
+            seen = f.read()
+        assert seen[:len(written)] == written and not seen[len(written):].strip(b"\0")
+        assert len(seen) >= len(written) and log.size == len(written)
+    return written
+
+
 def test_appends_across_many_windows_read_back_whole_and_close_cuts_the_zeros(tmp_path):
     path = str(tmp_path / "000007.log")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
@@ -20,15 +35,7 @@ def test_appends_across_many_windows_read_back_whole_and_close_cuts_the_zeros(tm
     rng = random.Random(1)
     # Pieces from 1 byte to several windows, so remaps land mid-piece.
     pieces = [rng.randbytes(rng.choice((1, 7, 300, 5000, 20000))) for _ in range(60)]
-    written = b""
-    for piece in pieces:
-        log.append(piece)
-        written += piece
-        with open(path, "rb") as f:
-            seen = f.read()
-        # Another reader sees every appended byte at once, then zeros.
-        assert seen[:len(written)] == written and not seen[len(written):].strip(b"\0")
-        assert len(seen) >= len(written) and log.size == len(written)
+    written = append_each_as_a_reader_watches(log, path, pieces)
     log.sync()
     log.close()
     assert log.closed
@@ -60,13 +67,7 @@ def test_batches_are_written_and_puts_are_mapped_and_a_reader_sees_them_interlea
     log = DEFAULT_FS.create_log(path)
     big = MappedWritableFile.PWRITE_BYTES
     pieces = [b"a" * 10, b"B" * big, b"c" * 3, b"D" * (3 * big + 5), b"e"]
-    written = b""
-    for piece in pieces:
-        log.append(piece)
-        written += piece
-        with open(path, "rb") as f:
-            seen = f.read()
-        assert seen[:len(written)] == written and not seen[len(written):].strip(b"\0")
+    written = append_each_as_a_reader_watches(log, path, pieces)
     assert log.mapped_bytes == 14 and log.size == len(written)
     log.close()
     with open(path, "rb") as f:
