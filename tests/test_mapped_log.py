@@ -10,8 +10,10 @@ from lsm.testing.faultfs import FaultFS
 
 
 class SmallWindows(MappedWritableFile):
+    """Windows, and writeback starts, every few appends."""
     __slots__ = ()
     MAP_BYTES = 8192
+    WRITEBACK_BYTES = 16384
 
 
 def append_each_as_a_reader_watches(log, path, pieces) -> bytes:
