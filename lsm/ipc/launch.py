@@ -49,7 +49,8 @@ class _Popen(popen_spawn_posix.Popen):
         if process_obj._kwargs or "<" in target.__qualname__:
             raise TypeError("a compactor target is a module-level function taking positional arguments")
         # marshal refuses anything but plain data (str, bytes, numbers, dicts...)
-        payload = marshal.dumps((sys.path, os.getcwd(), target.__module__, target.__qualname__,
+        path = [entry for entry in sys.path if isinstance(entry, str)]  # as import itself uses it
+        payload = marshal.dumps((path, os.getcwd(), target.__module__, target.__qualname__,
                                  tuple(process_obj._args)))
         parent_r = child_w = child_r = parent_w = None
         try:
