@@ -159,3 +159,58 @@ def test_compact_range_leaves_its_tables_open_for_the_reads_that_follow(tmp_path
         assert db.get(b"00012345") == b"v" * 60
     finally:
         db.close()
+
+
+def _packable_table(number, cache, compression="snappy"):
+    """Keys k0000.. with compressible values; from 300 on every 7th value is
+    longer, so the first blocks are uniform and the later ones are not."""
+    out = []
+    builder = TableBuilder(TableOptions(block_size=512, compression=compression), out.append)
+    expected = {}
+    for i in range(600):
+        key = b"k%04d" % i
+        value = (b"%04d" % i) * (13 if i >= 300 and i % 7 == 0 else 10)
+        builder.add(make_internal_key(key, i + 1, TYPE_VALUE), value)
+        expected[key] = value
+    builder.finish()
+    f = MemFile(b"".join(out))
+    return Table.open(f, path=f"{number}.ldb", number=number, block_cache=cache), f, expected
+
+
+def test_a_cache_under_pressure_keeps_blocks_as_stored_and_answers_from_them():
+    from lsm.table.reader import _PackedBlock
+
+    cache = BlockCache(6 << 10)
+    table, f, expected = _packable_table(5, cache)
+    assert not cache.pressed
+    for _ in range(2):
+        for key, value in expected.items():
+            assert table.get(key, 10_000) == (TYPE_VALUE, value)
+            assert table.get(key + b"x", 10_000) is None
+    assert cache.pressed
+    packed = [(v, c) for v, c in cache._map.values() if type(v) is _PackedBlock]
+    assert packed, "blocks read under pressure are kept as stored"
+    # Charged as stored: snappy halves these blocks at least.
+    assert all(c == len(v.stored) and c * 2 < 512 for v, c in packed)
+    assert {v.layout is None for v, _ in packed} == {True, False}  # uniform and other blocks alike
+    # Scans and seeks take a packed block too.
+    assert [k for k, _ in table.iter_entries()] == [make_internal_key(k, i + 1, TYPE_VALUE)
+                                                    for i, k in enumerate(expected)]
+    for i in range(table.num_blocks):
+        ukeys, _, values = table.block(i, fill_cache=False)
+        assert [expected[k] for k in ukeys] == values
+    # The cache holds more blocks than it could unpacked.
+    assert len(cache) * 400 > cache.capacity
+    cache.clear()
+    assert not cache.pressed
+
+
+def test_blocks_stored_uncompressed_are_never_packed():
+    from lsm.table.reader import _PackedBlock
+
+    cache = BlockCache(6 << 10)
+    table, _, expected = _packable_table(6, cache, compression=None)
+    for key, value in expected.items():
+        assert table.get(key, 10_000) == (TYPE_VALUE, value)
+    assert cache.pressed
+    assert not [v for v, _ in cache._map.values() if type(v) is _PackedBlock]

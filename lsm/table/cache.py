@@ -1,7 +1,7 @@
 """BlockCache: an LRU of blocks shared by all tables of a database. Pure: no
 files. Thread-safe (a lock around changes to an OrderedDict; lookups need
-none). Table decides what a value is: a decoded block, or the raw contents a
-point lookup read.
+none). Table decides what a value is: a decoded block, the raw contents a
+point lookup read, or -- once the cache is `pressed` -- the block as stored.
 """
 import threading
 from collections import OrderedDict
@@ -24,6 +24,9 @@ class BlockCache:
         self.usage = 0
         self.hits = 0
         self.misses = 0
+        # Set at the first eviction: blocks read from now on are better kept
+        # as stored (snappy, ~half the bytes), so twice as many fit.
+        self.pressed = False
         self._map = OrderedDict()  # key -> (value, charge)
         self._lock = threading.Lock()
 
@@ -54,6 +57,7 @@ class BlockCache:
             while self.usage > self.capacity:
                 _, (_, dropped) = self._map.popitem(last=False)
                 self.usage -= dropped
+                self.pressed = True
 
     def erase_table(self, number: int) -> None:
         """Drop every block of table `number` (after the table file is deleted)."""
@@ -65,6 +69,7 @@ class BlockCache:
         with self._lock:
             self._map.clear()
             self.usage = 0
+            self.pressed = False
 
     def __len__(self) -> int:
         return len(self._map)

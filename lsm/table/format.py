@@ -122,3 +122,9 @@ def unpack_block(framed, size: int) -> bytes:
     if block_type == NO_COMPRESSION:
         return framed[:size] if type(framed) is bytes else bytes(view[:size])
     raise DecodeError(f"bad block type {block_type}")
+
+
+def inflate(stored: bytes) -> bytes:
+    """The contents of a snappy block whose stored bytes unpack_block has
+    already accepted (checksum, declared length, decompression)."""
+    return bytes(_snappy_decompress(stored))
