@@ -103,9 +103,22 @@ class Iterator(_Pinned):
         self._plain = self._include_key and self._include_value and not self._prefix_len
         self._bounds_chunk = None
         self._low = self._high = 0
+        # A plain forward iteration hands out the rest of the current chunk
+        # (up to the stop bound) through a list iterator: each __next__ is
+        # then one step of it, and the chunk position is worked out from
+        # what it has left only when a slower path needs it (_end_run).
+        self._run = None
 
     def _on_close(self):
-        self._state = CLOSED  # keeps __next__ off its fast path
+        self._run = None
+        self._state = CLOSED  # keeps __next__ off its fast paths
+
+    def _end_run(self):
+        """Bring the chunk position up to the entries the run handed out."""
+        run = self._run
+        if run is not None:
+            self._run = None
+            self._it.pos = self._high - 1 - run.__length_hint__()
 
     def __iter__(self):
         return self
@@ -114,6 +127,11 @@ class Iterator(_Pinned):
         return self._shape(self._it.chunk[self._it.pos])
 
     def __next__(self):
+        run = self._run
+        if run is not None:
+            for entry in run:
+                return entry
+            self._end_run()
         # Fast path: the next entry is already in the current chunk and
         # inside the bounds, so no state changes beyond the position.
         if self._state == IN_BETWEEN:
@@ -137,6 +155,7 @@ class Iterator(_Pinned):
         return result
 
     def prev(self):
+        self._end_run()
         result = self._real_next() if self._reverse else self._real_prev()
         self._compute_bounds()
         return result
@@ -160,6 +179,8 @@ class Iterator(_Pinned):
                 low += 1
         self._high = high
         self._low = low
+        if self._plain and not self._reverse and self._state == IN_BETWEEN and it.pos + 1 < high:
+            self._run = iter(chunk[it.pos + 1:high])
 
     def _shape(self, entry):
         key, value = entry
@@ -252,16 +273,19 @@ class Iterator(_Pinned):
 
     def seek_to_start(self):
         self._live()
+        self._end_run()
         self._state = BEFORE_START
 
     def seek_to_stop(self):
         self._live()
+        self._end_run()
         self._state = AFTER_STOP
 
     def seek(self, target):
         if not isinstance(target, bytes):
             raise TypeError(f"'target' must be bytes, not {type(target).__name__}")
         it = self._live()
+        self._end_run()
         if self._prefix_len:
             target = self._db_prefix + target
         if self._start is not None and target < self._start:

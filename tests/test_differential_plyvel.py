@@ -100,3 +100,53 @@ def test_same_answers_as_plyvel_inline(seed, tmp_path):
 @pytest.mark.parametrize("seed", range(2))
 def test_same_answers_as_plyvel_with_compactor_pool(seed, tmp_path):
     _run(seed, tmp_path, compactors=2)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_long_forward_runs_broken_by_cursor_moves_match_plyvel(seed, tmp_path):
+    """A plain forward iteration hands out a chunk's entries in runs; every
+    cursor move in the middle of a run, and every bound, must leave the
+    iterator exactly where plyvel's is."""
+    rng = random.Random(seed)
+    pdb = plyvel.DB(str(tmp_path / "p"), **OPEN)
+    ldb = lsm.DB(str(tmp_path / "l"), compactors=0, **OPEN)
+    try:
+        keys = sorted({b"%06d" % rng.randrange(100000) for _ in range(6000)})
+        for db in (pdb, ldb):
+            with db.write_batch() as wb:
+                for k in keys:
+                    wb.put(k, k[::-1])
+        ldb.compact_range()  # tables as well as memtable chunks
+        for db in (pdb, ldb):
+            db.put(b"%06d" % 50001, b"fresh")
+        for _ in range(12):
+            kw = {}
+            if rng.random() < 0.5:
+                kw["start"] = rng.choice(keys)
+                kw["include_start"] = rng.random() < 0.5
+            if rng.random() < 0.5:
+                kw["stop"] = rng.choice(keys)
+                kw["include_stop"] = rng.random() < 0.5
+            pit, lit = pdb.iterator(**kw), ldb.iterator(**kw)
+            for step in range(60):
+                for _ in range(rng.choice([1, 3, 50, 700, 3000])):
+                    outcome = _outcome(lambda: next(pit))
+                    assert outcome == _outcome(lambda: next(lit)), (kw, step)
+                    if outcome[0] == "stop":
+                        break
+                move = rng.choice(["prev", "prev", "seek", "seek_to_start", "seek_to_stop"])
+                if move == "prev":
+                    assert _outcome(pit.prev) == _outcome(lit.prev), (kw, step, move)
+                elif move == "seek":
+                    target = rng.choice(keys)
+                    pit.seek(target)
+                    lit.seek(target)
+                else:
+                    getattr(pit, move)()
+                    getattr(lit, move)()
+            pit.close()
+            lit.close()
+            assert list(ldb.iterator(**kw)) == list(pdb.iterator(**kw))
+    finally:
+        pdb.close()
+        ldb.close()
