@@ -90,12 +90,6 @@ def unframe(framed, block_offset: int) -> bytes:
     encode's inverse, with every header, checksum and record type checked.
     DecodeError (offset relative to `framed`) for anything else."""
     end = len(framed)
-    if (block_offset + end <= BLOCK_SIZE and end >= HEADER_SIZE and framed[6] == FULL
-            and _unpack_header_from(framed)[1] == end - HEADER_SIZE):
-        payload = framed[HEADER_SIZE:]
-        if mask_crc(crc32c(payload, _TYPE_CRC_FULL)) != _unpack_header_from(framed)[0]:
-            raise DecodeError("checksum mismatch", 0)
-        return bytes(payload)
     pieces = []
     pos = 0
     expected = (FULL, FIRST)

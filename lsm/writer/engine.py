@@ -27,6 +27,7 @@ from ..heap import release_free_memory
 from ..infolog import InfoLog
 from ..fileio import DEFAULT_FS
 from ..keys import TYPE_DELETION
+from ..record import BLOCK_SIZE as LOG_BLOCK_SIZE
 from ..record import LogWriter, unframe
 from ..table import Table
 from ..table.cache import BlockCache
@@ -345,7 +346,6 @@ class Engine:
             else:
                 count = sum(g.count for g in group)
                 payload = b"".join([batch_codec.encode_header(sequence, count)] + [g.records for g in group])
-            block_offset = self._log_writer.block_offset
             framed = self._log_writer.encode(payload)
             do_sync = any(g.sync for g in group)
             wal = self._wal
@@ -373,7 +373,7 @@ class Engine:
                     self.mem.add_payload(payload, list(self.snapshots))
                 else:
                     # Read back from the WAL when needed: the bytes go now.
-                    self.mem.add_logged((at, len(framed), block_offset), count, len(payload))
+                    self.mem.add_logged((at, len(framed)), count, len(payload))
                 self.versions.last_sequence = sequence + count - 1
                 self.stats["user_bytes"] += len(payload) - 12
             for g in group:
@@ -818,7 +818,7 @@ class Engine:
             self._commit_flush(imm, imm.flush_done)
             committed = True
         if committed:
-            imm = None  # the last flushed memtable goes now, and with it its batches
+            imm = None  # the last flushed memtable goes now, and with it its index
             release_free_memory()
 
     def _commit_flush(self, imm, running):
@@ -838,8 +838,9 @@ class Engine:
         edit.prev_log_number = 0
         self._log_and_apply(edit)
         self.imms.pop(0)
-        # imm and its run point at each other: unlinked, the memtable (16 MiB
-        # of batches) is freed now rather than at the next full collection.
+        # imm and its run point at each other: unlinked, the memtable (its
+        # index, its WAL reader) is freed now rather than at the next full
+        # collection.
         imm.flush_done = running.imm = None
         written = sum(m.size for m in metas)
         self.stats["flushes"] += 1
@@ -1088,15 +1089,16 @@ class Engine:
 
 def _wal_backed_memtable(fs, path, number):
     """A memtable whose pending batches are read back from its WAL at `path`
-    (MemTable.add_logged spans: offset, framed length, block offset). The
-    file stays open for it, and so readable after the WAL is deleted, until
-    the memtable is collected."""
+    (MemTable.add_logged spans: file offset and length of the framed
+    record). The file stays open for it, and so readable after the WAL is
+    deleted, until the memtable is collected."""
     reader = fs.open_random(path)
 
     def load(span):
-        offset, length, block_offset = span
+        offset, length = span
         try:
-            return unframe(reader.read(offset, length), block_offset)
+            # The WAL was written from offset 0: its blocks start at multiples of LOG_BLOCK_SIZE.
+            return unframe(reader.read(offset, length), offset % LOG_BLOCK_SIZE)
         except DecodeError as exc:
             raise CorruptionError(path, offset + (exc.offset or 0), f"WAL record read back: {exc.reason}") from None
 

@@ -21,7 +21,6 @@ from bisect import bisect_left
 from operator import itemgetter, neg
 
 from ..batch import decode_batch
-from ..batch import decode_header as decode_batch_header
 
 # Per-entry overhead charged against write_buffer_size, close to what
 # LevelDB's arena charges (skiplist node, varint headers, trailer).
@@ -44,7 +43,7 @@ class MemTable:
         self.entries = 0
         self.flush_job = None  # the job flushing this memtable's WAL, once frozen
         self.flush_done = None  # its finished, validated run, waiting for older flushes
-        self._pending = []  # batches not yet indexed, oldest first: payloads, or spans for _load
+        self._pending = []  # spans (for _load) of the batches not yet indexed, oldest first
         self._apply_lock = threading.Lock()
         self._load = load  # span -> the payload add_logged was told of
 
@@ -52,27 +51,20 @@ class MemTable:
         return len(self._table)
 
     def add_payload(self, payload: bytes, snapshots) -> None:
-        """Apply a WriteBatch as the WAL holds it (header and records).
+        """Apply a WriteBatch as the WAL holds it (header and records), now.
 
         `snapshots` is the ascending list of live snapshot sequences; it
-        decides which superseded versions must stay readable. With none, the
-        batch is kept as it is until a read needs the index: a pure ingest
-        never decodes it, and the bytes take less memory than its ops."""
-        count = decode_batch_header(payload)[1]
-        if not snapshots:
-            self._pending.append(payload)
-            self.entries += count
-            self.approximate_bytes += len(payload) + ENTRY_OVERHEAD * count
-            return
+        decides which superseded versions must stay readable, so the batch
+        is indexed at once (with none live, add_logged defers it)."""
         if self._pending:
             self._apply_pending()
         self._index(*decode_batch(payload), snapshots)
 
     def add_logged(self, span, count: int, nbytes: int) -> None:
-        """add_payload with no live snapshot, for a batch of `count`
-        operations and `nbytes` bytes given by where the WAL holds it: the
-        memtable's `load` turns span back into the payload when a read
-        needs the index."""
+        """Apply a batch of `count` operations and `nbytes` bytes, written
+        while no snapshot is live, given by where its WAL holds it: the
+        memtable's `load` turns span back into the payload when a read needs
+        the index. A pure ingest never decodes it."""
         self._pending.append(span)
         self.entries += count
         self.approximate_bytes += nbytes + ENTRY_OVERHEAD * count
@@ -87,10 +79,7 @@ class MemTable:
                 return
             table = self._table
             new_keys = self._unsorted
-            load = self._load
-            for payload in pending[:n]:
-                if type(payload) is not bytes:
-                    payload = load(payload)
+            for payload in map(self._load, pending[:n]):
                 first_sequence, ops = decode_batch(payload)
                 tag = first_sequence << 8
                 for kind, key, value in ops:
