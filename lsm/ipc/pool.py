@@ -500,13 +500,13 @@ class CompactorPool:
             else:
                 self._failed_attempt(a, result, now, deliveries)
             return
-        self.counters["results_ignored"] += 1
         log.info("compactor pool: ignored result of job %s attempt %s (session %r) from pid %s",
                  msg.job_id, msg.attempt, msg.session, msg.pid)
-        if current or (msg.session == self.session and (msg.job_id, msg.attempt) in self._delivered):
-            return  # a live worker is writing there / the writer owns it now
-        if _SESSION_RE.match(msg.session):
+        owned = current or (msg.session == self.session and (msg.job_id, msg.attempt) in self._delivered)
+        if not owned and _SESSION_RE.match(msg.session):  # else a live worker / the writer uses it
             self.fs.rmtree(self._staging_path(msg.job_id, msg.attempt, msg.session))
+        # Counted last: whoever watches the counter may rely on the clean-up being done.
+        self.counters["results_ignored"] += 1
 
     # --- job life cycle
 
