@@ -468,3 +468,33 @@ def test_long_scans_keep_each_snapshots_version_of_keys_spanning_blocks(tmp_path
         for snap, _ in snaps[:-1]:
             snap.release()
         db.close()
+
+
+def test_scan_goes_on_after_the_table_cache_closed_its_table(tmp_path):
+    """A scan keeps its block reader from chunk to chunk; when gets between
+    two chunks make the table cache close the scan's table (and reuse its
+    file descriptor for another table), the scan reopens it and reads on
+    correctly rather than from a closed or foreign descriptor."""
+    db = lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=0, write_buffer_size=1 << 20)
+    try:
+        rnd = random.Random(3)
+        expected = [(b"k%05d" % i, rnd.randbytes(1000)) for i in range(5000)]  # incompressible
+        for start in range(0, len(expected), 500):
+            with db.write_batch() as wb:
+                for k, v in expected[start:start + 500]:
+                    wb.put(k, v)
+        db.compact_range()
+        tables = sum(int(db.get_property(b"leveldb.num-files-at-level%d" % level)) for level in range(1, 7))
+        assert tables >= 4
+        db.close()
+        db = lsm.DB(str(tmp_path / "db"), compactors=0)  # nothing cached
+        db._engine.table_cache.capacity = 2  # so every get below evicts and closes a table
+        got = []
+        for n, entry in enumerate(db.iterator()):
+            got.append(entry)
+            if n % 150 == 0:
+                for k, v in rnd.sample(expected[::1000], 3):  # in three other tables, mostly
+                    assert db.get(k) == v
+        assert got == expected
+    finally:
+        db.close()

@@ -31,6 +31,10 @@ from .format import (
     unpack_block,
 )
 
+# A scan reads the blocks it does not find in the cache this many bytes at a
+# time: one pread per 4 KiB block was 0.7 us of a scan's ~11 us per block.
+SCAN_READAHEAD = 64 << 10
+
 # Per-table cache when the caller shares none: enough for a scan and a few
 # hot blocks, small enough that thousands of open tables stay cheap.
 PRIVATE_CACHE_BYTES = 256 << 10
@@ -230,6 +234,43 @@ class Table:
         if fill_cache:
             self._cache.put((self.number, self._offsets[i]), decoded, block_charge(len(contents), len(ukeys)))
         return decoded
+
+    def scan_blocks(self, start: int, fill_cache: bool):
+        """Blocks start, start + 1, ... decoded as block() returns them, for
+        a scan: cached copies are used, and the blocks around a missing one
+        are read SCAN_READAHEAD bytes at a time (never more than one run is
+        held)."""
+        cache = self._cache
+        number = self.number
+        offsets = self._offsets
+        sizes = self._sizes
+        n = self.num_blocks
+        run_stop = run_base = 0
+        run = None
+        for i in range(start, n):
+            offset = offsets[i]
+            cached = cache.get((number, offset))
+            if type(cached) is tuple:
+                yield cached
+                continue
+            if cached is not None:
+                yield self.block(i, fill_cache)
+                continue
+            if i >= run_stop:
+                run_stop = self.blocks_within(i, n, SCAN_READAHEAD)
+                run_base = offset
+                end = offsets[run_stop - 1] + sizes[run_stop - 1] + BLOCK_TRAILER_SIZE
+                run = memoryview(self.file.read(run_base, end - run_base))
+            at = offset - run_base
+            size = sizes[i]
+            try:
+                contents = unpack_block(run[at:at + size + BLOCK_TRAILER_SIZE], size)
+                decoded = decode_block_split(contents)
+            except DecodeError as exc:
+                raise self._damaged(i, exc) from None
+            if fill_cache:
+                cache.put((number, offset), decoded, block_charge(len(contents), len(decoded[0])))
+            yield decoded
 
     def block_from(self, i: int, user_key: bytes, fill_cache: bool = True):
         """Block i for a seek to user_key: (user_keys, tags, values, whole).

@@ -101,6 +101,8 @@ class TableRunSource:
             bounds = ([f.smallest[:-8] for f in files], [f.largest[:-8] for f in files])
         self._smallest, self._largest = bounds
         self._group_cache = None  # ((file_i, block_i), lo_pos, hi_pos, resolved lists)
+        self._scanner = None  # where the last chunk's scan stopped: see _scan_forward
+        self._last_length = 0  # entries in the chunk forward() returned last
         self._last_limit = None  # the limit forward() returned last
         self._streak = 0  # forward() calls in a row that continued from that limit
         self._last_back_limit = None  # the same two for backward()
@@ -208,6 +210,13 @@ class TableRunSource:
         return lists, first, last
 
     def forward(self, key, inclusive):
+        scanner, self._scanner = self._scanner, None
+        if scanner is not None and not inclusive and key == scanner[0]:
+            # The chunk before ended at key, complete: go on where it stopped.
+            self._streak += 1
+            ks, ts, vs = [], [], []
+            nxt = self._scan_forward(ks, ts, vs, scanner, key, min(SCAN_CHUNK, self._last_length << 1))
+            return self._forward_chunk(ks, ts, vs, nxt)
         files = self._files
         if key is None:
             fi, bi = 0, 0
@@ -235,25 +244,39 @@ class TableRunSource:
             self._streak += 1
             want = min(SCAN_CHUNK, len(ks) << self._streak)
             if nxt is not None and len(ks) < want:
-                nxt = self._scan_forward(ks, ts, vs, nxt, want)
+                nxt = self._scan_forward(ks, ts, vs, (None, *nxt, None, None, None), None, want)
         else:
             self._streak = 0
+        return self._forward_chunk(ks, ts, vs, nxt)
+
+    def _forward_chunk(self, ks, ts, vs, nxt):
         limit = ks[-1] if (nxt is not None and ks) else None
         self._last_limit = limit
+        self._last_length = len(ks)
+        if limit is None:
+            self._scanner = None
+        elif self._scanner is not None:
+            self._scanner = (limit, *self._scanner[1:])
         return (ks, ts, vs), limit
 
-    def _scan_forward(self, ks, ts, vs, pos, want):
-        """Extend ks, ts, vs (ascending, resolved) with the blocks from pos
-        on until they hold `want` entries; return the position of the block
-        after the last one used (None: none left).
+    def _scan_forward(self, ks, ts, vs, scanner, after, want):
+        """Extend ks, ts, vs (ascending, resolved, every key > `after`)
+        with the blocks from the scanner's position on until they hold
+        `want` entries; return the position of the block after the last one
+        used (None: none left), and leave self._scanner there.
 
         Each block is resolved alone, without _group's look at its
         neighbours: a key's versions are stored newest first, so the first
         block holding a visible version of it holds its newest, and a later
-        block's entries for the key the lists already end with are older
-        versions, dropped. That is a scan's common case at a few calls per
-        block; the block it ends on is kept for the next chunk's start when
-        it is a group by itself."""
+        block's entries for the key the chunk already ends with (or for
+        `after`) are older versions, dropped. That is a scan's common case
+        at a few calls per block; the block it ends on is kept for the
+        next chunk's start when it is a group by itself.
+
+        scanner: (limit, file_i, block_i, fill, table, table.scan_blocks
+        from there), the last two None for a fresh start. Its blocks are
+        read ahead, so a scan goes on with the same one from chunk to
+        chunk, while the table cache still holds that table open."""
         fill = self._fill_cache
         if fill is None:
             fill = self._streak + self._back_streak < SCAN_FILL_CHUNKS
@@ -261,18 +284,24 @@ class TableRunSource:
         files = self._files
         cache = self._cache
         sequence = self._seq
-        fi, bi = pos
+        _limit, fi, bi, scan_fill, scan_table, blocks = scanner
         table = cache.get(files[fi].number)
+        if scan_table is not table or scan_fill != fill:
+            blocks = table.scan_blocks(bi, fill)
+        if ks:
+            after = ks[-1]
         while True:
             last_table = table
-            decoded = table.block(bi, fill)
+            decoded = next(blocks)
             uk, tg, vl = lists = _resolve(*decoded, sequence)
-            if ks and uk and uk[0] <= ks[-1]:
-                j = bisect_right(uk, ks[-1])
+            if after is not None and uk and uk[0] <= after:
+                j = bisect_right(uk, after)
                 uk, tg, vl = uk[j:], tg[j:], vl[j:]
-            ks += uk
-            ts += tg
-            vs += vl
+            if uk:
+                ks += uk
+                ts += tg
+                vs += vl
+                after = ks[-1]
             last = (fi, bi)
             bi += 1
             while bi >= table.num_blocks:
@@ -280,10 +309,12 @@ class TableRunSource:
                 if fi == len(files):
                     return None
                 table = cache.get(files[fi].number)
+                blocks = table.scan_blocks(0, fill)
                 bi = 0
             if len(ks) >= want:
                 break
         nxt = (fi, bi)
+        self._scanner = (None, fi, bi, fill, table, blocks)
         # Whether the last block is a group by itself, asked of the index
         # and file bounds only (a look into the next block would read it).
         stored = decoded[0]
