@@ -51,6 +51,11 @@ class WritableFile:
             raise _io_error("write", self.path, exc) from exc
         self.size += total
 
+    def append_parts(self, parts) -> None:
+        """append(b"".join(parts)); files that can write the parts as they
+        are (MappedWritableFile) skip the join."""
+        self.append(b"".join(parts))
+
     def sync(self) -> None:
         try:
             os.fdatasync(self._fd)
@@ -78,6 +83,8 @@ def _sync_file_range():
 
 
 _SYNC_FILE_RANGE = _sync_file_range()
+# Buffers one pwritev() takes (a batch of many MB is framed into more).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
 _SYNC_FILE_RANGE_WRITE = 2  # start writeback of the range's dirty pages; wait for nothing
 
 
@@ -121,6 +128,8 @@ class MappedWritableFile(WritableFile):
     def append(self, data) -> None:
         size = self.size
         end = size + len(data)
+        if end == size:
+            return  # nothing to copy, and maybe no window to copy it into yet
         if end > self._end:
             self._reserve(end)
         if end - size >= self.PWRITE_BYTES:
@@ -133,6 +142,35 @@ class MappedWritableFile(WritableFile):
             self.mapped_bytes += end - size
         if end - self._writeback_from >= self.WRITEBACK_BYTES:
             self._start_writeback(end)
+
+    def append_parts(self, parts) -> None:
+        size = self.size
+        end = size + sum(map(len, parts))
+        if end - size < self.PWRITE_BYTES:
+            self.append(b"".join(parts))
+            return
+        if end > self._end:
+            self._reserve(end)
+        self._pwritev(parts, size)
+        if end - self._writeback_from >= self.WRITEBACK_BYTES:
+            self._start_writeback(end)
+
+    def _pwritev(self, parts, offset) -> None:
+        written = 0
+        try:
+            while parts:
+                n = os.pwritev(self._fd, parts[:_IOV_MAX], offset + written)
+                written += n
+                # A short write: drop what went, resume inside the part it stopped in.
+                while parts and n >= len(parts[0]):
+                    n -= len(parts[0])
+                    parts = parts[1:]
+                if n:
+                    parts = [memoryview(parts[0])[n:]] + parts[1:]
+        except OSError as exc:
+            raise _io_error("write", self.path, exc) from exc
+        finally:
+            self.size = offset + written
 
     def _start_writeback(self, end: int) -> None:
         if _SYNC_FILE_RANGE is not None:

@@ -5,7 +5,8 @@ records (FULL, or FIRST/MIDDLE*/LAST) that never cross a block boundary; each ha
 a 7-byte header: masked CRC-32C of (type byte || payload), uint16 length, type.
 A block tail shorter than a header is zero-filled.
 
-``LogWriter.encode`` returns the framed bytes for the caller to append; the
+``LogWriter.encode`` returns the framed bytes for the caller to append
+(``frame`` the same as buffers, for a large record); the
 reader takes the whole file's bytes and follows C++ ``log::Reader`` exactly,
 so that we drop (or report) precisely what LevelDB drops.
 """
@@ -53,9 +54,20 @@ class LogWriter:
             self.block_offset = block_offset + HEADER_SIZE + left
             crc = mask_crc(crc32c(payload, _TYPE_CRC_FULL))
             return _pack_header(crc, left, FULL) + payload
+        return b"".join(self.frame(payload))
+
+    def frame(self, head, body=b"") -> list:
+        """encode(head + body) as a list of buffers to write in order: the
+        headers and padding, and views of head and body, so that a large
+        record (a batch of 116 KB) is written without copying it twice."""
+        head_len = len(head)
+        left = head_len + len(body)
+        head = memoryview(head)
+        body = memoryview(body)
         out = []
         pos = 0
         begin = True
+        block_offset = self.block_offset
         while True:
             leftover = BLOCK_SIZE - block_offset
             if leftover < HEADER_SIZE:
@@ -69,19 +81,26 @@ class LogWriter:
                 rtype = FULL if end else FIRST
             else:
                 rtype = LAST if end else MIDDLE
-            fragment = payload[pos:pos + frag_len]
-            crc = mask_crc(crc32c(fragment, _TYPE_CRC[rtype]))
-            out.append(_pack_header(crc, frag_len, rtype))
-            out.append(fragment)
+            stop = pos + frag_len
+            crc = _TYPE_CRC[rtype]
+            parts = []
+            if pos < head_len:
+                parts.append(head[pos:min(stop, head_len)])
+            if stop > head_len:
+                parts.append(body[max(pos, head_len) - head_len:stop - head_len])
+            for part in parts:
+                crc = crc32c(part, crc)
+            out.append(_pack_header(mask_crc(crc), frag_len, rtype))
+            out += parts
             block_offset += HEADER_SIZE + frag_len
-            pos += frag_len
+            pos = stop
             left -= frag_len
             begin = False
             # An empty record still emits one FULL header (do-while in C++).
             if left <= 0:
                 break
         self.block_offset = block_offset
-        return b"".join(out)
+        return out
 
 
 def unframe(framed, block_offset: int) -> bytes:

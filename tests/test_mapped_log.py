@@ -74,3 +74,63 @@ def test_batches_are_written_and_puts_are_mapped_and_a_reader_sees_them_interlea
     log.close()
     with open(path, "rb") as f:
         assert f.read() == written
+
+
+def test_appended_parts_read_back_as_their_join_across_windows(tmp_path):
+    """append_parts (a framed batch as buffers) leaves the bytes that
+    append(b"".join(parts)) would, whether the parts are small (copied into
+    the mapping) or large (one pwritev), across window boundaries."""
+    path = str(tmp_path / "000008.log")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    log = SmallWindows(path, fd)
+    rng = random.Random(2)
+    written = b""
+    for _ in range(40):
+        parts = [rng.randbytes(rng.choice((0, 7, 100, 3000, 9000))) for _ in range(rng.randrange(1, 6))]
+        parts = [memoryview(p) if rng.random() < 0.5 else p for p in parts]
+        log.append_parts(parts)
+        written += b"".join(parts)
+        assert log.size == len(written)
+    log.close()
+    with open(path, "rb") as f:
+        assert f.read() == written
+
+
+SHORT_WRITE_CHILD = r"""
+import os, resource, signal, sys
+from lsm.errors import IOError as LsmIOError
+from lsm.fileio import MappedWritableFile
+path, limit = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+log = MappedWritableFile(path, fd)
+log.append(b"h" * 5000)  # reserves the first window, past the limit set next
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+parts = [b"A" * 7, memoryview(b"B" * 20000), b"C" * 7, b"D" * 30000]
+try:
+    log.append_parts(parts)
+except LsmIOError as exc:
+    print("error", log.size, exc)
+else:
+    print("no error", log.size)
+"""
+
+
+def test_a_short_batch_write_resumes_and_then_reports_the_error_with_what_reached_the_file(tmp_path):
+    """The file size limit cuts a pwritev short, then refuses the rest
+    (EFBIG): the write is resumed from inside the part it stopped in, the
+    error names the file, and size counts exactly the bytes that reached
+    it (LevelDB's WritableFile does the same for a short write)."""
+    import subprocess
+    import sys
+    path = str(tmp_path / "000009.log")
+    limit = 5000 + 7 + 12345  # inside the second part
+    out = subprocess.run([sys.executable, "-c", SHORT_WRITE_CHILD, path, str(limit)], capture_output=True,
+                         text=True, timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
+    status, size, message = out.stdout.split(" ", 2)
+    assert status == "error" and int(size) == limit
+    assert path in message
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:limit] == b"h" * 5000 + b"A" * 7 + b"B" * 12345

@@ -342,11 +342,14 @@ class Engine:
             group = self._build_group(w)
             sequence = self.versions.last_sequence + 1
             if len(group) == 1:
-                payload = batch_codec.encode_header(sequence, count) + records
+                body = records
             else:
                 count = sum(g.count for g in group)
-                payload = b"".join([batch_codec.encode_header(sequence, count)] + [g.records for g in group])
-            framed = self._log_writer.encode(payload)
+                body = b"".join([g.records for g in group])
+            head = batch_codec.encode_header(sequence, count)
+            # The record as buffers: a batch's bytes go to the WAL as they are.
+            framed = self._log_writer.frame(head, body)
+            framed_len = sum(map(len, framed))
             do_sync = any(g.sync for g in group)
             wal = self._wal
             at = wal.size
@@ -355,7 +358,7 @@ class Engine:
             cv.release()
             error = None
             try:
-                wal.append(framed)
+                wal.append_parts(framed)
                 if do_sync:
                     wal.sync()
             except BaseException as exc:  # noqa: BLE001 - recorded as the sticky error
@@ -370,12 +373,12 @@ class Engine:
                 # a snapshot taken in between would see neither the batch nor
                 # the versions it replaces.
                 if self.snapshots:
-                    self.mem.add_payload(payload, list(self.snapshots))
+                    self.mem.add_payload(head + body, list(self.snapshots))
                 else:
                     # Read back from the WAL when needed: the bytes go now.
-                    self.mem.add_logged((at, len(framed)), count, len(payload))
+                    self.mem.add_logged((at, framed_len), count, len(head) + len(body))
                 self.versions.last_sequence = sequence + count - 1
-                self.stats["user_bytes"] += len(payload) - 12
+                self.stats["user_bytes"] += len(body)
             for g in group:
                 self._writers.popleft()
                 if g is not w:
