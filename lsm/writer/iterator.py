@@ -87,6 +87,21 @@ class MemSource:
         return list(ks), list(ts), list(vs)
 
 
+class _ScanPoint:
+    """Where a forward scan of a TableRunSource stopped: the position of the
+    next block, the fill_cache it read with, and the table and its
+    scan_blocks reader standing there; limit is the chunk's bound."""
+
+    __slots__ = ("limit", "pos", "fill", "table", "blocks")
+
+    def __init__(self, pos, fill, table, blocks):
+        self.limit = None
+        self.pos = pos
+        self.fill = fill
+        self.table = table
+        self.blocks = blocks
+
+
 class TableRunSource:
     """A run of non-overlapping tables in key order (one level >= 1, or a
     single level-0 table), read block by block."""
@@ -101,7 +116,7 @@ class TableRunSource:
             bounds = ([f.smallest[:-8] for f in files], [f.largest[:-8] for f in files])
         self._smallest, self._largest = bounds
         self._group_cache = None  # ((file_i, block_i), lo_pos, hi_pos, resolved lists)
-        self._scanner = None  # where the last chunk's scan stopped: see _scan_forward
+        self._scan = None  # a _ScanPoint: where the last chunk's scan stopped
         self._last_length = 0  # entries in the chunk forward() returned last
         self._last_limit = None  # the limit forward() returned last
         self._streak = 0  # forward() calls in a row that continued from that limit
@@ -210,12 +225,12 @@ class TableRunSource:
         return lists, first, last
 
     def forward(self, key, inclusive):
-        scanner, self._scanner = self._scanner, None
-        if scanner is not None and not inclusive and key == scanner[0]:
+        scan, self._scan = self._scan, None
+        if scan is not None and not inclusive and key == scan.limit:
             # The chunk before ended at key, complete: go on where it stopped.
             self._streak += 1
             ks, ts, vs = [], [], []
-            nxt = self._scan_forward(ks, ts, vs, scanner, key, min(SCAN_CHUNK, self._last_length << 1))
+            nxt = self._scan_forward(ks, ts, vs, scan.pos, key, min(SCAN_CHUNK, self._last_length << 1), scan)
             return self._forward_chunk(ks, ts, vs, nxt)
         files = self._files
         if key is None:
@@ -244,7 +259,7 @@ class TableRunSource:
             self._streak += 1
             want = min(SCAN_CHUNK, len(ks) << self._streak)
             if nxt is not None and len(ks) < want:
-                nxt = self._scan_forward(ks, ts, vs, (None, *nxt, None, None, None), None, want)
+                nxt = self._scan_forward(ks, ts, vs, nxt, None, want, scan)
         else:
             self._streak = 0
         return self._forward_chunk(ks, ts, vs, nxt)
@@ -254,16 +269,16 @@ class TableRunSource:
         self._last_limit = limit
         self._last_length = len(ks)
         if limit is None:
-            self._scanner = None
-        elif self._scanner is not None:
-            self._scanner = (limit, *self._scanner[1:])
+            self._scan = None
+        elif self._scan is not None:
+            self._scan.limit = limit
         return (ks, ts, vs), limit
 
-    def _scan_forward(self, ks, ts, vs, scanner, after, want):
+    def _scan_forward(self, ks, ts, vs, pos, after, want, scan):
         """Extend ks, ts, vs (ascending, resolved, every key > `after`)
-        with the blocks from the scanner's position on until they hold
-        `want` entries; return the position of the block after the last one
-        used (None: none left), and leave self._scanner there.
+        with the blocks from pos on until they hold `want` entries; return
+        the position of the block after the last one used (None: none
+        left), with self._scan standing there.
 
         Each block is resolved alone, without _group's look at its
         neighbours: a key's versions are stored newest first, so the first
@@ -273,10 +288,9 @@ class TableRunSource:
         at a few calls per block; the block it ends on is kept for the
         next chunk's start when it is a group by itself.
 
-        scanner: (limit, file_i, block_i, fill, table, table.scan_blocks
-        from there), the last two None for a fresh start. Its blocks are
-        read ahead, so a scan goes on with the same one from chunk to
-        chunk, while the table cache still holds that table open."""
+        scan: the last chunk's _ScanPoint, or None. Its block reader reads
+        ahead, so a scan goes on with the same one from chunk to chunk when
+        it stands at pos, and the table cache still holds its table open."""
         fill = self._fill_cache
         if fill is None:
             fill = self._streak + self._back_streak < SCAN_FILL_CHUNKS
@@ -284,9 +298,11 @@ class TableRunSource:
         files = self._files
         cache = self._cache
         sequence = self._seq
-        _limit, fi, bi, scan_fill, scan_table, blocks = scanner
+        fi, bi = pos
         table = cache.get(files[fi].number)
-        if scan_table is not table or scan_fill != fill:
+        if scan is not None and scan.pos == pos and scan.fill == fill and scan.table is table:
+            blocks = scan.blocks
+        else:
             blocks = table.scan_blocks(bi, fill)
         if ks:
             after = ks[-1]
@@ -314,7 +330,7 @@ class TableRunSource:
             if len(ks) >= want:
                 break
         nxt = (fi, bi)
-        self._scanner = (None, fi, bi, fill, table, blocks)
+        self._scan = _ScanPoint(nxt, fill, table, blocks)
         # Whether the last block is a group by itself, asked of the index
         # and file bounds only (a look into the next block would read it).
         stored = decoded[0]
