@@ -6,6 +6,7 @@ while an iterator is open, and once everything is closed the directory holds
 only what the MANIFEST names (every table live, one MANIFEST, no WAL older
 than the log number), read with the format layer independently of the engine.
 """
+import bisect
 import gc
 import os
 import random
@@ -496,5 +497,82 @@ def test_scan_goes_on_after_the_table_cache_closed_its_table(tmp_path):
                 for k, v in rnd.sample(expected[::1000], 3):  # in three other tables, mostly
                     assert db.get(k) == v
         assert got == expected
+    finally:
+        db.close()
+
+
+def test_a_scan_over_overlapping_sources_sees_each_key_once_and_newest(tmp_path):
+    """A memtable, level-0 tables and a compacted base that all hold versions
+    of the same keys: every source's chunks end at different keys, so each
+    chunk of the merged view takes part of the others' (held over for the
+    next). A scan must see each key once with its newest value, also when
+    it turns back and forth, and every chunk must match the model."""
+    db = lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=0, write_buffer_size=4 << 20)
+    rnd = random.Random(11)
+    keys = [b"k%05d" % i for i in range(4000)]
+    model = {}
+    try:
+        for k in keys:
+            model[k] = k + b"-base" + b"b" * 80
+            db.put(k, model[k])
+        db.compact_range()
+        for round_ in range(3):
+            for k in rnd.sample(keys, 2000):
+                model[k] = k + b"-%d" % round_ + b"r" * rnd.randrange(60, 100)
+                db.put(k, model[k])
+            for k in rnd.sample(keys, 50):
+                model.pop(k, None)
+                db.delete(k)
+            db._engine.flush()
+        for k in rnd.sample(keys, 300):  # and some left in the memtable
+            model[k] = k + b"-mem"
+            db.put(k, model[k])
+        assert int(db.get_property(b"leveldb.num-files-at-level0")) >= 2
+        expected = sorted(model.items())
+        assert list(db.iterator()) == expected
+        assert list(db.iterator(reverse=True)) == expected[::-1]
+        it = db.iterator()
+        assert [next(it) for _ in range(2500)] == expected[:2500]
+        for i in range(2499, 2100, -1):
+            assert it.prev() == expected[i]
+        assert [next(it) for _ in range(1000)] == expected[2101:3101]
+
+        engine = db._engine
+        view, version, sequence = engine.new_view()
+        try:
+            chunk, bound = view.forward(None, True)
+            done = len(chunk)
+            chunks = 1
+            assert chunk == expected[:done]
+            while bound is not None:
+                chunk, bound = view.forward(bound, False)
+                assert chunk == expected[done:done + len(chunk)]
+                done += len(chunk)
+                chunks += 1
+            assert done == len(expected) and chunks > 10
+            # Any move, from any key: forward and backward, onward from the
+            # last bound or jumping back into chunks already handed out.
+            ukeys = [k for k, _ in expected]
+            bound = None
+            for step in range(400):
+                choice = rnd.random()
+                if choice < 0.5 and bound is not None:
+                    key, inclusive = bound, False
+                else:
+                    key, inclusive = rnd.choice(keys) + rnd.choice((b"", b"\x00")), rnd.random() < 0.3
+                if rnd.random() < 0.8:
+                    chunk, bound = view.forward(key, inclusive)
+                    first = bisect.bisect_left(ukeys, key) if inclusive else bisect.bisect_right(ukeys, key)
+                    assert chunk == expected[first:first + len(chunk)], (step, key, inclusive)
+                    assert bound is None or chunk == [] or chunk[-1][0] <= bound
+                    if bound is not None:
+                        assert first + len(chunk) == bisect.bisect_right(ukeys, bound)
+                else:
+                    chunk, low = view.backward(key, inclusive)
+                    end = bisect.bisect_right(ukeys, key) if inclusive else bisect.bisect_left(ukeys, key)
+                    assert chunk == expected[end - len(chunk):end], (step, key, inclusive)
+                    bound = None
+        finally:
+            engine.release_view(version, sequence)
     finally:
         db.close()

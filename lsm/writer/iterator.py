@@ -395,19 +395,43 @@ class MergedView:
 
     def __init__(self, sources):
         self._sources = sources
+        # Per source, its last forward chunk unless handed out up to its
+        # limit: (start key or None, lists, limit).
+        self._held = [None] * len(sources)
 
     def forward(self, key, inclusive):
         """Ascending visible entries with user key >= key (> if not inclusive),
-        complete up to the returned bound (inclusive; None: to the end)."""
-        parts = []
+        complete up to the returned bound (inclusive; None: to the end).
+
+        The bound is the nearest of the sources' limits, so a chunk takes
+        only part of the others' chunks. Each source's is held, and a
+        forward move from inside it takes the rest from there rather than
+        asking the source again: otherwise the sources would take turns
+        restarting at each other's limits, and no scan of several sources
+        would get past one group of blocks at a time."""
+        held = self._held
+        heads = []
         bound = None
-        for src in self._sources:
-            lists, limit = src.forward(key, inclusive)
-            parts.append(lists)
+        for n, src in enumerate(self._sources):
+            h = held[n]
+            if (h is not None and not inclusive and key is not None and (h[0] is None or h[0] <= key)
+                    and (h[2] is None or key < h[2])):
+                start, lists, limit = h
+                # Not from where the last chunk left it: a move may go back.
+                i = bisect_right(lists[0], key)
+            else:
+                lists, limit = src.forward(key, inclusive)
+                start, i = key, 0
+            heads.append((start, lists, limit, i))
             if limit is not None and (bound is None or limit < bound):
                 bound = limit
-        if bound is not None:
-            parts = [_upto(p, bound) for p in parts]
+        parts = []
+        for n, (start, lists, limit, i) in enumerate(heads):
+            ks, ts, vs = lists
+            j = len(ks) if bound is None or limit == bound else bisect_right(ks, bound, i)
+            parts.append((ks[i:j], ts[i:j], vs[i:j]) if i or j < len(ks) else lists)
+            # Used up to its limit: the source goes on from there when asked.
+            held[n] = None if limit is not None and limit == bound else (start, lists, limit)
         return _merge(parts), bound
 
     def backward(self, key, inclusive):
