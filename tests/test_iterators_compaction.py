@@ -550,28 +550,28 @@ def test_a_scan_over_overlapping_sources_sees_each_key_once_and_newest(tmp_path)
                 done += len(chunk)
                 chunks += 1
             assert done == len(expected) and chunks > 10
-            # Any move, from any key: forward and backward, onward from the
-            # last bound or jumping back into chunks already handed out.
+            # Any move, from any key: forward and backward, on from the last
+            # bound or jumping back into chunks already handed out.
             ukeys = [k for k, _ in expected]
-            bound = None
-            for step in range(400):
-                choice = rnd.random()
-                if choice < 0.5 and bound is not None:
-                    key, inclusive = bound, False
+            bound, ascending = None, True
+            for step in range(600):
+                if rnd.random() < 0.6 and bound is not None:
+                    key, inclusive = bound, False  # on from the last chunk, the same way
                 else:
                     key, inclusive = rnd.choice(keys) + rnd.choice((b"", b"\x00")), rnd.random() < 0.3
-                if rnd.random() < 0.8:
+                    ascending = rnd.random() < 0.6
+                if ascending:
                     chunk, bound = view.forward(key, inclusive)
                     first = bisect.bisect_left(ukeys, key) if inclusive else bisect.bisect_right(ukeys, key)
                     assert chunk == expected[first:first + len(chunk)], (step, key, inclusive)
-                    assert bound is None or chunk == [] or chunk[-1][0] <= bound
-                    if bound is not None:
-                        assert first + len(chunk) == bisect.bisect_right(ukeys, bound)
+                    end = len(expected) if bound is None else bisect.bisect_right(ukeys, bound)
+                    assert first + len(chunk) == end, (step, key, inclusive)
                 else:
-                    chunk, low = view.backward(key, inclusive)
+                    chunk, bound = view.backward(key, inclusive)
                     end = bisect.bisect_right(ukeys, key) if inclusive else bisect.bisect_left(ukeys, key)
                     assert chunk == expected[end - len(chunk):end], (step, key, inclusive)
-                    bound = None
+                    first = 0 if bound is None else bisect.bisect_left(ukeys, bound)
+                    assert end - len(chunk) == first, (step, key, inclusive)
         finally:
             engine.release_view(version, sequence)
     finally:

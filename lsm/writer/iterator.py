@@ -395,74 +395,64 @@ class MergedView:
 
     def __init__(self, sources):
         self._sources = sources
-        # Per source, its last forward chunk unless handed out up to its
-        # limit: (start key or None, lists, limit).
-        self._held = [None] * len(sources)
+        # Per source and direction, its last chunk unless handed out up to
+        # its limit: (start key or None, lists, limit).
+        self._held = {True: [None] * len(sources), False: [None] * len(sources)}
 
     def forward(self, key, inclusive):
         """Ascending visible entries with user key >= key (> if not inclusive),
-        complete up to the returned bound (inclusive; None: to the end).
+        complete up to the returned bound (inclusive; None: to the end)."""
+        return self._chunk(key, inclusive, True)
 
-        The bound is the nearest of the sources' limits, so a chunk takes
-        only part of the others' chunks. Each source's is held, and a
-        forward move from inside it takes the rest from there rather than
-        asking the source again: otherwise the sources would take turns
-        restarting at each other's limits, and no scan of several sources
-        would get past one group of blocks at a time."""
-        held = self._held
+    def backward(self, key, inclusive):
+        """Ascending visible entries with user key <= key (< if not inclusive),
+        complete down to the returned bound (inclusive; None: to the start)."""
+        return self._chunk(key, inclusive, False)
+
+    def _chunk(self, key, inclusive, ascending):
+        """forward() or backward(). The bound is the nearest of the sources'
+        limits, so a chunk takes only part of the others' chunks. Each
+        source's is held, and a move from inside it in the same direction
+        takes the rest from there rather than asking the source again:
+        otherwise the sources would take turns restarting at each other's
+        limits, and no scan of several sources would get past one group of
+        blocks at a time."""
+        held = self._held[ascending]
         heads = []
         bound = None
         for n, src in enumerate(self._sources):
             h = held[n]
-            if (h is not None and not inclusive and key is not None and (h[0] is None or h[0] <= key)
-                    and (h[2] is None or key < h[2])):
+            if h is not None and not inclusive and key is not None and _holds(h, key, ascending):
                 start, lists, limit = h
                 # Not from where the last chunk left it: a move may go back.
-                i = bisect_right(lists[0], key)
+                at = bisect_right(lists[0], key) if ascending else bisect_left(lists[0], key)
             else:
-                lists, limit = src.forward(key, inclusive)
-                start, i = key, 0
-            heads.append((start, lists, limit, i))
-            if limit is not None and (bound is None or limit < bound):
+                lists, limit = src.forward(key, inclusive) if ascending else src.backward(key, inclusive)
+                start, at = key, 0 if ascending else len(lists[0])
+            heads.append((start, lists, limit, at))
+            if limit is not None and (bound is None or (limit < bound if ascending else limit > bound)):
                 bound = limit
         parts = []
-        for n, (start, lists, limit, i) in enumerate(heads):
+        for n, (start, lists, limit, at) in enumerate(heads):
             ks, ts, vs = lists
-            j = len(ks) if bound is None or limit == bound else bisect_right(ks, bound, i)
+            whole = bound is None or limit == bound
+            if ascending:
+                i, j = at, len(ks) if whole else bisect_right(ks, bound, at)
+            else:
+                i, j = 0 if whole else bisect_left(ks, bound, 0, at), at
             parts.append((ks[i:j], ts[i:j], vs[i:j]) if i or j < len(ks) else lists)
             # Used up to its limit: the source goes on from there when asked.
             held[n] = None if limit is not None and limit == bound else (start, lists, limit)
         return _merge(parts), bound
 
-    def backward(self, key, inclusive):
-        """Ascending visible entries with user key <= key (< if not inclusive),
-        complete down to the returned bound (inclusive; None: to the start)."""
-        parts = []
-        bound = None
-        for src in self._sources:
-            lists, limit = src.backward(key, inclusive)
-            parts.append(lists)
-            if limit is not None and (bound is None or limit > bound):
-                bound = limit
-        if bound is not None:
-            parts = [_from(p, bound) for p in parts]
-        return _merge(parts), bound
 
-
-def _upto(lists, bound):
-    ks, ts, vs = lists
-    if not ks or ks[-1] <= bound:
-        return lists
-    j = bisect_right(ks, bound)
-    return ks[:j], ts[:j], vs[:j]
-
-
-def _from(lists, bound):
-    ks, ts, vs = lists
-    if not ks or ks[0] >= bound:
-        return lists
-    i = bisect_left(ks, bound)
-    return ks[i:], ts[i:], vs[i:]
+def _holds(held, key, ascending) -> bool:
+    """Whether a held chunk has every entry a move from key (exclusive)
+    in that direction needs up to its limit."""
+    start, _lists, limit = held
+    if ascending:
+        return (start is None or start <= key) and (limit is None or key < limit)
+    return (start is None or key <= start) and (limit is None or key > limit)
 
 
 def _merge(parts):
