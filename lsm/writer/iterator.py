@@ -308,7 +308,10 @@ class TableRunSource:
             after = ks[-1]
         while True:
             last_table = table
-            decoded = next(blocks)
+            # A StopIteration here would end the user's loop silently.
+            decoded = next(blocks, None)
+            if decoded is None:
+                raise RuntimeError(f"table {files[fi].number}: block reader ended before block {bi}")
             uk, tg, vl = lists = _resolve(*decoded, sequence)
             if after is not None and uk and uk[0] <= after:
                 j = bisect_right(uk, after)
