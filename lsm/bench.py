@@ -353,6 +353,11 @@ def leveldb_levels(sstables: bytes):
     return files, sizes
 
 
+# How long plyvel's levels must stay unchanged, no compaction due, to count
+# as quiet: a flush of a memtable LevelDB has frozen runs meanwhile.
+QUIET_SECONDS = 0.05
+
+
 def leveldb_compaction_due(sstables: bytes) -> bool:
     """Whether LevelDB would start a size compaction (see leveldb_levels)."""
     files, sizes = leveldb_levels(sstables)
@@ -383,10 +388,19 @@ class PlyvelAdapter(PlyvelApiAdapter):
     def quiesce(self, timeout=600.0):
         # LevelDB's close() abandons its compaction work (it checks
         # shutting_down_ in DoCompactionWork and schedules nothing more), so
-        # "all compaction done" is read from its levels, as lsm's is.
+        # "all compaction done" is read from its levels, as lsm's is. A
+        # flush of the last memtable shows in no property until its table
+        # is in, and that table may make a compaction due: the levels must
+        # stay unchanged and not due for QUIET_SECONDS (as lsm's idle wait).
         deadline = time.monotonic() + timeout
+        seen, quiet_since = None, None
         while time.monotonic() < deadline:
-            if not leveldb_compaction_due(self.db.get_property(b"leveldb.sstables")):
+            text = self.db.get_property(b"leveldb.sstables")
+            now = time.monotonic()
+            if text != seen or leveldb_compaction_due(text):
+                seen = text
+                quiet_since = None if leveldb_compaction_due(text) else now
+            elif now - quiet_since >= QUIET_SECONDS:
                 return
             time.sleep(0.01)
 
