@@ -933,10 +933,7 @@ class Engine:
             self._open_tables_in_range(version, begin, end)
         finally:
             with self._cv:
-                if not self.closed:
-                    self.versions.unref(version)
-                    if version.refs <= 0 and version is not self.versions.current:
-                        self._delete_obsolete_files()
+                self._release_version(version)
 
     def _open_tables_in_range(self, version, begin, end):
         """Open the range's tables in the table cache (as many as it holds),
@@ -996,11 +993,14 @@ class Engine:
                     self.table_cache.evict(number)
                 self.fs.remove(os.path.join(self.dbname, name))
 
-    def release_version(self, version):
-        with self._cv:
-            self.versions.unref(version)
-            if version.refs <= 0 and not self.closed and version is not self.versions.current:
-                self._delete_obsolete_files()
+    def _release_version(self, version):
+        """Lock held: drop a reference to version; an old version nothing
+        references any more may have held the last claim on some files."""
+        if self.closed:
+            return
+        self.versions.unref(version)
+        if version.refs <= 0 and version is not self.versions.current:
+            self._delete_obsolete_files()
 
     # ------------------------------------------------------------------ reads
     def get(self, key, sequence=None, fill_cache=True):
@@ -1062,12 +1062,7 @@ class Engine:
                 self.snapshots.remove(sequence)
             except ValueError:
                 pass
-            if self.closed:
-                return
-            self.versions.unref(version)
-            # Only an old version can hold files the current one dropped.
-            if version.refs <= 0 and version is not self.versions.current:
-                self._delete_obsolete_files()
+            self._release_version(version)
 
     # ------------------------------------------------------------ properties
     def approximate_offset(self, version, key):
