@@ -93,7 +93,7 @@ class MappedWritableFile(WritableFile):
     append copies into a shared mapping of the file, so when it returns the
     bytes are in the OS's page cache -- a crash of this process cannot lose
     them -- without a write() call each (1.2 of the 3.4 us of a put). An
-    append of PWRITE_BYTES or more (a write batch) is one pwrite() instead:
+    append of PWRITE_BYTES or more (a write batch) is one pwritev() instead:
     each new page a mapping touches is a page fault, ~5 us on a virtual
     machine, so a 1000-put batch cost 150 us copied in and 30 us written.
     Both reach the same page cache, so readers see one file either way.
@@ -130,32 +130,32 @@ class MappedWritableFile(WritableFile):
         end = size + len(data)
         if end == size:
             return  # nothing to copy, and maybe no window to copy it into yet
+        if end - size >= self.PWRITE_BYTES:
+            self._write_parts((data,), end)
+            return
         if end > self._end:
             self._reserve(end)
-        if end - size >= self.PWRITE_BYTES:
-            self._pwrite(data, size)
-        else:
-            if self._map is None:
-                self._map_reserved()
-            self._map[size - self._base:end - self._base] = data
-            self.size = end
-            self.mapped_bytes += end - size
+        if self._map is None:
+            self._map_reserved()
+        self._map[size - self._base:end - self._base] = data
+        self.size = end
+        self.mapped_bytes += end - size
         if end - self._writeback_from >= self.WRITEBACK_BYTES:
             self._start_writeback(end)
 
     def append_parts(self, parts) -> None:
-        size = self.size
-        end = size + sum(map(len, parts))
-        if end - size < self.PWRITE_BYTES:
+        end = self.size + sum(map(len, parts))
+        if end - self.size < self.PWRITE_BYTES:
             self.append(b"".join(parts))
-            return
+        else:
+            self._write_parts(parts, end)
+
+    def _write_parts(self, parts, end) -> None:
+        """Write parts (end - size bytes in all) at size: pwritev, resumed
+        after a short write; size counts what reached the file."""
         if end > self._end:
             self._reserve(end)
-        self._pwritev(parts, size)
-        if end - self._writeback_from >= self.WRITEBACK_BYTES:
-            self._start_writeback(end)
-
-    def _pwritev(self, parts, offset) -> None:
+        offset = self.size
         written = 0
         try:
             while parts:
@@ -170,25 +170,16 @@ class MappedWritableFile(WritableFile):
         except OSError as exc:
             raise _io_error("write", self.path, exc) from exc
         finally:
+            # What did reach the file is in it, as WritableFile counts a short write.
             self.size = offset + written
+        if end - self._writeback_from >= self.WRITEBACK_BYTES:
+            self._start_writeback(end)
 
     def _start_writeback(self, end: int) -> None:
         if _SYNC_FILE_RANGE is not None:
             # Errors surface at the next fdatasync, which waits for this I/O.
             _SYNC_FILE_RANGE(self._fd, self._writeback_from, end - self._writeback_from, _SYNC_FILE_RANGE_WRITE)
         self._writeback_from = end
-
-    def _pwrite(self, data, offset) -> None:
-        view = memoryview(data)
-        written = 0
-        try:
-            while written < len(view):
-                written += os.pwrite(self._fd, view[written:], offset + written)
-        except OSError as exc:
-            raise _io_error("write", self.path, exc) from exc
-        finally:
-            # What did reach the file is in it, as WritableFile counts a short write.
-            self.size = offset + written
 
     def _reserve(self, needed: int) -> None:
         """Reserve the file from the window holding self.size to past needed."""
