@@ -116,7 +116,7 @@ def unpack_block(framed, size: int) -> bytes:
         if declared > _SNAPPY_MAX_EXPANSION * size:
             raise DecodeError(f"snappy block claims {declared} bytes from {size}")
         try:
-            return bytes(_snappy_decompress(view[:size]))
+            return inflate(view[:size])
         except Exception as exc:  # cramjam raises its own error types
             raise DecodeError(f"corrupted snappy block: {exc}") from None
     if block_type == NO_COMPRESSION:
@@ -124,7 +124,7 @@ def unpack_block(framed, size: int) -> bytes:
     raise DecodeError(f"bad block type {block_type}")
 
 
-def inflate(stored: bytes) -> bytes:
-    """The contents of a snappy block whose stored bytes unpack_block has
-    already accepted (checksum, declared length, decompression)."""
+def inflate(stored) -> bytes:
+    """The contents of a snappy block as stored (unpack_block checks the
+    block first; a cached _PackedBlock was checked when it was read)."""
     return bytes(_snappy_decompress(stored))

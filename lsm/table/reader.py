@@ -221,51 +221,38 @@ class Table:
         contents = self._cached(i, cache_raw=False)
         if type(contents) is not bytes:
             return contents
+        return self._decode_split(i, contents, fill_cache)
+
+    def _decode_split(self, i: int, contents: bytes, fill_cache: bool):
+        """Block i's contents decoded as block() returns them, and cached if fill_cache."""
         try:
-            ukeys, tags, values = decode_block_split(contents)
+            decoded = decode_block_split(contents)
         except DecodeError as exc:
             raise self._damaged(i, exc) from None
-        decoded = (ukeys, tags, values)
         if fill_cache:
-            self._cache.put((self.number, self._offsets[i]), decoded, block_charge(len(contents), len(ukeys)))
+            self._cache.put((self.number, self._offsets[i]), decoded, block_charge(len(contents), len(decoded[0])))
         return decoded
 
     def scan_blocks(self, start: int, fill_cache: bool):
         """Blocks start, start + 1, ... decoded as block() returns them, for
-        a scan: cached copies are used, and the blocks around a missing one
-        are read SCAN_READAHEAD bytes at a time (never more than one run is
-        held)."""
+        a scan: a cached block is used, and from one the cache lacks on, the
+        blocks are read SCAN_READAHEAD bytes at a time (contents_of_blocks;
+        one run held at a time)."""
         cache = self._cache
         number = self.number
         offsets = self._offsets
-        sizes = self._sizes
         n = self.num_blocks
-        run_stop = run_base = 0
-        run = None
-        for i in range(start, n):
-            offset = offsets[i]
-            cached = cache.get((number, offset))
-            if type(cached) is tuple:
-                yield cached
-                continue
+        i = start
+        while i < n:
+            cached = cache.get((number, offsets[i]))
             if cached is not None:
-                yield self.block(i, fill_cache)
+                yield cached if type(cached) is tuple else self.block(i, fill_cache)
+                i += 1
                 continue
-            if i >= run_stop:
-                run_stop = self.blocks_within(i, n, SCAN_READAHEAD)
-                run_base = offset
-                end = offsets[run_stop - 1] + sizes[run_stop - 1] + BLOCK_TRAILER_SIZE
-                run = memoryview(self.file.read(run_base, end - run_base))
-            at = offset - run_base
-            size = sizes[i]
-            try:
-                contents = unpack_block(run[at:at + size + BLOCK_TRAILER_SIZE], size)
-                decoded = decode_block_split(contents)
-            except DecodeError as exc:
-                raise self._damaged(i, exc) from None
-            if fill_cache:
-                cache.put((number, offset), decoded, block_charge(len(contents), len(decoded[0])))
-            yield decoded
+            # A block the cache gained meanwhile is decoded again from the run: it is read anyway.
+            for contents in self.contents_of_blocks(i, self.blocks_within(i, n, SCAN_READAHEAD)):
+                yield self._decode_split(i, contents, fill_cache)
+                i += 1
 
     def block_from(self, i: int, user_key: bytes, fill_cache: bool = True):
         """Block i for a seek to user_key: (user_keys, tags, values, whole).
