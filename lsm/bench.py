@@ -25,6 +25,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -81,6 +82,9 @@ def add_arguments(parser):
                              "writer process); a comma-separated list (e.g. inline,1,2) runs lsm once "
                              "per item, as columns lsm[inline], lsm[1], lsm[2] of the same run; "
                              "default: lsm's own default")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time each workload this many times per engine, the engines taking turns, "
+                             "and summarise each engine by its median run (default 1)")
     parser.add_argument("--no-compact", action="store_true",
                         help="read workloads use the database as the last fill left it, instead of "
                              "compacting it first (untimed, every engine)")
@@ -912,6 +916,8 @@ class Bench:
             raise UsageError("--value-size: must not be negative")
         if args.reads is not None and args.reads < 1:
             raise UsageError("--reads: must be at least 1")
+        if args.repeat < 1:
+            raise UsageError("--repeat: must be at least 1")
         if args.key_size < len(str(args.num - 1)):
             raise UsageError(f"--key-size {args.key_size} is too small for {args.num} zero-padded keys "
                              f"(needs {len(str(args.num - 1))})")
@@ -965,8 +971,10 @@ class Bench:
             data = Data(args.num, args.key_size, args.value_size, args.seed, args.reads)
             self._say(self._header(adapters, root, time.perf_counter() - started))
             for workload in self.workloads:
-                for name, adapter in adapters.items():
-                    self._run_one(adapter, workload, data, root)
+                # Engines take turns, so a slow spell of the machine falls on each alike.
+                for run in range(1, args.repeat + 1):
+                    for name, adapter in adapters.items():
+                        self._run_one(adapter, workload, data, root, run)
             self._say("")
             if not args.json or not args.quiet:
                 table = self.summary()
@@ -1009,7 +1017,7 @@ class Bench:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
-    def _run_one(self, adapter, workload, data, root):
+    def _run_one(self, adapter, workload, data, root, run=1):
         engine = adapter.name
         need = WORKLOADS[workload]
         if need in ("fresh", "self"):
@@ -1076,6 +1084,8 @@ class Bench:
             "write_amplification": extra.pop("write_amplification", None),
             "peak_rss_mb": sampler.peak_rss / MB if sampler.peak_rss else None,
         }
+        if self.args.repeat > 1:
+            result["run"] = run
         if sampler.peak_compactor_rss is not None:
             result["compactor_peak_rss_mb"] = sampler.peak_compactor_rss / MB
         if adapter.stats_error is not None:
@@ -1130,7 +1140,7 @@ class Bench:
     # --------------------------------------------------------------- summary
     def summary(self):
         engines = list(dict.fromkeys(r["engine"] for r in self.results))
-        by = {(r["workload"], r["engine"]): r for r in self.results}
+        by = _medians(self.results)
         workloads = list(dict.fromkeys(r["workload"] for r in self.results))
         kind = {e: self.kinds.get(e, e) for e in engines}
         lsm_cols = [e for e in engines if kind[e] == "lsm"]
@@ -1142,7 +1152,8 @@ class Bench:
         ratio_names = [f"{l}/{e}" for l, e in ratio_cols]
         for name in ratio_names:
             head.append(f"{name:>{max(14, len(name))}}")
-        lines = ["Summary (ops/s and MB/s; ratio = lsm ops/s / other ops/s, above 1 means lsm is faster)",
+        runs = f", the median of {self.args.repeat} runs" if self.args.repeat > 1 else ""
+        lines = [f"Summary (ops/s and MB/s{runs}; ratio = lsm ops/s / other ops/s, above 1 means lsm is faster)",
                  " ".join(head), "-" * len(" ".join(head))]
         for w in workloads:
             row = [f"{w:<16}"]
@@ -1166,10 +1177,28 @@ class Bench:
         return "\n".join(lines)
 
 
+def _medians(results):
+    """(workload, engine) -> its median run's ops/s and MB/s (the mean of
+    the middle two for an even count of runs)."""
+    runs = {}
+    for r in results:
+        runs.setdefault((r["workload"], r["engine"]), []).append(r)
+    by = {}
+    for key, rows in runs.items():
+        by[key] = {field: _median([r[field] for r in rows]) for field in ("ops_per_sec", "mb_per_sec")}
+    return by
+
+
+def _median(values):
+    if any(v is None for v in values):
+        return None
+    return statistics.median(values)
+
+
 def _load_table(loads):
     """The load workload's own table: one row per engine column, then one
     row per compactor process."""
-    name_w = max([11] + [len(r["engine"]) for r in loads])
+    name_w = max([11] + [len(_run_label(r)) for r in loads])
     lines = ["load (sustained ingest in batches of 1000; timed until compactions finish and the DB is closed)",
              f"{'engine':<{name_w}} {'writes s':>8} {'total s':>8} {'ops/s':>9} {'stall s':>8} "
              f"{'amp stats':>9} {'amp write()':>11} {'amp disk':>8} {'writer RSS':>10} "
@@ -1178,14 +1207,14 @@ def _load_table(loads):
         procs = r.get("compactor_processes") or []
         each = "+".join(f"{p['peak_rss_mb']:.0f}" for p in procs) or "-"
         lines.append(
-            f"{r['engine']:<{name_w}} {_opt(r.get('write_seconds'), '{:.1f}'):>8} {r['seconds']:>8.1f} "
+            f"{_run_label(r):<{name_w}} {_opt(r.get('write_seconds'), '{:.1f}'):>8} {r['seconds']:>8.1f} "
             f"{_num(r['ops_per_sec']):>9} {_opt(r.get('stall_seconds'), '{:.1f}'):>8} "
             f"{_opt(r.get('write_amplification'), '{:.2f}'):>9} "
             f"{_opt(r.get('io_write_amplification'), '{:.2f}'):>11} "
             f"{_opt(r.get('io_disk_write_amplification'), '{:.2f}'):>8} "
             f"{_opt(r.get('peak_rss_mb'), '{:.0f}'):>10} {each:>17} "
             f"{_opt(r.get('compaction_mb_per_sec'), '{:.1f}'):>12}")
-    procs = [(r["engine"], p) for r in loads for p in r.get("compactor_processes") or []]
+    procs = [(_run_label(r), p) for r in loads for p in r.get("compactor_processes") or []]
     if procs:
         lines += ["", "compactor processes (during the run, start-up included)",
                   f"{'engine':<{name_w}} {'pid':>8} {'jobs':>5} {'peak RSS MB':>11} {'CPU s':>7} "
@@ -1214,8 +1243,13 @@ def _load_table(loads):
     return lines
 
 
+def _run_label(r):
+    """The engine column, and which run of it when the bench repeats."""
+    return f"{r['engine']} #{r['run']}" if "run" in r else r["engine"]
+
+
 def _result_line(r):
-    text = (f"{r['workload']:<16} {r['engine']:<11}: {_opt(r['micros_per_op'], '{:10.3f}')} micros/op; "
+    text = (f"{r['workload']:<16} {_run_label(r):<11}: {_opt(r['micros_per_op'], '{:10.3f}')} micros/op; "
             f"{_num(r['ops_per_sec']):>10} ops/s; {_mb(r['mb_per_sec']):>7} MB/s")
     notes = []
     if "found" in r:

@@ -70,6 +70,31 @@ def test_text_summary_and_quiet(tmp_path):
     assert "\r" not in result.stderr  # no progress bars when stdout is not a terminal
 
 
+def test_repeat_takes_turns_and_summarises_each_engine_by_its_median_run():
+    result = run_bench("--num", 300, "--engines", "lsm,plyvel", "--workloads", "fillrandom,readrandom",
+                       "--repeat", 3, "--compactors", "inline", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["workload"], r["run"], r["engine"]) for r in rows] == [
+        (w, run, e) for w in ("fillrandom", "readrandom") for run in (1, 2, 3) for e in ("lsm", "plyvel")]
+    assert all(r["ops"] == 300 for r in rows)
+    medians = {}
+    for w in ("fillrandom", "readrandom"):
+        for e in ("lsm", "plyvel"):
+            medians[w, e] = sorted(r["ops_per_sec"] for r in rows if (r["workload"], r["engine"]) == (w, e))[1]
+    summary = result.stderr
+    assert "the median of 3 runs" in summary
+    for w in ("fillrandom", "readrandom"):
+        (line,) = [line for line in summary.splitlines() if line.startswith(w)]
+        assert f"{medians[w, 'lsm']:,.0f}" in line and f"{medians[w, 'plyvel']:,.0f}" in line, line
+        assert line.endswith(f"{medians[w, 'lsm'] / medians[w, 'plyvel']:.2f}x"), line
+
+
+def test_median_of_an_even_count_of_runs_is_the_mean_of_the_middle_two():
+    rows = [{"workload": "fillseq", "engine": "lsm", "ops_per_sec": x, "mb_per_sec": None} for x in (4, 1, 3, 2)]
+    assert bench._medians(rows) == {("fillseq", "lsm"): {"ops_per_sec": 2.5, "mb_per_sec": None}}
+
+
 def test_read_workload_without_a_fill_prepares_one():
     result = run_bench("--num", 300, "--reads", 450, "--workloads", "readrandom", "--engines", "lsm",
                        "--json", "--quiet")
@@ -81,7 +106,7 @@ def test_read_workload_without_a_fill_prepares_one():
 
 def test_usage_errors_exit_2():
     for args in (["--workloads", "fillseq,nosuch"], ["--engines", "lsm,sqlite"], ["--compactors", "many"],
-                 ["--num", "0"], ["--num", "1000", "--key-size", "2"], ["--num", "x"], ["--reads", "0"]):
+                 ["--num", "0"], ["--num", "1000", "--key-size", "2"], ["--num", "x"], ["--reads", "0"], ["--repeat", "0"]):
         result = run_bench(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
