@@ -15,6 +15,7 @@ import shutil
 import struct
 import threading
 
+from .errors import Error
 from .errors import IOError as LsmIOError
 from .errors import LockError
 
@@ -217,7 +218,10 @@ class MappedWritableFile(WritableFile):
 
 
 class RandomAccessFile:
-    """Positional reads of an immutable file."""
+    """Positional reads of an immutable file. Closed by close(), or when the
+    last reference goes: a file shared between threads (a table in the
+    table cache) is left to the latter, since a descriptor closed under
+    another thread's read may already be another file's."""
 
     __slots__ = ("path", "_fd", "size")
 
@@ -231,11 +235,21 @@ class RandomAccessFile:
             return os.pread(self._fd, length, offset)
         except OSError as exc:
             raise _io_error("read", self.path, exc) from exc
+        except TypeError:
+            if self._fd is None:
+                raise Error(f"{self.path}: read after close") from None
+            raise
 
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+    def __del__(self):
+        try:
+            self.close()
+        except OSError:
+            pass
 
 
 # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (+ padding).

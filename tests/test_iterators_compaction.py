@@ -16,6 +16,7 @@ import plyvel
 import pytest
 
 import lsm
+from lsm.fileio import FileSystem
 from lsm.record import LogReader
 from lsm.version_edit import VersionEdit
 
@@ -471,11 +472,11 @@ def test_long_scans_keep_each_snapshots_version_of_keys_spanning_blocks(tmp_path
         db.close()
 
 
-def test_scan_goes_on_after_the_table_cache_closed_its_table(tmp_path):
+def test_scan_goes_on_after_the_table_cache_dropped_its_table(tmp_path):
     """A scan keeps its block reader from chunk to chunk; when gets between
-    two chunks make the table cache close the scan's table (and reuse its
-    file descriptor for another table), the scan reopens it and reads on
-    correctly rather than from a closed or foreign descriptor."""
+    two chunks make the table cache drop the scan's table (and open other
+    tables), the scan reads on correctly rather than from a closed or
+    foreign descriptor."""
     db = lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=0, write_buffer_size=1 << 20)
     try:
         rnd = random.Random(3)
@@ -489,7 +490,7 @@ def test_scan_goes_on_after_the_table_cache_closed_its_table(tmp_path):
         assert tables >= 4
         db.close()
         db = lsm.DB(str(tmp_path / "db"), compactors=0)  # nothing cached
-        db._engine.table_cache.capacity = 2  # so every get below evicts and closes a table
+        db._engine.table_cache.capacity = 2  # so every get below evicts a table
         got = []
         for n, entry in enumerate(db.iterator()):
             got.append(entry)
@@ -574,5 +575,86 @@ def test_a_scan_over_overlapping_sources_sees_each_key_once_and_newest(tmp_path)
                     assert end - len(chunk) == first, (step, key, inclusive)
         finally:
             engine.release_view(version, sequence)
+    finally:
+        db.close()
+
+
+class _CompactBeforeFirstTableOpen(FileSystem):
+    """Runs db.compact_range() just before the first open of a table file:
+    the compaction deletes that very table, as one committed by another
+    thread between a get's look at the version and its open of the table
+    would (a get takes no lock and pins no version)."""
+
+    def __init__(self):
+        self.db = None
+        self.fired = False
+
+    def open_random(self, path):
+        if self.db is not None and not self.fired and path.endswith(".ldb"):
+            self.fired = True
+            self.db.compact_range()
+        return super().open_random(path)
+
+
+@pytest.mark.parametrize("reader", ["db", "snapshot"])
+def test_a_get_whose_table_a_compaction_deletes_midway_reads_the_new_version(tmp_path, reader):
+    path = str(tmp_path / "db")
+    db = lsm.DB(path, **OPEN)
+    keys = [_key(i) for i in range(3000)]
+    for i in range(0, len(keys), 500):
+        with db.write_batch() as wb:
+            for k in keys[i:i + 500]:
+                wb.put(k, b"old-" + k)
+    db.compact_range()
+    for k in keys[::3]:
+        db.put(k, b"new-" + k)
+    db.close()  # reopening flushes the overwrites into a level-0 table
+    fs = _CompactBeforeFirstTableOpen()
+    db = lsm.DB(path, compactors=0, fs=fs)
+    try:
+        assert db.get_property(b"leveldb.num-files-at-level0") == b"1"
+        fs.db = db
+        source = db.snapshot() if reader == "snapshot" else db
+        assert source.get(keys[3]) == b"new-" + keys[3]
+        assert fs.fired and db.get_property(b"leveldb.num-files-at-level0") == b"0"
+        assert [source.get(k) for k in keys[:9]] == [(b"new-" if i % 3 == 0 else b"old-") + k
+                                                     for i, k in enumerate(keys[:9])]
+    finally:
+        db.close()
+
+
+def test_a_table_the_cache_drops_stays_readable_by_whoever_holds_it(tmp_path):
+    """Another thread may be reading a table when the table cache drops it
+    (for room, or because it was deleted): its descriptor must stay its own
+    until that reader lets go, never closed under the read and reused by
+    the next file opened."""
+    path = str(tmp_path / "db")
+    db = lsm.DB(path, **OPEN)
+    try:
+        for i in range(0, 6000, 500):
+            with db.write_batch() as wb:
+                for j in range(i, i + 500):
+                    wb.put(_key(j), b"v" * 100 + _key(j))
+        db.compact_range()
+        engine = db._engine
+        files = [f for level in engine.versions.current.levels for f in level]
+        assert len(files) >= 3
+        cache = engine.table_cache
+        cache.close()
+        cache.capacity = 1
+        held = cache.get(files[0].number)
+        cache.get(files[1].number)  # room for it: the held table leaves the cache
+        cache.evict(files[1].number)  # as a deleted table does
+        opened = [open(os.path.join(path, "CURRENT"), "rb") for _ in range(4)]  # the lowest free descriptors
+        try:
+            key = files[0].smallest[:-8]
+            kind, value = held.get(key, engine.versions.last_sequence)
+            assert value == b"v" * 100 + key
+            held.file.close()  # once closed, a read says so
+            with pytest.raises(lsm.errors.Error, match=r"\.ldb: read after close"):
+                held.get(files[0].largest[:-8], engine.versions.last_sequence)  # a block not cached
+        finally:
+            for f in opened:
+                f.close()
     finally:
         db.close()

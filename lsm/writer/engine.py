@@ -1005,25 +1005,39 @@ class Engine:
     # ------------------------------------------------------------------ reads
     def get(self, key, sequence=None, fill_cache=True):
         """(kind, value) of the newest visible entry, or None. Blocks read
-        from disk are cached unless fill_cache is false."""
+        from disk are cached unless fill_cache is false.
+
+        Takes no lock and pins no version: a commit on another thread may
+        install a new version and delete tables the one read here names. A
+        read that fails then is read again from the start (at a fresh
+        sequence, unless a snapshot's: compactions may since have dropped
+        versions only the old sequence saw); one that fails while the
+        version stayed is real damage."""
         versions = self.versions
-        if sequence is None:
-            sequence = versions.last_sequence
-        r = self.mem.get(key, sequence)
-        if r is not None:
-            return r
-        imms = self.imms
-        if imms:
-            for imm in reversed(imms):
-                r = imm.get(key, sequence)
-                if r is not None:
-                    return r
-        table = self.table_cache.get
-        for f in versions.current.files_for_get(key, sequence):
-            r = table(f.number).get(key, sequence, fill_cache)
+        while True:
+            at = versions.last_sequence if sequence is None else sequence
+            r = self.mem.get(key, at)
             if r is not None:
                 return r
-        return None
+            imms = self.imms
+            if imms:
+                for imm in reversed(imms):
+                    r = imm.get(key, at)
+                    if r is not None:
+                        return r
+            # Read after the frozen memtables: a flush installs its table
+            # before it drops the memtable, so neither is missed.
+            current = versions.current
+            table = self.table_cache.get
+            try:
+                for f in current.files_for_get(key, at):
+                    r = table(f.number).get(key, at, fill_cache)
+                    if r is not None:
+                        return r
+                return None
+            except Error:
+                if versions.current is current:
+                    raise
 
     def new_snapshot(self):
         with self._cv:

@@ -290,7 +290,8 @@ class TableRunSource:
 
         scan: the last chunk's _ScanPoint, or None. Its block reader reads
         ahead, so a scan goes on with the same one from chunk to chunk when
-        it stands at pos, and the table cache still holds its table open."""
+        it stands at pos; it holds its table, and so the table's file, open
+        even once the table cache has dropped it."""
         fill = self._fill_cache
         if fill is None:
             fill = self._streak + self._back_streak < SCAN_FILL_CHUNKS
@@ -299,10 +300,10 @@ class TableRunSource:
         cache = self._cache
         sequence = self._seq
         fi, bi = pos
-        table = cache.get(files[fi].number)
-        if scan is not None and scan.pos == pos and scan.fill == fill and scan.table is table:
-            blocks = scan.blocks
+        if scan is not None and scan.pos == pos and scan.fill == fill:
+            table, blocks = scan.table, scan.blocks
         else:
+            table = cache.get(files[fi].number)
             blocks = table.scan_blocks(bi, fill)
         if ks:
             after = ks[-1]

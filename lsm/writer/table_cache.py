@@ -1,5 +1,11 @@
 """Open tables by file number, at most `capacity` at once (LRU). Knows file
-names and the Table reader; reads through the FileSystem seam."""
+names and the Table reader; reads through the FileSystem seam.
+
+A table leaving the cache is dropped, not closed: another thread may be
+reading it right then, and a descriptor closed under that read could
+already be reused by a file opened meanwhile (LevelDB's cache holds a
+reference per reader for the same reason). Its file closes when the last
+reader lets go of it; a deleted table's disk space is freed then."""
 import threading
 from collections import OrderedDict
 
@@ -36,8 +42,7 @@ class TableCache:
                 return existing
             self._tables[number] = table
             while len(self._tables) > self.capacity:
-                _, old = self._tables.popitem(last=False)
-                old.file.close()
+                self._tables.popitem(last=False)
         return table
 
     def _open(self, number: int) -> Table:
@@ -60,12 +65,8 @@ class TableCache:
 
     def evict(self, number: int) -> None:
         with self._lock:
-            table = self._tables.pop(number, None)
-        if table is not None:
-            table.file.close()
+            self._tables.pop(number, None)
 
     def close(self) -> None:
         with self._lock:
-            for table in self._tables.values():
-                table.file.close()
             self._tables.clear()
