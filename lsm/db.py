@@ -179,12 +179,12 @@ class DB:
             start, stop = r
             if not isinstance(start, bytes) or not isinstance(stop, bytes):
                 raise TypeError("Start and stop of range must be byte strings")
-        version = engine.versions.current
         out = []
-        for start, stop in ranges:
-            a = engine.approximate_offset(version, start)
-            b = engine.approximate_offset(version, stop)
-            out.append(b - a if b >= a else 0)
+        with engine.pinned_version() as version:
+            for start, stop in ranges:
+                a = engine.approximate_offset(version, start)
+                b = engine.approximate_offset(version, stop)
+                out.append(b - a if b >= a else 0)
         return out
 
     def get_property(self, name):

@@ -596,9 +596,10 @@ class _CompactBeforeFirstTableOpen(FileSystem):
         return super().open_random(path)
 
 
-@pytest.mark.parametrize("reader", ["db", "snapshot"])
-def test_a_get_whose_table_a_compaction_deletes_midway_reads_the_new_version(tmp_path, reader):
-    path = str(tmp_path / "db")
+def _old_tables_and_new_level0_table(path):
+    """Keys written as b"old-" + key into compacted tables, every third one
+    then overwritten with b"new-" + key, which the reopen that follows
+    flushes into one level-0 table. Returns the keys."""
     db = lsm.DB(path, **OPEN)
     keys = [_key(i) for i in range(3000)]
     for i in range(0, len(keys), 500):
@@ -608,7 +609,14 @@ def test_a_get_whose_table_a_compaction_deletes_midway_reads_the_new_version(tmp
     db.compact_range()
     for k in keys[::3]:
         db.put(k, b"new-" + k)
-    db.close()  # reopening flushes the overwrites into a level-0 table
+    db.close()
+    return keys
+
+
+@pytest.mark.parametrize("reader", ["db", "snapshot"])
+def test_a_get_whose_table_a_compaction_deletes_midway_reads_the_new_version(tmp_path, reader):
+    path = str(tmp_path / "db")
+    keys = _old_tables_and_new_level0_table(path)
     fs = _CompactBeforeFirstTableOpen()
     db = lsm.DB(path, compactors=0, fs=fs)
     try:
@@ -619,6 +627,22 @@ def test_a_get_whose_table_a_compaction_deletes_midway_reads_the_new_version(tmp
         assert fs.fired and db.get_property(b"leveldb.num-files-at-level0") == b"0"
         assert [source.get(k) for k in keys[:9]] == [(b"new-" if i % 3 == 0 else b"old-") + k
                                                      for i, k in enumerate(keys[:9])]
+    finally:
+        db.close()
+
+
+def test_approximate_size_keeps_the_tables_it_measures_while_a_compaction_deletes_them(tmp_path):
+    path = str(tmp_path / "db")
+    keys = _old_tables_and_new_level0_table(path)
+    fs = _CompactBeforeFirstTableOpen()
+    db = lsm.DB(path, compactors=0, fs=fs)
+    try:
+        level0 = {f.number for f in db._engine.versions.current.levels[0]}
+        assert len(level0) == 1
+        fs.db = db
+        assert db.approximate_size(keys[100], keys[2000]) > 0  # measured inside the level-0 table
+        assert fs.fired and db.get_property(b"leveldb.num-files-at-level0") == b"0"
+        assert not level0 & table_numbers(path), "the compacted level-0 table outlived its last reader"
     finally:
         db.close()
 

@@ -4,6 +4,7 @@ Owns every piece of metadata of one open database (design §2). Jobs (flushes
 and compactions) run through an executor: inline in this process or, later,
 in compactor processes; the commit of a result is the same either way.
 """
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -1079,6 +1080,18 @@ class Engine:
             self._release_version(version)
 
     # ------------------------------------------------------------ properties
+    @contextlib.contextmanager
+    def pinned_version(self):
+        """The current version, whose files stay on disk until the block
+        ends (a commit on another thread may replace it meanwhile)."""
+        with self._cv:
+            version = self.versions.ref(self.versions.current)
+        try:
+            yield version
+        finally:
+            with self._cv:
+                self._release_version(version)
+
     def approximate_offset(self, version, key):
         result = 0
         for level, files in enumerate(version.levels):
