@@ -36,14 +36,20 @@ class _Pinned:
     """Pins a version and a sequence in the engine until closed or collected."""
 
     def __init__(self, db, sequence, fill_cache=None):
-        view, version, seq = db._engine.new_view(sequence, fill_cache)
+        engine = db._engine
+        view, version, seq = engine.new_view(sequence, fill_cache)
         self._db = db
+        self._engine = engine
         self.view = view
-        self._finalizer = weakref.finalize(self, db._engine.release_view, version, seq)
+        # Collected unclosed: released without waiting for the engine's lock
+        # (the collector may run inside it); closed: released at once.
+        self._finalizer = weakref.finalize(self, engine.release_soon, version, seq)
         db._register_iterator(self)
 
     def _close_pin(self):
-        self._finalizer()
+        pinned = self._finalizer.detach()
+        if pinned is not None:
+            self._engine.release_view(*pinned[2])
         self.view = None
 
     def close(self):

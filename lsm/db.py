@@ -90,8 +90,15 @@ class DB:
         return False
 
     def __del__(self):
+        engine = getattr(self, "_engine", None)  # None too when __init__ failed
+        if engine is None:
+            return
         try:
-            self.close()
+            if engine.can_close_on_this_thread():
+                self.close()
+            else:
+                # Collected on a thread where close() would wait for itself.
+                threading.Thread(target=self.close, name="lsm-close-collected").start()
         except Exception:  # noqa: BLE001 - nothing useful to do at interpreter exit
             pass
 
@@ -273,8 +280,11 @@ class Snapshot:
         engine = db._live()
         self._db = db
         self._prefix = prefix
+        self._engine = engine
         self._sequence = engine.new_snapshot()
-        self._finalizer = weakref.finalize(self, engine.release_snapshot, self._sequence)
+        # Collected unreleased: released without waiting for the engine's
+        # lock (the collector may run inside it); released: at once.
+        self._finalizer = weakref.finalize(self, engine.release_soon, None, self._sequence)
 
     def _check(self):
         if self._db._engine is None:
@@ -303,7 +313,8 @@ class Snapshot:
         return RawIterator(self._db, self._prefix, self._sequence, fill_cache)
 
     def release(self):
-        self._finalizer()
+        if self._finalizer.detach() is not None:
+            self._engine.release_snapshot(self._sequence)
 
     close = release
 

@@ -11,6 +11,8 @@ import gc
 import os
 import random
 import re
+import threading
+import time
 
 import plyvel
 import pytest
@@ -682,3 +684,72 @@ def test_a_table_the_cache_drops_stays_readable_by_whoever_holds_it(tmp_path):
                 f.close()
     finally:
         db.close()
+
+
+def _collect_holding_the_engine_lock(engine, timeout=10.0) -> bool:
+    """gc.collect() on a thread that holds the engine's lock, as a
+    collection started by any allocation inside the engine would; returns
+    whether it finished (a finalizer waiting for the lock never does)."""
+    def collect():
+        with engine._cv:
+            gc.collect()
+
+    thread = threading.Thread(target=collect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive()
+
+
+@pytest.mark.parametrize("kind", ["iterator", "snapshot"])
+def test_an_unclosed_reader_collected_inside_the_engine_lock_does_not_hang_it(tmp_path, kind):
+    path = str(tmp_path / "db")
+    db = lsm.DB(path, **OPEN)
+    gc.disable()
+    try:
+        for i in range(3000):
+            db.put(_key(i), b"v" * 50)
+        db.compact_range()
+        reader = db.iterator() if kind == "iterator" else db.snapshot()
+        next(iter(reader)) if kind == "iterator" else reader.get(_key(1))
+        pinned_tables = table_numbers(path)
+        reader.cycle = reader  # only the cyclic collector frees it
+        del reader
+        engine = db._engine
+        if not _collect_holding_the_engine_lock(engine):
+            db = None  # its lock stays taken by the stuck thread: closing would hang too
+            pytest.fail("the collected reader's release waited for its own lock")
+        for i in range(3000):
+            db.put(_key(i), b"w" * 50)
+        db.compact_range()  # commits delete obsolete files: the queued release is done by then
+        assert not engine.snapshots
+        assert not pinned_tables & table_numbers(path) and table_numbers(path) == live_numbers(db)
+    finally:
+        gc.enable()
+        if db is not None:
+            db.close()
+
+
+def test_an_unclosed_db_collected_inside_its_engine_lock_closes_without_hanging(tmp_path):
+    path = str(tmp_path / "db")
+    db = lsm.DB(path, **OPEN)
+    gc.disable()
+    try:
+        db.put(b"k", b"v")
+        engine = db._engine
+        holder = [db]
+        holder.append(holder)  # only the cyclic collector frees the DB
+        del db, holder
+        assert _collect_holding_the_engine_lock(engine), "the collected DB's close waited for its own lock"
+    finally:
+        gc.enable()
+    deadline = time.monotonic() + 10
+    while True:  # closed on another thread: its LOCK goes soon
+        try:
+            again = lsm.DB(path)
+            break
+        except lsm.LockError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    with again:
+        assert again.get(b"k") == b"v"

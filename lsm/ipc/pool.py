@@ -368,6 +368,12 @@ class CompactorPool:
     def closed(self) -> bool:
         return self._closing
 
+    def runs_on_this_thread(self) -> bool:
+        """Whether the caller is one of the pool's own threads (whose work
+        a close from here could not wait for)."""
+        me = threading.current_thread()
+        return me is self._thread or me is self._callbacks
+
     def __enter__(self):
         return self
 

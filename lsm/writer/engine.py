@@ -110,6 +110,7 @@ class Engine:
         self._running = {}
         self._inline_queue = deque()
         self._draining = False
+        self._released = deque()  # (version or None, sequence): see release_soon
         self._info_log = None
         self.block_cache = BlockCache(options.lru_cache_size)
         self.table_cache = TableCache(self.dbname, fs, options.max_open_files - 10, self.block_cache)
@@ -255,6 +256,17 @@ class Engine:
         finally:
             with self._cv:
                 self._release_resources()
+
+    def can_close_on_this_thread(self) -> bool:
+        """Whether close() may run here. Not on one of the pool's threads,
+        whose results close() waits for, nor while the lock is taken: the
+        garbage collector may be running inside it on this very thread."""
+        if self._pool is not None and self._pool.runs_on_this_thread():
+            return False
+        if not self._lock.acquire(False):
+            return False
+        self._lock.release()
+        return True
 
     def log(self, message):
         if self._info_log is not None:
@@ -664,8 +676,7 @@ class Engine:
         released = False
         for r in running.siblings:
             if r.version is not None:
-                self.versions.unref(r.version)
-                released = released or (r.version.refs <= 0 and r.version is not self.versions.current)
+                released = self._unref(r.version) or released
                 r.version = None
         if released:
             self._delete_obsolete_files()  # the job's inputs may now be unreferenced
@@ -967,6 +978,7 @@ class Engine:
 
     # -------------------------------------------------------- file deletion
     def _delete_obsolete_files(self):
+        self._apply_released()
         if self.bg_error is not None:
             return  # we may not know whether the last edit was committed
         vs = self.versions
@@ -997,11 +1009,47 @@ class Engine:
     def _release_version(self, version):
         """Lock held: drop a reference to version; an old version nothing
         references any more may have held the last claim on some files."""
-        if self.closed:
-            return
-        self.versions.unref(version)
-        if version.refs <= 0 and version is not self.versions.current:
+        if not self.closed and self._unref(version):
             self._delete_obsolete_files()
+
+    def _unref(self, version) -> bool:
+        """Lock held: drop a reference to version; whether it was the last
+        one to an old version."""
+        self.versions.unref(version)
+        return version.refs <= 0 and version is not self.versions.current
+
+    def _forget_sequence(self, sequence):
+        """Lock held: one claim of a snapshot or view on `sequence` ends."""
+        try:
+            self.snapshots.remove(sequence)
+        except ValueError:
+            pass
+
+    def release_soon(self, version, sequence):
+        """Release a view's version and sequence (a snapshot's: version
+        None) that the garbage collector found unclosed. The collector runs
+        in whatever thread allocates, maybe one inside this engine's lock,
+        where waiting for the lock would never end: the release is queued,
+        and done here if the lock is free, else by the next holder that
+        deletes obsolete files or makes a view or snapshot."""
+        self._released.append((version, sequence))
+        if self._lock.acquire(False):
+            try:
+                if self._apply_released():
+                    self._delete_obsolete_files()
+            finally:
+                self._lock.release()
+
+    def _apply_released(self) -> bool:
+        """Lock held: do the queued releases; whether one dropped the last
+        reference to an old version."""
+        freed = False
+        while self._released:
+            version, sequence = self._released.popleft()
+            self._forget_sequence(sequence)
+            if version is not None and not self.closed:
+                freed = self._unref(version) or freed
+        return freed
 
     # ------------------------------------------------------------------ reads
     def get(self, key, sequence=None, fill_cache=True):
@@ -1042,16 +1090,15 @@ class Engine:
 
     def new_snapshot(self):
         with self._cv:
+            if self._released and self._apply_released():
+                self._delete_obsolete_files()
             seq = self.versions.last_sequence
             self.snapshots.add(seq)
             return seq
 
     def release_snapshot(self, seq):
         with self._cv:
-            try:
-                self.snapshots.remove(seq)
-            except ValueError:
-                pass
+            self._forget_sequence(seq)
 
     def new_view(self, sequence=None, fill_cache=None):
         """A MergedView of the database at `sequence`, pinning its version.
@@ -1059,6 +1106,8 @@ class Engine:
         fill_cache: True caches every block read, False none, None (the
         default) all but those of a long scan (see TableRunSource)."""
         with self._cv:
+            if self._released and self._apply_released():
+                self._delete_obsolete_files()
             if sequence is None:
                 sequence = self.versions.last_sequence
             self.snapshots.add(sequence)
@@ -1073,10 +1122,7 @@ class Engine:
 
     def release_view(self, version, sequence):
         with self._cv:
-            try:
-                self.snapshots.remove(sequence)
-            except ValueError:
-                pass
+            self._forget_sequence(sequence)
             self._release_version(version)
 
     # ------------------------------------------------------------ properties
