@@ -156,18 +156,19 @@ class MappedWritableFile(WritableFile):
         after a short write; size counts what reached the file."""
         if end > self._end:
             self._reserve(end)
+        parts = list(parts)
         offset = self.size
         written = 0
+        i = 0  # the first part not wholly written
         try:
-            while parts:
-                n = os.pwritev(self._fd, parts[:_IOV_MAX], offset + written)
+            while i < len(parts):
+                n = os.pwritev(self._fd, parts[i:i + _IOV_MAX], offset + written)
                 written += n
-                # A short write: drop what went, resume inside the part it stopped in.
-                while parts and n >= len(parts[0]):
-                    n -= len(parts[0])
-                    parts = parts[1:]
-                if n:
-                    parts = [memoryview(parts[0])[n:]] + parts[1:]
+                while i < len(parts) and n >= len(parts[i]):
+                    n -= len(parts[i])
+                    i += 1
+                if n:  # a short write, stopped inside part i: resume there
+                    parts[i] = memoryview(parts[i])[n:]
         except OSError as exc:
             raise _io_error("write", self.path, exc) from exc
         finally:
