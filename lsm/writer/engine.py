@@ -940,12 +940,8 @@ class Engine:
                     self._wait_idle()
                 self._check_writable()
             self._schedule()
-            version = self.versions.ref(self.versions.current)
-        try:
+        with self.pinned_version() as version:
             self._open_tables_in_range(version, begin, end)
-        finally:
-            with self._cv:
-                self._release_version(version)
 
     def _open_tables_in_range(self, version, begin, end):
         """Open the range's tables in the table cache (as many as it holds),
@@ -1035,10 +1031,15 @@ class Engine:
         self._released.append((version, sequence))
         if self._lock.acquire(False):
             try:
-                if self._apply_released():
-                    self._delete_obsolete_files()
+                self._do_released()
             finally:
                 self._lock.release()
+
+    def _do_released(self):
+        """Lock held: the queued releases, and the deletion of the files
+        they leave unreferenced."""
+        if self._released and self._apply_released():
+            self._delete_obsolete_files()
 
     def _apply_released(self) -> bool:
         """Lock held: do the queued releases; whether one dropped the last
@@ -1090,8 +1091,7 @@ class Engine:
 
     def new_snapshot(self):
         with self._cv:
-            if self._released and self._apply_released():
-                self._delete_obsolete_files()
+            self._do_released()
             seq = self.versions.last_sequence
             self.snapshots.add(seq)
             return seq
@@ -1106,8 +1106,7 @@ class Engine:
         fill_cache: True caches every block read, False none, None (the
         default) all but those of a long scan (see TableRunSource)."""
         with self._cv:
-            if self._released and self._apply_released():
-                self._delete_obsolete_files()
+            self._do_released()
             if sequence is None:
                 sequence = self.versions.last_sequence
             self.snapshots.add(sequence)
