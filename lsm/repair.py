@@ -13,7 +13,8 @@ blocks) is never deleted: as LevelDB's RepairDB does, it is moved into
 import os
 
 from . import filenames
-from .compactor.job import FlushJob, TableOptions
+from .jobs import FlushJob
+from .table.options import TableOptions
 from .compactor.runner import run_job
 from .errors import CorruptionError, DecodeError, Error
 from .fileio import DEFAULT_FS

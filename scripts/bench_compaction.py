@@ -26,7 +26,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lsm.batch import encode_batch  # noqa: E402
-from lsm.compactor.job import CompactionJob, FlushJob, TableOptions  # noqa: E402
+from lsm.jobs import CompactionJob, FlushJob  # noqa: E402
+from lsm.table.options import TableOptions  # noqa: E402
 from lsm.compactor.runner import run_job  # noqa: E402
 from lsm.fileio import DEFAULT_FS  # noqa: E402
 from lsm.filemeta import FileMetaData  # noqa: E402

@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lsm.compactor.job import TableOptions  # noqa: E402
+from lsm.table.options import TableOptions  # noqa: E402
 from lsm.fileio import DEFAULT_FS  # noqa: E402
 from lsm.keys import TYPE_VALUE, make_internal_key  # noqa: E402
 from lsm.table import BlockCache, Table, TableBuilder  # noqa: E402

@@ -3,7 +3,8 @@ written and read back, compaction jobs over them, and WALs of write batches."""
 import os
 
 from lsm.batch import encode_batch
-from lsm.compactor.job import CompactionJob, TableOptions
+from lsm.jobs import CompactionJob
+from lsm.table.options import TableOptions
 from lsm.fileio import DEFAULT_FS
 from lsm.filemeta import FileMetaData
 from lsm.filenames import log_file_name, sst_table_file_name, table_file_name

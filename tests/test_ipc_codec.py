@@ -14,7 +14,8 @@ import lsm.compactor.worker
 import lsm.ipc.codec
 import lsm.ipc.messages
 import lsm.ipc.pool
-from lsm.compactor.job import CompactionJob, FlushJob, JobResult, OutputTable, TableOptions
+from lsm.jobs import CompactionJob, FlushJob, JobResult, OutputTable
+from lsm.table.options import TableOptions
 from lsm.filemeta import FileMetaData
 from lsm.ipc.codec import MAGIC, decode, encode
 from lsm.ipc.messages import (

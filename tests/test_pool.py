@@ -17,7 +17,8 @@ import pytest
 import zmq
 
 from lsm.batch import encode_batch
-from lsm.compactor.job import CompactionJob, FlushJob, JobResult, OutputTable, TableOptions
+from lsm.jobs import CompactionJob, FlushJob, JobResult, OutputTable
+from lsm.table.options import TableOptions
 from lsm.compactor.runner import TEST_SLEEP_ENV, run_job
 from lsm.compactor.worker import HANG_ENV
 from lsm.fileio import DEFAULT_FS
@@ -393,7 +394,7 @@ def test_close_timeout_kills_running_job_and_removes_its_staging(tmp_path, pool_
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from lsm.compactor.job import FlushJob
+    from lsm.jobs import FlushJob
     from lsm.ipc.pool import CompactorPool
     pool = CompactorPool(sys.argv[1], 2, on_result=lambda j, r: None, heartbeat_interval=0.1,
                          heartbeat_timeout=1.0, writer_timeout=1.0, worker_env={"LSM_TEST_JOB_SLEEP": "30"})

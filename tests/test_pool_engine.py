@@ -10,7 +10,7 @@ import time
 import psutil
 
 import lsm
-from lsm.compactor.job import FlushJob, JobResult
+from lsm.jobs import FlushJob, JobResult
 from lsm.compactor.runner import run_job
 from lsm.writer.engine import _Running
 from table_helpers import block_shapes

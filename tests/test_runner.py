@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from lsm.compactor.job import FlushJob
+from lsm.jobs import FlushJob
 from lsm.compactor.runner import TEST_SLEEP_ENV, run_job
 from lsm.fileio import DEFAULT_FS, FileSystem
 from lsm.filemeta import FileMetaData

@@ -9,7 +9,7 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsm.compactor.job import TableOptions
+from lsm.table.options import TableOptions
 from lsm.keys import TYPE_VALUE, make_internal_key
 from lsm.table import Table, TableBuilder
 from lsm.table import builder as builder_module

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from lsm.compactor.job import TableOptions
+from lsm.table.options import TableOptions
 from lsm.keys import TYPE_VALUE, make_internal_key
 from lsm.table import BlockCache, Table, TableBuilder
 from table_helpers import MemFile

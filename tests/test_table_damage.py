@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from lsm.coding import masked_crc32c
-from lsm.compactor.job import TableOptions
+from lsm.table.options import TableOptions
 from lsm.errors import CorruptionError
 from lsm.keys import MAX_SEQUENCE, TYPE_DELETION, TYPE_VALUE, make_internal_key
 from lsm.table import Table, TableBuilder

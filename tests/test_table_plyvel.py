@@ -13,7 +13,7 @@ import random
 import pytest
 
 from lsm import filenames
-from lsm.compactor.job import TableOptions
+from lsm.table.options import TableOptions
 from lsm.fileio import DEFAULT_FS
 from lsm.filemeta import FileMetaData
 from lsm.keys import COMPARATOR_NAME, TYPE_DELETION, TYPE_VALUE, make_internal_key, sort_key

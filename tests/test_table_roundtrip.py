@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsm.compactor.job import TableOptions
+from lsm.table.options import TableOptions
 from lsm.fileio import DEFAULT_FS
 from lsm.keys import TYPE_DELETION, TYPE_VALUE, make_internal_key, sort_key
 from lsm.table import BlockCache, Table, TableBuilder

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsm.compactor.job import FlushJob, TableOptions
+from lsm.jobs import FlushJob
+from lsm.table.options import TableOptions
 from lsm.compactor.runner import run_job
 from lsm.compactor import uniform
 from lsm.compactor.uniform import UniformMerge, flush_uniform

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lsm.batch import encode_batch
-from lsm.compactor.job import FlushJob
+from lsm.jobs import FlushJob
 from lsm.compactor.runner import _replay_wal
 from lsm.compactor.wal_rows import clean_wal_rows
 from lsm.keys import TYPE_DELETION, TYPE_VALUE

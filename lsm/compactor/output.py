@@ -19,7 +19,7 @@ from operator import add, itemgetter, neg
 
 from ..keys import sort_key
 from ..table import TableBuilder
-from .job import OutputTable
+from ..jobs import OutputTable
 from .uniform import KeysAtStarts
 
 _pack_tag = struct.Struct("<Q").pack

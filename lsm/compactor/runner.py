@@ -28,7 +28,7 @@ from ..filenames import log_file_name, sst_table_file_name, table_file_name
 from ..keys import sort_key
 from ..record import BLOCK_SIZE, HEADER_SIZE, LogReader
 from ..table import Table
-from .job import CompactionJob, FlushJob, JobResult, OutputTable
+from ..jobs import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
 from .uniform import UniformMerge, flush_uniform

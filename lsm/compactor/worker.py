@@ -38,7 +38,7 @@ import zmq
 
 from ..ipc.codec import decode, encode
 from ..ipc.messages import Heartbeat, Job, ProtocolError, Ready, Result, Shutdown
-from .job import JobResult
+from ..jobs import JobResult
 from .runner import run_job
 
 HANG_ENV = "LSM_TEST_HANG"

@@ -28,7 +28,8 @@ truncation (with the field and byte offset), trailing bytes, bad UTF-8.
 import struct
 
 from ..coding import decode_varint64, encode_varint
-from ..compactor.job import CompactionJob, FlushJob, JobResult, OutputTable, TableOptions
+from ..jobs import CompactionJob, FlushJob, JobResult, OutputTable
+from ..table.options import TableOptions
 from ..errors import DecodeError
 from ..filemeta import FileMetaData
 from .messages import (

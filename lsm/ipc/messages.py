@@ -23,7 +23,7 @@ message and bumped on any incompatible change to that format.
 from dataclasses import dataclass
 from enum import IntEnum
 
-from ..compactor.job import CompactionJob, FlushJob, JobResult
+from ..jobs import CompactionJob, FlushJob, JobResult
 from ..errors import DecodeError
 
 PROTOCOL_VERSION = 2  # 2: TableOptions.prefix_compression

@@ -68,7 +68,7 @@ import psutil
 import zmq
 
 from ..compactor import worker as worker_module
-from ..compactor.job import CompactionJob, FlushJob, JobResult
+from ..jobs import CompactionJob, FlushJob, JobResult
 from ..errors import ClosedError, Error
 from ..fileio import DEFAULT_FS
 from .codec import decode, encode

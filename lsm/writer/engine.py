@@ -19,7 +19,7 @@ from sortedcontainers import SortedList
 
 from .. import batch as batch_codec
 from .. import filenames
-from ..compactor.job import CompactionJob, FlushJob, JobResult
+from ..jobs import CompactionJob, FlushJob, JobResult
 from ..compactor.runner import run_job
 from ..errors import ClosedError, CorruptionError, DecodeError, Error, LockError
 from ..errors import IOError as LsmIOError

@@ -3,7 +3,7 @@ Pure: no files."""
 import os
 from dataclasses import dataclass
 
-from ..compactor.job import TableOptions
+from ..table.options import TableOptions
 
 
 def _int_option(name, value, default, low, high):

@@ -2,25 +2,13 @@
 
 Pure data, no behaviour: a job says everything the runner needs (which files,
 where to write, what may be dropped), so it can run in this process or another
-one and give the same outputs. Nothing here imports lsm.writer.
+one and give the same outputs. The contract between the writer, the ipc layer and the compactors:
+it imports only plain data types, never lsm.writer, lsm.ipc or lsm.compactor.
 """
 from dataclasses import dataclass, field
 
-from ..filemeta import FileMetaData
-
-
-@dataclass
-class TableOptions:
-    block_size: int = 4096
-    block_restart_interval: int = 16
-    compression: str | None = "snappy"  # 'snappy' or None
-    bloom_bits_per_key: int = 10  # 0: no filter block
-    # LevelDB stores each key as the bytes it does not share with the one
-    # before. Without that, a block of keys of one length and values of one
-    # length is uniform (lsm.table.block) and decodes about 4x faster. Cost:
-    # 2.5% more disk on the bench's keys (16 bytes, ~12 shared with the next)
-    # with snappy, ~10% without compression. RocksDB: use_delta_encoding.
-    prefix_compression: bool = False
+from .filemeta import FileMetaData
+from .table.options import TableOptions
 
 
 @dataclass
