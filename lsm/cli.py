@@ -271,30 +271,6 @@ def _out_text(args, data, what):
                        "use --hex") from None
 
 
-# ------------------------------------------------------------ key encoding
-def _in_bytes(args, text, what):
-    """Command-line text -> bytes: hex with --hex, else UTF-8 (undecodable
-    argv bytes pass through unchanged)."""
-    if text is None:
-        return None
-    if args.hex:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            raise _Usage(f"{what} {text!r} is not hexadecimal") from None
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _out_text(args, data, what):
-    if args.hex:
-        return data.hex()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Failure(f"{what} {data[:32]!r}{'...' if len(data) > 32 else ''} is not UTF-8 text; "
-                       "use --hex") from None
-
-
 # ------------------------------------------------------------- commands
 def _open_db(path, *, create=False, compactors=0):
     from .tools.database import open_database
