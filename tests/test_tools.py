@@ -7,6 +7,7 @@ import os
 import pytest
 
 import lsm
+from lsm.filemeta import FileMetaData
 from lsm.manifest import ManifestRecords, replay_manifest
 from lsm.record import LogReader, LogWriter
 from lsm.tools.check import Finding, check_database
@@ -15,7 +16,6 @@ from lsm.tools.load import BadInputLine, LoadTotals, format_of, load_entries, pa
 from lsm.tools.repair_report import repair_database, report_lines
 from lsm.tools.stats import database_stats, stats_text
 from lsm.version_edit import VersionEdit
-from lsm.filemeta import FileMetaData
 
 from file_helpers import flip_byte
 

@@ -73,9 +73,9 @@ def check_database(path, fs=DEFAULT_FS) -> CheckReport:
     try:
         handle = fs.lock(filenames.lock_file_name(path))
     except LockError:
-        raise
+        raise  # another process has it open: its files may change while read
     except OSError:
-        handle = None  # read-only: check anyway
+        handle = None  # no LOCK can be made (a read-only file system): check anyway
     report = CheckReport(path)
     try:
         _Check(path, fs, report).run()
