@@ -73,6 +73,31 @@ def test_every_command_has_help():
         assert name in top
 
 
+def imported_modules(*args):
+    """Modules `python -m lsm ARGS` imported, from -X importtime (after its exit code 0)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "lsm", *map(str, args)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def test_commands_other_than_bench_load_no_benchmark_code(db_path):
+    table = table_files(db_path)[0]
+    for args in (["get", db_path, "key00042"], ["check", db_path], ["dump", table], ["--help"]):
+        modules = imported_modules(*args)
+        assert "lsm.cli" in modules, args  # the listing is real: the CLI itself shows up
+        bench = sorted(m for m in modules if m == "lsm.bench" or m.startswith("lsm.bench."))
+        assert bench == [], (args, bench)
+
+
+def test_bench_help_shows_the_benchmark_options():
+    out = ok(cli("bench", "--help"))
+    assert out.startswith("usage: python -m lsm bench")
+    assert "--workloads" in out and "--engines" in out
+
+
 def test_usage_errors_exit_2():
     assert cli().returncode == 2
     assert cli("no-such-command").returncode == 2

@@ -156,6 +156,10 @@ class Table:
         """Index of the first block that may hold user_key (num_blocks if none)."""
         return bisect_left(self._index_ukeys, user_key)
 
+    def block_offset(self, i: int) -> int:
+        """File offset of data block i: where a report about the block points."""
+        return self._offsets[i]
+
     def _contents(self, i: int) -> bytes:
         """Block i's uncompressed contents, checksum verified."""
         offset = self._offsets[i]

@@ -9,9 +9,10 @@ the new version installed and anything deleted on its strength.
 import os
 
 from .. import filenames
-from ..errors import CorruptionError, DecodeError, Error
+from ..errors import CorruptionError, Error
 from ..keys import COMPARATOR_NAME
-from ..record import LogReader, LogWriter
+from ..manifest import replay_manifest
+from ..record import LogWriter
 from ..version_edit import VersionEdit
 from .version import NUM_LEVELS, Version, VersionBuilder, empty_version
 
@@ -87,61 +88,30 @@ class VersionSet:
         filenames.set_current_file(self.fs, self.dbname, 1)
 
     def recover(self):
-        """Replay the MANIFEST named by CURRENT. Any damage in it (other than a
-        torn tail) is corruption: guessing would risk deleting live tables.
-
-        Every edit is synced before anything relies on it, so a crash can tear
-        only the last record: a "torn" record with a complete valid record
-        after it, or a length no writer could have written, is damage (the
-        reader's verify_tail), and CorruptionError carries the offset of the
-        damaged record. Nothing is deleted before this returns."""
+        """Replay the MANIFEST named by CURRENT (lsm.manifest: any damage in it
+        other than a torn tail is CorruptionError with the damaged record's
+        offset; guessing would risk deleting live tables). Nothing is deleted
+        before this returns."""
         manifest_name = filenames.read_current(self.fs, self.dbname)
         path = os.path.join(self.dbname, manifest_name)
-        data = self.fs.read_file(path)
-        builder = VersionBuilder(empty_version())
-        have = {"log": False, "next": False, "seq": False}
-        comparator = None
-
-        def fail(offset, _dropped, reason):
-            raise CorruptionError(path, offset, reason)
-
-        reader = LogReader(data, report=fail, verify_tail=True)
-        try:
-            for offset, payload in reader:
-                try:
-                    edit = VersionEdit.decode(payload)
-                except DecodeError as exc:
-                    raise CorruptionError(path, offset, f"bad VersionEdit: {exc.reason}") from exc
-                if edit.comparator is not None:
-                    comparator = edit.comparator
-                builder.apply(edit)
-                for level, key in edit.compact_pointers:
-                    self.compact_pointers[level] = key
-                if edit.log_number is not None:
-                    self.log_number = edit.log_number
-                    have["log"] = True
-                if edit.prev_log_number is not None:
-                    self.prev_log_number = edit.prev_log_number
-                if edit.next_file_number is not None:
-                    self.next_file_number = edit.next_file_number
-                    have["next"] = True
-                if edit.last_sequence is not None:
-                    self.last_sequence = edit.last_sequence
-                    have["seq"] = True
-        except DecodeError as exc:
-            raise CorruptionError(path, exc.offset, exc.reason) from exc
-        if comparator is not None and comparator != COMPARATOR_NAME:
+        state = replay_manifest(self.fs.read_file(path), path)
+        if state.comparator is not None and state.comparator != COMPARATOR_NAME:
             raise Error(
-                f"Invalid argument: {comparator.decode(errors='replace')} does not match "
+                f"Invalid argument: {state.comparator.decode(errors='replace')} does not match "
                 f"existing comparator {COMPARATOR_NAME.decode()}"
             )
-        for field, what in (("next", "meta-nextfile"), ("log", "meta-lognumber"), ("seq", "last-sequence-number")):
-            if not have[field]:
-                # Where the entry is missing from: the torn tail that may have
-                # held it, else the end of the descriptor.
-                where = reader.tail_offset if reader.tail_offset is not None else len(data)
-                raise CorruptionError(path, where, f"no {what} entry in descriptor")
+        missing = state.missing_entry()
+        if missing is not None:
+            raise CorruptionError(path, *missing)
+        builder = VersionBuilder(empty_version())
+        builder.apply(VersionEdit(new_files=list(state.live_files())))
         self.current = builder.build(self._next_version_number())
+        self.compact_pointers = list(state.compact_pointers)
+        self.log_number = state.log_number
+        if state.prev_log_number is not None:
+            self.prev_log_number = state.prev_log_number
+        self.next_file_number = state.next_file_number
+        self.last_sequence = state.last_sequence
         self.manifest_number = filenames.parse_file_name(manifest_name)[1]
         self.mark_file_number_used(self.manifest_number)
         self.mark_file_number_used(self.log_number)
