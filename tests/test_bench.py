@@ -276,6 +276,7 @@ def test_bad_distributions_name_the_option_and_the_text():
                       (["--value-dist", "lognormal:0:1"], "median must be above 0"),
                       (["--key-dist", "fixed:-1"], "must not be negative"),
                       (["--key-dist", "fixed:3", "--num", "5000"], "--key-size 3 is too small"),
+                      (["--key-dist", "lognormal:20:1:4:100"], "MIN 4 is below 8"),
                       (["--plot", "chart.svg"], "must name a .png file")):
         with pytest.raises(bench.UsageError) as info:
             resolved(*argv)

@@ -123,7 +123,11 @@ class Data:
         rng = random.Random(seed)
         self.np_rng = np.random.default_rng(seed)
         self._text = None
-        self._key_sizes = self._size_table(self.key_dist, 1) if self.key_dist.kind == "lognormal" else None
+        self._key_sizes = None
+        if self.key_dist.kind == "lognormal":
+            if self.key_dist.low < LOGNORMAL_KEY_MIN:
+                raise ValueError(f"{self.key_dist.describe()}: keys need at least {LOGNORMAL_KEY_MIN} bytes")
+            self._key_sizes = self._size_table(self.key_dist, 1)
         self.keys = self.key_of(range(num))
         if len(set(self.keys)) != num:
             raise ValueError(f"{self.key_dist.describe()}: keys of {num} records are not distinct")
@@ -201,8 +205,7 @@ class Data:
 
     def _size_table(self, dist, seed_offset):
         rng = np.random.default_rng(self.seed + seed_offset)
-        low = max(dist.low, LOGNORMAL_KEY_MIN)
-        return lognormal_sizes(rng, SIZE_TABLE, dist.median, dist.sigma, low, max(low, dist.high))
+        return lognormal_sizes(rng, SIZE_TABLE, dist.median, dist.sigma, dist.low, dist.high)
 
     def text(self):
         if self._text is None:

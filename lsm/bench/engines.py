@@ -55,6 +55,16 @@ class Adapter:
         return ""
 
 
+def _add_ops(batch, keys, values):
+    """Puts into a write batch, and deletes where the value is None."""
+    put, delete = batch.put, batch.delete
+    for k, v in zip(keys, values):
+        if v is None:
+            delete(k)
+        else:
+            put(k, v)
+
+
 class PlyvelApiAdapter(Adapter):
     """Engines with plyvel's API (lsm and plyvel itself) are driven the same way."""
 
@@ -73,12 +83,7 @@ class PlyvelApiAdapter(Adapter):
     def write_ops(self, keys, values):
         """One batch of puts, and deletes where the value is None."""
         with self.db.write_batch() as wb:
-            put, delete = wb.put, wb.delete
-            for k, v in zip(keys, values):
-                if v is None:
-                    delete(k)
-                else:
-                    put(k, v)
+            _add_ops(wb, keys, values)
 
     def seek(self, key):
         it = self.db.iterator()
@@ -253,12 +258,7 @@ class RocksdictAdapter(Adapter):
 
     def write_ops(self, keys, values):
         wb = self.rocksdict.WriteBatch(raw_mode=True)
-        put, delete = wb.put, wb.delete
-        for k, v in zip(keys, values):
-            if v is None:
-                delete(k)
-            else:
-                put(k, v)
+        _add_ops(wb, keys, values)
         self.db.write(wb)
 
     def seek(self, key):

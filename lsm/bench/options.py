@@ -117,6 +117,9 @@ def resolve(args):
     if keys.kind == "fixed" and keys.size < len(str(args.num - 1)):
         raise UsageError(f"--key-size {keys.size} is too small for {args.num} zero-padded keys "
                          f"(needs {len(str(args.num - 1))})")
+    if keys.kind == "lognormal" and keys.low < LOGNORMAL_KEY_MIN:
+        raise UsageError(f"--key-dist: MIN {keys.low} is below {LOGNORMAL_KEY_MIN}, the hash bytes that keep "
+                         f"keys distinct")
     for option, dist in (("key-dist", keys), ("value-dist", args.value_distribution)):
         if dist.kind == "lognormal" and dist.high > TEXT_POOL_BYTES // 2:
             raise UsageError(f"--{option}: MAX {dist.high} is above {TEXT_POOL_BYTES // 2}")
