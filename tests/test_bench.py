@@ -94,7 +94,7 @@ def test_repeat_takes_turns_and_summarises_each_engine_by_its_median_run():
 
 def test_median_of_an_even_count_of_runs_is_the_mean_of_the_middle_two():
     rows = [{"workload": "fillseq", "engine": "lsm", "ops_per_sec": x, "mb_per_sec": None} for x in (4, 1, 3, 2)]
-    assert bench._medians(rows) == {("fillseq", "lsm"): {"ops_per_sec": 2.5, "mb_per_sec": None}}
+    assert bench.medians(rows) == {("fillseq", "lsm"): {"ops_per_sec": 2.5, "mb_per_sec": None}}
 
 
 def test_read_workload_without_a_fill_prepares_one():
@@ -430,13 +430,13 @@ def test_ycsb_workloads_give_every_engine_the_same_answers():
                           ("ycsb-f", {"reads", "read_modify_writes"})):
         engines_rows = by[workload]
         assert set(engines_rows) == set(bench.ENGINES)
-        answers = {(r["found"], r.get("scanned")) for r in engines_rows.values()}
+        answers = {(r.get("found"), r.get("scanned")) for r in engines_rows.values()}
         assert len(answers) == 1, (workload, answers)
         r = engines_rows["lsm"]
         assert r["ops"] == 600 and mix <= set(r), (workload, r)
         assert sum(r[k] for k in mix) == 600
     assert by["ycsb-a"]["lsm"]["found"] == by["ycsb-a"]["lsm"]["reads"]  # nothing deleted: every read finds
     assert by["ycsb-d"]["lsm"]["found"] == by["ycsb-d"]["lsm"]["reads"]  # reads of the latest, inserts included
-    assert by["ycsb-e"]["lsm"]["scanned"] > 40 * by["ycsb-e"]["lsm"]["scans"]
+    assert by["ycsb-e"]["lsm"]["scanned"] > 40 * by["ycsb-e"]["lsm"]["scans"] and "found" not in by["ycsb-e"]["lsm"]
     inserted = by["ycsb-d"]["lsm"]["inserts"] + by["ycsb-e"]["lsm"]["inserts"]
     assert {r["ops"] for r in by["fullscan"].values()} == {1500 + inserted}

@@ -19,13 +19,13 @@ from .engines import (ENGINES, LsmAdapter, PlyvelAdapter, RocksdictAdapter, leve
                       lsm_label)
 from .harness import Bench
 from .options import PRESETS, PROG, UsageError, add_arguments, build_parser, parse_compactors
-from .report import _medians
+from .report import medians
 from .workloads import DEFAULT_WORKLOADS, WORKLOADS
 
 __all__ = ["Bench", "UsageError", "add_arguments", "main", "run", "Data", "SizeDist", "parse_size_dist",
            "ENGINES", "WORKLOADS", "DEFAULT_WORKLOADS", "PRESETS", "LsmAdapter", "PlyvelAdapter",
            "RocksdictAdapter", "fillsync_ops", "leveldb_levels", "leveldb_compaction_due", "lsm_label",
-           "parse_compactors", "_medians"]
+           "parse_compactors", "medians"]
 
 
 def run(args):

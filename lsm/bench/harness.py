@@ -32,7 +32,7 @@ from .dbbench import fillsync_ops, w_fillrandom, w_load
 from .engines import make_adapter, lsm_label
 from .isolate import run_in_child
 from .options import resolve
-from .report import MB, _load_table, _result_line, summary  # noqa: F401 - _load_table: tests
+from .report import MB, result_line, summary
 from .sampler import Sampler
 from .workloads import WORKLOADS
 
@@ -207,7 +207,7 @@ class Bench:
         if self.args.json:
             print(json.dumps(result), file=self.out, flush=True)
         else:
-            self._say(_result_line(result))
+            self._say(result_line(result))
 
     def _timed(self, adapter, spec, plan, data, path):
         """In the child process: run the workload and measure it."""

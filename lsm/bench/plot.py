@@ -8,7 +8,7 @@ result dicts; nothing of the engines.
 """
 import math
 
-from .report import TIMED_ONCE, _medians, summary_rows
+from .report import TIMED_ONCE, medians, summary_rows
 
 PANEL_COLUMNS = 4
 
@@ -21,7 +21,7 @@ def plot(results, path, title):
     from matplotlib.ticker import FuncFormatter
 
     results = summary_rows(results)
-    by = _medians(results)
+    by = medians(results)
     workloads = list(dict.fromkeys(r["workload"] for r in results))
     engines = list(dict.fromkeys(r["engine"] for r in results))
     colours = {e: pyplot.get_cmap("tab10")(n % 10) for n, e in enumerate(engines)}

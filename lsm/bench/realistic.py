@@ -147,8 +147,10 @@ def w_ycsb(a, d, plan, progress):
                 put(key, value)
         progress(min(CHUNK, len(keys) - lo))
     seconds = time.perf_counter() - start
-    extra = {"found": found, **counts}
-    if scanned:
+    extra = dict(counts)
+    if "reads" in counts or "read_modify_writes" in counts:
+        extra["found"] = found
+    if "scans" in counts:
         extra["scanned"] = scanned
     return len(keys), seconds, (found + scanned) * d.entry_bytes, extra
 

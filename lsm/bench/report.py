@@ -27,7 +27,7 @@ def summary(results, kinds, repeat=1):
     then the load and memory tables."""
     results = summary_rows(results)
     engines = list(dict.fromkeys(r["engine"] for r in results))
-    by = _medians(results)
+    by = medians(results)
     workloads = list(dict.fromkeys(r["workload"] for r in results))
     kind = {e: kinds.get(e, e) for e in engines}
     lsm_cols = [e for e in engines if kind[e] == "lsm"]
@@ -98,7 +98,7 @@ def memory_table(results):
 
 
 
-def _medians(results):
+def medians(results):
     """(workload, engine) -> its median run's ops/s and MB/s (the mean of
     the middle two for an even count of runs)."""
     runs = {}
@@ -169,12 +169,20 @@ def _run_label(r):
     return f"{r['engine']} #{r['run']}" if "run" in r else r["engine"]
 
 
-def _result_line(r):
-    text = (f"{r['workload']:<16} {_run_label(r):<11}: {_opt(r['micros_per_op'], '{:10.3f}')} micros/op; "
-            f"{_num(r['ops_per_sec']):>10} ops/s; {_mb(r['mb_per_sec']):>7} MB/s")
+def result_line(r):
+    if r["workload"] in TIMED_ONCE:
+        text = f"{r['workload']:<16} {_run_label(r):<11}: {r['seconds']:10.3f} s; {_mb(r['mb_per_sec']):>7} MB/s"
+    else:
+        text = (f"{r['workload']:<16} {_run_label(r):<11}: {_opt(r['micros_per_op'], '{:10.3f}')} micros/op; "
+                f"{_num(r['ops_per_sec']):>10} ops/s; {_mb(r['mb_per_sec']):>7} MB/s")
     notes = []
     if "found" in r:
-        notes.append(f"{r['found']:,} of {r['ops']:,} found")
+        mixed = "reads" in r or "read_modify_writes" in r  # a YCSB mix: only its gets can find
+        gets = r.get("reads", 0) + r.get("read_modify_writes", 0) if mixed else r["ops"]
+        notes.append(f"{r['found']:,} of {gets:,} found")
+    for field in ("updates", "inserts", "deletes", "scanned"):
+        if r.get(field):
+            notes.append(f"{r[field]:,} {field}")
     if "writes" in r:
         notes.append(f"{r['writes']:,} writes meanwhile")
     if r.get("stall_seconds") is not None:
