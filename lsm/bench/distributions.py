@@ -77,6 +77,8 @@ def skewed_latest(rng, size, newest, theta=ZIPFIAN_CONSTANT):
     zipfian spans the record count at the start of the stream, which grows
     by a few percent in a run at most."""
     newest = np.asarray(newest, dtype=np.int64)
+    if newest.size == 0:
+        return newest
     count = int(newest.min()) + 1
     ranks = zipfian_ranks(rng, size, count, theta)
     return np.maximum(newest - ranks, 0)
