@@ -203,6 +203,12 @@ class DB:
         from .properties import stats_dict
         return stats_dict(self._live())
 
+    def wait_for_compactions(self, timeout=None):
+        """Block until no flush or compaction runs or is due; True when idle.
+        (Stand-in: the engine's wait has no timeout, so this one has none.)"""
+        self._live().wait_for_compactions()
+        return True
+
 
 class WriteBatch:
     """Collects puts and deletes; written atomically as one WAL record.

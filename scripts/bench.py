@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""db_bench workloads on lsm, LevelDB (plyvel) and RocksDB (rocksdict): the same
-as `python -m lsm bench` (see `--help`), runnable from a checkout."""
+"""The bench of lsm, LevelDB (plyvel) and RocksDB (rocksdict): the same as
+`python -m lsm bench` (see `--help`), runnable from a checkout."""
 import os
 import sys
 
