@@ -36,10 +36,7 @@ EXIT_OK = 0
 EXIT_DAMAGE = 1  # damaged, unreadable or missing input; any other error; `get` of an absent key
 EXIT_USAGE = 2   # bad command line (argparse exits 2 as well)
 EXIT_INTERRUPTED = 130
-BENCH_HELP = "db_bench workloads on lsm, LevelDB (plyvel) and RocksDB (rocksdict)"
-BENCH_DESCRIPTION = ("Run LevelDB's db_bench workloads on lsm, LevelDB (plyvel) and RocksDB (rocksdict) in "
-                     "one process with the same keys and values, and print ops/s, MB/s and the lsm/plyvel "
-                     "and lsm/rocksdict ratios.")
+BENCH_HELP = "db_bench, YCSB and real-data workloads on lsm, LevelDB (plyvel) and RocksDB (rocksdict)"
 EXIT_CODES = "Exit codes: 0 ok; 1 error or damage found; 2 usage error."
 
 
@@ -466,12 +463,4 @@ def _cmd_dump(args):
 def _cmd_bench(argv):
     """The benchmark parses its own arguments: it is imported only here."""
     from . import bench
-    parser = argparse.ArgumentParser(prog="python -m lsm bench", description=BENCH_DESCRIPTION,
-                                     epilog=EXIT_CODES)
-    bench.add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        runner = bench.Bench(args)
-    except bench.UsageError as exc:
-        parser.error(str(exc))  # exits 2
-    return runner.run()
+    return bench.main(argv)

@@ -86,7 +86,8 @@ def add_arguments(parser):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG, description="LevelDB's db_bench workloads, YCSB's and real-data ones, on lsm, LevelDB (plyvel) "
-                               "and RocksDB (rocksdict) with the same keys and values, and the speed ratios.")
+                               "and RocksDB (rocksdict) with the same keys and values, and the speed ratios.",
+        epilog="Exit codes: 0 ok; 1 a workload failed; 2 usage error.")
     return add_arguments(parser)
 
 
