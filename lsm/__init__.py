@@ -9,6 +9,12 @@ writer's modules through this package.
 """
 import importlib
 
+# The one place the version is written; pyproject.toml reads it from here.
+__version__ = "0.1.0"
+# The LevelDB release whose file formats and behaviour lsm follows, in the
+# shape of plyvel's __leveldb_version__ ("major.minor").
+__leveldb_version__ = "1.22"
+
 _PUBLIC = {
     "DB": ".db",
     "PrefixedDB": ".db",

@@ -23,6 +23,33 @@ def _need_bytes(name, value):
         raise TypeError(f"Argument '{name}' has incorrect type (expected bytes, got {type(value).__name__})")
 
 
+def _need_bools(names, *values):
+    """plyvel declares these flags `bool`: None is the default, and any
+    other non-bool (1, "yes") is refused rather than read for its truth."""
+    for name, value in zip(names, values):
+        if value is not None and value.__class__ is not bool:
+            raise TypeError(f"Argument '{name}' has incorrect type (expected bool, got {type(value).__name__})")
+
+
+_OPEN_FLAGS = ("create_if_missing", "error_if_exists")
+_SYNC = ("sync",)
+_READ_FLAGS = ("verify_checksums", "fill_cache")
+_BATCH_FLAGS = ("transaction", "sync")
+_ITERATOR_FLAGS = ("verify_checksums", "fill_cache", "reverse", "include_start", "include_stop", "include_key",
+                   "include_value")
+
+
+def _check_comparator(comparator, comparator_name):
+    """plyvel's checks, then lsm's refusal: keys are ordered bytewise."""
+    if (comparator is None) != (comparator_name is None):
+        raise ValueError("'comparator' and 'comparator_name' must be specified together")
+    if comparator is None:
+        return
+    if not callable(comparator):
+        raise TypeError("custom comparator object must be callable")
+    raise ValueError("custom comparators are not supported: lsm stores leveldb.BytewiseComparator order")
+
+
 def _value_bytes(value):
     """A value as bytes. Like plyvel, any buffer (bytearray, memoryview, ...)
     is accepted as a value, copied; keys must be bytes."""
@@ -43,18 +70,26 @@ def _visible(entry, default):
 class DB:
     """A LevelDB-format database, opened by exactly one process at a time."""
 
+    # Until __init__ sets them, so that a DB whose __init__ failed still
+    # answers closed, repr() and close().
+    _engine = None
+    _name = None
+
     def __init__(self, name, *, create_if_missing=False, error_if_exists=False, paranoid_checks=None,
                  write_buffer_size=None, max_open_files=None, lru_cache_size=None, block_size=None,
                  block_restart_interval=None, max_file_size=None, compression="snappy", bloom_filter_bits=10,
                  comparator=None, comparator_name=None, compactors=None, fs=None, **extra):
+        # plyvel's order: its typed arguments first, then the name, the
+        # options, and last the comparator's pairing and callability.
+        _need_bools(_OPEN_FLAGS, create_if_missing, error_if_exists)
+        if comparator_name is not None and not isinstance(comparator_name, bytes):
+            raise TypeError("Argument 'comparator_name' has incorrect type "
+                            f"(expected bytes, got {type(comparator_name).__name__})")
         if isinstance(name, bytes):
             name = os.fsdecode(name)
         if not isinstance(name, (str, os.PathLike)):
             raise TypeError("'name' arg must be a byte string or a unicode string")
-        if comparator is not None or comparator_name is not None:
-            raise ValueError("custom comparators are not supported: lsm stores leveldb.BytewiseComparator order")
-        self._engine = None
-        self.name = os.fspath(name)
+        self._name = os.fspath(name)
         self._iterators = weakref.WeakSet()
         self._iter_lock = threading.Lock()
         self.options = Options.from_kwargs(
@@ -62,8 +97,9 @@ class DB:
             write_buffer_size=write_buffer_size, max_open_files=max_open_files, lru_cache_size=lru_cache_size,
             block_size=block_size, block_restart_interval=block_restart_interval, max_file_size=max_file_size,
             compression=compression, bloom_filter_bits=bloom_filter_bits, compactors=compactors, **extra)
+        _check_comparator(comparator, comparator_name)
         kwargs = {} if fs is None else {"fs": fs}
-        self._engine = Engine(self.name, self.options, **kwargs)
+        self._engine = Engine(self._name, self.options, **kwargs)
 
     # ------------------------------------------------------------ lifecycle
     def close(self):
@@ -81,6 +117,11 @@ class DB:
     @property
     def closed(self):
         return self._engine is None
+
+    @property
+    def name(self):
+        """The path the database was opened with; read-only, as in plyvel."""
+        return self._name
 
     def __enter__(self):
         return self
@@ -103,7 +144,7 @@ class DB:
             pass
 
     def __repr__(self):
-        return f"<lsm.DB with name {self.name!r}{' (closed)' if self.closed else ''} at {hex(id(self))}>"
+        return f"<lsm.DB with name {self._name!r}{' (closed)' if self.closed else ''} at {hex(id(self))}>"
 
     def _live(self):
         engine = self._engine
@@ -121,6 +162,8 @@ class DB:
             _need_bytes("key", key)
         if type(value) is not bytes:
             value = _value_bytes(value)
+        if sync is not None and sync is not True and sync is not False:
+            _need_bools(_SYNC, sync)
         engine = self._engine
         if engine is None:
             raise ClosedError(_CLOSED)
@@ -129,12 +172,15 @@ class DB:
     def delete(self, key, *, sync=None):
         if type(key) is not bytes:
             _need_bytes("key", key)
+        if sync is not None and sync is not True and sync is not False:
+            _need_bools(_SYNC, sync)
         engine = self._engine
         if engine is None:
             raise ClosedError(_CLOSED)
         engine.write_one(TYPE_DELETION, key, b"", sync)
 
     def write_batch(self, *, transaction=False, sync=None):
+        _need_bools(_BATCH_FLAGS, transaction, sync)
         self._live()
         return WriteBatch(self, None, transaction, sync)
 
@@ -142,6 +188,8 @@ class DB:
     def get(self, key, default=None, *, verify_checksums=None, fill_cache=None):
         if type(key) is not bytes:
             _need_bytes("key", key)
+        if verify_checksums is not None or fill_cache is not None:
+            _need_bools(_READ_FLAGS, verify_checksums, fill_cache)
         engine = self._engine  # _live() and _visible() inlined: the hottest read call
         if engine is None:
             raise ClosedError(_CLOSED)
@@ -155,11 +203,14 @@ class DB:
 
     def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
                  prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
+        _need_bools(_ITERATOR_FLAGS, verify_checksums, fill_cache, reverse, include_start, include_stop,
+                    include_key, include_value)
         self._live()
         return Iterator(self, None, reverse, start, stop, include_start, include_stop, prefix,
                         include_key, include_value, None, fill_cache)
 
     def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
+        _need_bools(_READ_FLAGS, verify_checksums, fill_cache)
         self._live()
         return RawIterator(self, None, None, fill_cache)
 
@@ -178,6 +229,8 @@ class DB:
         self._live().compact_range(start, stop)
 
     def approximate_size(self, start, stop):
+        _need_bytes("start", start)
+        _need_bytes("stop", stop)
         return self.approximate_sizes((start, stop))[0]
 
     def approximate_sizes(self, *ranges):
@@ -300,6 +353,7 @@ class Snapshot:
 
     def get(self, key, default=None, *, verify_checksums=None, fill_cache=None):
         _need_bytes("key", key)
+        _need_bools(_READ_FLAGS, verify_checksums, fill_cache)
         self._check()
         if self._prefix is not None:
             key = self._prefix + key
@@ -310,11 +364,14 @@ class Snapshot:
 
     def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
                  prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
+        _need_bools(_ITERATOR_FLAGS, verify_checksums, fill_cache, reverse, include_start, include_stop,
+                    include_key, include_value)
         self._check()
         return Iterator(self._db, self._prefix, reverse, start, stop, include_start, include_stop, prefix,
                         include_key, include_value, self._sequence, fill_cache)
 
     def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
+        _need_bools(_READ_FLAGS, verify_checksums, fill_cache)
         self._check()
         return RawIterator(self._db, self._prefix, self._sequence, fill_cache)
 
@@ -336,44 +393,58 @@ class PrefixedDB:
     """A view of the keys that start with `prefix`, with the prefix stripped."""
 
     def __init__(self, db, prefix):
-        self.db = db
-        self.prefix = prefix
+        self._db = db
+        self._prefix = prefix
+
+    # Read-only, as in plyvel: a view moved to another prefix would quietly
+    # send its reads and writes elsewhere.
+    @property
+    def db(self):
+        return self._db
+
+    @property
+    def prefix(self):
+        return self._prefix
 
     def __repr__(self):
-        return f"<lsm.PrefixedDB with prefix {self.prefix!r} at {hex(id(self))}>"
+        return f"<lsm.PrefixedDB with prefix {self._prefix!r} at {hex(id(self))}>"
 
     def get(self, key, default=None, *, verify_checksums=None, fill_cache=None):
         _need_bytes("key", key)
-        return self.db.get(self.prefix + key, default, fill_cache=fill_cache)
+        return self._db.get(self._prefix + key, default, verify_checksums=verify_checksums, fill_cache=fill_cache)
 
     def put(self, key, value, *, sync=None):
         _need_bytes("key", key)
-        return self.db.put(self.prefix + key, value, sync=sync)
+        return self._db.put(self._prefix + key, value, sync=sync)
 
     def delete(self, key, *, sync=None):
         _need_bytes("key", key)
-        return self.db.delete(self.prefix + key, sync=sync)
+        return self._db.delete(self._prefix + key, sync=sync)
 
     def write_batch(self, *, transaction=False, sync=None):
-        self.db._live()
-        return WriteBatch(self.db, self.prefix, transaction, sync)
+        _need_bools(_BATCH_FLAGS, transaction, sync)
+        self._db._live()
+        return WriteBatch(self._db, self._prefix, transaction, sync)
 
     def __iter__(self):
         return self.iterator()
 
     def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
                  prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
-        self.db._live()
-        return Iterator(self.db, self.prefix, reverse, start, stop, include_start, include_stop, prefix,
+        _need_bools(_ITERATOR_FLAGS, verify_checksums, fill_cache, reverse, include_start, include_stop,
+                    include_key, include_value)
+        self._db._live()
+        return Iterator(self._db, self._prefix, reverse, start, stop, include_start, include_stop, prefix,
                         include_key, include_value, None, fill_cache)
 
     def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
-        self.db._live()
-        return RawIterator(self.db, self.prefix, None, fill_cache)
+        _need_bools(_READ_FLAGS, verify_checksums, fill_cache)
+        self._db._live()
+        return RawIterator(self._db, self._prefix, None, fill_cache)
 
     def snapshot(self):
-        return Snapshot(self.db, self.prefix)
+        return Snapshot(self._db, self._prefix)
 
     def prefixed_db(self, prefix):
         _need_bytes("prefix", prefix)
-        return PrefixedDB(self.db, self.prefix + prefix)
+        return PrefixedDB(self._db, self._prefix + prefix)

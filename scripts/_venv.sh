@@ -10,6 +10,11 @@ fi
 stamp="$venv/.lsm-installed-$LSM_EXTRAS"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  # The distribution was called "lsm" until that name turned out to be taken
+  # on the package index: drop the old one so that only lsm-leveldb owns `lsm`.
+  if "$venv/bin/python" -m pip show -q lsm >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip uninstall -q -y lsm
+  fi
   "$venv/bin/python" -m pip install -q -e "$root[$LSM_EXTRAS]"
   touch "$stamp"
 fi
