@@ -7,9 +7,10 @@ Jobs whose entries are all of one size take lsm.compactor.uniform (numpy)
 as far as it applies, and the row-by-row merge (merge.py) for the rest.
 
 ``run_job`` never raises for a failed job: the result says ok=False with the
-error text, ``corruption=True`` when the inputs were damaged (retrying will
-not help), and the partial outputs are removed (any that could not be are
-listed in ``outputs`` so the writer deletes them).
+error text and its kind (lsm.jobs.ErrorKind: CORRUPTION when the inputs were
+damaged, so retrying will not help; IO, with the errno, when the operating
+system refused), and the partial outputs are removed (any that could not be
+are listed in ``outputs`` so the writer deletes them).
 
 Test hook: when the environment variable ``LSM_TEST_JOB_SLEEP`` holds a
 number, every job first sleeps that many seconds, so tests can make a
@@ -73,11 +74,9 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
         fs.sync_dir(staging_dir)
         result.bytes_written = outputs.bytes_written
         result.ok = True
-    except (CorruptionError, DecodeError) as exc:
-        result.corruption = True
-        result.error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - a failed job is a result, not a crash
-        result.error = f"{type(exc).__name__}: {exc}"
+        failed = JobResult.failure(result.job_id, exc)
+        result.error, result.error_kind, result.os_errno = failed.error, failed.error_kind, failed.os_errno
     finally:
         if not result.ok and outputs is not None:
             left = outputs.abandon()
