@@ -318,6 +318,21 @@ def test_transient_failure_is_retried_then_surfaces(tmp_path, pool_factory):
     assert os.listdir(os.path.join(db, STAGING_DIR)) == []
 
 
+def test_a_job_whose_first_attempt_ran_elsewhere_keeps_its_count_and_is_never_handed_back(tmp_path, pool_factory):
+    """The writer ran attempt 1 itself and it failed: the pool continues at
+    attempt 2 under the same policy, and take_queued (the writer taking a
+    queued flush back) refuses it, so a lasting failure cannot bounce."""
+    db = str(tmp_path / "db")
+    os.makedirs(db)
+    job = FlushJob(job_id=1, wal_number=99)  # no such WAL: fails on every attempt
+    pool, got = pool_factory(db, retry=RetryPolicy(max_attempts=3, backoff=0.3))
+    pool.submit(job, attempt=2)
+    assert not pool.take_queued(job.job_id)
+    (_, result), = got.wait(1)
+    assert not result.ok and result.error_kind is ErrorKind.IO and result.attempt == 3
+    assert pool.counters["retries"] == 1
+
+
 def test_duplicate_stale_and_forged_results_are_ignored(tmp_path, pool_factory):
     db = str(tmp_path / "db")
     jobs = make_jobs(db)

@@ -12,9 +12,12 @@ damaged, so retrying will not help; IO, with the errno, when the operating
 system refused), and the partial outputs are removed (any that could not be
 are listed in ``outputs`` so the writer deletes them).
 
-Test hook: when the environment variable ``LSM_TEST_JOB_SLEEP`` holds a
-number, every job first sleeps that many seconds, so tests can make a
-compactor look hung.
+Test hooks, read from the environment of the process running the job:
+``LSM_TEST_JOB_SLEEP`` holding a number makes every job first sleep that many
+seconds, so tests can make a compactor look hung; ``LSM_TEST_FAULTS`` holding
+a lsm.testing.faultfs spec runs every job on a FaultFS over its staging
+directory with those faults (counted per job), so tests can fail a
+compactor's disk.
 """
 import os
 import time
@@ -36,6 +39,7 @@ from .uniform import UniformMerge, flush_uniform
 from .wal_rows import batch_rows, clean_wal_rows, skip_block_tail
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
+TEST_FAULTS_ENV = "LSM_TEST_FAULTS"
 
 _key_of_row = itemgetter(0)
 
@@ -52,6 +56,7 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
     result = JobResult(job_id=getattr(job, "job_id", 0), ok=False)
     outputs = None
     try:
+        fs = _test_faults(fs, staging_dir)
         if isinstance(job, FlushJob):
             fs.mkdir(staging_dir)
             # One table, whatever its size: a flush is one level-0 file.
@@ -95,6 +100,14 @@ def _test_sleep():
             return
         if seconds > 0:
             time.sleep(seconds)
+
+
+def _test_faults(fs, staging_dir):
+    spec = os.environ.get(TEST_FAULTS_ENV)
+    if not spec:
+        return fs
+    from ..testing.faultfs import fault_fs_from_spec  # tests only: never loaded otherwise
+    return fault_fs_from_spec(staging_dir, spec)
 
 
 # ---------------------------------------------------------------- flush
