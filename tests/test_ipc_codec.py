@@ -47,8 +47,8 @@ compaction_jobs = st.builds(
     max_grandparent_overlap=u64, table=table_options, lower=st.none() | keys, upper=st.none() | keys)
 outputs = st.builds(OutputTable, name=text, size=u64, smallest=ikeys, largest=ikeys, entries=u64)
 results = st.builds(JobResult, job_id=u64, ok=st.booleans(), outputs=st.lists(outputs, max_size=5), error=text,
-                    error_kind=st.sampled_from(ErrorKind), os_errno=small, bytes_read=u64, bytes_written=u64, max_sequence=u64,
-                    seconds=st.floats(allow_nan=False))
+                    error_kind=st.sampled_from(ErrorKind), os_errno=small, bytes_read=u64, bytes_written=u64,
+                    max_sequence=u64, seconds=st.floats(allow_nan=False))
 sessions = st.text(alphabet="0123456789abcdef", max_size=32)
 
 messages = st.one_of(

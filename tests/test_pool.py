@@ -516,6 +516,7 @@ def test_a_compactor_process_starts_without_the_writer_or_multiprocess_modules(t
     assert "job_helpers" in modules and "lsm" in modules
     assert not modules & {"lsm.db", "lsm.writer.engine", "multiprocess", "dill"}, sorted(modules)
     # The worker's own imports stay clear of the writer too.
-    code = "import sys, lsm.ipc.worker, lsm.compactor.process; print(sorted(m for m in sys.modules if m in ('lsm.db', 'lsm.writer.engine')))"
+    code = ("import sys, lsm.ipc.worker, lsm.compactor.process; "
+            "print(sorted(m for m in sys.modules if m in ('lsm.db', 'lsm.writer.engine')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result

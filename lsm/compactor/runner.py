@@ -30,13 +30,13 @@ from ..errors import CorruptionError, DecodeError
 from ..fileio import DEFAULT_FS
 from ..filenames import log_file_name, sst_table_file_name, table_file_name
 from ..keys import sort_key
-from ..record import BLOCK_SIZE, HEADER_SIZE, LogReader
+from ..record import LogReader, physical_end, skip_block_tail
 from ..table import Table
 from ..jobs import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
 from .uniform import UniformMerge, flush_uniform
-from .wal_rows import batch_rows, clean_wal_rows, skip_block_tail
+from .wal_rows import batch_rows, clean_wal_rows
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
 TEST_FAULTS_ENV = "LSM_TEST_FAULTS"
@@ -117,20 +117,6 @@ class _StopReading(Exception):
     """Raised from the reader's report callback to end a tolerant replay."""
 
 
-def _physical_end(offset, length):
-    """File offset just past a logical record of `length` bytes written at
-    `offset` (fragments, block tails and the empty FIRST included)."""
-    pos = offset
-    left = length
-    while True:
-        pos = skip_block_tail(pos)
-        fragment = min(left, BLOCK_SIZE - pos % BLOCK_SIZE - HEADER_SIZE)
-        pos += HEADER_SIZE + fragment
-        left -= fragment
-        if left == 0 and (fragment or length == 0):
-            return pos
-
-
 def _run_flush(job, db_dir, fs, outputs, result, uniform, memtable_rows):
     """All entries of the frozen WAL, sorted, into one level-0 table. Nothing
     is dropped: older versions may still be read through snapshots, and a
@@ -202,7 +188,7 @@ def _replay_wal(job, path, data):
                     raise CorruptionError(path, expected, reason)
                 stopped.append(f"stopped at offset {expected}: {reason}")
                 break
-            expected = _physical_end(offset, len(payload))
+            expected = physical_end(offset, len(payload))
             if len(payload) < BATCH_HEADER_SIZE:
                 if job.paranoid:
                     raise CorruptionError(path, offset, "log record too small")
