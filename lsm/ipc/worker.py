@@ -131,6 +131,15 @@ def _bytes_in(directory) -> int:
     return total
 
 
+def _waiting(sock):
+    """The messages waiting on `sock`, read without blocking."""
+    while True:
+        try:
+            yield sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+
+
 class _Worker:
     def __init__(self, endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout, runner):
         self.endpoint = endpoint
@@ -166,11 +175,7 @@ class _Worker:
             wait = min(_MAX_POLL, max(0.0, next_beat - time.monotonic()))
             events = dict(poller.poll(int(wait * 1000) + 1))
             if sock in events:
-                while True:
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
+                for frames in _waiting(sock):
                     last_ping = time.monotonic()  # any message proves the writer alive
                     try:
                         msg = decode(frames)
@@ -182,11 +187,7 @@ class _Worker:
                     if isinstance(msg, Job):
                         self._accept(msg, jobs)
             if results in events:
-                while True:
-                    try:
-                        frames = results.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
+                for frames in _waiting(results):
                     if self.pending:
                         self.pending.popleft()
                     send(frames)
