@@ -333,6 +333,18 @@ def test_a_job_whose_first_attempt_ran_elsewhere_keeps_its_count_and_is_never_ha
     assert pool.counters["retries"] == 1
 
 
+def test_a_runner_that_cannot_be_imported_fails_each_job_saying_so(tmp_path, pool_factory):
+    db = str(tmp_path / "db")
+    job = make_jobs(db)[0]
+    pool, got = pool_factory(db, size=1, runner="lsm.no_such_module:run_job")
+    pool.submit(job)
+    (_, result), = got.wait(1)
+    assert not result.ok and result.error_kind is ErrorKind.OTHER and result.attempt == 3
+    assert "cannot import the job runner 'lsm.no_such_module:run_job'" in result.error
+    with pytest.raises(ValueError, match="module:qualname"):
+        pool_factory(db, runner="lsm.compactor.process.run_job")
+
+
 def test_duplicate_stale_and_forged_results_are_ignored(tmp_path, pool_factory):
     db = str(tmp_path / "db")
     jobs = make_jobs(db)

@@ -205,7 +205,7 @@ class CompactorPool:
     fs                  FileSystem for staging directories (lsm.fileio)
     session             this pool's session id (default: 16 random hex digits)
     worker_env          extra environment variables for the workers (test hooks:
-                        LSM_TEST_JOB_SLEEP, LSM_TEST_HANG)
+                        LSM_TEST_JOB_SLEEP, LSM_TEST_FAULTS, LSM_TEST_HANG)
     start_timeout       a worker not READY this long after starting is replaced
     writer_timeout      a worker pinged by nobody this long exits (default:
                         3 * heartbeat_interval, at least 2 s)

@@ -1,8 +1,9 @@
 """The compactor process's side of the transport: a DEALER socket to the
 writer's ROUTER (lsm.ipc.pool). Knows sockets and its own process; what a job
 means is the job runner's business. The runner is named by the pool as
-"module:qualname" and imported here, in the child (lsm.ipc.launch.resolve), so
-nothing in lsm.ipc imports lsm.compactor or lsm.writer.
+"module:qualname" and imported here, in the child (lsm.ipc.naming.resolve), so
+nothing in lsm.ipc imports lsm.compactor or lsm.writer. A runner that cannot
+be imported fails every job it is sent, saying why.
 
 Started by lsm.ipc.pool (through lsm.ipc.launch) with ``main(...)`` as the
 process target. Two threads:
@@ -140,6 +141,12 @@ def _waiting(sock):
             return
 
 
+def _unresolved(name, exc):
+    def fail(job, db_dir, staging_dir):
+        raise RuntimeError(f"cannot import the job runner {name!r}: {type(exc).__name__}: {exc}")
+    return fail
+
+
 class _Worker:
     def __init__(self, endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout, runner):
         self.endpoint = endpoint
@@ -222,7 +229,10 @@ class _Worker:
     def _job_loop(self, ctx, jobs):
         out = ctx.socket(zmq.PAIR)
         out.connect(_RESULTS_ENDPOINT)
-        run_job = resolve(self.runner)
+        try:
+            run_job = resolve(self.runner)
+        except Exception as exc:  # noqa: BLE001 - each job's result says why it cannot run
+            run_job = _unresolved(self.runner, exc)
         while True:
             msg = jobs.get()
             try:
