@@ -116,6 +116,11 @@ def crc32c(data, crc: int = 0) -> int:
 
 
 def mask_crc(crc: int) -> int:
+    """The CRC as stored: rotated right by 15 bits, plus MASK_DELTA (a CRC of
+    bytes that hold CRCs would otherwise be weak). The rule lives here; the
+    two loops where a call costs too much (a block read,
+    lsm.table.format.unpack_block; a clean log's fragments,
+    lsm.record.clean_fragment) inline this expression with MASK_DELTA."""
     return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF
 
 
@@ -125,6 +130,7 @@ def unmask_crc(masked: int) -> int:
 
 
 def masked_crc32c(data, crc: int = 0) -> int:
+    """mask_crc(crc32c(data, crc)), in one call."""
     c = _crc32c.crc32c(data, crc)
     return ((((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF)
 

@@ -12,7 +12,9 @@ so that we drop (or report) precisely what LevelDB drops.
 """
 import struct
 
-from .coding import crc32c, mask_crc, masked_crc32c
+from crc32c import crc32c as _crc32c
+
+from .coding import MASK_DELTA, crc32c, mask_crc, masked_crc32c
 from .errors import DecodeError
 
 # On-disk constants (frozen).
@@ -135,6 +137,93 @@ def unframe(framed, block_offset: int) -> bytes:
     if pos != end:
         raise DecodeError(f"{end - pos} bytes after the record", pos)
     return b"".join(pieces)
+
+
+def skip_block_tail(pos: int) -> int:
+    """Where the next physical record starts for one that would start at
+    `pos`: a block's last bytes, too few for a header, are padding."""
+    room = BLOCK_SIZE - pos % BLOCK_SIZE
+    return pos + room if room < HEADER_SIZE else pos
+
+
+def physical_end(offset: int, length: int) -> int:
+    """File offset just past a logical record of `length` bytes that
+    LogWriter began at `offset` (its fragments, the block tails they skip
+    and the empty FULL of an empty record included)."""
+    pos = offset
+    left = length
+    while True:
+        pos = skip_block_tail(pos)
+        fragment = min(left, BLOCK_SIZE - pos % BLOCK_SIZE - HEADER_SIZE)
+        pos += HEADER_SIZE + fragment
+        left -= fragment
+        if left == 0 and (fragment or length == 0):
+            return pos
+
+
+# A clean log, read fast: the functions below answer only for whole, sound
+# records and return None at anything unusual -- padding of zeroes, a torn
+# tail, a bad checksum, fragments out of order -- and the caller then reads
+# the log with LogReader, which reports damage exactly.
+
+
+def clean_fragment(data, view, pos):
+    """(type, payload start, payload end) of the physical record whose
+    header is at `pos` (`view` is memoryview(data)), or None unless it lies
+    whole in its block with a good checksum."""
+    if len(data) - pos < HEADER_SIZE:
+        return None  # a torn header at the end
+    masked, length, rtype = _unpack_header_from(data, pos)
+    end = pos + HEADER_SIZE + length
+    if end > len(data) or length > BLOCK_SIZE - pos % BLOCK_SIZE - HEADER_SIZE:
+        return None
+    c = _crc32c(view[pos + 6:end])
+    # lsm.coding's mask_crc(c), inlined with its MASK_DELTA: a call per
+    # record shows in a flush of single puts.
+    if (((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF != masked:
+        return None
+    return rtype, pos + HEADER_SIZE, end
+
+
+def clean_joined_record(data, view, start, pos):
+    """(payload, end) of a logical record whose FIRST fragment's payload is
+    data[start:pos], its MIDDLE and LAST fragments joined on; None unless
+    they follow whole and sound."""
+    parts = [view[start:pos]]
+    rtype = FIRST
+    while rtype != LAST:
+        pos = skip_block_tail(pos)
+        fragment = clean_fragment(data, view, pos) if pos < len(data) else None
+        if fragment is None or fragment[0] not in (MIDDLE, LAST):
+            return None
+        rtype, start, pos = fragment
+        parts.append(view[start:pos])
+    return b"".join(parts), pos
+
+
+def clean_payloads(data: bytes):
+    """The payloads of a clean log of whole records, in order (views of
+    `data` for single fragments), or None at anything unusual."""
+    payloads = []
+    view = memoryview(data)
+    n = len(data)
+    pos = 0
+    while True:
+        pos = skip_block_tail(pos)
+        if pos >= n:
+            return payloads
+        fragment = clean_fragment(data, view, pos)
+        if fragment is None:
+            return None
+        rtype, start, pos = fragment
+        if rtype == FULL:
+            payloads.append(view[start:pos])
+            continue
+        joined = clean_joined_record(data, view, start, pos) if rtype == FIRST else None
+        if joined is None:
+            return None
+        payload, pos = joined
+        payloads.append(payload)
 
 
 class LogReader:

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import lsm.compactor.worker
 import lsm.ipc.codec
 import lsm.ipc.messages
 import lsm.ipc.pool
-from lsm.jobs import CompactionJob, FlushJob, JobResult, OutputTable
+import lsm.ipc.worker
+from lsm.jobs import CompactionJob, ErrorKind, FlushJob, JobResult, OutputTable
 from lsm.table.options import TableOptions
 from lsm.filemeta import FileMetaData
 from lsm.ipc.codec import MAGIC, decode, encode
@@ -47,8 +47,8 @@ compaction_jobs = st.builds(
     max_grandparent_overlap=u64, table=table_options, lower=st.none() | keys, upper=st.none() | keys)
 outputs = st.builds(OutputTable, name=text, size=u64, smallest=ikeys, largest=ikeys, entries=u64)
 results = st.builds(JobResult, job_id=u64, ok=st.booleans(), outputs=st.lists(outputs, max_size=5), error=text,
-                    corruption=st.booleans(), bytes_read=u64, bytes_written=u64, max_sequence=u64,
-                    seconds=st.floats(allow_nan=False))
+                    error_kind=st.sampled_from(ErrorKind), os_errno=small, bytes_read=u64, bytes_written=u64,
+                    max_sequence=u64, seconds=st.floats(allow_nan=False))
 sessions = st.text(alphabet="0123456789abcdef", max_size=32)
 
 messages = st.one_of(
@@ -143,10 +143,33 @@ def test_unknown_job_kind_and_bad_bool_are_refused():
     with pytest.raises(ProtocolError, match="unknown job kind 9"):
         decode([header, body[:at] + b"\x09" + body[at + 1:]])
     header, body = encode(Result("s", 1, 1, 7, JobResult(job_id=1, ok=True)))
-    at = len(body) - 15  # ok, then 6 one-byte fields and the 8-byte seconds
+    at = len(body) - 16  # ok, then 7 one-byte fields and the 8-byte seconds
     assert body[at] == 1  # result.ok
     with pytest.raises(ProtocolError, match="result.ok: bool byte is 7"):
         decode([header, body[:at] + b"\x07" + body[at + 1:]])
+
+
+def test_unknown_error_kind_is_refused_with_its_offset():
+    result = JobResult(job_id=1, ok=False, error="e", error_kind=ErrorKind.IO, os_errno=28)
+    header, body = encode(Result("s", 1, 1, 7, result))
+    at = len(body) - 13  # error_kind, then os_errno, 3 one-byte fields and the 8-byte seconds
+    assert body[at] == ErrorKind.IO
+    with pytest.raises(ProtocolError, match="result.error_kind: unknown error kind 9") as info:
+        decode([header, body[:at] + b"\x09" + body[at + 1:]])
+    assert info.value.offset == at
+
+
+def test_error_kinds_keep_their_wire_numbers():
+    assert {kind.name: int(kind) for kind in ErrorKind} == {"NONE": 0, "IO": 1, "CORRUPTION": 2, "OTHER": 3,
+                                                          "REJECTED": 4}
+
+
+def test_a_peer_of_the_previous_protocol_is_refused():
+    """A compactor left from before typed failures (version 2) would send a
+    corruption flag where error_kind now stands: refused at the header."""
+    old = struct.pack("<2sHB", MAGIC, 2, MsgType.RESULT)
+    with pytest.raises(ProtocolError, match=f"protocol version 2, this side speaks {PROTOCOL_VERSION}"):
+        decode([old, b""])
 
 
 def test_values_that_do_not_fit_are_refused_when_encoding():
@@ -162,7 +185,7 @@ def test_values_that_do_not_fit_are_refused_when_encoding():
         encode(object())
 
 
-@pytest.mark.parametrize("module", [lsm.ipc.codec, lsm.ipc.messages, lsm.ipc.pool, lsm.compactor.worker])
+@pytest.mark.parametrize("module", [lsm.ipc.codec, lsm.ipc.messages, lsm.ipc.pool, lsm.ipc.worker])
 def test_protocol_modules_do_not_import_pickle(module):
     tree = ast.parse(pathlib.Path(module.__file__).read_text())
     imported = set()

@@ -17,10 +17,11 @@ import pytest
 import zmq
 
 from lsm.batch import encode_batch
-from lsm.jobs import CompactionJob, FlushJob, JobResult, OutputTable
+from lsm.compactor import PROCESS_RUNNER
+from lsm.jobs import CompactionJob, ErrorKind, FlushJob, JobResult, OutputTable, RetryPolicy
 from lsm.table.options import TableOptions
 from lsm.compactor.runner import TEST_SLEEP_ENV, run_job
-from lsm.compactor.worker import HANG_ENV
+from lsm.ipc.worker import HANG_ENV
 from lsm.fileio import DEFAULT_FS
 from lsm.filemeta import FileMetaData
 from lsm.filenames import log_file_name, table_file_name
@@ -32,7 +33,8 @@ from lsm.record import LogWriter
 from lsm.table import Table, TableBuilder
 
 OPTS = TableOptions(block_size=512, compression=None, bloom_bits_per_key=10)
-FAST = dict(heartbeat_interval=0.1, heartbeat_timeout=1.0, retry_backoff=0.05)
+FAST = dict(runner=PROCESS_RUNNER, heartbeat_interval=0.1, heartbeat_timeout=1.0,
+            retry=RetryPolicy(max_attempts=3, backoff=0.05))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -298,7 +300,7 @@ def test_corrupt_input_fails_at_once_without_retry(tmp_path, pool_factory):
     pool, got = pool_factory(db)
     pool.submit(job)
     (_, result), = got.wait(1)
-    assert not result.ok and result.corruption and result.attempt == 1
+    assert not result.ok and result.error_kind is ErrorKind.CORRUPTION and result.attempt == 1
     assert pool.counters["retries"] == 0
     assert not os.path.exists(result.staging_dir)
 
@@ -307,13 +309,40 @@ def test_transient_failure_is_retried_then_surfaces(tmp_path, pool_factory):
     db = str(tmp_path / "db")
     os.makedirs(db)
     job = FlushJob(job_id=1, wal_number=99)  # no such WAL: an I/O error, not corruption
-    pool, got = pool_factory(db, max_attempts=3)
+    pool, got = pool_factory(db)  # FAST: three attempts
     pool.submit(job)
     (_, result), = got.wait(1)
-    assert not result.ok and not result.corruption
-    assert result.attempt == 3 and result.error.startswith("attempt 3 of 3")
+    assert not result.ok and result.error_kind is ErrorKind.IO
+    assert result.attempt == 3 and result.error.startswith("IOError: "), result.error
     assert pool.counters["retries"] == 2
     assert os.listdir(os.path.join(db, STAGING_DIR)) == []
+
+
+def test_a_job_whose_first_attempt_ran_elsewhere_keeps_its_count_and_is_never_handed_back(tmp_path, pool_factory):
+    """The writer ran attempt 1 itself and it failed: the pool continues at
+    attempt 2 under the same policy, and take_queued (the writer taking a
+    queued flush back) refuses it, so a lasting failure cannot bounce."""
+    db = str(tmp_path / "db")
+    os.makedirs(db)
+    job = FlushJob(job_id=1, wal_number=99)  # no such WAL: fails on every attempt
+    pool, got = pool_factory(db, retry=RetryPolicy(max_attempts=3, backoff=0.3))
+    pool.submit(job, attempt=2)
+    assert not pool.take_queued(job.job_id)
+    (_, result), = got.wait(1)
+    assert not result.ok and result.error_kind is ErrorKind.IO and result.attempt == 3
+    assert pool.counters["retries"] == 1
+
+
+def test_a_runner_that_cannot_be_imported_fails_each_job_saying_so(tmp_path, pool_factory):
+    db = str(tmp_path / "db")
+    job = make_jobs(db)[0]
+    pool, got = pool_factory(db, size=1, runner="lsm.no_such_module:run_job")
+    pool.submit(job)
+    (_, result), = got.wait(1)
+    assert not result.ok and result.error_kind is ErrorKind.OTHER and result.attempt == 3
+    assert "cannot import the job runner 'lsm.no_such_module:run_job'" in result.error
+    with pytest.raises(ValueError, match="module:qualname"):
+        pool_factory(db, runner="lsm.compactor.process.run_job")
 
 
 def test_duplicate_stale_and_forged_results_are_ignored(tmp_path, pool_factory):
@@ -396,7 +425,8 @@ WRITER = textwrap.dedent("""
     import sys, time
     from lsm.jobs import FlushJob
     from lsm.ipc.pool import CompactorPool
-    pool = CompactorPool(sys.argv[1], 2, on_result=lambda j, r: None, heartbeat_interval=0.1,
+    pool = CompactorPool(sys.argv[1], 2, on_result=lambda j, r: None, runner="lsm.compactor.process:run_job",
+                         heartbeat_interval=0.1,
                          heartbeat_timeout=1.0, writer_timeout=1.0, worker_env={"LSM_TEST_JOB_SLEEP": "30"})
     pool.submit(FlushJob(job_id=1, wal_number=1))
     while not all(r["ready"] for r in pool.stats()) or not any(r["job"] for r in pool.stats()):
@@ -498,6 +528,7 @@ def test_a_compactor_process_starts_without_the_writer_or_multiprocess_modules(t
     assert "job_helpers" in modules and "lsm" in modules
     assert not modules & {"lsm.db", "lsm.writer.engine", "multiprocess", "dill"}, sorted(modules)
     # The worker's own imports stay clear of the writer too.
-    code = "import sys, lsm.compactor.worker; print(sorted(m for m in sys.modules if m in ('lsm.db', 'lsm.writer.engine')))"
+    code = ("import sys, lsm.ipc.worker, lsm.compactor.process; "
+            "print(sorted(m for m in sys.modules if m in ('lsm.db', 'lsm.writer.engine')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from lsm.jobs import FlushJob
+from lsm.jobs import ErrorKind, FlushJob
 from lsm.compactor.runner import TEST_SLEEP_ENV, run_job
 from lsm.fileio import DEFAULT_FS, FileSystem
 from lsm.filemeta import FileMetaData
@@ -185,7 +185,7 @@ def test_flush_of_wal_damaged_mid_log_is_corruption_when_paranoid(tmp_path):
     _wal_over_several_blocks(tmp_path)
     staging = str(tmp_path / "stage")
     result = run_job(FlushJob(job_id=1, wal_number=9, paranoid=True), str(tmp_path), staging)
-    assert not result.ok and result.corruption
+    assert not result.ok and result.error_kind is ErrorKind.CORRUPTION
     assert "000009.log" in result.error
     assert staging_files(staging) == []
 
@@ -229,7 +229,7 @@ def test_flush_ignores_torn_wal_tail_even_when_paranoid(tmp_path):
 
 def test_flush_of_missing_wal_fails_without_corruption(tmp_path):
     result = run_job(FlushJob(job_id=1, wal_number=77), str(tmp_path), str(tmp_path / "s"))
-    assert not result.ok and not result.corruption
+    assert not result.ok and result.error_kind is ErrorKind.IO
     assert "000077.log" in result.error
 
 
@@ -454,7 +454,7 @@ def test_corrupt_input_block_fails_as_corruption_and_leaves_no_outputs(tmp_path)
     staging = str(tmp_path / "stage")
     job = compaction(0, l0, l1, smallest_snapshot=5, max_output_file_size=8192)
     result = run_job(job, str(tmp_path), staging, fs=fs)
-    assert not result.ok and result.corruption
+    assert not result.ok and result.error_kind is ErrorKind.CORRUPTION
     assert "000011.ldb" in result.error
     assert len(fs.created) > 1  # outputs were under way when the damage was met
     assert staging_files(staging) == []
@@ -466,7 +466,7 @@ def test_input_size_disagreeing_with_metadata_is_corruption(tmp_path):
     meta.size += 1
     staging = str(tmp_path / "stage")
     result = run_job(compaction(0, [meta], [], 1), str(tmp_path), staging)
-    assert not result.ok and result.corruption
+    assert not result.ok and result.error_kind is ErrorKind.CORRUPTION
     assert staging_files(staging) == []
 
 
@@ -475,7 +475,7 @@ def test_missing_input_fails_without_corruption_flag(tmp_path):
     ghost = FileMetaData(99, 1000, make_internal_key(b"a", 1, PUT), make_internal_key(b"z", 1, PUT))
     staging = str(tmp_path / "stage")
     result = run_job(compaction(0, l0, [ghost], 1), str(tmp_path), staging)
-    assert not result.ok and not result.corruption
+    assert not result.ok and result.error_kind is ErrorKind.IO
     assert "000099" in result.error
     assert staging_files(staging) == []
 

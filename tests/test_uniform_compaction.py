@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsm.jobs import FlushJob
+from lsm.jobs import ErrorKind, FlushJob
 from lsm.table.options import TableOptions
 from lsm.compactor.runner import run_job
 from lsm.compactor import uniform
@@ -259,7 +259,7 @@ def test_damaged_block_on_the_uniform_path_fails_as_corruption_naming_the_file(t
     DEFAULT_FS.write_file(path, bytes(data))
     staging = str(tmp_path / "stage")
     result = run_job(compaction(0, level0, level1, max_seq, table=UNIFORM_TABLES), str(tmp_path), staging)
-    assert not result.ok and result.corruption
+    assert not result.ok and result.error_kind is ErrorKind.CORRUPTION
     assert os.path.basename(path) in result.error
     assert not os.listdir(staging)
 

@@ -17,8 +17,9 @@ import random
 import pytest
 
 import lsm
+from lsm.compactor.runner import TEST_FAULTS_ENV
 from lsm.testing import model
-from lsm.testing.faultfs import FaultFS
+from lsm.testing.faultfs import FaultFS, fault_spec
 
 OPTIONS = dict(create_if_missing=True, compactors=0, write_buffer_size=64 << 10, manifest_limit=2048)
 ENOSPC_TEXT = os.strerror(errno.ENOSPC)
@@ -350,3 +351,26 @@ def _sweep_workload(path, fault):
     if fault is None:
         assert errors == 0
     return run
+
+
+# ------------------------------------------------- compactor processes
+
+@pytest.mark.parametrize("op,err", [("write", errno.ENOSPC), ("fsync", errno.EIO)])
+def test_disk_error_in_the_compactors_raises_lsm_ioerror_and_loses_nothing(tmp_path, op, err):
+    """Every table a compactor process writes fails (compactors=1, the fault
+    set up inside the compactor through its environment), so each attempt
+    of the first flush fails until the retries are used up. The write that
+    reports it raises lsm.IOError with the errno, as plyvel code expects of
+    a full disk; later writes fail, reads go on, and reopened (the "space
+    returned") the database holds every acknowledged write."""
+    faults = fault_spec(dict(op=op, pattern="out-*.ldb", errno=err, times=None))
+    run = Run(tmp_path, compactors=1, compactor_env={TEST_FAULTS_ENV: faults})
+    with pytest.raises(lsm.Error) as info:
+        for _ in range(5000):
+            run.put()
+    assert isinstance(info.value, lsm.IOError), f"{type(info.value).__name__}: {info.value}"
+    assert info.value.errno == err
+    assert os.strerror(err) in str(info.value)
+    assert "attempt 3" in str(info.value), info.value  # the pool's retries were used up first
+    run.assert_sticky()
+    run.reopen_and_check()

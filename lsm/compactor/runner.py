@@ -7,13 +7,17 @@ Jobs whose entries are all of one size take lsm.compactor.uniform (numpy)
 as far as it applies, and the row-by-row merge (merge.py) for the rest.
 
 ``run_job`` never raises for a failed job: the result says ok=False with the
-error text, ``corruption=True`` when the inputs were damaged (retrying will
-not help), and the partial outputs are removed (any that could not be are
-listed in ``outputs`` so the writer deletes them).
+error text and its kind (lsm.jobs.ErrorKind: CORRUPTION when the inputs were
+damaged, so retrying will not help; IO, with the errno, when the operating
+system refused), and the partial outputs are removed (any that could not be
+are listed in ``outputs`` so the writer deletes them).
 
-Test hook: when the environment variable ``LSM_TEST_JOB_SLEEP`` holds a
-number, every job first sleeps that many seconds, so tests can make a
-compactor look hung.
+Test hooks, read from the environment of the process running the job:
+``LSM_TEST_JOB_SLEEP`` holding a number makes every job first sleep that many
+seconds, so tests can make a compactor look hung; ``LSM_TEST_FAULTS`` holding
+a lsm.testing.faultfs spec runs every job on a FaultFS over its staging
+directory with those faults (counted per job), so tests can fail a
+compactor's disk.
 """
 import os
 import time
@@ -26,15 +30,16 @@ from ..errors import CorruptionError, DecodeError
 from ..fileio import DEFAULT_FS
 from ..filenames import log_file_name, sst_table_file_name, table_file_name
 from ..keys import sort_key
-from ..record import BLOCK_SIZE, HEADER_SIZE, LogReader
+from ..record import LogReader, physical_end, skip_block_tail
 from ..table import Table
 from ..jobs import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
 from .uniform import UniformMerge, flush_uniform
-from .wal_rows import batch_rows, clean_wal_rows, skip_block_tail
+from .wal_rows import batch_rows, clean_wal_rows
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
+TEST_FAULTS_ENV = "LSM_TEST_FAULTS"
 
 _key_of_row = itemgetter(0)
 
@@ -51,6 +56,7 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
     result = JobResult(job_id=getattr(job, "job_id", 0), ok=False)
     outputs = None
     try:
+        fs = _test_faults(fs, staging_dir)
         if isinstance(job, FlushJob):
             fs.mkdir(staging_dir)
             # One table, whatever its size: a flush is one level-0 file.
@@ -73,11 +79,9 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
         fs.sync_dir(staging_dir)
         result.bytes_written = outputs.bytes_written
         result.ok = True
-    except (CorruptionError, DecodeError) as exc:
-        result.corruption = True
-        result.error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - a failed job is a result, not a crash
-        result.error = f"{type(exc).__name__}: {exc}"
+        failed = JobResult.failure(result.job_id, exc)
+        result.error, result.error_kind, result.os_errno = failed.error, failed.error_kind, failed.os_errno
     finally:
         if not result.ok and outputs is not None:
             left = outputs.abandon()
@@ -98,25 +102,19 @@ def _test_sleep():
             time.sleep(seconds)
 
 
+def _test_faults(fs, staging_dir):
+    spec = os.environ.get(TEST_FAULTS_ENV)
+    if not spec:
+        return fs
+    from ..testing.faultfs import fault_fs_from_spec  # tests only: never loaded otherwise
+    return fault_fs_from_spec(staging_dir, spec)
+
+
 # ---------------------------------------------------------------- flush
 
 
 class _StopReading(Exception):
     """Raised from the reader's report callback to end a tolerant replay."""
-
-
-def _physical_end(offset, length):
-    """File offset just past a logical record of `length` bytes written at
-    `offset` (fragments, block tails and the empty FIRST included)."""
-    pos = offset
-    left = length
-    while True:
-        pos = skip_block_tail(pos)
-        fragment = min(left, BLOCK_SIZE - pos % BLOCK_SIZE - HEADER_SIZE)
-        pos += HEADER_SIZE + fragment
-        left -= fragment
-        if left == 0 and (fragment or length == 0):
-            return pos
 
 
 def _run_flush(job, db_dir, fs, outputs, result, uniform, memtable_rows):
@@ -190,7 +188,7 @@ def _replay_wal(job, path, data):
                     raise CorruptionError(path, expected, reason)
                 stopped.append(f"stopped at offset {expected}: {reason}")
                 break
-            expected = _physical_end(offset, len(payload))
+            expected = physical_end(offset, len(payload))
             if len(payload) < BATCH_HEADER_SIZE:
                 if job.paranoid:
                     raise CorruptionError(path, offset, "log record too small")

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
 from ..batch import decode_header as decode_batch_header
 from ..coding import encode_varint
+from ..record import clean_payloads
 from ..table.block import uniform_layout
-from .wal_rows import clean_wal_payloads
 
 _KIND_VALUE = 1  # keys.TYPE_VALUE: the kind byte every entry here must carry
 # Blocks read from a run at a time: a compaction holds a few such chunks per
@@ -237,14 +237,14 @@ class _DoesNotFit(Exception):
 
 def flush_uniform(wal: bytes):
     """(windows, max sequence) of a WAL's contents, or None unless the log
-    is clean (wal_rows.clean_wal_payloads) and every batch holds only puts
+    is clean (lsm.record.clean_payloads) and every batch holds only puts
     with one key length and one value length, each below 128 bytes: the WAL
     of a load in batches. windows yields UniformRows of every entry,
     sorted, a MiB or so at a time (the sorted copy is made window by
     window). Nothing is dropped."""
     import numpy as np
 
-    payloads = clean_wal_payloads(wal)
+    payloads = clean_payloads(wal)
     if not payloads:
         return None
     layout = None

@@ -1,4 +1,6 @@
 """Writer <-> compactor transport. messages and codec are pure (no sockets, no
 files); launch starts processes; pool owns the ROUTER socket, the workers and
-the job attempts. The worker side is lsm.compactor.worker. Nothing is imported
+the job attempts; worker is the compactor process's socket loop, which runs
+each job with a function the pool names as "module:qualname" (imported in the
+child), so nothing here imports lsm.compactor or lsm.writer. Nothing is imported
 here, so importing the pure parts pulls in neither zmq nor psutil."""

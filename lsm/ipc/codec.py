@@ -18,7 +18,8 @@ Body field encodings (all integers are unsigned, < 2**64):
 Composite values (FileMetaData, TableOptions, FlushJob, CompactionJob,
 OutputTable, JobResult) are their dataclass fields in order, as listed in the
 _put_*/_get_* pairs below. A job is prefixed by a kind byte: 1 flush,
-2 compaction. The header never starts with 0x80 (pickle's PROTO opcode), so a
+2 compaction. JobResult.error_kind is a uint holding lsm.jobs.ErrorKind's
+frozen value (an unknown one is refused). The header never starts with 0x80 (pickle's PROTO opcode), so a
 pickled payload is refused as a bad magic.
 
 ``encode(msg) -> [header, body]``; ``decode(frames) -> msg`` raises
@@ -28,7 +29,7 @@ truncation (with the field and byte offset), trailing bytes, bad UTF-8.
 import struct
 
 from ..coding import decode_varint64, encode_varint
-from ..jobs import CompactionJob, FlushJob, JobResult, OutputTable
+from ..jobs import CompactionJob, ErrorKind, FlushJob, JobResult, OutputTable
 from ..table.options import TableOptions
 from ..errors import DecodeError
 from ..filemeta import FileMetaData
@@ -160,7 +161,8 @@ def _put_result(out, r, name):
     out.flag(r.ok, f"{name}.ok")
     out.list(_put_output, r.outputs, f"{name}.outputs")
     out.str(r.error, f"{name}.error")
-    out.flag(r.corruption, f"{name}.corruption")
+    out.uint(r.error_kind, f"{name}.error_kind")
+    out.uint(r.os_errno, f"{name}.os_errno")
     out.uint(r.bytes_read, f"{name}.bytes_read")
     out.uint(r.bytes_written, f"{name}.bytes_written")
     out.uint(r.max_sequence, f"{name}.max_sequence")
@@ -322,13 +324,23 @@ def _get_output(inp, name):
     )
 
 
+def _get_error_kind(inp, name):
+    start = inp.pos
+    value = inp.uint(name)
+    try:
+        return ErrorKind(value)
+    except ValueError:
+        inp.fail(f"{name}: unknown error kind {value}", start)
+
+
 def _get_result(inp, name):
     return JobResult(
         job_id=inp.uint(f"{name}.job_id"),
         ok=inp.flag(f"{name}.ok"),
         outputs=inp.list(_get_output, f"{name}.outputs"),
         error=inp.str(f"{name}.error"),
-        corruption=inp.flag(f"{name}.corruption"),
+        error_kind=_get_error_kind(inp, f"{name}.error_kind"),
+        os_errno=inp.uint(f"{name}.os_errno"),
         bytes_read=inp.uint(f"{name}.bytes_read"),
         bytes_written=inp.uint(f"{name}.bytes_written"),
         max_sequence=inp.uint(f"{name}.max_sequence"),

@@ -8,7 +8,7 @@ child runs differ from multiprocess's 'spawn', all for the writer's sake:
 * the child does not re-run the parent's ``__main__`` (stock spawn imports it
   as ``__mp_main__``, so a user script without an ``if __name__ ==
   "__main__"`` guard would open the database again inside every compactor);
-  the target is an importable function (lsm.compactor.worker.main);
+  the target is an importable function (lsm.ipc.worker.main);
 * no resource-tracker process is started: workers use no shared semaphores
   or memory, and the tracker would be one more child of the writer that
   outlives the pool;
@@ -25,6 +25,8 @@ import sys
 
 import multiprocess
 from multiprocess import popen_spawn_posix, spawn, util
+
+from .naming import split_name
 
 _SPAWN = multiprocess.get_context("spawn")
 
@@ -46,12 +48,12 @@ class _Popen(popen_spawn_posix.Popen):
 
     def _launch(self, process_obj):
         target = process_obj._target
-        if process_obj._kwargs or "<" in target.__qualname__:
-            raise TypeError("a compactor target is a module-level function taking positional arguments")
+        if process_obj._kwargs:
+            raise TypeError("a compactor target takes positional arguments only")
+        module, qualname = split_name(f"{target.__module__}:{target.__qualname__}")
         # marshal refuses anything but plain data (str, bytes, numbers, dicts...)
         path = [entry for entry in sys.path if isinstance(entry, str)]  # as import itself uses it
-        payload = marshal.dumps((path, os.getcwd(), target.__module__, target.__qualname__,
-                                 tuple(process_obj._args)))
+        payload = marshal.dumps((path, os.getcwd(), module, qualname, tuple(process_obj._args)))
         parent_r = child_w = child_r = parent_w = None
         try:
             parent_r, child_w = os.pipe()

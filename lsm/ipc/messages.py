@@ -26,7 +26,11 @@ from enum import IntEnum
 from ..jobs import CompactionJob, FlushJob, JobResult
 from ..errors import DecodeError
 
-PROTOCOL_VERSION = 2  # 2: TableOptions.prefix_compression
+# A peer speaking another version is refused at the header (ProtocolError
+# naming both versions). History:
+#   2: TableOptions.prefix_compression
+#   3: JobResult.error_kind and os_errno replace the corruption flag
+PROTOCOL_VERSION = 3
 
 
 class MsgType(IntEnum):

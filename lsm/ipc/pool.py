@@ -1,11 +1,12 @@
 """The writer's side of the compactor pool. Knows sockets, child processes and
 staging directories; never versions, the MANIFEST or file numbers.
 
-``CompactorPool`` runs N compactor processes (lsm.compactor.worker, started by
-lsm.ipc.launch) and one I/O thread that owns a ROUTER socket bound on an
-``ipc://`` endpoint in a private 0700 directory (lsm.ipc.endpoint). The
-thread hands queued jobs to idle workers, receives RESULTs and HEARTBEATs,
-pings every worker, and watches liveness. A second thread calls
+``CompactorPool`` runs N compactor processes (lsm.ipc.worker, started by
+lsm.ipc.launch, each running jobs with the function named by ``runner``)
+and one I/O thread that owns a ROUTER socket bound on an ``ipc://``
+endpoint in a private 0700 directory (lsm.ipc.endpoint). The thread hands
+queued jobs to idle workers, receives RESULTs and HEARTBEATs, pings every
+worker, and watches liveness. A second thread calls
 ``on_result``, so a slow callback never delays heartbeats or pings.
 
 One attempt of one job
@@ -23,16 +24,17 @@ Accepting a RESULT
     (the writer owns it) or one a live worker is still writing.
 
 Failures
-    * ``ok=False, corruption=True``: final at once, no retry.
-    * ``ok=False`` otherwise, or the worker died (exit, SIGKILL) or went
-      silent for ``heartbeat_timeout`` seconds, or its heartbeats still do not
-      show the attempt it was sent that long after dispatch (it is then
-      SIGKILLed and reaped before anything else happens): the attempt's staging
-      directory is
-      removed, a replacement worker is started, and the job is queued again as
-      attempt + 1 after a back-off of ``retry_backoff * 2**(attempt - 1)``
-      seconds, on whichever worker is idle first. After ``max_attempts`` the
-      last failure is final.
+    An attempt fails with the worker's ``ok=False`` result, or with one the
+    pool makes (ErrorKind.OTHER) when the worker died (exit, SIGKILL), went
+    silent for ``heartbeat_timeout`` seconds, or its heartbeats still do not
+    show the attempt it was sent that long after dispatch (it is then
+    SIGKILLed and reaped before anything else happens). The attempt's staging
+    directory is removed and a dead worker replaced. ``retry``
+    (lsm.jobs.RetryPolicy) decides from the result's ``error_kind`` and the
+    attempt number: either the job is queued again as attempt + 1 after the
+    policy's delay, on whichever worker is idle first, or this failure is
+    final (damaged input at once, others after the last attempt). The error
+    text is the worker's, unchanged; the attempt number travels beside it.
 
 What ``on_result(job, result)`` receives
     ``job`` is the submitted object. ``result`` is a JobResult with two
@@ -40,7 +42,7 @@ What ``on_result(job, result)`` receives
     the final attempt; for ``ok=True`` the outputs are there, named by
     ``OutputTable.name``, and the writer owns the directory from then on and
     must remove it after installing; for ``ok=False`` the pool has already
-    removed it) and ``result.attempt``. Called once per job, in the pool's
+    removed it) and ``result.attempt`` (its number: 1, 2, ...). Called once per job, in the pool's
     callback thread; an exception it raises is logged and ignored.
 
 Closing
@@ -50,7 +52,7 @@ Closing
     (never delivered) and their staging directories removed. A finalizer
     (weakref.finalize, so also at interpreter exit) SIGKILLs any child still
     alive if ``close`` was never called. Workers also end themselves when the
-    writer dies (see lsm.compactor.worker).
+    writer dies (see lsm.ipc.worker).
 """
 import itertools
 import logging
@@ -67,14 +69,15 @@ from dataclasses import dataclass, field
 import psutil
 import zmq
 
-from ..compactor import worker as worker_module
-from ..jobs import CompactionJob, FlushJob, JobResult
+from ..jobs import CompactionJob, ErrorKind, FlushJob, JobResult, RetryPolicy
 from ..errors import ClosedError, Error
 from ..fileio import DEFAULT_FS
 from .codec import decode, encode
 from .endpoint import endpoint_of, make_endpoint_dir
 from .launch import start_worker
 from .messages import Heartbeat, Job, ProtocolError, Ready, Result, Shutdown
+from .naming import split_name
+from .worker import main as worker_main
 
 STAGING_DIR = "lsm-staging"  # same sub-directory the engine uses and clears at open
 
@@ -104,13 +107,13 @@ class RunningJob:
 class _Attempt:
     __slots__ = ("job", "attempt", "staging_dir", "state", "worker", "not_before", "errors", "dispatched")
 
-    def __init__(self, job, staging_dir):
+    def __init__(self, job, attempt, staging_dir, not_before):
         self.job = job
-        self.attempt = 1
+        self.attempt = attempt
         self.staging_dir = staging_dir
         self.state = "queued"
         self.worker = None
-        self.not_before = 0.0
+        self.not_before = not_before
         self.errors = []
         self.dispatched = 0.0
 
@@ -191,30 +194,32 @@ class CompactorPool:
     db_dir              the database directory (jobs read it; staging lives in it)
     size                number of worker processes
     on_result(job, r)   called once per job, in the pool's callback thread
+    runner              "module:qualname" of the function a worker runs each job
+                        with, ``runner(job, db_dir, staging_dir) -> JobResult``
+                        (imported in the worker process only)
     heartbeat_interval  seconds between heartbeats (worker -> writer) and pings
                         (writer -> worker)
     heartbeat_timeout   a ready worker silent this long is SIGKILLed and replaced
-    max_attempts        attempts per job before a transient failure is final
+    retry               RetryPolicy: which failed attempts are tried again,
+                        how often and after how long
     fs                  FileSystem for staging directories (lsm.fileio)
     session             this pool's session id (default: 16 random hex digits)
     worker_env          extra environment variables for the workers (test hooks:
-                        LSM_TEST_JOB_SLEEP, LSM_TEST_HANG)
+                        LSM_TEST_JOB_SLEEP, LSM_TEST_FAULTS, LSM_TEST_HANG)
     start_timeout       a worker not READY this long after starting is replaced
-    retry_backoff       first retry delay; doubled on each further attempt
     writer_timeout      a worker pinged by nobody this long exits (default:
                         3 * heartbeat_interval, at least 2 s)
     """
 
-    def __init__(self, db_dir, size, *, on_result, heartbeat_interval=0.5, heartbeat_timeout=5.0,
-                 max_attempts=3, fs=None, session=None, worker_env=None, start_timeout=30.0,
-                 retry_backoff=0.1, writer_timeout=None):
+    def __init__(self, db_dir, size, *, on_result, runner, heartbeat_interval=0.5, heartbeat_timeout=5.0,
+                 retry=RetryPolicy(), fs=None, session=None, worker_env=None, start_timeout=30.0,
+                 writer_timeout=None):
         if size < 1:
             raise ValueError(f"a compactor pool needs at least one worker, not {size}")
         if heartbeat_interval <= 0 or heartbeat_timeout <= 2 * heartbeat_interval:
             raise ValueError(f"heartbeat_timeout ({heartbeat_timeout}) must exceed twice "
                              f"heartbeat_interval ({heartbeat_interval})")
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+        split_name(runner)  # a bad name fails here, not in every worker
         session = os.urandom(8).hex() if session is None else session
         if not _SESSION_RE.match(session):
             raise ValueError(f"session id {session!r}: use 1-64 letters, digits or '_'")
@@ -225,11 +230,11 @@ class CompactorPool:
         self.heartbeat_timeout = heartbeat_timeout
         self.writer_timeout = (writer_timeout if writer_timeout is not None
                                else max(3 * heartbeat_interval, _MIN_WRITER_TIMEOUT))
-        self.max_attempts = max_attempts
+        self.retry = retry
         self.start_timeout = start_timeout
-        self.retry_backoff = retry_backoff
         self.fs = fs if fs is not None else DEFAULT_FS
         self.worker_env = dict(worker_env or {})
+        self.runner = runner
         self.counters = Counter()
         self._on_result = on_result
 
@@ -237,7 +242,7 @@ class CompactorPool:
         self._slots = [_Slot(i) for i in range(size)]
         self._by_identity = {}
         self._attempts = {}  # job_id -> _Attempt, in submission order
-        self._inbox = []
+        self._inbox = []  # _Attempts submitted, not yet seen by the pool thread
         self._delivered = OrderedDict()  # (job_id, attempt) handed to on_result with ok=True
         self._abandoned = []
         self._closing = False
@@ -274,27 +279,35 @@ class CompactorPool:
 
     # ------------------------------------------------------------ public API
 
-    def submit(self, job) -> None:
-        """Queue a FlushJob or CompactionJob; thread-safe, never blocks."""
+    def submit(self, job, attempt=1) -> None:
+        """Queue a FlushJob or CompactionJob; thread-safe, never blocks.
+        `attempt` > 1 continues a job whose earlier attempts ran elsewhere
+        (the writer's own) and failed: it starts after the retry policy's
+        delay, and the policy counts those attempts."""
         if not isinstance(job, (FlushJob, CompactionJob)):
             raise TypeError(f"not a job: {type(job).__name__}")
+        if type(attempt) is not int or attempt < 1:
+            raise ValueError(f"attempt must be a positive integer, not {attempt!r}")
         with self._lock:
             if self._closing:
                 raise ClosedError("the compactor pool is closed")
             if self._failure is not None:
                 raise Error(f"the compactor pool failed: {self._failure!r}")
-            if job.job_id in self._attempts or any(j.job_id == job.job_id for j in self._inbox):
+            if job.job_id in self._attempts or any(a.job.job_id == job.job_id for a in self._inbox):
                 raise ValueError(f"job {job.job_id} is already in the pool")
-            self._inbox.append(job)
+            not_before = time.monotonic() + self.retry.delay(attempt - 1) if attempt > 1 else 0.0
+            self._inbox.append(_Attempt(job, attempt, self._staging_path(job.job_id, attempt), not_before))
         self._wake()
 
     def take_queued(self, job_id) -> bool:
-        """Withdraw a job no compactor has started (first attempt, never
+        """Withdraw a job nobody has tried (its first attempt, never
         dispatched), so the caller can run it itself. True if withdrawn;
         the pool then forgets it and delivers no result for it."""
         with self._lock:
-            for i, job in enumerate(self._inbox):
-                if job.job_id == job_id:
+            for i, a in enumerate(self._inbox):
+                if a.job.job_id == job_id:
+                    if a.attempt != 1:
+                        return False
                     del self._inbox[i]
                     return True
             a = self._attempts.get(job_id)
@@ -307,8 +320,7 @@ class CompactorPool:
         """Unfinished jobs, in submission order."""
         with self._lock:
             out = [RunningJob(a.job, a.attempt, a.state, a.worker.pid if a.worker else None, a.staging_dir,
-                              list(a.errors)) for a in self._attempts.values()]
-            out += [RunningJob(j, 1, "queued", None, self._staging_path(j.job_id, 1)) for j in self._inbox]
+                              list(a.errors)) for a in [*self._attempts.values(), *self._inbox]]
         return out
 
     def stats(self) -> list[dict]:
@@ -441,15 +453,15 @@ class CompactorPool:
                 if self._failure is not None:  # nobody else will finish these jobs: say so
                     with self._lock:
                         lost, self._abandoned = self._abandoned, []
-                    self._post([(a.job, JobResult(job_id=a.job.job_id, ok=False,
+                    self._post([(a.job, JobResult(job_id=a.job.job_id, ok=False, error_kind=ErrorKind.OTHER,
                                                   error=f"compactor pool failed: {self._failure!r}"))
                                 for a in lost])
             finally:
                 self._release()
 
     def _take_inbox(self):
-        for job in self._inbox:
-            self._attempts[job.job_id] = _Attempt(job, self._staging_path(job.job_id, 1))
+        for a in self._inbox:
+            self._attempts[a.job.job_id] = a
         self._inbox.clear()
 
     # --- messages
@@ -498,7 +510,7 @@ class CompactorPool:
             self.counters["results_accepted"] += 1
             result = msg.result
             if result.job_id != msg.job_id:
-                result = JobResult(job_id=msg.job_id, ok=False,
+                result = JobResult(job_id=msg.job_id, ok=False, error_kind=ErrorKind.OTHER,
                                    error=f"compactor pid {w.pid} answered job {msg.job_id} with a result "
                                          f"for job {result.job_id}")
             if result.ok:
@@ -521,9 +533,7 @@ class CompactorPool:
         and reaped from, its staging directory)."""
         self.fs.rmtree(a.staging_dir)
         a.errors.append(result.error)
-        if result.corruption or a.attempt >= self.max_attempts:
-            if a.attempt > 1:
-                result.error = f"attempt {a.attempt} of {self.max_attempts}: {result.error}"
+        if not self.retry.retries(result.error_kind, a.attempt):
             self._finish(a, result, deliveries)
         elif self._closing:
             del self._attempts[a.job.job_id]
@@ -532,7 +542,7 @@ class CompactorPool:
             self.counters["retries"] += 1
             a.worker = None
             a.state = "queued"
-            a.not_before = now + self.retry_backoff * (2 ** (a.attempt - 1))
+            a.not_before = now + self.retry.delay(a.attempt)
             a.attempt += 1
             a.staging_dir = self._staging_path(a.job.job_id, a.attempt)
 
@@ -563,15 +573,15 @@ class CompactorPool:
             try:
                 frames = encode(Job(self.session, a.job.job_id, a.attempt, self.db_dir, a.staging_dir, a.job))
             except ValueError as exc:  # a malformed job fails the same way on every attempt
-                self._finish(a, JobResult(job_id=a.job.job_id, ok=False, error=f"cannot send job: {exc}"),
-                             deliveries)
+                self._finish(a, JobResult(job_id=a.job.job_id, ok=False, error_kind=ErrorKind.OTHER,
+                                          error=f"cannot send job: {exc}"), deliveries)
                 continue
             try:
                 self.fs.rmtree(a.staging_dir)
                 self.fs.mkdir(a.staging_dir)
-            except Exception as exc:  # noqa: BLE001 - e.g. disk full: a transient failure
-                self._failed_attempt(a, JobResult(job_id=a.job.job_id, ok=False,
-                                                  error=f"cannot create {a.staging_dir}: {exc}"), now, deliveries)
+            except Exception as exc:  # noqa: BLE001 - e.g. disk full: a failed attempt like any other
+                failed = JobResult.failure(a.job.job_id, exc, context=f"cannot create {a.staging_dir}: ")
+                self._failed_attempt(a, failed, now, deliveries)
                 continue
             w = idle.pop(0)
             self._router.send_multipart([w.identity] + frames)
@@ -598,12 +608,12 @@ class CompactorPool:
     def _start(self, slot, now):
         identity = f"w{slot.index}.{next(self._identities)}".encode()
         args = (self.endpoint, identity, os.getpid(), self.session, self.heartbeat_interval,
-                self.writer_timeout, self.worker_env)
+                self.writer_timeout, self.worker_env, self.runner)
         with self._reaper.lock:
             if self._reaper.stopped:
                 return
             try:
-                proc = start_worker(worker_module.main, args, f"lsm-compactor-{slot.index}")
+                proc = start_worker(worker_main, args, f"lsm-compactor-{slot.index}")
             except Exception:  # noqa: BLE001 - e.g. EAGAIN: try again later
                 log.exception("compactor pool: cannot start a worker")
                 slot.start_failures += 1
@@ -648,9 +658,9 @@ class CompactorPool:
             slot.next_start = now + min(5.0, 0.05 * 2 ** slot.start_failures)
         a, w.job = w.job, None
         if a is not None:
-            self._failed_attempt(a, JobResult(job_id=a.job.job_id, ok=False,
-                                              error=f"compactor pid {w.pid} {reason} during attempt {a.attempt}"),
-                                 now, deliveries)
+            lost = JobResult(job_id=a.job.job_id, ok=False, error_kind=ErrorKind.OTHER,
+                             error=f"compactor pid {w.pid} {reason} during attempt {a.attempt}")
+            self._failed_attempt(a, lost, now, deliveries)
 
     def _reap(self, proc):
         _sigkill(proc.pid)

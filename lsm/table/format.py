@@ -96,8 +96,10 @@ def block_trailer(stored: bytes, block_type: int) -> bytes:
 def unpack_block(framed, size: int) -> bytes:
     """Check the trailer of `framed` (= stored block || 5-byte trailer) and return
     the uncompressed block contents. DecodeError for a bad checksum or type."""
-    # Every random read passes here: masked_crc32c and decode_varint32 are
-    # inlined, and one memoryview serves the checksum and the decompression.
+    # Every random read passes here: masked_crc32c (lsm.coding's mask_crc,
+    # with its MASK_DELTA: a call shows in every read) and decode_varint32
+    # are inlined, and one memoryview serves the checksum and the
+    # decompression.
     if len(framed) != size + BLOCK_TRAILER_SIZE:
         raise DecodeError("truncated block read")
     view = memoryview(framed)

@@ -30,6 +30,7 @@ sync_dir, rename, remove, rmtree, mkdir.
 """
 import errno as _errno
 import fnmatch
+import json
 import os
 import random
 import threading
@@ -592,3 +593,29 @@ class FaultFS(FileSystem):
 
 
 __all__ = ["CrashPoint", "Fault", "FaultFS"]
+
+
+# ------------------------------------------------- across a process boundary
+# A compactor process builds its own FaultFS from a spec in its environment
+# (lsm.compactor.runner's LSM_TEST_FAULTS, passed with compactor_env=), so
+# faults reach jobs that run in another process. The spec is JSON: a list of
+# FaultFS.inject keyword arguments.
+
+
+def fault_spec(*rules: dict) -> str:
+    """The spec of `rules`, each a dict of FaultFS.inject's keyword arguments."""
+    for rule in rules:
+        Fault(**rule)  # refuse a bad rule here, not in every compactor
+    return json.dumps(list(rules))
+
+
+def fault_fs_from_spec(root, spec: str) -> FaultFS:
+    """A FaultFS over `root` with the faults of `spec` (fault_spec's)."""
+    try:
+        rules = json.loads(spec)
+        fs = FaultFS(root)
+        for rule in rules:
+            fs.inject(**rule)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"bad fault spec {spec!r}: {exc}") from exc
+    return fs

@@ -19,8 +19,9 @@ from sortedcontainers import SortedList
 
 from .. import batch as batch_codec
 from .. import filenames
-from ..jobs import CompactionJob, FlushJob, JobResult
+from ..compactor import PROCESS_RUNNER
 from ..compactor.runner import run_job
+from ..jobs import IN_WRITER, CompactionJob, ErrorKind, FlushJob, JobResult, RetryPolicy, job_error
 from ..errors import ClosedError, CorruptionError, DecodeError, Error, LockError
 from ..errors import IOError as LsmIOError
 from ..filemeta import FileMetaData
@@ -47,7 +48,6 @@ _LENGTHS = batch_codec.LENGTHS
 _PUT_HEADERS = batch_codec.PUT_HEADERS
 
 STAGING_DIR = "lsm-staging"  # our own sub-directory; LevelDB ignores directories
-_DISK_ERRORS = ("IOError:", "OSError:")  # how run_job names a failed job's disk error
 MAX_GROUP_BYTES = 1 << 20
 
 
@@ -65,7 +65,7 @@ class _Writer:
 class _Running:
     """A job the writer has handed out and not yet committed."""
 
-    __slots__ = ("job", "imm", "plan", "version", "siblings", "result", "retries", "writer_tried")
+    __slots__ = ("job", "imm", "plan", "version", "siblings", "result", "attempt")
 
     def __init__(self, job, imm=None, plan=None):
         self.job = job
@@ -74,11 +74,7 @@ class _Running:
         self.version = None
         self.siblings = [self]
         self.result = None
-        self.retries = 0
-        self.writer_tried = False  # a stalled writer ran it and failed: leave it to the pool
-
-
-MAX_RESULT_RETRIES = 3
+        self.attempt = 1  # the number of its next attempt (RetryPolicy counts them)
 
 
 class Engine:
@@ -107,6 +103,7 @@ class Engine:
         self._closing = False
         self._pool = None
         self._pool_size = 1
+        self._retry = IN_WRITER if options.compactors == 0 else RetryPolicy()
         self._running = {}
         self._inline_queue = deque()
         self._draining = False
@@ -188,10 +185,8 @@ class Engine:
                      f"{sum(o.size for o in result.outputs)} bytes of tables"
                      + ("" if result.ok else f", failed: {result.error}"))
             if not result.ok:
-                if result.corruption:
-                    raise CorruptionError(filenames.log_file_name(dbname, wal_number), None, result.error)
-                raise (LsmIOError if result.error.startswith(_DISK_ERRORS) else Error)(
-                    f"recovery of {filenames.log_file_name(dbname, wal_number)} failed: {result.error}")
+                path = filenames.log_file_name(dbname, wal_number)
+                raise job_error(result, f"recovery of {path} failed", path)
             max_sequence = max(max_sequence, result.max_sequence)
             self._validate_outputs(result)
             for meta in self._install_outputs(result):
@@ -213,6 +208,7 @@ class Engine:
             from ..ipc.pool import CompactorPool
             self._pool_size = options.compactors
             self._pool = CompactorPool(dbname, options.compactors, on_result=self._pool_result, fs=fs,
+                                       runner=PROCESS_RUNNER, retry=self._retry,
                                        heartbeat_timeout=options.compactor_heartbeat_timeout,
                                        worker_env=options.compactor_env)
             self.log(f"Started a pool of {options.compactors} compactor processes")
@@ -463,10 +459,10 @@ class Engine:
         pool = self._pool
         for imm in self.imms:
             running = self._running.get(imm.flush_job.job_id) if imm.flush_job is not None else None
-            if running is None or imm.flush_done is not None or running.writer_tried:
+            if running is None or imm.flush_done is not None:
                 continue
             job = running.job
-            if not pool.take_queued(job.job_id):
+            if not pool.take_queued(job.job_id):  # only a first attempt is taken back
                 continue
             started = time.monotonic()
             self._cv.release()
@@ -475,20 +471,20 @@ class Engine:
                 # record by record (the numpy path, where it applies, is faster still).
                 result = self._execute(job, imm.flush_rows)
             except Exception as exc:  # noqa: BLE001 - e.g. the staging mkdir: handled as a failed run
-                result = JobResult(job_id=job.job_id, ok=False, error=f"{type(exc).__name__}: {exc}")
+                result = JobResult.failure(job.job_id, exc)
             finally:
                 self._cv.acquire()
             self.stats["stall_seconds"] += time.monotonic() - started
             if self.closed:
                 self._discard_staging(result)
                 self._running.pop(job.job_id, None)
-            elif not result.ok and not result.corruption:
-                # A disk hiccup here gets the pool's retries, as it would
-                # have had in a compactor; the writer does not take it again,
+            elif not result.ok and self._retry.retries(result.error_kind, running.attempt):
+                # The writer's run was one attempt; the next ones go to the
+                # compactors, and the pool never hands a later attempt back,
                 # or a lasting failure would spin here while compactors are busy.
                 self._discard_staging(result)
-                running.writer_tried = True
-                pool.submit(job)
+                running.attempt += 1
+                pool.submit(job, running.attempt)
             else:
                 self.stats["flushes_in_writer"] += result.ok
                 self._on_result_locked(job, result)
@@ -596,7 +592,7 @@ class Engine:
         if self._pool is None:
             self._inline_queue.append(running.job)
         else:
-            self._pool.submit(running.job)
+            self._pool.submit(running.job, running.attempt)
 
     def _drain_inline(self):
         """Inline mode: run queued jobs one after another in this thread. A
@@ -634,13 +630,11 @@ class Engine:
             self._release_running_version(running)
             self._discard_staging(result)
             what = "flush" if running.imm is not None else "compaction"
-            if result.corruption:
-                err = CorruptionError(self.dbname, None, f"{what} job {job.job_id} failed: {result.error}")
-            else:
-                # A disk error (ENOSPC, EIO) stays an lsm.IOError, as plyvel raises.
-                err = (LsmIOError if result.error.startswith(_DISK_ERRORS) else Error)(
-                    f"{what} job {job.job_id} failed: {result.error}")
-            self.log(f"{what} job {job.job_id} failed: {result.error}")
+            attempts = getattr(result, "attempt", running.attempt)
+            failed = f"{what} job {job.job_id} failed" + (f" (attempt {attempts})" if attempts > 1 else "")
+            # A disk error (ENOSPC, EIO) stays an lsm.IOError, as plyvel raises.
+            err = job_error(result, failed, self.dbname)
+            self.log(f"{failed}: {result.error}")
             self.bg_error = err
             for sibling in running.siblings:
                 self._running.pop(sibling.job.job_id, None)
@@ -649,14 +643,16 @@ class Engine:
             self._validate_outputs(result)
         except Error as exc:
             # A result whose files are missing, truncated or unreadable is
-            # rejected; the job runs again under a new id.
+            # rejected: a failed attempt, run again under a new id if the
+            # retry policy allows.
             self._discard_staging(result)
             self.log(f"rejected result of job {job.job_id}: {exc}")
-            running.retries += 1
-            if running.retries >= MAX_RESULT_RETRIES:
+            attempt = getattr(result, "attempt", running.attempt)
+            if not self._retry.retries(ErrorKind.REJECTED, attempt):
                 self.bg_error = exc
                 return
             running.result = None
+            running.attempt = attempt + 1
             running.job = dataclasses.replace(job, job_id=self._next_job_id())
             if running.imm is not None:
                 running.imm.flush_job = running.job

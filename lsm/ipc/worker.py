@@ -1,6 +1,9 @@
-"""The compactor process: a DEALER socket to the writer's ROUTER, jobs run by
-lsm.compactor.runner. Knows sockets, its own process and the job runner; never
-the writer's state (nothing here imports lsm.writer).
+"""The compactor process's side of the transport: a DEALER socket to the
+writer's ROUTER (lsm.ipc.pool). Knows sockets and its own process; what a job
+means is the job runner's business. The runner is named by the pool as
+"module:qualname" and imported here, in the child (lsm.ipc.naming.resolve), so
+nothing in lsm.ipc imports lsm.compactor or lsm.writer. A runner that cannot
+be imported fails every job it is sent, saying why.
 
 Started by lsm.ipc.pool (through lsm.ipc.launch) with ``main(...)`` as the
 process target. Two threads:
@@ -10,8 +13,9 @@ process target. Two threads:
   staging directory so far), receives JOB, HEARTBEAT (the writer's ping) and
   SHUTDOWN, and forwards RESULTs; it never runs a job, so heartbeats keep
   flowing while one computes;
-* a job thread runs one job at a time with ``run_job`` and hands the encoded
-  RESULT back over an inproc PAIR socket.
+* a job thread imports the runner (while the main thread says READY, so the
+  runner's imports do not delay the first job), runs one job at a time with
+  it and hands the encoded RESULT back over an inproc PAIR socket.
 
 The process exits on its own (``os._exit``, which also ends a job in the
 middle) on SHUTDOWN, when its parent changes (``os.getppid()``), when the
@@ -36,10 +40,10 @@ from collections import deque
 
 import zmq
 
-from ..ipc.codec import decode, encode
-from ..ipc.messages import Heartbeat, Job, ProtocolError, Ready, Result, Shutdown
-from ..jobs import JobResult
-from .runner import run_job
+from ..jobs import ErrorKind, JobResult
+from .codec import decode, encode
+from .naming import resolve
+from .messages import Heartbeat, Job, ProtocolError, Ready, Result, Shutdown
 
 HANG_ENV = "LSM_TEST_HANG"
 
@@ -79,8 +83,9 @@ def _lower_priority():
         pass  # not permitted here: run at the writer's priority
 
 
-def main(endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout, env=None):
-    """Process entry point; never returns."""
+def main(endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout, env, runner):
+    """Process entry point; never returns. `runner` names the job runner as
+    "module:qualname": ``runner(job, db_dir, staging_dir) -> JobResult``."""
     set_parent_death_signal()
     if os.getppid() != parent_pid:  # the writer died before prctl took effect
         os._exit(EXIT_ORPHANED)
@@ -89,7 +94,7 @@ def main(endpoint, identity, parent_pid, session, heartbeat_interval, writer_tim
     if env:
         os.environ.update(env)
     try:
-        code = _Worker(endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout).run()
+        code = _Worker(endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout, runner).run()
     except BaseException:  # noqa: BLE001 - report, then exit with a code the pool sees
         traceback.print_exc()
         code = EXIT_CRASHED
@@ -127,9 +132,25 @@ def _bytes_in(directory) -> int:
     return total
 
 
+def _waiting(sock):
+    """The messages waiting on `sock`, read without blocking."""
+    while True:
+        try:
+            yield sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+
+
+def _unresolved(name, exc):
+    def fail(job, db_dir, staging_dir):
+        raise RuntimeError(f"cannot import the job runner {name!r}: {type(exc).__name__}: {exc}")
+    return fail
+
+
 class _Worker:
-    def __init__(self, endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout):
+    def __init__(self, endpoint, identity, parent_pid, session, heartbeat_interval, writer_timeout, runner):
         self.endpoint = endpoint
+        self.runner = runner
         self.identity = identity
         self.parent_pid = parent_pid
         self.session = session
@@ -161,11 +182,7 @@ class _Worker:
             wait = min(_MAX_POLL, max(0.0, next_beat - time.monotonic()))
             events = dict(poller.poll(int(wait * 1000) + 1))
             if sock in events:
-                while True:
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
+                for frames in _waiting(sock):
                     last_ping = time.monotonic()  # any message proves the writer alive
                     try:
                         msg = decode(frames)
@@ -177,11 +194,7 @@ class _Worker:
                     if isinstance(msg, Job):
                         self._accept(msg, jobs)
             if results in events:
-                while True:
-                    try:
-                        frames = results.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
+                for frames in _waiting(results):
                     if self.pending:
                         self.pending.popleft()
                     send(frames)
@@ -216,21 +229,22 @@ class _Worker:
     def _job_loop(self, ctx, jobs):
         out = ctx.socket(zmq.PAIR)
         out.connect(_RESULTS_ENDPOINT)
-        # Every job builds filters with numpy, and most run on it: loaded
-        # here, while the main thread says READY, not inside the first job
-        # (0.1-0.2 s that a writer filling its first memtables waits for).
-        import numpy  # noqa: F401
+        try:
+            run_job = resolve(self.runner)
+        except Exception as exc:  # noqa: BLE001 - each job's result says why it cannot run
+            run_job = _unresolved(self.runner, exc)
         while True:
             msg = jobs.get()
             try:
                 result = run_job(msg.job, msg.db_dir, msg.staging_dir)
-            except BaseException as exc:  # noqa: BLE001 - run_job should not raise; report it if it does
-                result = JobResult(job_id=msg.job_id, ok=False, error=f"{type(exc).__name__}: {exc}")
+            except BaseException as exc:  # noqa: BLE001 - a runner should not raise; report it if it does
+                result = JobResult.failure(msg.job_id, exc)
             reply = Result(session=msg.session, job_id=msg.job_id, attempt=msg.attempt, pid=self.pid,
                            result=result)
             try:
                 frames = encode(reply)
             except ValueError as exc:
-                reply.result = JobResult(job_id=msg.job_id, ok=False, error=f"unencodable result: {exc}")
+                reply.result = JobResult(job_id=msg.job_id, ok=False, error_kind=ErrorKind.OTHER,
+                                         error=f"unencodable result: {exc}")
                 frames = encode(reply)
             out.send_multipart(frames)
