@@ -2,8 +2,8 @@
 every shape: written by lsm's table builder (prefix compression on or off),
 by LevelDB's block layout at any restart interval, and by LevelDB itself
 (plyvel); keys and values of any length, empty ones and values over 64 KiB.
-Seeks, decodes from a restart point and point lookups agree with the
-reference too, and plyvel reads every table lsm writes with paranoid checks.
+Seeks, decodes from a restart point and point lookups (on the decoded block
+and on the raw one) agree with the reference too, and plyvel reads every table lsm writes with paranoid checks.
 """
 import os
 import struct
@@ -27,6 +27,7 @@ from lsm.table.block import (
     decode_block_split,
     decode_block_split_from,
     find_in_block,
+    seek_block,
 )
 from lsm.table.cache import block_charge
 from lsm.table.options import TableOptions
@@ -143,6 +144,7 @@ def check_block(block, targets):
                     want = (t & 0xFF, v) if u == target else None
                     break
             assert find_in_block(expected, target, seek_tag) == want
+            assert seek_block(block, target, seek_tag) == want
 
 
 def targets_for(entries, draw_more):
@@ -308,3 +310,19 @@ def test_block_charge_is_within_a_fifth_of_the_decoded_block_s_real_size(shape):
         decoded = decode_block_split(block)
         real = decoded_size(decoded)
         assert abs(block_charge(len(block), len(decoded[0])) - real) <= real / 5
+
+
+def test_a_block_is_searched_raw_on_its_first_lookup_and_decoded_on_its_second():
+    entries = [(make_internal_key(b"user%d" % i, i + 1, 1), b"v" * (i % 300)) for i in range(200)]
+    entries.sort(key=internal_order)
+    data = table_bytes(entries)
+    cache = BlockCache(1 << 20)
+    table = Table.open(MemFile(data), path="t.ldb", block_cache=cache)
+    key = entries[50][0]
+    held = lambda: cache.get((0, table._offsets[table.find_block(key[:-8])]))  # noqa: E731
+    assert table.get(key[:-8], 1000) == (1, entries[50][1])
+    assert type(held()) is bytes  # raw contents, searched in place
+    assert table.get(key[:-8], 1000) == (1, entries[50][1])
+    assert type(held()) is tuple  # decoded by the second lookup
+    assert held() == decode_block_split(table._contents(table.find_block(key[:-8])))
+    assert table.get(key[:-8] + b"!", 1000) is None

@@ -27,6 +27,7 @@ from ..errors import DecodeError
 
 _FIXED32 = struct.Struct("<I")
 _TAG = struct.Struct("<Q")
+_MAX_TAG = (1 << 64) - 1  # sorts before every other version of its user key
 # Type bytes (first trailer byte) other than deletion (0) and value (1) are corrupt.
 _VALID_KINDS = b"\x00\x01"
 
@@ -269,6 +270,28 @@ def decode_block_split(data: bytes):
     return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values
 
 
+# find_in_block() result: every entry of the block sorts before the target, so
+# the answer, if any, is in the next block.
+PAST_END = "past end"
+
+
+def find_in_block(decoded, user_key: bytes, seek_tag: int):
+    """Point lookup in a decoded data block (decode_block_split's result):
+    (kind, value) of the first entry at or after (user_key, seek_tag) in
+    internal order if it has user_key; None if that entry has a larger user
+    key; PAST_END if no entry is at or after it. Tag types were checked by
+    the decode."""
+    ukeys, tags, values = decoded
+    j = bisect_left(ukeys, user_key)
+    count = len(ukeys)
+    while j < count and ukeys[j] == user_key:
+        tag = tags[j]
+        if tag <= seek_tag:
+            return tag & 0xFF, values[j]
+        j += 1  # a version too new for the reader
+    return None if j < count else PAST_END
+
+
 def decode_block_split_from(data: bytes, user_key: bytes):
     """decode_block_split from the last restart point whose user key sorts
     before user_key (from the first entry when none does): every entry with
@@ -282,18 +305,50 @@ def decode_block_split_from(data: bytes, user_key: bytes):
     if decoded is not None:
         return (*decoded, True)
     restarts = _uint32s(num_restarts).unpack_from(data, limit)
+    lo = _last_restart_before(data, limit, restarts, user_key, _MAX_TAG)
+    ukeys, trailers, values = _decode_entries(data, limit, True, restarts[lo])
+    return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values, lo == 0
+
+
+def seek_block(data: bytes, user_key: bytes, seek_tag: int):
+    """find_in_block's answer from a block's raw contents, decoding only the
+    restart interval that holds it (LevelDB's Block::Iter::Seek): for a block
+    that a point lookup reads once, a decode of every entry would cost more
+    than the lookup. A binary search over the restart points (each checked
+    as visited), then the entries of one interval; in a block of lsm's,
+    every entry a restart point, that is the sought entry alone."""
+    limit, num_restarts = _restart_count(data)
+    restarts = _uint32s(num_restarts).unpack_from(data, limit)
+    lo = _last_restart_before(data, limit, restarts, user_key, seek_tag)
+    while True:
+        start = restarts[lo]
+        lo += 1
+        stop = restarts[lo] if lo < num_restarts else limit
+        if stop > limit or (stop <= start and limit):
+            raise DecodeError("bad restart array", limit)
+        ukeys, trailers, values = _decode_entries(data, stop, True, start)
+        found = find_in_block((ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values), user_key, seek_tag)
+        if found is not PAST_END or stop == limit:
+            return found
+        # Every entry of the interval sorted before the target (versions too
+        # new for the reader): the answer opens a later one.
+
+
+def _last_restart_before(data, limit, restarts, user_key: bytes, seek_tag: int) -> int:
+    """Index of the last restart point whose entry sorts before (user_key,
+    seek_tag) in internal order; 0 if none does. seek_tag _MAX_TAG: before
+    user_key itself."""
     if restarts[0]:
         raise DecodeError("bad restart array", limit)
     lo, hi = 0, len(restarts) - 1
     while lo < hi:
         mid = (lo + hi + 1) >> 1
-        ukey, _key_end = _restart_user_key(data, limit, restarts[mid])
-        if ukey < user_key:
+        ukey, key_end = _restart_user_key(data, limit, restarts[mid])
+        if ukey < user_key or (ukey == user_key and _TAG.unpack_from(data, key_end - 8)[0] > seek_tag):
             lo = mid
         else:
             hi = mid - 1
-    ukeys, trailers, values = _decode_entries(data, limit, True, restarts[lo])
-    return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values, lo == 0
+    return lo
 
 
 def _restart_user_key(data, limit, pos):
@@ -315,20 +370,11 @@ def _restart_user_key(data, limit, pos):
     return data[pos:key_end - 8], key_end
 
 
-def first_user_key(data):
-    """User key of a data block's first entry (None if the block is empty),
-    read without decoding the rest."""
-    limit = entries_limit(data)
-    if not limit:
-        return None
-    return _restart_user_key(data, limit, 0)[0]  # the first entry is a restart point
-
-
 def _decode_entries(data, limit, split, start=0):
     """The decoder: one tight loop; entries whose three lengths are each < 128
     (one varint byte) take the fast path. Overruns are found once, after the
-    loop: an entry that runs past the entries area leaves `pos` beyond
-    `limit`. Returns (keys, [], values), or with split (user keys, trailers,
+    loop: an entry that runs past the entries area (or the restart interval
+    decoded, ending at `limit`) leaves `pos` beyond `limit`. Returns (keys, [], values), or with split (user keys, trailers,
     values): slicing each internal key in the loop costs less than a pass
     over the keys afterwards."""
     keys = []
@@ -375,25 +421,3 @@ def _decode_entries(data, limit, split, start=0):
     if pos != limit:
         raise DecodeError("entry runs past the end of the block", limit)
     return keys, trailers, values
-
-
-# find_in_block() result: every entry of the block sorts before the target, so
-# the answer, if any, is in the next block.
-PAST_END = "past end"
-
-
-def find_in_block(decoded, user_key: bytes, seek_tag: int):
-    """Point lookup in a decoded data block (decode_block_split's result):
-    (kind, value) of the first entry at or after (user_key, seek_tag) in
-    internal order if it has user_key; None if that entry has a larger user
-    key; PAST_END if no entry is at or after it. Tag types were checked by
-    the decode."""
-    ukeys, tags, values = decoded
-    j = bisect_left(ukeys, user_key)
-    count = len(ukeys)
-    while j < count and ukeys[j] == user_key:
-        tag = tags[j]
-        if tag <= seek_tag:
-            return tag & 0xFF, values[j]
-        j += 1  # a version too new for the reader
-    return None if j < count else PAST_END

@@ -1,8 +1,9 @@
 """BlockCache: an LRU of blocks shared by all tables of a database. Pure: no
 files. Thread-safe (a lock around changes to an OrderedDict; lookups need
-none). Table decides what a value is: a decoded block, or -- for point
-lookups once the cache is `pressed` -- the block as stored. The capacity
-bounds the charges, which Table makes the memory each value really takes.
+none). Table decides what a value is: a decoded block, the raw contents a
+point lookup read, or -- once the cache is `pressed` -- the block as stored.
+The capacity bounds the charges, which Table makes the memory each value
+really takes.
 """
 import threading
 from collections import OrderedDict
