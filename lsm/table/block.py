@@ -320,54 +320,59 @@ def seek_block(data: bytes, user_key: bytes, seek_tag: int):
     limit, num_restarts = _restart_count(data)
     restarts = _uint32s(num_restarts).unpack_from(data, limit)
     lo = _last_restart_before(data, limit, restarts, user_key, seek_tag)
+    start = restarts[lo]
+    # Restart lo's entry sorts before the target (unless lo is 0), so the
+    # answer is later in its interval or opens the next: both in one decode.
+    end = lo + 2
     while True:
-        start = restarts[lo]
-        lo += 1
-        stop = restarts[lo] if lo < num_restarts else limit
+        stop = restarts[end] if end < num_restarts else limit
         if stop > limit or (stop <= start and limit):
             raise DecodeError("bad restart array", limit)
         ukeys, trailers, values = _decode_entries(data, stop, True, start)
         found = find_in_block((ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values), user_key, seek_tag)
         if found is not PAST_END or stop == limit:
             return found
-        # Every entry of the interval sorted before the target (versions too
-        # new for the reader): the answer opens a later one.
+        # Every entry decoded sorted before the target (versions too new for
+        # the reader): the answer opens a later interval.
+        start = stop
+        end += 1
 
 
 def _last_restart_before(data, limit, restarts, user_key: bytes, seek_tag: int) -> int:
     """Index of the last restart point whose entry sorts before (user_key,
     seek_tag) in internal order; 0 if none does. seek_tag _MAX_TAG: before
-    user_key itself."""
+    user_key itself. The restart points visited are checked (in the block,
+    sharing no prefix, a whole internal key): the block's checksum vouches
+    for the rest, as in LevelDB."""
     if restarts[0]:
         raise DecodeError("bad restart array", limit)
     lo, hi = 0, len(restarts) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) >> 1
-        ukey, key_end = _restart_user_key(data, limit, restarts[mid])
-        if ukey < user_key or (ukey == user_key and _TAG.unpack_from(data, key_end - 8)[0] > seek_tag):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _restart_user_key(data, limit, pos):
-    """(user key, end of the internal key) of the entry at restart point pos."""
     try:
-        if pos >= limit or data[pos]:
-            raise DecodeError("bad restart array", limit)
-        non_shared = data[pos + 1]
-        if non_shared | data[pos + 2] < 128:
-            pos += 3
-        else:
-            non_shared, pos = _read_varint32(data, pos + 1)
-            _value_len, pos = _read_varint32(data, pos)
+        while lo < hi:
+            mid = (lo + hi + 1) >> 1
+            pos = restarts[mid]
+            # The entry's header, read inline: this loop is most of a lookup.
+            if pos >= limit or data[pos]:
+                raise DecodeError("bad restart array", limit)
+            non_shared = data[pos + 1]
+            if non_shared | data[pos + 2] < 128:
+                pos += 3
+            elif non_shared < 128 and data[pos + 3] < 128:  # a two-byte value length
+                pos += 4
+            else:
+                non_shared, pos = _read_varint32(data, pos + 1)
+                _value_len, pos = _read_varint32(data, pos)
+            key_end = pos + non_shared
+            if non_shared < 8 or key_end > limit:
+                raise DecodeError("bad entry at a restart point", pos)
+            ukey = data[pos:key_end - 8]
+            if ukey < user_key or (ukey == user_key and _TAG.unpack_from(data, key_end - 8)[0] > seek_tag):
+                lo = mid
+            else:
+                hi = mid - 1
     except IndexError:
-        raise DecodeError("entry header runs past the block", pos) from None
-    if non_shared < 8 or pos + non_shared > limit:
-        raise DecodeError("bad entry at a restart point", pos)
-    key_end = pos + non_shared
-    return data[pos:key_end - 8], key_end
+        raise DecodeError("entry header runs past the block", limit) from None
+    return lo
 
 
 def _decode_entries(data, limit, split, start=0):

@@ -275,10 +275,12 @@ class Table:
 
         A block is decoded for lookups once a second one reads it: the first
         searches its raw contents (seek_block: the restart points locate the
-        entry) and caches them, as LevelDB does, so blocks read once, as
-        most are in a database larger than the cache, never pay for a whole
-        decode; a block read again is decoded and cached so, and each later
-        lookup is a bisect (find_in_block)."""
+        entry) and caches them, as LevelDB does, so a block read once never
+        pays for a whole decode; a block read again is decoded and cached
+        so, and each later lookup is a bisect (find_in_block). Once the
+        cache has had to evict, lookups keep blocks raw (or as stored,
+        _PackedBlock): a decoded block takes twice the memory, and in a
+        database larger than the cache more blocks held beat faster ones."""
         seek_tag = (sequence << 8) | 1
         index_ukeys = self._index_ukeys
         n = self.num_blocks
@@ -301,7 +303,7 @@ class Table:
                 bloom = self._filter
                 if bloom is not None and not bloom.key_may_match(offset, user_key):
                     return None
-                if type(cached) is bytes and fill_cache:
+                if type(cached) is bytes and fill_cache and not cache.pressed:
                     found = find_in_block(self._decode_split(i, cached, True), user_key, seek_tag)
                 else:
                     try:
