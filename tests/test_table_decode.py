@@ -176,7 +176,8 @@ def test_blocks_lsm_writes_decode_as_the_reference_reads_them(entries, prefix, i
     table = Table.open(MemFile(data), path="t.ldb", block_cache=BlockCache(1 << 30))
     for ukey, answer in newest.items():
         assert table.get(ukey, (1 << 56) - 1) == answer
-        assert table.get(ukey + b"\x00", (1 << 56) - 1) is None
+        if ukey + b"\x00" not in newest:
+            assert table.get(ukey + b"\x00", (1 << 56) - 1) is None
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
