@@ -9,7 +9,9 @@ One decoder serves every block, whoever wrote it: decode_block_split()
 turns a data block into (user keys, tags, values), the form the block cache
 keeps, which a point lookup bisects (find_in_block) and a scan slices.
 decode_block_split_from() decodes from the restart point before a key, for a
-seek that will not cache the block.
+seek that will not cache the block; seek_block() answers a point lookup from
+a block's raw contents, decoding only the restart interval that holds the
+key, for a block read once.
 
 Inside the decoder, a block whose entries all share no prefix and have one
 header (keys of one length, values of one length) is *uniform*: its entries
@@ -379,7 +381,8 @@ def _decode_entries(data, limit, split, start=0):
     """The decoder: one tight loop; entries whose three lengths are each < 128
     (one varint byte) take the fast path. Overruns are found once, after the
     loop: an entry that runs past the entries area (or the restart interval
-    decoded, ending at `limit`) leaves `pos` beyond `limit`. Returns (keys, [], values), or with split (user keys, trailers,
+    decoded, ending at `limit`) leaves `pos` beyond `limit`. Returns
+    (keys, [], values), or with split (user keys, trailers,
     values): slicing each internal key in the loop costs less than a pass
     over the keys afterwards."""
     keys = []

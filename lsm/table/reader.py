@@ -321,7 +321,7 @@ class Table:
         the file and, if fill_cache, cached -- raw, or as stored once the
         cache is under pressure (_PackedBlock). DecodeError if damaged."""
         if cached is not None:
-            return cached if type(cached) is bytes else inflate(cached.stored)
+            return self._uncached_contents(i, cached)
         offset = self._offsets[i]
         size = self._sizes[i]
         framed = self.file.read(offset, size + BLOCK_TRAILER_SIZE)
