@@ -327,3 +327,19 @@ def test_a_block_is_searched_raw_on_its_first_lookup_and_decoded_on_its_second()
     assert type(held()) is tuple  # decoded by the second lookup
     assert held() == decode_block_split(table._contents(table.find_block(key[:-8])))
     assert table.get(key[:-8] + b"!", 1000) is None
+
+
+def test_gets_outside_the_table_s_key_range_read_no_block():
+    entries = [(make_internal_key(b"m%04d" % i, i + 1, 1), b"v") for i in range(500)]
+    f = MemFile(table_bytes(entries, bloom_bits_per_key=0))
+    table = Table.open(f, path="t.ldb", block_cache=BlockCache(1 << 20))
+    reads = f.reads
+    assert table.get(b"z", 10_000) is None  # past the last block's index entry
+    assert f.reads == reads
+    table.block(0)  # the table learns its first key
+    reads = f.reads
+    assert table.get(b"a", 10_000) is None and table.get(b"m", 10_000) is None
+    assert f.reads == reads
+    table._cache.clear()
+    assert table.get(b"m0000", 10_000) == (1, b"v")
+    assert f.reads == reads + 1
