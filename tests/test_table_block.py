@@ -14,7 +14,7 @@ from lsm.table.block import (
     decode_block_split,
     decode_block_split_from,
     entries_limit,
-    seek_internal,
+    find_in_block,
     _uniform_layout,
     shared_prefix_length,
 )
@@ -238,7 +238,12 @@ def test_user_separator_properties(a, b):
     assert len(s) <= len(a)
 
 
-# ---------------------------------------------------------------- seek_internal
+# ---------------------------------------------------------------- point lookups
+
+
+def lookup(block, user_key, seek_tag):
+    """A point lookup as a table makes it: the block decoded, then searched."""
+    return find_in_block(decode_block_split(block), user_key, seek_tag)
 
 
 @st.composite
@@ -276,7 +281,7 @@ def block_of_either_shape(draw):
 
 @settings(max_examples=300, deadline=None)
 @given(shaped=block_of_either_shape(), target=st.binary(max_size=6), seq=st.integers(0, 51))
-def test_seek_internal_matches_linear_search(shaped, target, seq):
+def test_lookup_matches_linear_search(shaped, target, seq):
     entries, _interval, block = shaped
     seek_tag = (seq << 8) | 1
     expected = PAST_END
@@ -285,10 +290,10 @@ def test_seek_internal_matches_linear_search(shaped, target, seq):
         if (ukey, -tag) >= (target, -seek_tag):
             expected = (tag & 0xFF, value) if ukey == target else None
             break
-    assert seek_internal(block, target, seek_tag) == expected
+    assert lookup(block, target, seek_tag) == expected
     for ikey, _ in entries:  # every stored key is found at its own sequence
         tag = int.from_bytes(ikey[-8:], "little")
-        assert seek_internal(block, ikey[:-8], tag | 1) is not None
+        assert lookup(block, ikey[:-8], tag | 1) is not None
 
 
 @settings(max_examples=200, deadline=None)
@@ -342,7 +347,7 @@ def test_uniform_block_with_an_unknown_value_type_is_refused():
     with pytest.raises(DecodeError, match="unknown value type"):
         decode_block_split(bytes(block))
     with pytest.raises(DecodeError, match="unknown value type"):
-        seek_internal(bytes(block), b"key005", (6 << 8) | 1)
+        lookup(bytes(block), b"key005", (6 << 8) | 1)
 
 
 def test_block_uniform_but_for_one_header_takes_the_entry_loop():
@@ -359,7 +364,7 @@ def test_uniform_block_with_long_values_has_two_byte_value_lengths():
     entries, block = uniform_block(count=3, value=b"w" * 300)
     assert _uniform_layout(bytes(block), entries_limit(bytes(block))) == (4, 14, 300, 3)
     assert decode_block(bytes(block)) == ([k for k, _ in entries], [v for _, v in entries])
-    assert seek_internal(bytes(block), b"key001", (1 << 8) | 1) == (1, b"w" * 300)
+    assert lookup(bytes(block), b"key001", (1 << 8) | 1) == (1, b"w" * 300)
 
 
 def test_uniform_block_of_thousands_of_entries_decodes_in_pieces():
@@ -376,16 +381,16 @@ def test_uniform_seek_is_not_misled_by_the_key_s_bytes_inside_values():
                for i in range(30)]
     block = build(entries, 1)
     assert _uniform_layout(block, entries_limit(block)) is not None
-    assert seek_internal(block, b"key015", (15 << 8) | 1) == (1, b"5" * 11)
-    assert seek_internal(block, b"key015", (14 << 8) | 1) is None  # only a newer version: the next key is larger
-    assert seek_internal(block, b"key555", (99 << 8) | 1) is PAST_END
-    assert seek_internal(block, b"kez", (99 << 8) | 1) is PAST_END  # another length: the binary search
-    assert seek_internal(block, b"aaa000", (99 << 8) | 1) is None
+    assert lookup(block, b"key015", (15 << 8) | 1) == (1, b"5" * 11)
+    assert lookup(block, b"key015", (14 << 8) | 1) is None  # only a newer version: the next key is larger
+    assert lookup(block, b"key555", (99 << 8) | 1) is PAST_END
+    assert lookup(block, b"kez", (99 << 8) | 1) is PAST_END  # another length: the binary search
+    assert lookup(block, b"aaa000", (99 << 8) | 1) is None
 
 
 def test_uniform_seek_goes_on_past_versions_too_new_to_the_next_block():
     entries = [(b"hot" + ((s << 8) | 1).to_bytes(8, "little"), b"v%d" % s) for s in range(9, 4, -1)]
     block = build(entries, 1)
     assert _uniform_layout(block, entries_limit(block)) is not None
-    assert seek_internal(block, b"hot", (7 << 8) | 1) == (1, b"v7")
-    assert seek_internal(block, b"hot", (4 << 8) | 1) is PAST_END  # older versions may open the next block
+    assert lookup(block, b"hot", (7 << 8) | 1) == (1, b"v7")
+    assert lookup(block, b"hot", (4 << 8) | 1) is PAST_END  # older versions may open the next block

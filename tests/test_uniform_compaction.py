@@ -155,9 +155,10 @@ def test_add_uniform_stops_after_the_block_that_reaches_the_size_limit():
     entries = b"".join(bytes([0, 16, 50]) + k + b"v" * 50 for k in keys)
     builder = TableBuilder(TableOptions(compression=None, bloom_bits_per_key=0), [].append)
     added = builder.add_uniform(entries, 69, 3, 16, size_limit=10_000)
-    # 60 entries of 69 bytes and their restart array reach 4096 bytes; three
-    # such blocks (with their trailers) are the first to pass 10_000.
-    assert added == 3 * 60 and builder.file_size == 3 * (60 * 69 + 4 * 4 + 4 + 5)
+    # 57 entries of 69 bytes and their restart array (every entry a restart
+    # point) reach 4096 bytes; three such blocks (with their trailers) are
+    # the first to pass 10_000.
+    assert added == 3 * 57 and builder.file_size == 3 * (57 * 69 + 57 * 4 + 4 + 5)
     assert builder.num_entries == added and builder.largest == keys[added - 1]
 
 

@@ -5,17 +5,23 @@ Pure: no files; bytes in, bytes out, DecodeError on damage.
                | key[shared:] | value
     trailer := fixed32 restart_offset * num_restarts | fixed32 num_restarts
 
-decode_block() decodes a whole block (scans, compaction, cached blocks);
-seek_internal() answers one point lookup from the raw bytes as LevelDB does,
-for blocks read once by a random get.
+One decoder serves every block, whoever wrote it: decode_block_split()
+turns a data block into (user keys, tags, values), the form the block cache
+keeps, which a point lookup bisects (find_in_block) and a scan slices.
+decode_block_split_from() decodes from the restart point before a key, for a
+seek that will not cache the block; seek_block() answers a point lookup from
+a block's raw contents, decoding only the restart interval that holds the
+key, for a block read once.
 
-A *uniform* block -- every entry shares no prefix and has the same header, so
-the same key and value lengths -- has its entries at a fixed stride: one
-struct call decodes it and a seek bisects the entries themselves. lsm writes
-such blocks for keys of one length and values of one length unless prefix
-compression is asked for; any other block takes the entry-by-entry loop.
+Inside the decoder, a block whose entries all share no prefix and have one
+header (keys of one length, values of one length) is *uniform*: its entries
+lie at a fixed stride and one struct call decodes them, about 4x faster than
+the entry loop. Any other block -- LevelDB's, prefix-compressed, or lsm's of
+keys and values of many sizes -- takes the entry loop, whose common headers
+(lengths below 16 KiB) are read without a varint call.
 """
 import struct
+from bisect import bisect_left
 from functools import lru_cache
 
 from ..coding import encode_varint, repeats_at_stride, unpack_records
@@ -23,6 +29,7 @@ from ..errors import DecodeError
 
 _FIXED32 = struct.Struct("<I")
 _TAG = struct.Struct("<Q")
+_MAX_TAG = (1 << 64) - 1  # sorts before every other version of its user key
 # Type bytes (first trailer byte) other than deletion (0) and value (1) are corrupt.
 _VALID_KINDS = b"\x00\x01"
 
@@ -265,6 +272,28 @@ def decode_block_split(data: bytes):
     return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values
 
 
+# find_in_block() result: every entry of the block sorts before the target, so
+# the answer, if any, is in the next block.
+PAST_END = "past end"
+
+
+def find_in_block(decoded, user_key: bytes, seek_tag: int):
+    """Point lookup in a decoded data block (decode_block_split's result):
+    (kind, value) of the first entry at or after (user_key, seek_tag) in
+    internal order if it has user_key; None if that entry has a larger user
+    key; PAST_END if no entry is at or after it. Tag types were checked by
+    the decode."""
+    ukeys, tags, values = decoded
+    j = bisect_left(ukeys, user_key)
+    count = len(ukeys)
+    while j < count and ukeys[j] == user_key:
+        tag = tags[j]
+        if tag <= seek_tag:
+            return tag & 0xFF, values[j]
+        j += 1  # a version too new for the reader
+    return None if j < count else PAST_END
+
+
 def decode_block_split_from(data: bytes, user_key: bytes):
     """decode_block_split from the last restart point whose user key sorts
     before user_key (from the first entry when none does): every entry with
@@ -278,53 +307,82 @@ def decode_block_split_from(data: bytes, user_key: bytes):
     if decoded is not None:
         return (*decoded, True)
     restarts = _uint32s(num_restarts).unpack_from(data, limit)
-    if restarts[0]:
-        raise DecodeError("bad restart array", limit)
-    lo, hi = 0, len(restarts) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) >> 1
-        ukey, _key_end = _restart_user_key(data, limit, restarts[mid])
-        if ukey < user_key:
-            lo = mid
-        else:
-            hi = mid - 1
+    lo = _last_restart_before(data, limit, restarts, user_key, _MAX_TAG)
     ukeys, trailers, values = _decode_entries(data, limit, True, restarts[lo])
     return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values, lo == 0
 
 
-def _restart_user_key(data, limit, pos):
-    """(user key, end of the internal key) of the entry at restart point pos."""
-    try:
-        if pos >= limit or data[pos]:
+def seek_block(data: bytes, user_key: bytes, seek_tag: int):
+    """find_in_block's answer from a block's raw contents, decoding only the
+    restart interval that holds it (LevelDB's Block::Iter::Seek): for a block
+    that a point lookup reads once, a decode of every entry would cost more
+    than the lookup. A binary search over the restart points (each checked
+    as visited), then the entries of one interval; in a block of lsm's,
+    every entry a restart point, that is the sought entry alone."""
+    limit, num_restarts = _restart_count(data)
+    restarts = _uint32s(num_restarts).unpack_from(data, limit)
+    lo = _last_restart_before(data, limit, restarts, user_key, seek_tag)
+    start = restarts[lo]
+    # Restart lo's entry sorts before the target (unless lo is 0), so the
+    # answer is later in its interval or opens the next: both in one decode.
+    end = lo + 2
+    while True:
+        stop = restarts[end] if end < num_restarts else limit
+        if stop > limit or (stop <= start and limit):
             raise DecodeError("bad restart array", limit)
-        non_shared = data[pos + 1]
-        if non_shared | data[pos + 2] < 128:
-            pos += 3
-        else:
-            non_shared, pos = _read_varint32(data, pos + 1)
-            _value_len, pos = _read_varint32(data, pos)
+        ukeys, trailers, values = _decode_entries(data, stop, True, start)
+        found = find_in_block((ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values), user_key, seek_tag)
+        if found is not PAST_END or stop == limit:
+            return found
+        # Every entry decoded sorted before the target (versions too new for
+        # the reader): the answer opens a later interval.
+        start = stop
+        end += 1
+
+
+def _last_restart_before(data, limit, restarts, user_key: bytes, seek_tag: int) -> int:
+    """Index of the last restart point whose entry sorts before (user_key,
+    seek_tag) in internal order; 0 if none does. seek_tag _MAX_TAG: before
+    user_key itself. The restart points visited are checked (in the block,
+    sharing no prefix, a whole internal key): the block's checksum vouches
+    for the rest, as in LevelDB."""
+    if restarts[0]:
+        raise DecodeError("bad restart array", limit)
+    lo, hi = 0, len(restarts) - 1
+    try:
+        while lo < hi:
+            mid = (lo + hi + 1) >> 1
+            pos = restarts[mid]
+            # The entry's header, read inline: this loop is most of a lookup.
+            if pos >= limit or data[pos]:
+                raise DecodeError("bad restart array", limit)
+            non_shared = data[pos + 1]
+            if non_shared | data[pos + 2] < 128:
+                pos += 3
+            elif non_shared < 128 and data[pos + 3] < 128:  # a two-byte value length
+                pos += 4
+            else:
+                non_shared, pos = _read_varint32(data, pos + 1)
+                _value_len, pos = _read_varint32(data, pos)
+            key_end = pos + non_shared
+            if non_shared < 8 or key_end > limit:
+                raise DecodeError("bad entry at a restart point", pos)
+            ukey = data[pos:key_end - 8]
+            if ukey < user_key or (ukey == user_key and _TAG.unpack_from(data, key_end - 8)[0] > seek_tag):
+                lo = mid
+            else:
+                hi = mid - 1
     except IndexError:
-        raise DecodeError("entry header runs past the block", pos) from None
-    if non_shared < 8 or pos + non_shared > limit:
-        raise DecodeError("bad entry at a restart point", pos)
-    key_end = pos + non_shared
-    return data[pos:key_end - 8], key_end
-
-
-def first_user_key(data):
-    """User key of a data block's first entry (None if the block is empty),
-    read without decoding the rest."""
-    limit = entries_limit(data)
-    if not limit:
-        return None
-    return _restart_user_key(data, limit, 0)[0]  # the first entry is a restart point
+        raise DecodeError("entry header runs past the block", limit) from None
+    return lo
 
 
 def _decode_entries(data, limit, split, start=0):
     """The decoder: one tight loop; entries whose three lengths are each < 128
     (one varint byte) take the fast path. Overruns are found once, after the
-    loop: an entry that runs past the entries area leaves `pos` beyond
-    `limit`. Returns (keys, [], values), or with split (user keys, trailers,
+    loop: an entry that runs past the entries area (or the restart interval
+    decoded, ending at `limit`) leaves `pos` beyond `limit`. Returns
+    (keys, [], values), or with split (user keys, trailers,
     values): slicing each internal key in the loop costs less than a pass
     over the keys afterwards."""
     keys = []
@@ -342,6 +400,10 @@ def _decode_entries(data, limit, split, start=0):
             value_len = data[pos + 2]
             if shared | non_shared | value_len < 128:
                 pos += 3
+            elif shared | non_shared < 128 and data[pos + 3] < 128:
+                # A value of 128 bytes to 16 KiB: most values of real data.
+                value_len = (value_len & 0x7F) | data[pos + 3] << 7
+                pos += 4
             else:
                 shared, pos = _read_varint32(data, pos)
                 non_shared, pos = _read_varint32(data, pos)
@@ -367,109 +429,3 @@ def _decode_entries(data, limit, split, start=0):
     if pos != limit:
         raise DecodeError("entry runs past the end of the block", limit)
     return keys, trailers, values
-
-
-# seek_internal() result: every entry of the block sorts before the target, so
-# the answer, if any, is in the next block.
-PAST_END = "past end"
-
-
-def seek_internal(data: bytes, user_key: bytes, seek_tag: int):
-    """Point lookup in a data block without decoding all of it (LevelDB's
-    Block::Iter::Seek): binary search over the restart points, then a scan of
-    at most one restart interval. Keys are internal keys.
-
-    Returns (kind, value) of the first entry at or after (user_key, seek_tag)
-    in internal order if it has user_key; None if that entry has a larger
-    user key; PAST_END if no entry is at or after it."""
-    # Only the restart points the search visits are checked (bounds, no shared
-    # prefix), as LevelDB does: a full check of the array costs as much as
-    # the search, and the block's checksum already vouches for its bytes.
-    limit, num_restarts = _restart_count(data)
-    layout = _uniform_layout(data, limit)
-    if layout is not None and layout[1] >= 8:
-        return seek_uniform(data, layout, user_key, seek_tag)
-    restarts = _uint32s(num_restarts).unpack_from(data, limit)
-    if restarts[0]:
-        raise DecodeError("bad restart array", limit)
-    try:
-        lo, hi = 0, len(restarts) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) >> 1
-            ukey, key_end = _restart_user_key(data, limit, restarts[mid])
-            if ukey < user_key or (ukey == user_key and _TAG.unpack_from(data, key_end - 8)[0] > seek_tag):
-                lo = mid  # the restart key sorts before the target
-            else:
-                hi = mid - 1
-        pos = restarts[lo]
-        prev = b""
-        # The entry parse of _decode_entries, inlined as there: a call per
-        # entry would cost a quarter of either loop.
-        while pos < limit:
-            shared = data[pos]
-            non_shared = data[pos + 1]
-            value_len = data[pos + 2]
-            if shared | non_shared | value_len < 128:
-                pos += 3
-            else:
-                shared, pos = _read_varint32(data, pos)
-                non_shared, pos = _read_varint32(data, pos)
-                value_len, pos = _read_varint32(data, pos)
-            key_end = pos + non_shared
-            if shared:
-                if shared > len(prev):
-                    raise DecodeError("entry shares more bytes than the previous key has", pos)
-                key = prev[:shared] + data[pos:key_end]
-            else:
-                key = data[pos:key_end]
-            if key[:-8] >= user_key:
-                value_end = key_end + value_len
-                if len(key) < 8 or value_end > limit:
-                    raise DecodeError("bad entry in block", pos)
-                if key[:-8] > user_key:
-                    return None
-                tag = _TAG.unpack_from(key, len(key) - 8)[0]
-                if tag <= seek_tag:
-                    if tag & 0xFF > 1:
-                        raise DecodeError("internal key with an unknown value type", pos)
-                    return tag & 0xFF, data[key_end:value_end]
-            prev = key
-            pos = key_end + value_len
-    except IndexError:
-        raise DecodeError("entry header runs past the block", pos) from None
-    if pos != limit:
-        raise DecodeError("entry runs past the end of the block", limit)
-    return PAST_END
-
-
-def uniform_seek_layout(data):
-    """The layout seek_uniform takes, if seek_internal would take it for this
-    block (restart count checked; uniform, internal keys); else None."""
-    found = uniform_layout(data)
-    return found[1:] if found is not None and found[2] >= 8 else None
-
-
-def seek_uniform(data, layout, user_key, seek_tag):
-    """seek_internal for a uniform block of this layout (uniform_seek_layout):
-    a binary search over the entries."""
-    header_len, key_len, value_len, count = layout
-    stride = header_len + key_len + value_len
-    user_len = key_len - 8
-    lo, hi = 0, count
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        pos = mid * stride + header_len
-        ukey = data[pos : pos + user_len]
-        if ukey < user_key or (ukey == user_key and _TAG.unpack_from(data, pos + user_len)[0] > seek_tag):
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo == count:
-        return PAST_END
-    pos = lo * stride + header_len
-    if data[pos : pos + user_len] != user_key:
-        return None
-    tag = _TAG.unpack_from(data, pos + user_len)[0]
-    if tag & 0xFF > 1:
-        raise DecodeError("internal key with an unknown value type", pos)
-    return tag & 0xFF, data[pos + key_len : pos + key_len + value_len]

@@ -1,9 +1,12 @@
 """TableBuilder: writes a LevelDB table through the `write` callable it is given
 and nothing else (spec §7). With prefix_compression, which LevelDB always does,
 byte-identical to LevelDB 1.22's TableBuilder for the same entries and options
-(block cut rule, separators, filter buckets, compression); without it, every
-key is stored whole, so a run of keys of one length and values of one length
-makes uniform blocks (lsm.table.block).
+(block cut rule, separators, filter buckets, compression). Without it, every
+key is stored whole and every entry is a restart point (restart interval 1,
+whatever block_restart_interval says): the restart array then locates each
+entry, a seek lands on its key directly, and a run of keys of one length and
+values of one length makes uniform blocks (lsm.table.block). Still LevelDB's
+format: LevelDB reads such blocks as written with interval 1.
 """
 import struct
 from bisect import bisect_left
@@ -176,8 +179,8 @@ class TableBuilder:
             raise ValueError("block_restart_interval must be at least 1")
         self._write = write
         self._block_size = options.block_size
-        self._interval = options.block_restart_interval
         self._prefix_compression = options.prefix_compression
+        self._interval = options.block_restart_interval if options.prefix_compression else 1
         self._compression = options.compression
         compress_block(b"", self._compression)  # reject an unknown compression now
         bits = options.bloom_bits_per_key

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 @dataclass
 class TableOptions:
     block_size: int = 4096
-    block_restart_interval: int = 16
+    block_restart_interval: int = 16  # with prefix_compression; without, every entry is a restart point
     compression: str | None = "snappy"  # 'snappy' or None
     bloom_bits_per_key: int = 10  # 0: no filter block
     # LevelDB stores each key as the bytes it does not share with the one

@@ -13,11 +13,9 @@ from .block import (
     decode_block,
     decode_block_split,
     decode_block_split_from,
-    first_user_key,
-    seek_internal,
-    seek_uniform,
+    find_in_block,
+    seek_block,
     trailer_tags,
-    uniform_seek_layout,
 )
 from .cache import BlockCache, block_charge
 from .filter import FILTER_META_KEY, FilterBlockReader
@@ -48,31 +46,17 @@ def _trailers(keys) -> bytes:
     return b"".join([k[-8:] for k in keys])
 
 
-class _UniformBlock:
-    """Raw contents of a uniform block as the block cache keeps them for
-    point lookups, with the layout (block.uniform_seek_layout) found once."""
-
-    __slots__ = ("data", "layout")
-
-    def __init__(self, data, layout):
-        self.data = data
-        self.layout = layout
-
-
 class _PackedBlock:
     """A snappy block as stored in the file, checksum verified, as a cache
-    under pressure keeps it (BlockCache.pressed): ~half the bytes of its
-    contents, so twice as many blocks fit, for a decompression (~0.8 us for
-    4 KiB) at each lookup. A lookup that misses costs ~11 us: with random
-    gets over 134 MB of blocks and a 64 MiB cache, a first pass of 100k
-    took 11.2 us each, one with room for every block 9.2. layout: the
-    contents' uniform_seek_layout, or None."""
+    under pressure keeps it for point lookups (BlockCache.pressed) instead
+    of its raw contents: ~half their bytes, so twice as many blocks fit, for
+    a decompression (~0.8 us for 4 KiB) at each lookup. Scans decode and
+    cache blocks whole."""
 
-    __slots__ = ("stored", "layout")
+    __slots__ = ("stored",)
 
-    def __init__(self, stored, layout):
+    def __init__(self, stored):
         self.stored = stored
-        self.layout = layout
 
 
 class Table:
@@ -88,6 +72,10 @@ class Table:
         self._index_ukeys, self._index_tags, self._offsets, self._sizes = index
         self.num_blocks = len(self._offsets)
         self._meta_offset = meta_offset
+        # The table's first user key, learnt when block 0 is decoded: a get
+        # of a smaller key is answered before the filter is asked. (Keys past
+        # the last block's index entry need no such help: find_block says.)
+        self._first_ukey = None
 
     # ------------------------------------------------------------------ open
 
@@ -200,32 +188,26 @@ class Table:
         except DecodeError as exc:
             raise self._damaged(i, exc) from None
 
-    def _cached(self, i: int, cache_raw: bool):
-        """Block i as the block cache holds it: decoded (a tuple) or raw
-        contents (bytes). A block the cache lacks is read, and its raw
-        contents are cached if cache_raw."""
-        cache_key = (self.number, self._offsets[i])
-        cached = self._cache.get(cache_key)
-        if cached is None:
-            cached = self._contents(i)
-            if cache_raw:
-                self._cache.put(cache_key, cached, len(cached))
-        elif type(cached) is _UniformBlock:
-            cached = cached.data
-        elif type(cached) is _PackedBlock:
-            cached = inflate(cached.stored)
-        return cached
-
     def _damaged(self, i: int, exc: DecodeError) -> CorruptionError:
         return CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}")
 
     def block(self, i: int, fill_cache: bool = True):
-        """Block i decoded: (user_keys, tags, values), cached unless
-        fill_cache is false (a cached copy is used either way)."""
-        contents = self._cached(i, cache_raw=False)
-        if type(contents) is not bytes:
-            return contents
-        return self._decode_split(i, contents, fill_cache)
+        """Block i decoded: (user_keys, tags, values), from the cache, else
+        read, decoded and cached unless fill_cache is false."""
+        cached = self._cache.get((self.number, self._offsets[i]))
+        if type(cached) is tuple:
+            return cached
+        return self._decode_split(i, self._uncached_contents(i, cached), fill_cache)
+
+    def _uncached_contents(self, i: int, cached) -> bytes:
+        """Block i's contents when the cache holds no decode of it: the raw
+        contents or the stored copy (_PackedBlock) a point lookup cached, or
+        the file's."""
+        if cached is None:
+            return self._contents(i)
+        if type(cached) is bytes:
+            return cached
+        return inflate(cached.stored)
 
     def _decode_split(self, i: int, contents: bytes, fill_cache: bool):
         """Block i's contents decoded as block() returns them, and cached if fill_cache."""
@@ -235,6 +217,8 @@ class Table:
             raise self._damaged(i, exc) from None
         if fill_cache:
             self._cache.put((self.number, self._offsets[i]), decoded, block_charge(len(contents), len(decoded[0])))
+        if i == 0 and decoded[0]:
+            self._first_ukey = decoded[0][0]
         return decoded
 
     def scan_blocks(self, start: int, fill_cache: bool):
@@ -260,18 +244,19 @@ class Table:
 
     def block_from(self, i: int, user_key: bytes, fill_cache: bool = True):
         """Block i for a seek to user_key: (user_keys, tags, values, whole).
-        A decoded cached copy is returned whole; otherwise only the entries
-        from the restart point before user_key are decoded (whole says
-        whether that was the first entry), and the raw contents are cached
-        unless fill_cache is false."""
-        contents = self._cached(i, cache_raw=fill_cache)
-        if type(contents) is not bytes:
-            return (*contents, True)
+        A cached or cacheable (fill_cache) block is decoded whole; otherwise
+        only the entries from the restart point before user_key are decoded
+        (whole says whether that was the first entry)."""
+        cached = self._cache.get((self.number, self._offsets[i]))
+        if type(cached) is tuple:
+            return (*cached, True)
+        contents = self._uncached_contents(i, cached)
+        if fill_cache:
+            return (*self._decode_split(i, contents, True), True)
         try:
-            ukeys, tags, values, whole = decode_block_split_from(contents, user_key)
+            return decode_block_split_from(contents, user_key)
         except DecodeError as exc:
             raise self._damaged(i, exc) from None
-        return ukeys, tags, values, whole
 
     def separator_user_key(self, i: int) -> bytes:
         """User key of block i's index entry: for i < num_blocks - 1 it lies
@@ -280,89 +265,78 @@ class Table:
         return self._index_ukeys[i]
 
     def first_user_key(self, i: int):
-        """User key of block i's first entry (None if empty), without
-        decoding the block when it is not decoded already; the raw contents
-        are cached for the decode that usually follows."""
-        contents = self._cached(i, cache_raw=True)
-        if type(contents) is not bytes:
-            return contents[0][0] if contents[0] else None
-        try:
-            return first_user_key(contents)
-        except DecodeError as exc:
-            raise self._damaged(i, exc) from None
+        """User key of block i's first entry (None if empty). The block is
+        decoded and cached for the decode that usually follows."""
+        ukeys = self.block(i)[0]
+        return ukeys[0] if ukeys else None
 
     def get(self, user_key: bytes, sequence: int, fill_cache: bool = True):
-        """(kind, value) of the newest entry for user_key with seq <= sequence, or None."""
+        """(kind, value) of the newest entry for user_key with seq <= sequence,
+        or None. Probes only what may hold the key: a key past the last
+        block's index entry or before the table's first key (once known)
+        reads nothing, and the filter is asked before any block not cached
+        decoded is searched.
+
+        A block is decoded for lookups once a second one reads it: the first
+        searches its raw contents (seek_block: the restart points locate the
+        entry) and caches them, as LevelDB does, so a block read once never
+        pays for a whole decode; a block read again is decoded and cached
+        so, and each later lookup is a bisect (find_in_block). Once the
+        cache has had to evict, lookups keep blocks raw (or as stored,
+        _PackedBlock): a decoded block takes twice the memory, and in a
+        database larger than the cache more blocks held beat faster ones."""
         seek_tag = (sequence << 8) | 1
         index_ukeys = self._index_ukeys
         n = self.num_blocks
         i = bisect_left(index_ukeys, user_key)
+        if not i:
+            first = self._first_ukey
+            if first is not None and user_key < first:
+                return None
         # A separator equal to user_key ends a block holding only versions too new.
         while i < n and index_ukeys[i] == user_key and self._index_tags[i] > seek_tag:
             i += 1
-        bloom = self._filter
         cache = self._cache
         number = self.number
         while i < n:
             offset = self._offsets[i]
             cached = cache.get((number, offset))
             if type(cached) is tuple:
-                # Decoded by an iterator: bisect, cheaper than the filter.
-                ukeys, tags, values = cached
-                j = bisect_left(ukeys, user_key)
-                m = len(ukeys)
-                while j < m and ukeys[j] == user_key:
-                    tag = tags[j]
-                    if tag <= seek_tag:
-                        return tag & 0xFF, values[j]
-                    j += 1
-                if j < m:
-                    return None
+                found = find_in_block(cached, user_key, seek_tag)
             else:
-                # A cached block is searched without the filter: a uniform
-                # block's search costs less than the filter's probe.
-                try:
-                    if cached is None:
-                        if bloom is not None and not bloom.key_may_match(offset, user_key):
-                            return None
-                        data, layout = self._read_for_lookup(i, fill_cache)
-                    elif type(cached) is _UniformBlock:
-                        data, layout = cached.data, cached.layout
-                    elif type(cached) is _PackedBlock:
-                        data, layout = inflate(cached.stored), cached.layout
-                    else:
-                        data, layout = cached, None
-                    if layout is not None:
-                        found = seek_uniform(data, layout, user_key, seek_tag)
-                    else:
-                        found = seek_internal(data, user_key, seek_tag)
-                except DecodeError as exc:
-                    raise self._damaged(i, exc) from None
-                if found is not PAST_END:
-                    return found
+                bloom = self._filter
+                if bloom is not None and not bloom.key_may_match(offset, user_key):
+                    return None
+                if type(cached) is bytes and fill_cache and not cache.pressed:
+                    found = find_in_block(self._decode_split(i, cached, True), user_key, seek_tag)
+                else:
+                    try:
+                        found = seek_block(self._contents_for_lookup(i, cached, fill_cache), user_key, seek_tag)
+                    except DecodeError as exc:
+                        raise self._damaged(i, exc) from None
+            if found is not PAST_END:
+                return found
             i += 1  # every version here was too new: older ones may open the next block
         return None
 
-    def _read_for_lookup(self, i: int, fill_cache: bool):
-        """(contents, uniform layout or None) of block i, read from the file
-        and, if fill_cache, cached for later lookups: raw contents are kept,
-        not a decode of 30-odd entries that a random read would mostly
-        waste (LevelDB's way: a binary search answers), with a uniform
-        block's layout (finding it again costs 0.6 us); as stored, once the
+    def _contents_for_lookup(self, i: int, cached, fill_cache: bool) -> bytes:
+        """Block i's contents for a point lookup when the cache holds no
+        decode of it: from the copy it holds (kept as it is), or read from
+        the file and, if fill_cache, cached -- raw, or as stored once the
         cache is under pressure (_PackedBlock). DecodeError if damaged."""
+        if cached is not None:
+            return self._uncached_contents(i, cached)
         offset = self._offsets[i]
         size = self._sizes[i]
         framed = self.file.read(offset, size + BLOCK_TRAILER_SIZE)
         contents = unpack_block(framed, size)
-        layout = uniform_seek_layout(contents)
         if fill_cache:
             cache = self._cache
             if cache.pressed and framed[size] == SNAPPY_COMPRESSION:
-                cache.put((self.number, offset), _PackedBlock(framed[:size], layout), size)
+                cache.put((self.number, offset), _PackedBlock(framed[:size]), size)
             else:
-                cache.put((self.number, offset), contents if layout is None else _UniformBlock(contents, layout),
-                          len(contents))
-        return contents, layout
+                cache.put((self.number, offset), contents, len(contents))
+        return contents
 
     def iter_entries(self):
         """Every (internal_key, value) of the table in order (bypasses the cache)."""
