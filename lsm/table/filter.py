@@ -3,10 +3,13 @@
 
 Speed, building: FilterBlockBuilder hands the keys of many data blocks to
 create_filters at once, and numpy does every step for all of them: the hash
-word by word over a matrix of keys of one length, then each of the k probes
-as one scatter into a byte-per-bit array that np.packbits packs. Every flush
-and compaction builds filters for all its keys; this costs about 40 ns a key,
-against 350 for the same steps on big integers in pure Python.
+word by word, word j of every key in one step (over a matrix when the keys
+have one length, else over the keys that have a word j), then each of the k
+probes as one scatter into a byte-per-bit array that np.packbits packs. Every
+flush and compaction builds filters for all its keys; this costs about 40 ns
+a short key, against 350 for the same steps on big integers in pure Python,
+and the number of steps is the longest key's words: 1000 keys of up to
+100 KB take about 0.2 s, where Python's loop took 90.
 
 Speed, reading: a get asks every table on its way with the same key, so
 FilterBlockReader keeps the hash of the last key it was asked about; one
@@ -34,6 +37,13 @@ _MASK32 = 0xFFFFFFFF
 # enough for the per-batch cost not to matter, few enough to bound memory.
 _BATCH_KEYS = 16384
 
+# _hash_ragged mixes the words of its last _FEW_KEYS longest keys in Python,
+# _WORDS_PER_CHUNK words unpacked at a time.
+_FEW_KEYS = 32
+_WORDS_PER_CHUNK = 4096
+# ... and gathers the words of its numpy steps in slabs of this many.
+_SLAB_WORDS = 1 << 16
+
 # Unpackers of n little-endian uint32 for n < 65: keys of up to 259 bytes.
 _WORDS = tuple(struct.Struct("<%dI" % n).unpack_from for n in range(65))
 
@@ -55,19 +65,81 @@ def bloom_hash(data: bytes, seed: int = BLOOM_SEED) -> int:
 
 def _hashes(keys, skip: int):
     """bloom_hash(key[:len(key) - skip]) of every key, in order, as a numpy
-    uint32 array: keys of one length are hashed together."""
+    uint32 array."""
     import numpy as np
     count = len(keys)  # at least one: create_filters asks only then
     lengths = np.fromiter(map(len, keys), dtype=np.int64, count=count)
     if (lengths == lengths[0]).all():
         width = int(lengths[0])
         return _hash_width(b"".join(keys), count, width, width - skip)
-    hashes = np.empty(count, dtype=np.uint32)
-    for width in np.unique(lengths).tolist():
-        where = np.flatnonzero(lengths == width)
-        group = [keys[i] for i in where.tolist()]
-        hashes[where] = _hash_width(b"".join(group), len(group), width, width - skip)
-    return hashes
+    if int(lengths.min()) < skip:
+        width = int(lengths.min())
+        raise ValueError(f"keys of {width} bytes are shorter than the {skip} bytes to skip")
+    return _hash_ragged(keys, lengths, skip)
+
+
+def _hash_ragged(keys, lengths, skip: int):
+    """_hashes of keys of several lengths, any lengths. The keys are sorted
+    longest first, so that the keys that have a word j are a prefix of them;
+    numpy mixes word j of all of them in one step, from slabs of the words of
+    many steps gathered at once. Once fewer than _FEW_KEYS keys remain, a numpy
+    step costs more than mixing their words one by one in Python, which
+    finishes them."""
+    import numpy as np
+    count = len(keys)
+    joined = b"".join(keys) + b"\0\0\0"  # the padding lets the last key's tail be read as a word
+    # The little-endian uint32 at every byte offset: a view, nothing copied.
+    words = np.ndarray((len(joined) - 3,), dtype="<u4", buffer=joined, strides=(1,))
+    starts = np.zeros(count, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    n = lengths - skip
+    order = np.argsort(-(n >> 2), kind="stable")
+    n = n[order]
+    word_counts = n >> 2
+    at = starts[order]  # where each key's next word starts in `joined`
+    h = ((BLOOM_SEED ^ (n.astype(np.uint64) * _M)) & _MASK32).astype(np.uint32)
+    m, by16 = np.uint32(_M), np.uint32(16)  # numpy scalars: a Python int costs a conversion per step
+    done = 0  # words mixed into every key that has that many
+    # The number of keys with more than `done` words changes where word_counts does.
+    cuts = (np.flatnonzero(word_counts[1:] != word_counts[:-1]) + 1).tolist() + [count]
+    for active in reversed(cuts):
+        if active < _FEW_KEYS:
+            break
+        mixed, where = h[:active], at[:active]
+        end = int(word_counts[active - 1])
+        while done < end:
+            span = min(end - done, max(1, _SLAB_WORDS // active))
+            for column in words[where + 4 * np.arange(span)[:, None]]:
+                mixed += column
+                mixed *= m
+                mixed ^= mixed >> by16
+            where += 4 * span
+            done += span
+    rest = int(np.count_nonzero(word_counts > done))
+    if rest:
+        h[:rest] = [_mix_words(joined, int(at[i]), int(word_counts[i]) - done, int(h[i])) for i in range(rest)]
+        at[:rest] += 4 * (word_counts[:rest] - done)
+    tails = n & 3
+    has_tail = np.flatnonzero(tails)
+    if len(has_tail):
+        tail = words[at[has_tail]] & ((np.uint32(1) << (8 * tails[has_tail]).astype(np.uint32)) - np.uint32(1))
+        mixed = h[has_tail]
+        mixed += tail
+        mixed *= _M
+        mixed ^= mixed >> 24
+        h[has_tail] = mixed
+    out = np.empty(count, dtype=np.uint32)
+    out[order] = h
+    return out
+
+
+def _mix_words(data: bytes, offset: int, count: int, h: int) -> int:
+    """bloom_hash's word loop from state h over `count` words at data[offset:]."""
+    for chunk in range(offset, offset + 4 * count, 4 * _WORDS_PER_CHUNK):
+        for w in struct.unpack_from("<%dI" % min(_WORDS_PER_CHUNK, (offset + 4 * count - chunk) >> 2), data, chunk):
+            h = ((h + w) * _M) & _MASK32
+            h ^= h >> 16
+    return h
 
 
 def _hash_width(joined: bytes, count: int, width: int, n: int):
@@ -88,10 +160,11 @@ def hash_rows(rows, n: int):
     words = n >> 2
     if words:
         column = np.ascontiguousarray(rows[:, : 4 * words]).view("<u4")
+        m, by16 = np.uint32(_M), np.uint32(16)  # numpy scalars: a Python int costs a conversion per step
         for j in range(words):
             h += column[:, j]
-            h *= _M
-            h ^= h >> 16
+            h *= m
+            h ^= h >> by16
     if n & 3:
         tail = np.zeros(count, dtype=np.uint32)
         for b in range(n & 3):
