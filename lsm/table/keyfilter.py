@@ -1,0 +1,183 @@
+"""lsm's own filter block: one blocked bloom filter over a whole table's user
+keys, whose hash runs in C. Pure: no files; numpy is imported only to build.
+
+LevelDB's filter needs its Murmur-like hash, about 2 us a key in Python; this
+one hashes with crc32c (C, ~0.16 us) and one multiply, and a get hashes its
+key once (key_hash) for every table it probes. LevelDB ignores filter blocks
+under names it does not know, so a table carries both: plyvel keeps its own.
+
+On-disk layout (frozen), under the metaindex key KEY_FILTER_META_KEY:
+
+    nblocks blocks of 64 bytes | k (1 byte, 1..30)
+
+The filter of `count` keys has nblocks = max(1, ceil(count * bits_per_key
+/ 512)) blocks of 512 bits; bit i of a block is bit i % 8 of its byte i // 8.
+A key's hash x = key_hash(user_key), a 64-bit integer:
+
+    c = crc32c(user_key)                            (CRC-32C, initial value 0)
+    y = c * 0x9E3779B97F4A7C15 mod 2^64
+    x = y ^ (y >> 29)
+
+It sets (and a lookup tests) k bits of one block: block ((x >> 32) * nblocks)
+>> 32, bits (a + i * d) mod 512 for i in 0..k-1, where a = x mod 512 and
+d = ((x >> 9) mod 512) | 1 (odd, so the k bits are distinct). All k bits in
+one block make a probe one AND of Python integers: about 0.1 us, against
+~3.6 us for LevelDB's filter probed from Python. Ten bits a key keep false
+positives near LevelDB's 1%, for 1.25 bytes a key on disk.
+"""
+from array import array
+
+from crc32c import crc32c
+
+from ..errors import DecodeError
+
+# On-disk constants (frozen).
+KEY_FILTER_NAME = b"lsm.Crc32cBlockedBloom"
+KEY_FILTER_META_KEY = b"filter." + KEY_FILTER_NAME
+BLOCK_BITS = 512
+BLOCK_BYTES = BLOCK_BITS // 8
+HASH_MULTIPLIER = 0x9E3779B97F4A7C15
+HASH_SHIFT = 29
+MAX_PROBES = 30
+
+_MASK64 = (1 << 64) - 1
+_FULL_BLOCK = (1 << BLOCK_BITS) - 1
+
+
+def key_hash(user_key) -> int:
+    """The filter's hash of `user_key`: compute it once per get and pass it
+    to every table the get probes (Table.get / Table.may_contain)."""
+    y = (crc32c(user_key) * HASH_MULTIPLIER) & _MASK64
+    return y ^ (y >> HASH_SHIFT)
+
+
+# (user key, key_hash) of the last cached_key_hash call.
+_last_hash = (None, 0)
+
+
+def cached_key_hash(user_key) -> int:
+    """key_hash(user_key), remembered for the last key object asked about:
+    a get that does not pass its hash asks every table with the same key."""
+    global _last_hash
+    last = _last_hash
+    if last[0] is not user_key:  # the reference held keeps `is` from matching another key
+        last = _last_hash = (user_key, key_hash(user_key))
+    return last[1]
+
+
+def probe_count(bits_per_key: int) -> int:
+    """k for `bits_per_key`, as LevelDB chooses it: floor(bits * 0.69) in 1..30."""
+    return min(MAX_PROBES, max(1, int(bits_per_key * 0.69)))
+
+
+def block_count(count: int, bits_per_key: int) -> int:
+    return max(1, -(-count * bits_per_key // BLOCK_BITS))
+
+
+_patterns = [None] * (MAX_PROBES + 1)  # [k]: pattern tables, built when first asked for
+
+
+def _pattern_table(k: int):
+    """[d >> 9 bits of a hash]: the bits (i * d) mod 512 for i < k, d made
+    odd, twice over (bits 0..511 and 512..1023): a shift of it is a rotation."""
+    table = _patterns[k]
+    if table is None:
+        table = []
+        for d in range(BLOCK_BITS):
+            bits = 0
+            for i in range(k):
+                bits |= 1 << ((i * (d | 1)) % BLOCK_BITS)
+            table.append(bits | (bits << BLOCK_BITS))
+        _patterns[k] = table
+    return table
+
+
+def probe_mask(x: int, k: int) -> int:
+    """The k bits key hash x sets in its block, as one 512-bit integer: the
+    pattern of step d turned left by a."""
+    return _rotated(_pattern_table(k), x)
+
+
+def _rotated(table, x: int) -> int:
+    return (table[(x >> 9) % BLOCK_BITS] >> (BLOCK_BITS - x % BLOCK_BITS)) & _FULL_BLOCK
+
+
+def build_key_filter(hashes, bits_per_key: int) -> bytes:
+    """The filter block of keys given by their key_hash (a numpy uint64
+    array; duplicates count)."""
+    import numpy as np
+    k = probe_count(bits_per_key)
+    nblocks = block_count(len(hashes), bits_per_key)
+    flags = np.zeros(nblocks * BLOCK_BITS, dtype=np.uint8)  # a byte per bit
+    if len(hashes):
+        x = hashes.astype(np.uint64)
+        first = ((x >> np.uint64(32)) * np.uint64(nblocks) >> np.uint64(32)) * np.uint64(BLOCK_BITS)
+        position = x & np.uint64(BLOCK_BITS - 1)
+        step = ((x >> np.uint64(9)) & np.uint64(BLOCK_BITS - 1)) | np.uint64(1)
+        for _ in range(k):
+            flags[first + position] = 1
+            position = (position + step) & np.uint64(BLOCK_BITS - 1)
+    return np.packbits(flags, bitorder="little").tobytes() + bytes([k])
+
+
+def key_hashes(crcs):
+    """key_hash of keys given by their crc32c (a numpy uint32 array or an
+    array('I')), as a numpy uint64 array."""
+    import numpy as np
+    y = np.asarray(crcs, dtype=np.uint32).astype(np.uint64) * np.uint64(HASH_MULTIPLIER)
+    return y ^ (y >> np.uint64(HASH_SHIFT))
+
+
+class KeyFilterBuilder:
+    """Collects the crc32c of every user key of a table; finish() builds the
+    filter block. 4 bytes a key until then."""
+
+    __slots__ = ("bits_per_key", "_crcs")
+
+    def __init__(self, bits_per_key: int):
+        if bits_per_key <= 0:
+            raise ValueError("bits_per_key must be positive")
+        self.bits_per_key = bits_per_key
+        self._crcs = array("I")
+
+    def add_keys(self, internal_keys) -> None:
+        """Internal keys: only their user keys (all but 8 bytes) are hashed."""
+        self._crcs.extend(map(crc32c, [key[:-8] for key in internal_keys]))
+
+    def add_user_keys(self, user_keys) -> None:
+        self._crcs.extend(map(crc32c, user_keys))
+
+    def finish(self) -> bytes:
+        return build_key_filter(key_hashes(self._crcs), self.bits_per_key)
+
+
+# (key hash, pattern table, probe_mask) of the last KeyFilterReader lookup:
+# a get probes many tables with one key hash.
+_last_mask = (None, None, 0)
+
+
+class KeyFilterReader:
+    """Answers "may this table hold the user key with this key_hash?"."""
+
+    __slots__ = ("_blocks", "_count", "_patterns")
+
+    def __init__(self, data: bytes):
+        size = len(data)
+        if size < BLOCK_BYTES + 1 or (size - 1) % BLOCK_BYTES:
+            raise DecodeError(f"key filter of {size} bytes is not whole {BLOCK_BYTES}-byte blocks and a k byte")
+        k = data[-1]
+        if not 1 <= k <= MAX_PROBES:
+            raise DecodeError(f"bad key filter k {k}", size - 1)
+        unpack = int.from_bytes
+        self._blocks = [unpack(data[i : i + BLOCK_BYTES], "little") for i in range(0, size - 1, BLOCK_BYTES)]
+        self._count = len(self._blocks)
+        self._patterns = _pattern_table(k)
+
+    def may_match(self, x: int) -> bool:
+        """False only if no key with key_hash x was added."""
+        global _last_mask
+        last = _last_mask
+        if last[0] != x or last[1] is not self._patterns:
+            last = _last_mask = (x, self._patterns, _rotated(self._patterns, x))
+        mask = last[2]
+        return self._blocks[((x >> 32) * self._count) >> 32] & mask == mask
