@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from lsm.errors import DecodeError
 from lsm.table import filter as filter_module
+from lsm.table import ragged
 from lsm.table.filter import (
     FILTER_BASE_LG,
     FILTER_META_KEY,
@@ -352,7 +353,7 @@ def test_malformed_filter_block_raises(data):
 def test_filter_of_long_keys_of_many_lengths_equals_reference(lengths, skip, bits_per_key, rng):
     ukeys = [rng.randbytes(n) for n in lengths]
     keys = [u + rng.randbytes(skip) for u in ukeys]
-    with mock.patch.object(filter_module, "_SLAB_WORDS", rng.choice([1, 7, 1 << 16])):
+    with mock.patch.object(ragged, "SLAB_WORDS", rng.choice([1, 7, 1 << 16])):
         got = BloomFilterPolicy(bits_per_key).create_filter(keys, skip=skip)
     assert got == reference_filter(ukeys, bits_per_key)
 

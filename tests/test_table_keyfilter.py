@@ -3,6 +3,7 @@ beside LevelDB's: its bytes follow the frozen layout, it never hides a key,
 plyvel reads tables that have it, and tables without it (LevelDB's) are
 still filtered through LevelDB's filter."""
 import random
+from unittest import mock
 
 import pytest
 from crc32c import crc32c
@@ -15,11 +16,13 @@ from lsm.table import Table, TableBuilder
 from lsm.table.block import decode_block
 from lsm.table.filter import FILTER_META_KEY
 from lsm.table.format import decode_footer, unpack_block
+from lsm.table import keyfilter, ragged
 from lsm.table.keyfilter import (
     KEY_FILTER_META_KEY,
     KeyFilterBuilder,
     KeyFilterReader,
     cached_key_hash,
+    crc32c_of_keys,
     key_hash,
 )
 from lsm.table.options import TableOptions
@@ -81,17 +84,42 @@ BITS_PER_KEY = st.sampled_from([1, 2, 5, 10, 16, 23, 50])
 
 
 @settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 200), max_size=150),
+    st.sampled_from([0, 8]),
+    st.sampled_from([1, 3, 1 << 16]),
+    st.sampled_from([1, 64]),
+    st.randoms(use_true_random=False),
+)
+def test_batched_crc32c_equals_crc32c(lengths, skip, slab, few, rng):
+    """Keys of every length: words by numpy in slabs of any size, tails of
+    1-3 bytes, keys past the numpy words or too few for numpy finished by
+    crc32c from where numpy left them."""
+    keys = [rng.randbytes(n + skip) for n in lengths]
+    with mock.patch.object(ragged, "SLAB_WORDS", slab), mock.patch.object(keyfilter, "_FEW_KEYS", few):
+        got = crc32c_of_keys(keys, skip).tolist()
+    assert got == [crc32c(key[: len(key) - skip]) for key in keys]
+
+
+@settings(max_examples=200, deadline=None)
 @given(KEY_LISTS, BITS_PER_KEY, st.binary(min_size=8, max_size=8))
 def test_filter_equals_reference(user_keys, bits_per_key, trailer):
     """User keys or internal keys (whose last 8 bytes are not hashed), empty
-    keys and duplicates: the bytes the layout describes."""
+    keys and duplicates, added in pieces and hashed in batches of any size:
+    the bytes the layout describes."""
     from_user_keys = KeyFilterBuilder(bits_per_key)
     from_user_keys.add_user_keys(user_keys)
-    from_internal_keys = KeyFilterBuilder(bits_per_key)
-    from_internal_keys.add_keys([u + trailer for u in user_keys])
+    from_pieces = KeyFilterBuilder(bits_per_key)
+    with mock.patch.object(keyfilter, "_BATCH_KEYS", 1 + trailer[0] % 50):
+        for i in range(0, len(user_keys), 7):
+            piece = user_keys[i : i + 7]
+            if i % 2:
+                from_pieces.add_user_keys(piece)
+            else:
+                from_pieces.add_keys([u + trailer for u in piece])
     expected = reference_key_filter(user_keys, bits_per_key)
     assert from_user_keys.finish() == expected
-    assert from_internal_keys.finish() == expected
+    assert from_pieces.finish() == expected
 
 
 @settings(max_examples=100, deadline=None)

@@ -27,6 +27,7 @@ measured but did not pin down.
 import struct
 
 from ..errors import DecodeError
+from .ragged import RaggedKeys
 
 # On-disk constants (frozen).
 FILTER_NAME = b"leveldb.BuiltinBloomFilter2"  # the name after LevelDB 1.18's hash fix
@@ -44,8 +45,6 @@ _BATCH_KEYS = 16384
 # _WORDS_PER_CHUNK words unpacked at a time.
 _FEW_KEYS = 32
 _WORDS_PER_CHUNK = 4096
-# ... and gathers the words of its numpy steps in slabs of this many.
-_SLAB_WORDS = 1 << 16
 
 # Unpackers of n little-endian uint32 for n < 65: keys of up to 259 bytes.
 _WORDS = tuple(struct.Struct("<%dI" % n).unpack_from for n in range(65))
@@ -75,65 +74,35 @@ def _hashes(keys, skip: int):
     if (lengths == lengths[0]).all():
         width = int(lengths[0])
         return _hash_width(b"".join(keys), count, width, width - skip)
-    if int(lengths.min()) < skip:
-        width = int(lengths.min())
-        raise ValueError(f"keys of {width} bytes are shorter than the {skip} bytes to skip")
     return _hash_ragged(keys, lengths, skip)
 
 
 def _hash_ragged(keys, lengths, skip: int):
-    """_hashes of keys of several lengths, any lengths. The keys are sorted
-    longest first, so that the keys that have a word j are a prefix of them;
-    numpy mixes word j of all of them in one step, from slabs of the words of
-    many steps gathered at once. Once fewer than _FEW_KEYS keys remain, a numpy
-    step costs more than mixing their words one by one in Python, which
-    finishes them."""
+    """_hashes of keys of several lengths, any lengths: word j of every key
+    that has one mixed in one numpy step. Once fewer than _FEW_KEYS keys
+    remain, a numpy step costs more than mixing their words one by one in
+    Python, which finishes them."""
     import numpy as np
-    count = len(keys)
-    joined = b"".join(keys) + b"\0\0\0"  # the padding lets the last key's tail be read as a word
-    # The little-endian uint32 at every byte offset: a view, nothing copied.
-    words = np.ndarray((len(joined) - 3,), dtype="<u4", buffer=joined, strides=(1,))
-    starts = np.zeros(count, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    n = lengths - skip
-    order = np.argsort(-(n >> 2), kind="stable")
-    n = n[order]
-    word_counts = n >> 2
-    at = starts[order]  # where each key's next word starts in `joined`
-    h = ((BLOOM_SEED ^ (n.astype(np.uint64) * _M)) & _MASK32).astype(np.uint32)
+    keys = RaggedKeys(keys, skip, lengths)
+    h = ((BLOOM_SEED ^ (keys.lengths.astype(np.uint64) * _M)) & _MASK32).astype(np.uint32)
     m, by16 = np.uint32(_M), np.uint32(16)  # numpy scalars: a Python int costs a conversion per step
-    done = 0  # words mixed into every key that has that many
-    # The number of keys with more than `done` words changes where word_counts does.
-    cuts = (np.flatnonzero(word_counts[1:] != word_counts[:-1]) + 1).tolist() + [count]
-    for active in reversed(cuts):
-        if active < _FEW_KEYS:
-            break
-        mixed, where = h[:active], at[:active]
-        end = int(word_counts[active - 1])
-        while done < end:
-            span = min(end - done, max(1, _SLAB_WORDS // active))
-            for column in words[where + 4 * np.arange(span)[:, None]]:
-                mixed += column
-                mixed *= m
-                mixed ^= mixed >> by16
-            where += 4 * span
-            done += span
-    rest = int(np.count_nonzero(word_counts > done))
+    for active, column in keys.columns(_FEW_KEYS):
+        mixed = h[:active]
+        mixed += column
+        mixed *= m
+        mixed ^= mixed >> by16
+    rest = keys.rest()
     if rest:
-        h[:rest] = [_mix_words(joined, int(at[i]), int(word_counts[i]) - done, int(h[i])) for i in range(rest)]
-        at[:rest] += 4 * (word_counts[:rest] - done)
-    tails = n & 3
-    has_tail = np.flatnonzero(tails)
-    if len(has_tail):
-        tail = words[at[has_tail]] & ((np.uint32(1) << (8 * tails[has_tail]).astype(np.uint32)) - np.uint32(1))
-        mixed = h[has_tail]
+        h[:rest] = [_mix_words(keys.joined, *keys.remaining(i), int(h[i])) for i in range(rest)]
+        keys.skip_words(rest)
+    which, tail = keys.tails()
+    if len(which):
+        mixed = h[which]
         mixed += tail
-        mixed *= _M
-        mixed ^= mixed >> 24
-        h[has_tail] = mixed
-    out = np.empty(count, dtype=np.uint32)
-    out[order] = h
-    return out
+        mixed *= m
+        mixed ^= mixed >> np.uint32(24)
+        h[which] = mixed
+    return keys.in_key_order(h)
 
 
 def _mix_words(data: bytes, offset: int, count: int, h: int) -> int:
