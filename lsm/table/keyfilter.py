@@ -139,10 +139,13 @@ def key_hashes(crcs):
 
 
 _CASTAGNOLI = 0x82F63B78  # CRC-32C's polynomial, bit-reflected
-_crc_tables = []  # [t][byte]: CRC-32C's tables for slicing by 4
+_crc_tables = []  # CRC-32C's tables: by byte, then for a word's low and high halves
 
 
 def _slicing_tables():
+    """(byte table, low-half table, high-half table): a word's step is
+    low[x & 0xFFFF] ^ high[x >> 16] for x = crc ^ word, the four tables of
+    slicing by 4 merged two by two (256 KiB each)."""
     import numpy as np
     if not _crc_tables:
         first = []
@@ -154,23 +157,27 @@ def _slicing_tables():
         tables = [first]
         for _ in range(3):
             tables.append([(c >> 8) ^ first[c & 0xFF] for c in tables[-1]])
-        _crc_tables.extend(np.array(t, dtype=np.uint32) for t in tables)
+        t0, t1, t2, t3 = (np.array(t, dtype=np.uint32) for t in tables)
+        low = (t3[None, :] ^ t2[:, None]).ravel()  # [b1 << 8 | b0]
+        high = (t1[None, :] ^ t0[:, None]).ravel()  # [b3 << 8 | b2]
+        _crc_tables.extend((t0, low, high))
     return _crc_tables
 
 
 def crc32c_of_keys(keys, skip: int = 0):
     """crc32c(key[:len(key) - skip]) of every key, in order, as a numpy
     uint32 array. The first _VECTOR_WORDS words of all keys go through
-    numpy, a word of every key per step (CRC-32C sliced by 4); crc32c itself
+    numpy, a word of every key per step (CRC-32C sliced by 4, two bytes per
+table lookup); crc32c itself
     (C) finishes the keys that are longer, or too few for numpy's steps."""
     import numpy as np
-    t0, t1, t2, t3 = _slicing_tables()
+    t0, low_half, high_half = _slicing_tables()
     keys = RaggedKeys(keys, skip)
     crc = np.full(len(keys.order), 0xFFFFFFFF, dtype=np.uint32)
-    low, by8, by16, by24 = np.uint32(0xFF), np.uint32(8), np.uint32(16), np.uint32(24)
+    low, half, by8, by16 = np.uint32(0xFF), np.uint32(0xFFFF), np.uint32(8), np.uint32(16)
     for active, column in keys.columns(_FEW_KEYS, _VECTOR_WORDS):
         x = crc[:active] ^ column
-        crc[:active] = t3[x & low] ^ t2[(x >> by8) & low] ^ t1[(x >> by16) & low] ^ t0[x >> by24]
+        crc[:active] = low_half[x & half] ^ high_half[x >> by16]
     rest = keys.rest()
     if rest:
         view = memoryview(keys.joined)
