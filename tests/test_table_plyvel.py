@@ -64,8 +64,11 @@ def table_files(path):
 
 def rebuild(entries, compression, bloom_bits):
     out = []
-    # LevelDB prefix-compresses every key: with that, our bytes are its bytes.
-    options = TableOptions(compression=compression, bloom_bits_per_key=bloom_bits, prefix_compression=True)
+    # LevelDB prefix-compresses every key and has no filter of lsm's: with
+    # that, our bytes are its bytes.
+    options = TableOptions(
+        compression=compression, bloom_bits_per_key=bloom_bits, prefix_compression=True, lsm_filter=False
+    )
     builder = TableBuilder(options, out.append)
     for k, v in entries:
         builder.add(k, v)
@@ -144,6 +147,32 @@ def assert_same_blocks(theirs, mine, bloom_bits):
 # ---------------------------------------------------------------- us -> LevelDB
 
 
+def write_db_of_one_table(db_dir, entries, last_sequence, options):
+    """A database directory whose only file is a table of ours holding the
+    sorted internal-key `entries`, at level 1. Returns the table's path."""
+    number = 5
+    path = filenames.table_file_name(db_dir, number)
+    f = DEFAULT_FS.create(path)
+    builder = TableBuilder(options, f.append)
+    for k, v in entries:
+        builder.add(k, v)
+    size = builder.finish()
+    f.sync()
+    f.close()
+
+    edit = VersionEdit(
+        comparator=COMPARATOR_NAME,
+        log_number=0,
+        prev_log_number=0,
+        next_file_number=number + 1,
+        last_sequence=last_sequence,
+        new_files=[(1, FileMetaData(number, size, builder.smallest, builder.largest))],
+    )
+    DEFAULT_FS.write_file(filenames.descriptor_file_name(db_dir, 2), LogWriter().encode(edit.encode()))
+    filenames.set_current_file(DEFAULT_FS, db_dir, 2)
+    return path
+
+
 def test_plyvel_opens_a_database_made_of_our_table(tmp_path):
     db_dir = str(tmp_path)
     rng = random.Random(11)
@@ -163,27 +192,7 @@ def test_plyvel_opens_a_database_made_of_our_table(tmp_path):
         entries += reversed(versions)  # newest first within a user key
     entries.sort(key=lambda e: sort_key(e[0]))
 
-    number = 5
-    path = filenames.table_file_name(db_dir, number)
-    f = DEFAULT_FS.create(path)
-    builder = TableBuilder(TableOptions(compression="snappy", bloom_bits_per_key=10), f.append)
-    for k, v in entries:
-        builder.add(k, v)
-    size = builder.finish()
-    f.sync()
-    f.close()
-
-    edit = VersionEdit(
-        comparator=COMPARATOR_NAME,
-        log_number=0,
-        prev_log_number=0,
-        next_file_number=number + 1,
-        last_sequence=seq,
-        new_files=[(1, FileMetaData(number, size, builder.smallest, builder.largest))],
-    )
-    DEFAULT_FS.write_file(filenames.descriptor_file_name(db_dir, 2), LogWriter().encode(edit.encode()))
-    filenames.set_current_file(DEFAULT_FS, db_dir, 2)
-
+    write_db_of_one_table(db_dir, entries, seq, TableOptions(compression="snappy", bloom_bits_per_key=10))
     db = plyvel.DB(db_dir, paranoid_checks=True, bloom_filter_bits=10)
     try:
         for ukey, value in expected.items():

@@ -56,7 +56,8 @@ SPEC_EXAMPLE = bytes.fromhex(
 def test_spec_example_table_byte_for_byte():
     assert len(SPEC_EXAMPLE) == 182
     builder, data = build_table(
-        [(make_internal_key(b"apple", 1, TYPE_VALUE), b"red")], compression=None, bloom_bits_per_key=10
+        [(make_internal_key(b"apple", 1, TYPE_VALUE), b"red")], compression=None, bloom_bits_per_key=10,
+        lsm_filter=False,
     )
     assert data == SPEC_EXAMPLE
     assert builder.num_entries == 1

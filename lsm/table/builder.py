@@ -27,6 +27,7 @@ from .format import (
     encode_footer,
     encode_handle,
 )
+from .keyfilter import KEY_FILTER_META_KEY, KeyFilterBuilder
 
 INDEX_RESTART_INTERVAL = 1  # every index entry stores its full key (LevelDB's choice)
 _pack_header = struct.Struct("BBB").pack  # three one-byte varints
@@ -155,6 +156,7 @@ class TableBuilder:
         "_prefix_compression",
         "_compression",
         "_filter",
+        "_key_filter",
         "_index",
         "_buf",
         "_restarts",
@@ -185,6 +187,8 @@ class TableBuilder:
         compress_block(b"", self._compression)  # reject an unknown compression now
         bits = options.bloom_bits_per_key
         self._filter = FilterBlockBuilder(BloomFilterPolicy(bits), skip=8) if bits > 0 else None
+        # lsm's own filter beside LevelDB's, which plyvel keeps using.
+        self._key_filter = KeyFilterBuilder(bits) if bits > 0 and options.lsm_filter else None
         self._index = BlockBuilder(INDEX_RESTART_INTERVAL)
         self._buf = bytearray()  # entries of the data block being built
         # The first entry of every block starts a restart (and shares nothing).
@@ -367,6 +371,8 @@ class TableBuilder:
         """Write a finished data block (entries and restart array) of `keys`."""
         if self._filter is not None:
             self._filter.add_keys(keys)
+        if self._key_filter is not None:
+            self._key_filter.add_keys(keys)
         self._index_block(raw, len(keys), keys[0], keys[-1])
 
     def _index_block(self, raw: bytes, count: int, first_key: bytes, last_key: bytes) -> None:
@@ -420,6 +426,10 @@ class TableBuilder:
             trailer = full_trailer if end - added == per_block else _uniform_trailer(end - added, stride, self._interval)
             if filter_block is not None:
                 filter_block.add_hashes(hashes[added:end])
+            if self._key_filter is not None:
+                self._key_filter.add_user_keys(
+                    [view[at:at + key_len - 8] for at in range(lo + header_len, last + header_len + 1, stride)]
+                )
             self._index_block(
                 b"".join((view[lo:last + stride], trailer)),
                 end - added,
@@ -466,6 +476,9 @@ class TableBuilder:
         if self._filter is not None:
             filter_handle = self._write_stored(self._filter.finish(), NO_COMPRESSION)
             meta.add(FILTER_META_KEY, encode_handle(*filter_handle))
+        if self._key_filter is not None:
+            key_filter_handle = self._write_stored(self._key_filter.finish(), NO_COMPRESSION)
+            meta.add(KEY_FILTER_META_KEY, encode_handle(*key_filter_handle))
         meta_handle = self._write_block(meta.finish(), self._compression)
         if self._pending_handle is not None:
             successor = index_successor(self._pending_last_key)

@@ -17,3 +17,8 @@ class TableOptions:
     # 2.5% more disk on the bench's keys (16 bytes, ~12 shared with the next)
     # with snappy, ~10% without compression. RocksDB: use_delta_encoding.
     prefix_compression: bool = False
+    # With a filter, a second filter block of lsm's own beside LevelDB's
+    # (lsm.table.keyfilter): a get probes it with a hash computed in C, once
+    # for every table. LevelDB ignores it. Cost: bloom_bits_per_key / 8 bytes
+    # a key. Off, with prefix_compression, a table is byte for byte LevelDB's.
+    lsm_filter: bool = True

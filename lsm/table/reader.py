@@ -28,6 +28,7 @@ from .format import (
     inflate,
     unpack_block,
 )
+from .keyfilter import KEY_FILTER_META_KEY, KeyFilterReader, cached_key_hash
 
 # A scan reads the blocks it does not find in the cache this many bytes at a
 # time: one pread per 4 KiB block was 0.7 us of a scan's ~11 us per block.
@@ -62,12 +63,14 @@ class _PackedBlock:
 class Table:
     """An open table. Build it with Table.open(); all reads are thread-safe."""
 
-    def __init__(self, path, number, block_cache, filter_reader, index, meta_offset, file):
+    def __init__(self, path, number, block_cache, filter_reader, index, meta_offset, file, key_filter=None):
         self.path = path
         self.number = number
         self.file = file
         self._cache = block_cache if block_cache is not None else BlockCache(PRIVATE_CACHE_BYTES)
-        self._filter = filter_reader
+        # lsm's filter when the table has one; else LevelDB's, consulted per block.
+        self._key_filter = key_filter
+        self._filter = filter_reader if key_filter is None else None
         # Index block, decoded once: parallel lists, so find_block is one bisect.
         self._index_ukeys, self._index_tags, self._offsets, self._sizes = index
         self.num_blocks = len(self._offsets)
@@ -120,17 +123,20 @@ class Table:
         meta_keys, meta_values = decode(
             meta_off, read(meta_off, meta_size, "metaindex", footer_offset), "metaindex", decode_block
         )
-        filter_reader = None
+        filters = {FILTER_META_KEY: None, KEY_FILTER_META_KEY: None}
+        parsers = {FILTER_META_KEY: FilterBlockReader, KEY_FILTER_META_KEY: KeyFilterReader}
         for key, value in zip(meta_keys, meta_values):
-            if key != FILTER_META_KEY:
+            if key not in filters:
                 continue  # another policy's filter (e.g. goleveldb's): not ours to trust
             f_off, f_size = decode(meta_off, value, "metaindex", _parse_handle)
             contents = read(f_off, f_size, "filter", meta_off)
             # Checked even when unused: damage anywhere in the file is reported.
-            reader = decode(f_off, contents, "filter", FilterBlockReader)
+            reader = decode(f_off, contents, "filter", parsers[key])
             if bloom:
-                filter_reader = reader
-        return cls(path, number, block_cache, filter_reader, index, meta_off, file)
+                filters[key] = reader
+        return cls(
+            path, number, block_cache, filters[FILTER_META_KEY], index, meta_off, file, filters[KEY_FILTER_META_KEY]
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -270,12 +276,25 @@ class Table:
         ukeys = self.block(i)[0]
         return ukeys[0] if ukeys else None
 
-    def get(self, user_key: bytes, sequence: int, fill_cache: bool = True):
+    def may_contain(self, user_key: bytes, key_hash=None) -> bool:
+        """False only if the table certainly holds no entry for user_key.
+        key_hash: keyfilter.key_hash(user_key), computed once for all the
+        tables a get probes. Tables without lsm's filter (LevelDB's) answer
+        through LevelDB's filter of the one block that could hold the key."""
+        key_filter = self._key_filter
+        if key_filter is not None:
+            return key_filter.may_match(cached_key_hash(user_key) if key_hash is None else key_hash)
+        i = bisect_left(self._index_ukeys, user_key)
+        if i == self.num_blocks:
+            return False  # past the last block's separator: past every key
+        return self._filter is None or self._filter.key_may_match(self._offsets[i], user_key)
+
+    def get(self, user_key: bytes, sequence: int, fill_cache: bool = True, key_hash=None):
         """(kind, value) of the newest entry for user_key with seq <= sequence,
-        or None. Probes only what may hold the key: a key past the last
-        block's index entry or before the table's first key (once known)
-        reads nothing, and the filter is asked before any block not cached
-        decoded is searched.
+        or None. key_hash: as for may_contain. Probes only what may hold
+        the key: a key past the last block's index entry or before the
+        table's first key (once known) reads nothing, and the filter is
+        asked before any block not cached decoded is searched.
 
         A block is decoded for lookups once a second one reads it: the first
         searches its raw contents (seek_block: the restart points locate the
@@ -285,6 +304,11 @@ class Table:
         cache has had to evict, lookups keep blocks raw (or as stored,
         _PackedBlock): a decoded block takes twice the memory, and in a
         database larger than the cache more blocks held beat faster ones."""
+        key_filter = self._key_filter
+        if key_filter is not None and not key_filter.may_match(
+            cached_key_hash(user_key) if key_hash is None else key_hash
+        ):
+            return None
         seek_tag = (sequence << 8) | 1
         index_ukeys = self._index_ukeys
         n = self.num_blocks
@@ -304,7 +328,8 @@ class Table:
             if type(cached) is tuple:
                 found = find_in_block(cached, user_key, seek_tag)
             else:
-                bloom = self._filter
+                # lsm's own filter, when the table has one, was asked above.
+                bloom = self._filter if key_filter is None else None
                 if bloom is not None and not bloom.key_may_match(offset, user_key):
                     return None
                 if type(cached) is bytes and fill_cache and not cache.pressed:
