@@ -38,7 +38,7 @@ text = st.text(max_size=40)
 metas = st.builds(FileMetaData, number=u64, size=u64, smallest=ikeys, largest=ikeys, allowed_seeks=small)
 table_options = st.builds(TableOptions, block_size=small, block_restart_interval=small,
                           compression=st.sampled_from([None, "snappy"]) | text, bloom_bits_per_key=small,
-                          prefix_compression=st.booleans())
+                          prefix_compression=st.booleans(), lsm_filter=st.booleans())
 flush_jobs = st.builds(FlushJob, job_id=u64, wal_number=u64, table=table_options, paranoid=st.booleans())
 compaction_jobs = st.builds(
     CompactionJob, job_id=u64, level=st.integers(0, 6), inputs=st.lists(metas, max_size=5),

@@ -120,6 +120,7 @@ def _put_table_options(out, t, name):
     out.opt(out.str, t.compression, f"{name}.compression")
     out.uint(t.bloom_bits_per_key, f"{name}.bloom_bits_per_key")
     out.flag(t.prefix_compression, f"{name}.prefix_compression")
+    out.flag(t.lsm_filter, f"{name}.lsm_filter")
 
 
 def _put_job(out, job, name):
@@ -283,6 +284,7 @@ def _get_table_options(inp, name):
         compression=inp.opt(inp.str, f"{name}.compression"),
         bloom_bits_per_key=inp.uint(f"{name}.bloom_bits_per_key"),
         prefix_compression=inp.flag(f"{name}.prefix_compression"),
+        lsm_filter=inp.flag(f"{name}.lsm_filter"),
     )
 
 
