@@ -1,0 +1,325 @@
+"""Table entries as arrays, and data blocks assembled from them in bulk. Pure:
+numpy, struct and bytes; no files, no sockets.
+
+EntryArrays holds entries as lsm's data blocks store them without prefix
+compression -- a header of varints (shared = 0, internal key length, value
+length), the internal key, the value -- laid somewhere in one bytes object,
+with numpy columns saying where each entry, its key and its end lie and what
+its tag is. Every step of a flush or compaction then works on columns, and
+an output block is the entries' bytes copied as they are, end to end, with a
+restart array that points at every entry (restart interval 1).
+
+Blocks whose every entry is a restart point (lsm's layout) decode in bulk
+from their restart arrays; any other block (LevelDB's prefix-compressed
+layout) goes through the entry-by-entry decoder into the same form.
+"""
+import struct
+from functools import lru_cache
+
+from ..errors import DecodeError
+from .block import decode_block_split, entry_header
+
+_TAG_SIZE = 8
+_pack_count = struct.Struct("<I").pack
+_unpack_count = struct.Struct("<I").unpack_from
+# Varints of a 32-bit length take at most this many bytes.
+_MAX_VARINT32 = 5
+
+
+class EntryArrays:
+    """Entries laid in `data` (bytes): entry i is data[start[i]:end[i]], its
+    internal key starts at key[i] and holds user_len[i] + 8 bytes, tag[i] is
+    the key's last 8 bytes as a number (sequence << 8 | kind). Columns are
+    numpy arrays (int64; tag uint64)."""
+
+    __slots__ = ("data", "start", "key", "user_len", "end", "tag")
+
+    def __init__(self, data, start, key, user_len, end, tag):
+        self.data = data
+        self.start = start
+        self.key = key
+        self.user_len = user_len
+        self.end = end
+        self.tag = tag
+
+    def __len__(self):
+        return len(self.start)
+
+    def take(self, index):
+        """The entries at `index` (a slice, numpy indices or mask), same data."""
+        return EntryArrays(self.data, self.start[index], self.key[index], self.user_len[index],
+                           self.end[index], self.tag[index])
+
+    def user_key(self, i: int) -> bytes:
+        at = int(self.key[i])
+        return self.data[at:at + int(self.user_len[i])]
+
+    def internal_key(self, i: int) -> bytes:
+        at = int(self.key[i])
+        return self.data[at:at + int(self.user_len[i]) + _TAG_SIZE]
+
+    def user_keys(self):
+        """The user keys as a sequence (for bisect on entries in key order)."""
+        return _UserKeys(self)
+
+    def encoded(self) -> bytes:
+        """The entries' bytes end to end, in order: what a block of them holds
+        before its restart array. Entries next to each other in data are
+        copied as one piece."""
+        import numpy as np
+
+        n = len(self)
+        if not n:
+            return b""
+        start, end = self.start, self.end
+        # A piece starts where an entry does not follow the one before it.
+        breaks = np.flatnonzero(start[1:] != end[:-1]) + 1
+        firsts = np.concatenate(([0], breaks))
+        lasts = np.concatenate((breaks - 1, [n - 1]))
+        data = self.data
+        if len(firsts) == 1:
+            return data[int(start[0]):int(end[-1])]
+        return b"".join(map(data.__getitem__, map(slice, start[firsts].tolist(), end[lasts].tolist())))
+
+    def packed(self):
+        """These entries with data cut down to their bytes: the span they
+        cover when they lie in data in order (a run's entries), else their
+        bytes gathered end to end (sorted entries)."""
+        if not len(self):
+            return self
+        start, end = self.start, self.end
+        if (start[1:] >= end[:-1]).all():
+            lo, hi = int(start[0]), int(end[-1])
+            return EntryArrays(self.data[lo:hi], start - lo, self.key - lo, self.user_len, end - lo, self.tag)
+        size = end - start
+        new_end = size.cumsum()
+        new_start = new_end - size
+        return EntryArrays(self.encoded(), new_start, self.key - start + new_start, self.user_len, new_end, self.tag)
+
+
+class _UserKeys:
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries):
+        self._entries = entries
+
+    def __len__(self):
+        return len(self._entries)
+
+    def __getitem__(self, i):
+        return self._entries.user_key(i)
+
+
+def concat_entries(parts):
+    """EntryArrays of the entries of every part in turn (each packed first)."""
+    import numpy as np
+
+    parts = [p.packed() for p in parts if len(p)]
+    if not parts:
+        return empty_entries()
+    if len(parts) == 1:
+        return parts[0]
+    shifts = np.cumsum([0] + [len(p.data) for p in parts[:-1]])
+    lengths = [len(p) for p in parts]
+    shift = np.repeat(shifts, lengths)
+    return EntryArrays(
+        b"".join(p.data for p in parts),
+        np.concatenate([p.start for p in parts]) + shift,
+        np.concatenate([p.key for p in parts]) + shift,
+        np.concatenate([p.user_len for p in parts]),
+        np.concatenate([p.end for p in parts]) + shift,
+        np.concatenate([p.tag for p in parts]),
+    )
+
+
+def empty_entries():
+    import numpy as np
+
+    none = np.zeros(0, dtype=np.int64)
+    return EntryArrays(b"", none, none, none, none, np.zeros(0, dtype=np.uint64))
+
+
+@lru_cache(maxsize=4096)
+def _header(key_len: int, value_len: int) -> bytes:
+    return entry_header(0, key_len, value_len)
+
+
+def encode_entries(user_keys, tags, values):
+    """EntryArrays of entries given as lists: user keys, tags (ints) and
+    values, in the order they are to keep."""
+    import numpy as np
+
+    n = len(user_keys)
+    if not n:
+        return empty_entries()
+    key_lens = list(map(len, user_keys))
+    value_lens = list(map(len, values))
+    headers = list(map(_header, [k + _TAG_SIZE for k in key_lens], value_lens))
+    packed_tags = struct.pack("<%dQ" % n, *tags)
+    pieces = [b""] * (4 * n)
+    pieces[0::4] = headers
+    pieces[1::4] = user_keys
+    pieces[2::4] = map(packed_tags.__getitem__, map(slice, range(0, 8 * n, 8), range(8, 8 * n + 8, 8)))
+    pieces[3::4] = values
+    header_len = np.fromiter(map(len, headers), dtype=np.int64, count=n)
+    user_len = np.array(key_lens, dtype=np.int64)
+    size = header_len + user_len + _TAG_SIZE + np.array(value_lens, dtype=np.int64)
+    end = np.cumsum(size)
+    start = end - size
+    return EntryArrays(b"".join(pieces), start, start + header_len, user_len, end,
+                       np.array(tags, dtype=np.uint64))
+
+
+# ------------------------------------------------------------------ decoding
+
+
+def decode_blocks(blocks):
+    """EntryArrays of the entries of data blocks (uncompressed contents, in
+    order). Blocks of lsm's layout decode together; each other block alone,
+    entry by entry. DecodeError for a malformed block, with `block` set to
+    its place in `blocks`."""
+    blocks = [bytes(b) for b in blocks]
+    entries = _decode_restart_every_entry(blocks)
+    if entries is not None:
+        return entries
+    parts = []
+    for i, contents in enumerate(blocks):
+        part = _decode_restart_every_entry([contents])
+        if part is None:
+            try:
+                ukeys, tags, values = decode_block_split(contents)
+            except DecodeError as exc:
+                exc.block = i
+                raise
+            part = encode_entries(ukeys, tags, values)
+        parts.append(part)
+    return concat_entries(parts)
+
+
+def _varints(array, at, limit):
+    """(values, byte lengths) of the varint32s starting at positions `at` of
+    a uint8 array; None if one runs past `limit` (per position) or past five
+    bytes."""
+    import numpy as np
+
+    values = np.zeros(len(at), dtype=np.int64)
+    lengths = np.zeros(len(at), dtype=np.int64)
+    going = np.ones(len(at), dtype=bool)
+    last = len(array) - 1
+    for i in range(_MAX_VARINT32):
+        pos = at + i
+        byte = array[np.minimum(pos, last)].astype(np.int64)
+        if (going & (pos >= limit)).any():
+            return None
+        values |= np.where(going, (byte & 0x7F) << (7 * i), 0)
+        lengths += going
+        going &= byte >= 0x80
+        if not going.any():
+            return values, lengths
+    return None
+
+
+def _decode_restart_every_entry(blocks):
+    """EntryArrays of blocks whose every entry is a restart point sharing
+    nothing, each entry ending where the next restart begins (lsm's layout);
+    None if any block is not so (or is malformed: the entry-by-entry decoder
+    then says how)."""
+    import numpy as np
+
+    restarts, limits, bases = [], [], []
+    base = 0
+    for contents in blocks:
+        size = len(contents)
+        if size < 4:
+            return None
+        count = _unpack_count(contents, size - 4)[0]
+        limit = size - 4 - 4 * count
+        if count == 0 or limit <= 0:
+            return None
+        restarts.append(np.frombuffer(contents, dtype="<u4", count=count, offset=limit))
+        limits.append(limit)
+        bases.append(base)
+        base += size
+    counts = np.array([len(r) for r in restarts], dtype=np.int64)
+    block_base = np.repeat(np.array(bases, dtype=np.int64), counts)
+    block_limit = block_base + np.repeat(np.array(limits, dtype=np.int64), counts)
+    start = np.concatenate(restarts).astype(np.int64) + block_base
+    # Each entry ends where the next one of its block starts, the last at the limit.
+    expected_end = np.empty_like(start)
+    expected_end[:-1] = start[1:]
+    block_last = np.cumsum(counts) - 1
+    expected_end[block_last] = block_limit[block_last]
+    if (start >= expected_end).any():
+        return None
+    data = b"".join(blocks)
+    array = np.frombuffer(data, dtype=np.uint8)
+    if array[start].any():
+        return None  # a shared prefix: not this layout
+    key_lens = _varints(array, start + 1, expected_end)
+    if key_lens is None:
+        return None
+    key_len, key_len_size = key_lens
+    value_lens = _varints(array, start + 1 + key_len_size, expected_end)
+    if value_lens is None:
+        return None
+    value_len, value_len_size = value_lens
+    key = start + 1 + key_len_size + value_len_size
+    end = key + key_len + value_len
+    if (end != expected_end).any() or (key_len < _TAG_SIZE).any():
+        return None
+    tag_at = key + key_len - _TAG_SIZE
+    tag = array[tag_at[:, None] + np.arange(_TAG_SIZE)].copy().view("<u8").ravel().astype(np.uint64)
+    if ((tag & np.uint64(0xFF)) > 1).any():
+        return None  # an unknown value type: the entry decoder reports it
+    return EntryArrays(data, start, key, key_len - _TAG_SIZE, end, tag)
+
+
+# ------------------------------------------------------------------ assembly
+
+
+def block_ends(entries):
+    """Cumulative sizes for cutting entries into blocks (see next_block_end)."""
+    import numpy as np
+
+    # Every entry of a block takes its bytes and a restart slot.
+    return np.concatenate(([0], np.cumsum(entries.end - entries.start + 4)))
+
+
+def next_block_end(ends, first: int, stop: int, block_size: int):
+    """(end, full) of the block that starts at entry `first`, ending by `stop`:
+    as TableBuilder.add cuts, after the first entry that takes the entries,
+    their restart array and its count to block_size. full: it got there."""
+    end = int(ends.searchsorted(ends[first] + block_size - 4, "left"))
+    end = max(end, first + 1)
+    if end > stop:
+        return stop, False
+    return end, True
+
+
+def block_contents(encoded: bytes, offsets, first: int, end: int) -> bytes:
+    """Data block of entries first..end-1, given `encoded`, every entry's
+    bytes end to end, and offsets, where each starts (numpy, one more than
+    the entries): entries, then a restart at every entry, then the count."""
+    import numpy as np
+
+    lo = int(offsets[first])
+    restarts = (offsets[first:end] - lo).astype("<u4").tobytes()
+    return b"".join((encoded[lo:int(offsets[end])], restarts, _pack_count(end - first)))
+
+
+def user_key_hashes(entries):
+    """The filter's hash of every entry's user key (filter.hash_rows), a
+    numpy uint32 array: keys of one length are hashed together."""
+    import numpy as np
+
+    from .filter import hash_rows
+
+    n = len(entries)
+    hashes = np.empty(n, dtype=np.uint32)
+    array = np.frombuffer(entries.data, dtype=np.uint8)
+    lengths = entries.user_len
+    for width in np.unique(lengths).tolist():
+        where = np.flatnonzero(lengths == width) if n else None
+        rows = array[entries.key[where][:, None] + np.arange(width)] if width else np.zeros((len(where), 0), np.uint8)
+        hashes[where] = hash_rows(rows, width)
+    return hashes
