@@ -14,10 +14,9 @@ from their restart arrays; any other block (LevelDB's prefix-compressed
 layout) goes through the entry-by-entry decoder into the same form.
 """
 import struct
-from functools import lru_cache
 
 from ..errors import DecodeError
-from .block import decode_block_split, entry_header
+from .block import decode_block_split
 
 _TAG_SIZE = 8
 _pack_count = struct.Struct("<I").pack
@@ -139,9 +138,34 @@ def empty_entries():
     return EntryArrays(b"", none, none, none, none, np.zeros(0, dtype=np.uint64))
 
 
-@lru_cache(maxsize=4096)
-def _header(key_len: int, value_len: int) -> bytes:
-    return entry_header(0, key_len, value_len)
+def _varint_columns(values):
+    """(bytes, valid) of the varint32 encoding of every value of a numpy int
+    array: bytes an (n, 5) uint8 matrix, valid says which of them it takes."""
+    import numpy as np
+
+    shifts = 7 * np.arange(_MAX_VARINT32, dtype=np.int64)
+    groups = (values[:, None] >> shifts) & 0x7F
+    length = np.maximum(1, (np.log2(np.maximum(values, 1)).astype(np.int64) // 7) + 1)
+    # log2 may round up just below a power of two: count the groups exactly.
+    length = np.where(values >> (7 * length) > 0, length + 1, length)
+    length = np.where((length > 1) & (values >> (7 * (length - 1)) == 0), length - 1, length)
+    valid = np.arange(_MAX_VARINT32) < length[:, None]
+    more = np.arange(_MAX_VARINT32) < (length - 1)[:, None]
+    return (groups | (more << 7)).astype(np.uint8), valid
+
+
+def entry_headers(key_len, value_len):
+    """(headers, sizes) of entries sharing nothing with internal keys of
+    key_len bytes and values of value_len (numpy int arrays): every header
+    end to end as bytes, and each one's size."""
+    import numpy as np
+
+    n = len(key_len)
+    key_bytes, key_valid = _varint_columns(key_len)
+    value_bytes, value_valid = _varint_columns(value_len)
+    matrix = np.concatenate((np.zeros((n, 1), dtype=np.uint8), key_bytes, value_bytes), axis=1)
+    valid = np.concatenate((np.ones((n, 1), dtype=bool), key_valid, value_valid), axis=1)
+    return matrix[valid].tobytes(), valid.sum(axis=1)
 
 
 def encode_entries(user_keys, tags, values):
@@ -152,18 +176,17 @@ def encode_entries(user_keys, tags, values):
     n = len(user_keys)
     if not n:
         return empty_entries()
-    key_lens = list(map(len, user_keys))
-    value_lens = list(map(len, values))
-    headers = list(map(_header, [k + _TAG_SIZE for k in key_lens], value_lens))
+    user_len = np.fromiter(map(len, user_keys), dtype=np.int64, count=n)
+    value_len = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    headers, header_len = entry_headers(user_len + _TAG_SIZE, value_len)
+    header_ends = np.cumsum(header_len).tolist()
     packed_tags = struct.pack("<%dQ" % n, *tags)
     pieces = [b""] * (4 * n)
-    pieces[0::4] = headers
+    pieces[0::4] = map(headers.__getitem__, map(slice, [0] + header_ends[:-1], header_ends))
     pieces[1::4] = user_keys
     pieces[2::4] = map(packed_tags.__getitem__, map(slice, range(0, 8 * n, 8), range(8, 8 * n + 8, 8)))
     pieces[3::4] = values
-    header_len = np.fromiter(map(len, headers), dtype=np.int64, count=n)
-    user_len = np.array(key_lens, dtype=np.int64)
-    size = header_len + user_len + _TAG_SIZE + np.array(value_lens, dtype=np.int64)
+    size = header_len + user_len + _TAG_SIZE + value_len
     end = np.cumsum(size)
     start = end - size
     return EntryArrays(b"".join(pieces), start, start + header_len, user_len, end,
