@@ -20,7 +20,7 @@ from operator import add, itemgetter, neg
 from ..keys import sort_key
 from ..table import TableBuilder
 from ..jobs import OutputTable
-from ..table.bulk import block_contents, block_ends, concat_entries, next_block_end, user_key_hashes
+from ..table.bulk import BlockCutter, concat_entries, user_key_hashes
 from .columnar import SortedWindow
 
 _pack_tag = struct.Struct("<Q").pack
@@ -244,37 +244,35 @@ class OutputSet:
         """Cut sorted entries into blocks and tables. starts: where user keys
         start; cuts: the starts where a table must end (grandparents).
         Unless last_call, a last block that is not full waits in _carry."""
-        import numpy as np
-
         n = len(entries)
         if cuts and cuts[0] == 0:
             cuts = cuts[1:]
             if self._builder is not None and self._builder.num_entries:
                 self._close_current()
         cuts = cuts + [n]
-        encoded = entries.encoded()
-        ends = block_ends(entries)
-        offsets = ends - 4 * np.arange(n + 1)  # where each entry starts in `encoded`
+        blocks = BlockCutter(entries, self._options.block_size)
         hashes = user_key_hashes(entries) if self._options.bloom_bits_per_key > 0 else None
-        block_size = self._options.block_size
         pos = 0
         size_stop = None  # where the table ends, once it reached max_file_size
         while pos < n:
             stop = cuts[0] if size_stop is None else min(cuts[0], size_stop)
-            end, full = next_block_end(ends, pos, stop, block_size)
-            if not full and end == n and size_stop is None and not last_call:
-                self._carry = SortedWindow(entries.take(slice(pos, n)), starts[starts >= pos] - pos)
-                return
-            if self._builder is None:
-                self._open()
-            self._builder.add_block(block_contents(encoded, offsets, pos, end), end - pos,
-                                    entries.internal_key(pos), entries.internal_key(end - 1),
-                                    None if hashes is None else hashes[pos:end])
-            pos = end
-            if size_stop is None and self._builder.file_size >= self._max_size:
-                # The table ends with this user key's last version.
-                i = int(starts.searchsorted(pos))
-                size_stop = int(starts[i]) if i < len(starts) else n
+            ends, full = blocks.cut(pos, stop)
+            last = len(ends) - 1
+            for j, (contents, end) in enumerate(zip(blocks.contents(pos, ends), ends)):
+                if j == last and not full and stop == n and size_stop is None and not last_call:
+                    # A last block short of block_size waits for the next call's entries.
+                    self._carry = SortedWindow(entries.take(slice(pos, n)), starts[starts >= pos] - pos)
+                    return
+                if self._builder is None:
+                    self._open()
+                self._builder.add_block(contents, end - pos, blocks.internal_key(pos), blocks.internal_key(end - 1),
+                                        None if hashes is None else hashes[pos:end])
+                pos = end
+                if size_stop is None and self._builder.file_size >= self._max_size:
+                    # The table ends with this user key's last version.
+                    i = int(starts.searchsorted(pos))
+                    size_stop = int(starts[i]) if i < len(starts) else n
+                    break  # the blocks up to it are cut again
             if pos == n:
                 self._cut_due = size_stop is not None  # the next call's first key starts a table
                 break

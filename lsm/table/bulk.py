@@ -14,6 +14,7 @@ from their restart arrays; any other block (LevelDB's prefix-compressed
 layout) goes through the entry-by-entry decoder into the same form.
 """
 import struct
+from bisect import bisect_left
 
 from ..errors import DecodeError
 from .block import decode_block_split
@@ -300,34 +301,64 @@ def _decode_restart_every_entry(blocks):
 # ------------------------------------------------------------------ assembly
 
 
-def block_ends(entries):
-    """Cumulative sizes for cutting entries into blocks (see next_block_end)."""
-    import numpy as np
+class BlockCutter:
+    """Sorted entries cut into data blocks as TableBuilder.add cuts them:
+    after the first entry that takes the entries, their restart array (a
+    restart at every entry) and its count to block_size."""
 
-    # Every entry of a block takes its bytes and a restart slot.
-    return np.concatenate(([0], np.cumsum(entries.end - entries.start + 4)))
+    __slots__ = ("_encoded", "_offsets", "_ends", "_data", "_keys", "_key_ends", "_limit")
 
+    def __init__(self, entries, block_size: int):
+        import numpy as np
 
-def next_block_end(ends, first: int, stop: int, block_size: int):
-    """(end, full) of the block that starts at entry `first`, ending by `stop`:
-    as TableBuilder.add cuts, after the first entry that takes the entries,
-    their restart array and its count to block_size. full: it got there."""
-    end = int(ends.searchsorted(ends[first] + block_size - 4, "left"))
-    end = max(end, first + 1)
-    if end > stop:
-        return stop, False
-    return end, True
+        self._encoded = entries.encoded()
+        size = entries.end - entries.start
+        self._offsets = np.concatenate(([0], np.cumsum(size)))  # where each entry starts in _encoded
+        # Bytes a block takes up to each entry: entries and a restart slot each.
+        self._ends = (self._offsets + 4 * np.arange(len(size) + 1)).tolist()
+        self._data = entries.data
+        self._keys = entries.key.tolist()
+        self._key_ends = (entries.key + entries.user_len + _TAG_SIZE).tolist()
+        self._limit = block_size - 4
 
+    def cut(self, first: int, stop: int):
+        """(ends, full): the blocks from entry `first` on, ending by `stop`,
+        as their end positions; full says the last one reached block_size
+        (the others all do)."""
+        ends = self._ends
+        limit = self._limit
+        out = []
+        pos = first
+        while pos < stop:
+            end = bisect_left(ends, ends[pos] + limit, pos + 1)
+            if end > stop:
+                out.append(stop)
+                return out, False
+            out.append(end)
+            pos = end
+        return out, True
 
-def block_contents(encoded: bytes, offsets, first: int, end: int) -> bytes:
-    """Data block of entries first..end-1, given `encoded`, every entry's
-    bytes end to end, and offsets, where each starts (numpy, one more than
-    the entries): entries, then a restart at every entry, then the count."""
-    import numpy as np
+    def contents(self, first: int, ends):
+        """The contents of the blocks from `first` to each of ends in turn."""
+        import numpy as np
 
-    lo = int(offsets[first])
-    restarts = (offsets[first:end] - lo).astype("<u4").tobytes()
-    return b"".join((encoded[lo:int(offsets[end])], restarts, _pack_count(end - first)))
+        offsets = self._offsets
+        bounds = np.array([first] + ends, dtype=np.int64)
+        counts = np.diff(bounds)
+        block_start = np.repeat(offsets[bounds[:-1]], counts)
+        restarts = (offsets[first:ends[-1]] - block_start).astype("<u4").tobytes()
+        encoded = self._encoded
+        at = offsets[bounds].tolist()
+        out = []
+        lo = first
+        for j, end in enumerate(ends):
+            out.append(b"".join((encoded[at[j]:at[j + 1]], restarts[4 * (lo - first):4 * (end - first)],
+                                 _pack_count(end - lo))))
+            lo = end
+        return out
+
+    def internal_key(self, i: int) -> bytes:
+        return self._data[self._keys[i]:self._key_ends[i]]
 
 
 def user_key_hashes(entries):
