@@ -72,6 +72,15 @@ class EntryArrays:
         if not n:
             return b""
         start, end = self.start, self.end
+        size = int(end[0] - start[0])
+        if n > 1 and size and (end - start == size).all():
+            # Entries of one size (a bulk load's): every entry is a row of a
+            # view with a row at each byte, and one take copies them.
+            from numpy.lib.stride_tricks import as_strided
+
+            array = np.frombuffer(self.data, dtype=np.uint8)
+            rows = as_strided(array, shape=(len(array) - size + 1, size), strides=(1, 1), writeable=False)
+            return rows[start].tobytes()
         # A piece starts where an entry does not follow the one before it.
         breaks = np.flatnonzero(start[1:] != end[:-1]) + 1
         firsts = np.concatenate(([0], breaks))
@@ -111,19 +120,27 @@ class _UserKeys:
 
 
 def concat_entries(parts):
-    """EntryArrays of the entries of every part in turn (each packed first)."""
+    """EntryArrays of the entries of every part in turn, in one new data:
+    each part's span of bytes when its entries lie in order (a run's), else
+    its entries gathered (sorted ones)."""
     import numpy as np
 
-    parts = [p.packed() for p in parts if len(p)]
+    parts = [p for p in parts if len(p)]
     if not parts:
         return empty_entries()
     if len(parts) == 1:
-        return parts[0]
-    shifts = np.cumsum([0] + [len(p.data) for p in parts[:-1]])
-    lengths = [len(p) for p in parts]
-    shift = np.repeat(shifts, lengths)
+        return parts[0].packed()
+    spans, shifts, at = [], [], 0
+    for i, p in enumerate(parts):
+        if not (p.start[1:] >= p.end[:-1]).all():
+            p = parts[i] = p.packed()
+        lo, hi = int(p.start[0]), int(p.end[-1])
+        spans.append(memoryview(p.data)[lo:hi])
+        shifts.append(at - lo)
+        at += hi - lo
+    shift = np.repeat(np.array(shifts, dtype=np.int64), [len(p) for p in parts])
     return EntryArrays(
-        b"".join(p.data for p in parts),
+        b"".join(spans),
         np.concatenate([p.start for p in parts]) + shift,
         np.concatenate([p.key for p in parts]) + shift,
         np.concatenate([p.user_len for p in parts]),
@@ -243,6 +260,13 @@ def _varints(array, at, limit):
     return None
 
 
+def _uint32_at(array, positions):
+    """The little-endian uint32s at byte positions of a uint8 array, as int64."""
+    import numpy as np
+
+    return array[positions[:, None] + np.arange(4)].copy().view("<u4").ravel().astype(np.int64)
+
+
 def _decode_restart_every_entry(blocks):
     """EntryArrays of blocks whose every entry is a restart point sharing
     nothing, each entry ending where the next restart begins (lsm's layout);
@@ -250,33 +274,31 @@ def _decode_restart_every_entry(blocks):
     then says how)."""
     import numpy as np
 
-    restarts, limits, bases = [], [], []
-    base = 0
-    for contents in blocks:
-        size = len(contents)
-        if size < 4:
-            return None
-        count = _unpack_count(contents, size - 4)[0]
-        limit = size - 4 - 4 * count
-        if count == 0 or limit <= 0:
-            return None
-        restarts.append(np.frombuffer(contents, dtype="<u4", count=count, offset=limit))
-        limits.append(limit)
-        bases.append(base)
-        base += size
-    counts = np.array([len(r) for r in restarts], dtype=np.int64)
-    block_base = np.repeat(np.array(bases, dtype=np.int64), counts)
-    block_limit = block_base + np.repeat(np.array(limits, dtype=np.int64), counts)
-    start = np.concatenate(restarts).astype(np.int64) + block_base
+    sizes = np.fromiter(map(len, blocks), dtype=np.int64, count=len(blocks))
+    if (sizes < 4).any():
+        return None
+    data = b"".join(blocks)
+    array = np.frombuffer(data, dtype=np.uint8)
+    block_end = np.cumsum(sizes)
+    counts = _uint32_at(array, block_end - 4)
+    limits = sizes - 4 - 4 * counts
+    if (counts == 0).any() or (limits <= 0).any():
+        return None
+    bases = block_end - sizes
+    block_limit = np.repeat(bases + limits, counts)
+    block_base = np.repeat(bases, counts)
+    # The restart arrays, one after another: entry i's slot is 4 * i bytes
+    # past its block's first slot.
+    firsts = np.cumsum(counts) - counts
+    slot = np.repeat(bases + limits - 4 * firsts, counts) + 4 * np.arange(len(block_base))
+    start = _uint32_at(array, slot) + block_base
     # Each entry ends where the next one of its block starts, the last at the limit.
     expected_end = np.empty_like(start)
     expected_end[:-1] = start[1:]
     block_last = np.cumsum(counts) - 1
     expected_end[block_last] = block_limit[block_last]
-    if (start >= expected_end).any():
+    if (start >= expected_end).any() or (start[firsts] != bases).any():
         return None
-    data = b"".join(blocks)
-    array = np.frombuffer(data, dtype=np.uint8)
     if array[start].any():
         return None  # a shared prefix: not this layout
     key_lens = _varints(array, start + 1, expected_end)
