@@ -65,21 +65,30 @@ class SortedWindow:
 
 
 def _key_column(entries):
-    """The user keys as a numpy 'S' array padded to the longest, or None
-    when that array would be too large."""
+    """The user keys as a numpy 'S' array padded with zeros to the longest,
+    or None when that array would be too large."""
     import numpy as np
+    from numpy.lib.stride_tricks import as_strided
 
     n = len(entries)
-    width = int(entries.user_len.max()) if n else 0
+    lengths = entries.user_len
+    width = int(lengths.max()) if n else 0
     if width > _MAX_COLUMN_KEY or width * n > _MAX_COLUMN_BYTES:
         return None
-    width = max(width, 1)
-    array = np.frombuffer(entries.data, dtype=np.uint8)
-    if not len(array):
+    if width == 0:
         return np.zeros(n, dtype="S1")
-    at = entries.key[:, None] + np.arange(width)
-    matrix = array[np.minimum(at, len(array) - 1)]
-    matrix[np.arange(width) >= entries.user_len[:, None]] = 0
+    array = np.frombuffer(entries.data, dtype=np.uint8)
+    # A view with a row of `width` bytes at every byte: one take copies each
+    # key's row (and what follows a shorter key, zeroed below).
+    rows = as_strided(array, shape=(len(array) - width + 1, width), strides=(1, 1), writeable=False)
+    at = np.minimum(entries.key, len(array) - width)
+    matrix = rows[at]
+    late = np.flatnonzero(at != entries.key)  # short keys near the end of data
+    if len(late):
+        shift = (entries.key[late] - at[late])[:, None] + np.arange(width)
+        matrix[late] = np.where(shift < width, np.take_along_axis(matrix[late], np.minimum(shift, width - 1), 1), 0)
+    if (lengths != width).any():
+        matrix[np.arange(width) >= lengths[:, None]] = 0
     return matrix.view("S%d" % width).ravel()
 
 
@@ -100,13 +109,24 @@ def sort_entries(entries, presorted: bool):
         same = np.fromiter(map(bytes.__eq__, keys, keys[1:]), dtype=bool, count=max(len(keys) - 1, 0))
         return order, same
     lengths = entries.user_len
+    one_length = not len(lengths) or (lengths == lengths[0]).all()
     order = None
     if not presorted:
-        # lexsort's last key is the primary one. Keys equal but for trailing
-        # zeros pad alike: the shorter is a prefix of the longer, so first.
-        order = np.lexsort((~entries.tag, lengths, column))
-        column, lengths = column[order], lengths[order]
-    return order, (column[1:] == column[:-1]) & (lengths[1:] == lengths[:-1])
+        order = np.argsort(column, kind="stable")
+        ranked = column[order]
+        ties = ranked[1:] == ranked[:-1]
+        if ties.any():
+            # lexsort's last key is the primary one. Keys equal but for
+            # trailing zeros pad alike: the shorter is a prefix of the
+            # longer, so it sorts first.
+            order = np.lexsort((~entries.tag, column) if one_length else (~entries.tag, lengths, column))
+        column = column[order]
+        if not one_length:
+            lengths = lengths[order]
+    same_key = column[1:] == column[:-1]
+    if not one_length:
+        same_key &= lengths[1:] == lengths[:-1]
+    return order, same_key
 
 
 def drop_mask(entries, same_key, smallest_snapshot: int, is_base_level):
