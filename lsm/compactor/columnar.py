@@ -131,7 +131,8 @@ def sort_entries(entries, presorted: bool):
 
 def drop_mask(entries, same_key, smallest_snapshot: int, is_base_level):
     """Which sorted entries to keep (numpy bool), by the rules in the module
-    docstring; is_base_level(user_key) asked in increasing key order."""
+    docstring; is_base_level(user_key) asked in increasing key order (None:
+    no deeper level holds any file)."""
     import numpy as np
 
     sequence = entries.tag >> np.uint64(8)
@@ -141,7 +142,10 @@ def drop_mask(entries, same_key, smallest_snapshot: int, is_base_level):
     visible = sequence <= np.uint64(smallest_snapshot)
     keep[1:] = ~(same_key & visible[:-1])
     deletion = (entries.tag & np.uint64(0xFF)) == 0
-    for i in np.flatnonzero(keep & deletion & visible).tolist():
+    droppable = keep & deletion & visible
+    if is_base_level is None:
+        return keep & ~droppable  # no deeper file: every key is at its base level
+    for i in np.flatnonzero(droppable).tolist():
         if is_base_level(entries.user_key(i)):
             keep[i] = False
     return keep
@@ -180,7 +184,7 @@ class ColumnarMerge:
         self._lower = lower
         self._upper = upper
         self._snapshot = smallest_snapshot
-        self._is_base_level = BaseLevelCheck(deeper_ranges)
+        self._is_base_level = BaseLevelCheck(deeper_ranges) if deeper_ranges else None
         self._chunk_bytes = chunk_bytes or CHUNK_BYTES
 
     def windows(self):

@@ -391,11 +391,20 @@ def user_key_hashes(entries):
     from .filter import hash_rows
 
     n = len(entries)
-    hashes = np.empty(n, dtype=np.uint32)
     array = np.frombuffer(entries.data, dtype=np.uint8)
     lengths = entries.user_len
-    for width in np.unique(lengths).tolist():
-        where = np.flatnonzero(lengths == width) if n else None
-        rows = array[entries.key[where][:, None] + np.arange(width)] if width else np.zeros((len(where), 0), np.uint8)
+    if not n:
+        return np.zeros(0, dtype=np.uint32)
+    if (lengths == lengths[0]).all():
+        groups = [(int(lengths[0]), slice(None))]
+    else:
+        by_length = np.argsort(lengths, kind="stable")
+        ranked = lengths[by_length]
+        bounds = np.flatnonzero(ranked[1:] != ranked[:-1]) + 1
+        groups = [(int(ranked[lo]), by_length[lo:hi])
+                  for lo, hi in zip([0] + bounds.tolist(), bounds.tolist() + [n])]
+    hashes = np.empty(n, dtype=np.uint32)
+    for width, where in groups:
+        rows = array[entries.key[where][:, None] + np.arange(width)]
         hashes[where] = hash_rows(rows, width)
     return hashes
