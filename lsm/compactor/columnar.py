@@ -4,8 +4,8 @@ reads tables, writes nothing.
 
 A job's entries become lsm.table.bulk.EntryArrays: the entries' bytes as
 lsm's blocks store them, and columns of where each lies and of its tag. One
-sort orders a window of them (user keys as a fixed-width numpy bytes column,
-ties on zero padding broken by key length, then the tag descending); the
+sort orders a window of them (user keys as big-endian words, zero-padded
+alike, ties on padding broken by key length, then the tag descending); the
 drop rules are masks over the sorted columns; what is kept goes to the
 output as whole blocks (output.OutputSet.add_entries).
 
@@ -32,7 +32,7 @@ from ..batch import decode_batch
 from ..batch import decode_header as decode_batch_header
 from ..errors import CorruptionError, DecodeError
 from ..keys import TYPE_VALUE
-from ..table.bulk import EntryArrays, concat_entries, decode_blocks, encode_entries
+from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_blocks, encode_entries
 from .merge import BaseLevelCheck
 from .wal_rows import clean_wal_payloads
 
@@ -64,42 +64,33 @@ class SortedWindow:
         return len(self.entries)
 
 
-def _key_column(entries):
-    """The user keys as a numpy 'S' array padded with zeros to the longest,
-    or None when that array would be too large."""
+def _key_words(entries):
+    """The user keys as big-endian uint64 words, zero-padded to the longest
+    key (an (n, words) array, most significant word first), or None when
+    that array would be too large. Keys compare as their rows of words,
+    except keys equal but for trailing zeros, which pad alike."""
     import numpy as np
-    from numpy.lib.stride_tricks import as_strided
 
     n = len(entries)
     lengths = entries.user_len
     width = int(lengths.max()) if n else 0
     if width > _MAX_COLUMN_KEY or width * n > _MAX_COLUMN_BYTES:
         return None
-    if width == 0:
-        return np.zeros(n, dtype="S1")
-    array = np.frombuffer(entries.data, dtype=np.uint8)
-    # A view with a row of `width` bytes at every byte: one take copies each
-    # key's row (and what follows a shorter key, zeroed below).
-    rows = as_strided(array, shape=(len(array) - width + 1, width), strides=(1, 1), writeable=False)
-    at = np.minimum(entries.key, len(array) - width)
-    matrix = rows[at]
-    late = np.flatnonzero(at != entries.key)  # short keys near the end of data
-    if len(late):
-        shift = (entries.key[late] - at[late])[:, None] + np.arange(width)
-        matrix[late] = np.where(shift < width, np.take_along_axis(matrix[late], np.minimum(shift, width - 1), 1), 0)
-    if (lengths != width).any():
-        matrix[np.arange(width) >= lengths[:, None]] = 0
-    return matrix.view("S%d" % width).ravel()
+    padded = max(8, -(-width // 8) * 8)
+    matrix = byte_rows(np.frombuffer(entries.data, dtype=np.uint8), entries.key, padded)
+    if (lengths != padded).any():
+        matrix[np.arange(padded) >= lengths[:, None]] = 0
+    return matrix.view(">u8").astype(np.uint64)
 
 
 def sort_entries(entries, presorted: bool):
     """(order, same_key): order puts the entries in internal-key order (None
-    when presorted, one run's entries); same_key[i] says sorted entries i
-    and i + 1 have one user key."""
+    when they are in it: presorted, one run's entries, or fewer than two);
+    same_key[i] says sorted entries i and i + 1 have one user key."""
     import numpy as np
 
-    column = _key_column(entries)
-    if column is None:
+    words = _key_words(entries)
+    if words is None:
         keys = list(map(entries.user_key, range(len(entries))))
         order = None
         if not presorted:
@@ -111,19 +102,23 @@ def sort_entries(entries, presorted: bool):
     lengths = entries.user_len
     one_length = not len(lengths) or (lengths == lengths[0]).all()
     order = None
-    if not presorted:
-        order = np.argsort(column, kind="stable")
-        ranked = column[order]
-        ties = ranked[1:] == ranked[:-1]
-        if ties.any():
+    if not presorted and len(entries) > 1:
+        # Words equal on every row order nothing.
+        varying = [j for j in range(words.shape[1]) if (words[:, j] != words[0, j]).any()]
+        lead = words[:, varying[0]] if varying else None
+        order = np.argsort(lead, kind="stable") if lead is not None else None
+        if order is None or (lead[order][1:] == lead[order][:-1]).any():
             # lexsort's last key is the primary one. Keys equal but for
             # trailing zeros pad alike: the shorter is a prefix of the
             # longer, so it sorts first.
-            order = np.lexsort((~entries.tag, column) if one_length else (~entries.tag, lengths, column))
-        column = column[order]
+            keys = [words[:, j] for j in reversed(varying)]
+            if not one_length:
+                keys.insert(0, lengths)
+            order = np.lexsort([~entries.tag] + keys)
+        words = words[order]
         if not one_length:
             lengths = lengths[order]
-    same_key = column[1:] == column[:-1]
+    same_key = (words[1:] == words[:-1]).all(axis=1)
     if not one_length:
         same_key &= lengths[1:] == lengths[:-1]
     return order, same_key

@@ -405,6 +405,26 @@ def user_key_hashes(entries):
                   for lo, hi in zip([0] + bounds.tolist(), bounds.tolist() + [n])]
     hashes = np.empty(n, dtype=np.uint32)
     for width, where in groups:
-        rows = array[entries.key[where][:, None] + np.arange(width)]
-        hashes[where] = hash_rows(rows, width)
+        hashes[where] = hash_rows(byte_rows(array, entries.key[where], width), width)
     return hashes
+
+
+def byte_rows(array, at, width: int):
+    """The `width` bytes of a uint8 array from each position of `at`, as an
+    (n, width) array; bytes past the array's end read as zero. One take
+    from a view with a row at every byte copies them."""
+    import numpy as np
+    from numpy.lib.stride_tricks import as_strided
+
+    if width == 0 or not len(at):
+        return np.zeros((len(at), width), dtype=np.uint8)
+    if len(array) < width:
+        array = np.concatenate((array, np.zeros(width - len(array), dtype=np.uint8)))
+    rows = as_strided(array, shape=(len(array) - width + 1, width), strides=(1, 1), writeable=False)
+    safe = np.minimum(at, len(array) - width)
+    out = rows[safe]
+    late = np.flatnonzero(safe != at)  # rows running past the end
+    if len(late):
+        shift = (at[late] - safe[late])[:, None] + np.arange(width)
+        out[late] = np.where(shift < width, np.take_along_axis(out[late], np.minimum(shift, width - 1), 1), 0)
+    return out
