@@ -258,14 +258,14 @@ class OutputSet:
             stop = cuts[0] if size_stop is None else min(cuts[0], size_stop)
             ends, full = blocks.cut(pos, stop)
             last = len(ends) - 1
-            for j, (contents, end) in enumerate(zip(blocks.contents(pos, ends), ends)):
+            for j, ((contents, first_key, last_key), end) in enumerate(zip(blocks.blocks(pos, ends), ends)):
                 if j == last and not full and stop == n and size_stop is None and not last_call:
                     # A last block short of block_size waits for the next call's entries.
                     self._carry = SortedWindow(entries.take(slice(pos, n)), starts[starts >= pos] - pos)
                     return
                 if self._builder is None:
                     self._open()
-                self._builder.add_block(contents, end - pos, blocks.internal_key(pos), blocks.internal_key(end - 1),
+                self._builder.add_block(contents, end - pos, first_key, last_key,
                                         None if hashes is None else hashes[pos:end])
                 pos = end
                 if size_stop is None and self._builder.file_size >= self._max_size:

@@ -328,7 +328,7 @@ class BlockCutter:
     after the first entry that takes the entries, their restart array (a
     restart at every entry) and its count to block_size."""
 
-    __slots__ = ("_encoded", "_offsets", "_ends", "_data", "_keys", "_key_ends", "_limit")
+    __slots__ = ("_encoded", "_offsets", "_ends", "_key_at", "_key_len", "_limit")
 
     def __init__(self, entries, block_size: int):
         import numpy as np
@@ -338,9 +338,8 @@ class BlockCutter:
         self._offsets = np.concatenate(([0], np.cumsum(size)))  # where each entry starts in _encoded
         # Bytes a block takes up to each entry: entries and a restart slot each.
         self._ends = (self._offsets + 4 * np.arange(len(size) + 1)).tolist()
-        self._data = entries.data
-        self._keys = entries.key.tolist()
-        self._key_ends = (entries.key + entries.user_len + _TAG_SIZE).tolist()
+        self._key_at = self._offsets[:-1] + (entries.key - entries.start)  # in _encoded
+        self._key_len = entries.user_len + _TAG_SIZE
         self._limit = block_size - 4
 
     def cut(self, first: int, stop: int):
@@ -360,8 +359,9 @@ class BlockCutter:
             pos = end
         return out, True
 
-    def contents(self, first: int, ends):
-        """The contents of the blocks from `first` to each of ends in turn."""
+    def blocks(self, first: int, ends):
+        """(contents, first internal key, last internal key) of the blocks
+        from `first` to each of ends in turn."""
         import numpy as np
 
         offsets = self._offsets
@@ -369,18 +369,18 @@ class BlockCutter:
         counts = np.diff(bounds)
         block_start = np.repeat(offsets[bounds[:-1]], counts)
         restarts = (offsets[first:ends[-1]] - block_start).astype("<u4").tobytes()
-        encoded = self._encoded
         at = offsets[bounds].tolist()
-        out = []
-        lo = first
-        for j, end in enumerate(ends):
-            out.append(b"".join((encoded[at[j]:at[j + 1]], restarts[4 * (lo - first):4 * (end - first)],
-                                 _pack_count(end - lo))))
-            lo = end
-        return out
-
-    def internal_key(self, i: int) -> bytes:
-        return self._data[self._keys[i]:self._key_ends[i]]
+        rel = (4 * (bounds - first)).tolist()
+        firsts = bounds[:-1]
+        lasts = bounds[1:] - 1
+        first_at = self._key_at[firsts].tolist()
+        first_end = (self._key_at[firsts] + self._key_len[firsts]).tolist()
+        last_at = self._key_at[lasts].tolist()
+        last_end = (self._key_at[lasts] + self._key_len[lasts]).tolist()
+        encoded = self._encoded
+        return [(b"".join((encoded[at[j]:at[j + 1]], restarts[rel[j]:rel[j + 1]], _pack_count(int(counts[j])))),
+                 encoded[first_at[j]:first_end[j]], encoded[last_at[j]:last_end[j]])
+                for j in range(len(ends))]
 
 
 def user_key_hashes(entries):
