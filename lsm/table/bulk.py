@@ -264,7 +264,7 @@ def _uint32_at(array, positions):
     """The little-endian uint32s at byte positions of a uint8 array, as int64."""
     import numpy as np
 
-    return array[positions[:, None] + np.arange(4)].copy().view("<u4").ravel().astype(np.int64)
+    return byte_rows(array, positions, 4).view("<u4").ravel().astype(np.int64)
 
 
 def _decode_restart_every_entry(blocks):
@@ -314,7 +314,7 @@ def _decode_restart_every_entry(blocks):
     if (end != expected_end).any() or (key_len < _TAG_SIZE).any():
         return None
     tag_at = key + key_len - _TAG_SIZE
-    tag = array[tag_at[:, None] + np.arange(_TAG_SIZE)].copy().view("<u8").ravel().astype(np.uint64)
+    tag = byte_rows(array, tag_at, _TAG_SIZE).view("<u8").ravel().astype(np.uint64)
     if ((tag & np.uint64(0xFF)) > 1).any():
         return None  # an unknown value type: the entry decoder reports it
     return EntryArrays(data, start, key, key_len - _TAG_SIZE, end, tag)
