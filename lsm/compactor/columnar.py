@@ -124,24 +124,24 @@ def sort_entries(entries, presorted: bool):
     return order, same_key
 
 
-def drop_mask(entries, same_key, smallest_snapshot: int, is_base_level):
-    """Which sorted entries to keep (numpy bool), by the rules in the module
-    docstring; is_base_level(user_key) asked in increasing key order (None:
-    no deeper level holds any file)."""
+def drop_mask(tags, same_key, smallest_snapshot: int, is_base_level, user_key):
+    """Which sorted entries to keep (numpy bool), given their tags, by the
+    rules in the module docstring; is_base_level(user_key(i)) asked in
+    increasing key order (None: no deeper level holds any file)."""
     import numpy as np
 
-    sequence = entries.tag >> np.uint64(8)
-    keep = np.ones(len(entries), dtype=bool)
-    if smallest_snapshot < 0 or not len(entries):
+    sequence = tags >> np.uint64(8)
+    keep = np.ones(len(tags), dtype=bool)
+    if smallest_snapshot < 0 or not len(tags):
         return keep
     visible = sequence <= np.uint64(smallest_snapshot)
     keep[1:] = ~(same_key & visible[:-1])
-    deletion = (entries.tag & np.uint64(0xFF)) == 0
+    deletion = (tags & np.uint64(0xFF)) == 0
     droppable = keep & deletion & visible
     if is_base_level is None:
         return keep & ~droppable  # no deeper file: every key is at its base level
     for i in np.flatnonzero(droppable).tolist():
-        if is_base_level(entries.user_key(i)):
+        if is_base_level(user_key(i)):
             keep[i] = False
     return keep
 
@@ -151,14 +151,18 @@ def sorted_window(entries, presorted: bool, smallest_snapshot: int, is_base_leve
     import numpy as np
 
     order, same_key = sort_entries(entries, presorted)
-    if order is not None:
-        entries = entries.take(order)
-    keep = drop_mask(entries, same_key, smallest_snapshot, is_base_level)
+    if order is None:
+        tags, user_key = entries.tag, entries.user_key
+    else:
+        tags = entries.tag[order]
+        user_key = lambda i: entries.user_key(int(order[i]))  # noqa: E731
+    keep = drop_mask(tags, same_key, smallest_snapshot, is_base_level, user_key)
     new_key = np.concatenate(([True], ~same_key)) if len(entries) else np.zeros(0, dtype=bool)
     if not keep.all():
-        entries = entries.take(keep)
+        order = np.flatnonzero(keep) if order is None else order[keep]
         new_key = new_key[keep]
-    return SortedWindow(entries, np.flatnonzero(new_key))
+    # One gather of the columns: sorted and kept.
+    return SortedWindow(entries if order is None else entries.take(order), np.flatnonzero(new_key))
 
 
 class ColumnarMerge:

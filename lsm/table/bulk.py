@@ -378,7 +378,8 @@ class BlockCutter:
         last_at = self._key_at[lasts].tolist()
         last_end = (self._key_at[lasts] + self._key_len[lasts]).tolist()
         encoded = self._encoded
-        return [(b"".join((encoded[at[j]:at[j + 1]], restarts[rel[j]:rel[j + 1]], _pack_count(int(counts[j])))),
+        view = memoryview(encoded)
+        return [(b"".join((view[at[j]:at[j + 1]], restarts[rel[j]:rel[j + 1]], _pack_count(int(counts[j])))),
                  encoded[first_at[j]:first_end[j]], encoded[last_at[j]:last_end[j]])
                 for j in range(len(ends))]
 
