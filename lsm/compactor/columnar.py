@@ -25,7 +25,7 @@ Keys too wide for a column (a window's keys are padded to its longest)
 are sorted by Python instead; everything else stays the same.
 """
 from bisect import bisect_left
-from operator import itemgetter
+from operator import or_
 
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
 from ..batch import decode_batch
@@ -290,10 +290,12 @@ def flush_windows(wal: bytes):
                 sequence, ops = decode_batch(payload)
             except DecodeError:
                 return None
-            first = sequence << 8
-            user_keys += map(itemgetter(1), ops)
-            values += map(itemgetter(2), ops)
-            tags += [first + (i << 8) | kind for i, kind in enumerate(map(itemgetter(0), ops))]
+            if ops:
+                kinds, batch_keys, batch_values = zip(*ops)
+                user_keys += batch_keys
+                values += batch_values
+                first = sequence << 8
+                tags += map(or_, range(first, first + (len(ops) << 8), 1 << 8), kinds)
             count = max(count, len(ops))
         if count:
             max_sequence = max(max_sequence, sequence + count - 1)
