@@ -383,3 +383,21 @@ def test_blocks_decode_to_their_entries_in_any_layout(entries, interval, prefix_
     assert [(decoded.user_key(i), int(decoded.tag[i]), decoded.data[int(decoded.key[i]) + len(decoded.user_key(i)) + 8:int(decoded.end[i])])
             for i in range(len(decoded))] == expected
     assert last is None or decoded.internal_key(len(decoded) - 1) == last
+
+
+def test_entries_of_one_size_cut_into_the_blocks_the_row_path_cuts(tmp_path):
+    """db_bench's shape: keys and values of one size each, so every full
+    block holds as many entries."""
+    rng = random.Random(21)
+    keys = sorted({rng.randbytes(16) for _ in range(3000)})
+    level1 = [write_table(tmp_path, 10, [(k, 1, PUT, rng.randbytes(100)) for k in keys[::2]], OUTPUT_TABLES)]
+    level0 = [write_table(tmp_path, 11 + i, [(k, 10 + i, PUT, rng.randbytes(100)) for k in keys[i::3]], OUTPUT_TABLES)
+              for i in range(3)]
+    job = compaction(0, level0, level1, 0, table=OUTPUT_TABLES, max_output_file_size=1 << 30,
+                     grandparents=random_grandparents(rng, keys, 20), max_grandparent_overlap=20_000)
+    result, staging = run_columnar(tmp_path, job, "stage")
+    rows = run_job(job, str(tmp_path), str(tmp_path / "rows"), columnar=False)
+    assert len(result.outputs) > 2 and result.outputs == rows.outputs
+    for o in result.outputs:
+        assert (DEFAULT_FS.read_file(os.path.join(staging, o.name))
+                == DEFAULT_FS.read_file(os.path.join(str(tmp_path / "rows"), o.name)))

@@ -328,7 +328,7 @@ class BlockCutter:
     after the first entry that takes the entries, their restart array (a
     restart at every entry) and its count to block_size."""
 
-    __slots__ = ("_encoded", "_offsets", "_ends", "_key_at", "_key_len", "_limit")
+    __slots__ = ("_encoded", "_offsets", "_ends", "_per_block", "_key_at", "_key_len", "_limit")
 
     def __init__(self, entries, block_size: int):
         import numpy as np
@@ -336,16 +336,30 @@ class BlockCutter:
         self._encoded = entries.encoded()
         size = entries.end - entries.start
         self._offsets = np.concatenate(([0], np.cumsum(size)))  # where each entry starts in _encoded
-        # Bytes a block takes up to each entry: entries and a restart slot each.
-        self._ends = (self._offsets + 4 * np.arange(len(size) + 1)).tolist()
         self._key_at = self._offsets[:-1] + (entries.key - entries.start)  # in _encoded
         self._key_len = entries.user_len + _TAG_SIZE
         self._limit = block_size - 4
+        self._ends = self._per_block = None
+        if len(size) and (size == size[0]).all():
+            # Entries of one size: every full block holds as many.
+            self._per_block = max(1, -(-self._limit // (int(size[0]) + 4)))
+        else:
+            # Bytes a block takes up to each entry: entries and a restart slot each.
+            self._ends = (self._offsets + 4 * np.arange(len(size) + 1)).tolist()
 
     def cut(self, first: int, stop: int):
         """(ends, full): the blocks from entry `first` on, ending by `stop`,
         as their end positions; full says the last one reached block_size
         (the others all do)."""
+        if first >= stop:
+            return [], True
+        per_block = self._per_block
+        if per_block is not None:
+            out = list(range(first + per_block, stop + 1, per_block))
+            if out and out[-1] == stop:
+                return out, True
+            out.append(stop)
+            return out, False
         ends = self._ends
         limit = self._limit
         out = []
