@@ -51,8 +51,9 @@ _NO_SNAPSHOT = -1  # a flush drops nothing: no sequence is <= this
 
 class SortedWindow:
     """Entries kept of a window, sorted, and `starts`: the positions where a
-    new user key begins (numpy, ascending, 0 first when not empty). A window
-    always holds every version of its user keys."""
+    new user key begins (numpy, ascending). A window holds every version of
+    its user keys, so starts begins at 0 -- but for the part-block an
+    OutputSet keeps for its next call, which may begin inside a key."""
 
     __slots__ = ("entries", "starts")
 
