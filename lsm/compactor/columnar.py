@@ -301,10 +301,34 @@ def flush_windows(wal: bytes):
         if count:
             max_sequence = max(max_sequence, sequence + count - 1)
     del payloads
-    parts.append(encode_entries(user_keys, tags, values))
-    del user_keys, values, tags
-    window = sorted_window(concat_entries(parts), False, _NO_SNAPSHOT)
+    if parts:
+        parts.append(encode_entries(user_keys, tags, values))
+        del user_keys, values, tags
+        window = sorted_window(concat_entries(parts), False, _NO_SNAPSHOT)
+    else:
+        window = _encoded_in_order(user_keys, tags, values)
     return _split(window), max_sequence
+
+
+def _encoded_in_order(user_keys, tags, values) -> SortedWindow:
+    """A SortedWindow of entries given as lists, encoded in sorted order: the
+    output then copies their bytes as they lie instead of gathering them."""
+    import numpy as np
+
+    n = len(user_keys)
+    key_len = np.fromiter(map(len, user_keys), dtype=np.int64, count=n)
+    key_end = np.cumsum(key_len)
+    # The keys alone, end to end: all that sorting reads of the entries.
+    keys = EntryArrays(b"".join(user_keys), key_end - key_len, key_end - key_len, key_len, key_end,
+                       np.array(tags, dtype=np.uint64))
+    order, same_key = sort_entries(keys, False)
+    if order is not None:
+        order = order.tolist()
+        user_keys = list(map(user_keys.__getitem__, order))
+        tags = list(map(tags.__getitem__, order))
+        values = list(map(values.__getitem__, order))
+    entries = encode_entries(user_keys, tags, values)
+    return SortedWindow(entries, np.flatnonzero(np.concatenate(([True], ~same_key))) if n else np.zeros(0, np.int64))
 
 
 def _fixed_stride_puts(payload, sequence: int, count: int):
