@@ -4,8 +4,12 @@ flush, run through lsm.compactor.runner.run_job exactly as a compactor would.
     .venv/bin/python scripts/bench_compaction.py --mb 100
 
 Builds, in a temporary directory, 4 overlapping level-0 tables and 2 MiB
-level-1 tables of 16-byte keys and 100-byte values (about --mb MB of input in
-all; a fifth of the level-0 keys overwrite level-1 keys), then times
+level-1 tables (about --mb MB of input in all; a fifth of the level-0 keys
+overwrite level-1 keys) of 16-byte keys and 100-byte values, db_bench's
+shape, or with --key-dist ycsb and --value-dist lognormal of YCSB-like keys
+("user" and a number, 5 to 24 bytes) and values of lognormal length (median
+200 bytes, 10 bytes to 4 KiB); --deletes of the level-0 entries and of the
+WAL's operations are deletions. Then times
 run_job for the compaction of all of them, and for a flush of a WAL of
 --flush-mb MB. Prints MB/s of input (table or WAL bytes read) and entries/s.
 --ratio sets how compressible values are (1.0: random bytes; 0.5: like
@@ -38,18 +42,38 @@ from lsm.table import TableBuilder  # noqa: E402
 
 KEY_SIZE = 16
 VALUE_SIZE = 100
-ENTRY_BYTES = KEY_SIZE + 8 + VALUE_SIZE + 3  # internal key, value, block entry header
 MB = 1 << 20
+# Tables as lsm writes them: every entry a restart point.
+TABLES = dict(block_restart_interval=1)
 
 
-def make_values(rng, count, ratio):
-    """`count` values of VALUE_SIZE bytes, compressible to about `ratio`."""
-    raw = max(1, int(VALUE_SIZE * ratio))
+def key_maker(dist):
+    if dist == "fixed":
+        return lambda rng: rng.randbytes(KEY_SIZE)
+    return lambda rng: b"user%d" % rng.getrandbits(rng.randint(1, 64))
+
+
+def value_length(rng, dist):
+    if dist == "fixed":
+        return VALUE_SIZE
+    return min(4096, max(10, int(rng.lognormvariate(5.3, 0.8))))  # median e^5.3 = 200
+
+
+def make_values(rng, count, ratio, dist="fixed"):
+    """`count` values, compressible to about `ratio`."""
     pool = []
     for _ in range(min(count, 4096)):
+        size = value_length(rng, dist)
+        raw = max(1, int(size * ratio))
         head = rng.randbytes(raw)
-        pool.append((head * (VALUE_SIZE // raw + 1))[:VALUE_SIZE])
+        pool.append((head * (size // raw + 1))[:size])
     return [pool[i % len(pool)] for i in range(count)]
+
+
+def entry_bytes(values, key_dist):
+    """Mean bytes of an entry in a block: internal key, value, header."""
+    key = KEY_SIZE if key_dist == "fixed" else 18
+    return key + 8 + sum(map(len, values)) / len(values) + 4
 
 
 def write_table(db_dir, number, entries, options):
@@ -65,16 +89,18 @@ def write_table(db_dir, number, entries, options):
     return FileMetaData(number, size, builder.smallest, builder.largest)
 
 
-def build_inputs(db_dir, total_mb, ratio, options, rng, deletes):
-    n_total = int(total_mb * MB / ENTRY_BYTES)
+def build_inputs(db_dir, total_mb, ratio, options, rng, deletes, key_dist, value_dist):
+    make_key = key_maker(key_dist)
+    values = make_values(rng, 4096, ratio, value_dist)
+    per_entry = entry_bytes(values, key_dist)
+    n_total = int(total_mb * MB / per_entry)
     n_l1 = int(n_total * 0.6)
     n_l0_each = (n_total - n_l1) // 4
-    l1_keys = sorted({rng.randbytes(KEY_SIZE) for _ in range(n_l1)})
-    values = make_values(rng, 4096, ratio)
+    l1_keys = sorted({make_key(rng) for _ in range(n_l1)})
     seq = 0
     number = 100
     level1 = []
-    per_file = int(2 * MB / ENTRY_BYTES)
+    per_file = int(2 * MB / per_entry)
     for start in range(0, len(l1_keys), per_file):
         group = []
         for key in l1_keys[start:start + per_file]:
@@ -89,7 +115,7 @@ def build_inputs(db_dir, total_mb, ratio, options, rng, deletes):
             if rng.random() < 0.2:
                 keys.add(l1_keys[rng.randrange(len(l1_keys))])
             else:
-                keys.add(rng.randbytes(KEY_SIZE))
+                keys.add(make_key(rng))
         group = []
         for key in sorted(keys):
             seq += 1
@@ -100,15 +126,17 @@ def build_inputs(db_dir, total_mb, ratio, options, rng, deletes):
     return level0, level1, seq, 4 * n_l0_each + len(l1_keys)
 
 
-def build_wal(db_dir, number, wal_mb, ratio, rng, batch_ops):
-    values = make_values(rng, 4096, ratio)
+def build_wal(db_dir, number, wal_mb, ratio, rng, batch_ops, deletes, key_dist, value_dist):
+    make_key = key_maker(key_dist)
+    values = make_values(rng, 4096, ratio, value_dist)
     writer = LogWriter()
     chunks = []
     size = 0
     seq = 1
     entries = 0
     while size < wal_mb * MB:
-        ops = [(TYPE_VALUE, rng.randbytes(KEY_SIZE), values[(seq + i) & 4095]) for i in range(batch_ops)]
+        ops = [(TYPE_DELETION, make_key(rng), b"") if rng.random() < deletes
+               else (TYPE_VALUE, make_key(rng), values[(seq + i) & 4095]) for i in range(batch_ops)]
         framed = writer.encode(encode_batch(seq, ops))
         chunks.append(framed)
         size += len(framed)
@@ -157,7 +185,11 @@ def main(argv=None):
     ap.add_argument("--batch-ops", type=int, default=100, help="operations per WAL batch")
     ap.add_argument("--ratio", type=float, default=1.0, help="value compressibility (1.0: none)")
     ap.add_argument("--deletes", type=float, default=0.05,
-                    help="fraction of level-0 entries that are deletions (0: the uniform, numpy path)")
+                    help="fraction of level-0 entries and WAL operations that are deletions")
+    ap.add_argument("--key-dist", choices=("fixed", "ycsb"), default="fixed",
+                    help="16-byte keys, or YCSB's (user and a number, 5-24 bytes)")
+    ap.add_argument("--value-dist", choices=("fixed", "lognormal"), default="fixed",
+                    help="100-byte values, or lognormal lengths (median 200, 10 B to 4 KiB)")
     ap.add_argument("--no-compression", action="store_true", help="tables without snappy")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
@@ -166,13 +198,15 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     rng = random.Random(args.seed)
-    options = TableOptions(compression=None if args.no_compression else "snappy")
+    options = TableOptions(compression=None if args.no_compression else "snappy", **TABLES)
     work = args.dir or tempfile.mkdtemp(prefix="lsm-bench-compaction-")
     os.makedirs(work, exist_ok=True)
     try:
         t0 = time.perf_counter()
-        level0, level1, max_seq, n_entries = build_inputs(work, args.mb, args.ratio, options, rng, args.deletes)
-        wal_entries = build_wal(work, 1, args.flush_mb, args.ratio, rng, args.batch_ops)
+        level0, level1, max_seq, n_entries = build_inputs(work, args.mb, args.ratio, options, rng, args.deletes,
+                                                         args.key_dist, args.value_dist)
+        wal_entries = build_wal(work, 1, args.flush_mb, args.ratio, rng, args.batch_ops, args.deletes,
+                                args.key_dist, args.value_dist)
         print(
             f"inputs: {len(level0)} level-0 + {len(level1)} level-1 tables, "
             f"{sum(m.size for m in level0 + level1) / MB:.1f} MB, {n_entries} entries; "

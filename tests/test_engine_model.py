@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 import lsm
-from lsm.compactor import uniform
+from lsm.compactor import columnar
 from engine_helpers import model_range
 
 KEYS = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b) | st.sampled_from([b"", b"\xff", b"k", b"k\x00"])
@@ -20,14 +20,14 @@ OPTIONS = dict(create_if_missing=True, write_buffer_size=64 << 10, max_file_size
 def engine_model(keys, values, bulk_sizes, compactors, chunk_bytes=None):
     """The model test's state machine over these key and value strategies,
     with flushes and compactions in `compactors` processes (0: inline);
-    chunk_bytes: uniform compactions read runs this many bytes at a time."""
+    chunk_bytes: compactions read runs this many bytes at a time."""
     bounds = st.none() | keys
 
     class Model(RuleBasedStateMachine):
         def __init__(self):
             super().__init__()
-            self.chunk_bytes = uniform.CHUNK_BYTES
-            uniform.CHUNK_BYTES = chunk_bytes or uniform.CHUNK_BYTES
+            self.chunk_bytes = columnar.CHUNK_BYTES
+            columnar.CHUNK_BYTES = chunk_bytes or columnar.CHUNK_BYTES
             self.path = tempfile.mkdtemp(prefix="lsm-model-")
             self.db = lsm.DB(self.path, **dict(OPTIONS, compactors=compactors))
             self.model = {}
@@ -36,7 +36,7 @@ def engine_model(keys, values, bulk_sizes, compactors, chunk_bytes=None):
         def teardown(self):
             self.db.close()
             shutil.rmtree(self.path, ignore_errors=True)
-            uniform.CHUNK_BYTES = self.chunk_bytes
+            columnar.CHUNK_BYTES = self.chunk_bytes
 
         @rule(key=keys, value=values)
         def put(self, key, value):
@@ -134,11 +134,9 @@ PoolEngineModel.TestCase.settings = settings(max_examples=6, stateful_step_count
 TestPoolEngineModel = PoolEngineModel.TestCase
 
 
-# Keys and values of one size each, and bulk loads of one value size, make
-# uniform blocks and WALs of fixed-size puts: flushes and compactions take
-# lsm.compactor.uniform, and deletions or the other value size send a job
-# back to the row path partway through (runs are read a block at a time, so
-# a job meets them after some windows).
+# Keys and values of one size each, and bulk loads of one value size, with
+# deletions and a second value size among them; runs are read a block or so
+# at a time, so a compaction's windows are many and small.
 FixedSizeEngineModel = engine_model(
     st.binary(min_size=2, max_size=2).map(lambda b: b"k" + b),
     st.sampled_from([bytes(30), b"v" * 30, b"\xff" * 30]) | st.binary(min_size=30, max_size=30),

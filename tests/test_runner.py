@@ -12,6 +12,7 @@ import random
 import pytest
 
 from lsm.jobs import ErrorKind, FlushJob
+from lsm.compactor import columnar
 from lsm.compactor.runner import TEST_SLEEP_ENV, run_job
 from lsm.fileio import DEFAULT_FS, FileSystem
 from lsm.filemeta import FileMetaData
@@ -442,7 +443,9 @@ class RecordingFS(FileSystem):
         return super().create(path, exclusive)
 
 
-def test_corrupt_input_block_fails_as_corruption_and_leaves_no_outputs(tmp_path):
+def test_corrupt_input_block_fails_as_corruption_and_leaves_no_outputs(tmp_path, monkeypatch):
+    # Runs read a few blocks at a time: outputs are written before the damage is read.
+    monkeypatch.setattr(columnar, "CHUNK_BYTES", 4096)
     big = [(b"k%05d" % i, 1, PUT, b"v" * 60) for i in range(6000)]
     l1 = [write_table(tmp_path, 10, big[:3000]), write_table(tmp_path, 11, big[3000:])]
     path = table_file_name(str(tmp_path), 11)

@@ -1,5 +1,5 @@
-"""Running flush and compaction jobs: runner (one job, in any process), merge,
-uniform and output (its parts), wal_rows (a frozen WAL's rows). Knows jobs
+"""Running flush and compaction jobs: runner (one job, in any process),
+columnar, merge and output (its parts), wal_rows (a frozen WAL's rows). Knows jobs
 (lsm.jobs), tables and the log; never the writer's state nor the transport.
 
 PROCESS_RUNNER names, as "module:qualname", the function a compactor process

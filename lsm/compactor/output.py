@@ -1,9 +1,9 @@
 """Output tables of one job: where to cut, and writing them into the staging
 directory. Knows the staging directory only; never the database directory.
 
-Rows come in sorted ``(user_key, -tag, value)`` (see merge.py), or as the
-arrays of uniform.UniformRows, which go to the builder as whole blocks
-(add_uniform); one job may send both, uniform rows first. A new table is
+Entries come as columnar.SortedWindows, which go to the builder as whole
+blocks (add_entries), or, on the row path, as sorted rows ``(user_key,
+-tag, value)`` (see merge.py); one job sends one kind. A new table is
 started before a new user key when the current one has reached
 max_file_size, or when it already overlaps more than max_grandparent_overlap
 bytes of grandparent (level + 2) files -- LevelDB's ShouldStopBefore: a table
@@ -20,7 +20,8 @@ from operator import add, itemgetter, neg
 from ..keys import sort_key
 from ..table import TableBuilder
 from ..jobs import OutputTable
-from .uniform import KeysAtStarts
+from ..table.bulk import BlockCutter, concat_entries, user_key_hashes
+from .columnar import SortedWindow
 
 _pack_tag = struct.Struct("<Q").pack
 # Sorts after every row of its user key: rows are (ukey, -tag, value), -tag <= 0.
@@ -92,6 +93,23 @@ class _Grandparents:
         return cuts
 
 
+class _KeysAtStarts:
+    """sort_key of the first entry of every user key of a SortedWindow, as a
+    sequence for bisect."""
+
+    __slots__ = ("_entries", "_starts")
+
+    def __init__(self, window):
+        self._entries = window.entries
+        self._starts = window.starts.tolist()
+
+    def __len__(self):
+        return len(self._starts)
+
+    def __getitem__(self, j):
+        return sort_key(self._entries.internal_key(self._starts[j]))
+
+
 class OutputSet:
     """The tables one job writes, named out-000001.ldb, out-000002.ldb, ...
 
@@ -117,7 +135,7 @@ class OutputSet:
         self._name = None
         self._last_ukey = None
         self._cut_due = False  # the current table reached max_file_size
-        self._carry = None  # rows add_uniform left for the next call: (entries, starts, hashes, layout)
+        self._carry = None  # a SortedWindow add_entries left for the next call: less than a block
         self.outputs: list[OutputTable] = []
         self.created: list[str] = []  # every name created, finished or not
 
@@ -193,89 +211,84 @@ class OutputSet:
             if self._builder.estimated_size >= self._max_size:
                 self._cut_due = True
 
-    def add_uniform(self, rows) -> None:
-        """Append uniform.UniformRows (sorted, what the job keeps; starting at
-        a new user key, after every row added before). Cuts where add()
-        would for the grandparents; for max_file_size, as LevelDB: after the
-        first block that takes the table's file to it, at the next user
-        key. Rows too few to fill a block wait for the next call (or add(),
-        or finish()), so windows of one job make the blocks one call would."""
+    def add_entries(self, window) -> None:
+        """Append a columnar.SortedWindow (what the job keeps; it starts at a
+        new user key, after every entry added before) as whole blocks. Cuts
+        where add() would for the grandparents; for max_file_size, as
+        LevelDB: after the first block that takes the table's file to it, at
+        the next user key. Entries too few to fill a block wait for the next
+        call (or finish()), so windows of one job make the blocks one call
+        would."""
         import numpy as np
 
-        if not len(rows):
+        if not len(window):
             return
-        header_len, key_len, stride = rows.header_len, rows.key_len, rows.stride
-        entries, starts, hashes = rows.array, rows.starts, self._hashes(rows)
-        cuts = []
-        if self._gp is not None:
-            cuts = self._gp.cut_starts(KeysAtStarts(rows))
-        carried = 0
+        entries, starts = window.entries, window.starts
+        cuts = self._gp.cut_starts(_KeysAtStarts(window)) if self._gp is not None else []
+        cuts = [int(starts[j]) for j in cuts]
         if self._carry is not None:
-            carry_entries, carry_starts, carry_hashes, _layout = self._carry
+            carried = len(self._carry.entries)
+            cuts = [c + carried for c in cuts]
+            entries = concat_entries((self._carry.entries, entries))
+            starts = np.concatenate((self._carry.starts, starts + carried))
             self._carry = None
-            carried = len(carry_entries)
-            entries = np.concatenate((carry_entries, entries))
-            starts = np.concatenate((carry_starts, starts + carried))
-            if hashes is not None:
-                hashes = np.concatenate((carry_hashes, hashes))
         elif self._cut_due and self._builder is not None:
-            self._close_current()  # the last call's rows took the table past max_file_size
+            self._close_current()  # the last call's entries took the table past max_file_size
         self._cut_due = False
-        count = len(entries)
-        size_limit = None if self._max_size == float("inf") else self._max_size
-        flat = entries.reshape(-1)
+        if self._builder is None:
+            self._open()  # the table these entries start, whether or not they fill a block now
+        self._add_blocks(entries, starts, cuts, last_call=False)
+        self._last_ukey = entries.user_key(len(entries) - 1)
 
-        def add(lo, hi, limit, whole_blocks=False):
-            return self._builder.add_uniform(flat[lo * stride:hi * stride], stride, header_len, key_len,
-                                             None if hashes is None else hashes[lo:hi], limit, whole_blocks)
-
-        def past_size():
-            return size_limit is not None and self._builder.file_size >= size_limit
-
+    def _add_blocks(self, entries, starts, cuts, last_call: bool) -> None:
+        """Cut sorted entries into blocks and tables. starts: where user keys
+        start; cuts: the starts where a table must end (grandparents).
+        Unless last_call, a last block that is not full waits in _carry."""
+        n = len(entries)
+        if cuts and cuts[0] == 0:
+            cuts = cuts[1:]
+            if self._builder is not None and self._builder.num_entries:
+                self._close_current()
+        cuts = cuts + [n]
+        blocks = BlockCutter(entries, self._options.block_size)
+        filtered = self._options.bloom_bits_per_key > 0
+        hashes = user_key_hashes(entries) if filtered else None
+        user_keys = entries.user_key_list() if filtered and self._options.lsm_filter else None
         pos = 0
-        # Each grandparent cut ends a table; the rows after the last one may
-        # leave a part-block for the next call.
-        for end in [carried + int(rows.starts[j]) for j in cuts] + [None]:
-            stop = count if end is None else end
-            while pos < stop:
+        size_stop = None  # where the table ends, once it reached max_file_size
+        while pos < n:
+            stop = cuts[0] if size_stop is None else min(cuts[0], size_stop)
+            ends, full = blocks.cut(pos, stop)
+            last = len(ends) - 1
+            for j, ((contents, first_key, last_key), end) in enumerate(zip(blocks.blocks(pos, ends), ends)):
+                if j == last and not full and stop == n and size_stop is None and not last_call:
+                    # A last block short of block_size waits for the next call's entries.
+                    self._carry = SortedWindow(entries.take(slice(pos, n)), starts[starts >= pos] - pos)
+                    return
                 if self._builder is None:
                     self._open()
-                pos += add(pos, stop, size_limit, whole_blocks=end is None)
-                if pos == stop:
-                    break
-                if past_size():
+                self._builder.add_block(contents, end - pos, first_key, last_key,
+                                        None if hashes is None else hashes[pos:end],
+                                        None if user_keys is None else user_keys[pos:end])
+                pos = end
+                if size_stop is None and self._builder.file_size >= self._max_size:
                     # The table ends with this user key's last version.
-                    j = starts.searchsorted(pos)
-                    next_key = min(int(starts[j]) if j < len(starts) else count, stop)
-                    if next_key > pos:
-                        pos += add(pos, next_key, None)
-                    self._close_current()
-                else:
-                    keep = starts >= pos
-                    self._carry = (entries[pos:], starts[keep] - pos, None if hashes is None else hashes[pos:],
-                                   (header_len, key_len))
-                    pos = stop
-            if end is not None:
-                if self._builder is not None and self._builder.num_entries:
-                    self._close_current()
-            elif self._builder is not None and self._carry is None and past_size():
-                self._cut_due = True  # before the next user key: the next call's first
-        self._last_ukey = rows.user_key(len(rows) - 1)
-
-    def _hashes(self, rows):
-        """The filter's hashes of the rows' user keys (None without a filter)."""
-        if self._options.bloom_bits_per_key <= 0:
-            return None
-        from ..table.filter import hash_rows
-
-        user_key = slice(rows.header_len, rows.header_len + rows.key_len - 8)
-        return hash_rows(rows.array[:, user_key], rows.key_len - 8)
+                    i = int(starts.searchsorted(pos))
+                    size_stop = int(starts[i]) if i < len(starts) else n
+                    break  # the blocks up to it are cut again
+            if pos == n:
+                self._cut_due = size_stop is not None  # the next call's first key starts a table
+                break
+            if pos == cuts[0] or pos == size_stop:
+                if pos == cuts[0]:
+                    cuts.pop(0)
+                self._close_current()
+                size_stop = None
 
     def _flush_carry(self):
-        """Write the part-block add_uniform left waiting, as a block."""
-        entries, _starts, hashes, (header_len, key_len) = self._carry
-        self._carry = None
-        self._builder.add_uniform(entries.reshape(-1), entries.shape[1], header_len, key_len, hashes)
+        """Write the part-block add_entries left waiting, as a block."""
+        carry, self._carry = self._carry, None
+        self._add_blocks(carry.entries, carry.starts, [], last_call=True)
 
     def _room_limit(self, rows, i, limit):
         """Where the rows from i reach the bytes left under max_file_size

@@ -3,8 +3,9 @@ into its staging directory. Never touches metadata (MANIFEST, CURRENT, file
 numbers, deletions) and never imports lsm.writer: a job is plain data and the
 result is plain data, so this runs the same inline or in a compactor process.
 
-Jobs whose entries are all of one size take lsm.compactor.uniform (numpy)
-as far as it applies, and the row-by-row merge (merge.py) for the rest.
+Jobs take lsm.compactor.columnar (numpy, whole blocks at a time); the
+row-by-row merge (merge.py) writes prefix-compressed tables, and replays a
+damaged WAL.
 
 ``run_job`` never raises for a failed job: the result says ok=False with the
 error text and its kind (lsm.jobs.ErrorKind: CORRUPTION when the inputs were
@@ -35,7 +36,7 @@ from ..table import Table
 from ..jobs import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
-from .uniform import UniformMerge, flush_uniform
+from .columnar import ColumnarMerge, flush_windows
 from .wal_rows import batch_rows, clean_wal_rows
 
 TEST_SLEEP_ENV = "LSM_TEST_JOB_SLEEP"
@@ -44,13 +45,13 @@ TEST_FAULTS_ENV = "LSM_TEST_FAULTS"
 _key_of_row = itemgetter(0)
 
 
-def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None, uniform=True) -> JobResult:
+def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None, columnar=True) -> JobResult:
     """Run a FlushJob or CompactionJob; see the module docstring. A flush
     given `rows`, a callable returning sorted rows (as MemTable.flush_rows
     makes them: the writer flushing its own frozen memtable), writes those
-    instead of decoding the WAL's records one by one; the numpy path, when
-    the WAL allows it, costs less than either. uniform=False keeps a job
-    off the numpy path (lsm.compactor.uniform): tests compare the two."""
+    instead of decoding the WAL's records one by one; the columnar path,
+    when the WAL is clean, costs less than either. columnar=False keeps a
+    job off it (lsm.compactor.columnar): tests compare the two."""
     started = time.perf_counter()
     _test_sleep()
     result = JobResult(job_id=getattr(job, "job_id", 0), ok=False)
@@ -61,7 +62,7 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
             fs.mkdir(staging_dir)
             # One table, whatever its size: a flush is one level-0 file.
             outputs = OutputSet(fs, staging_dir, job.table)
-            _run_flush(job, db_dir, fs, outputs, result, uniform, rows)
+            _run_flush(job, db_dir, fs, outputs, result, columnar, rows)
         elif isinstance(job, CompactionJob):
             fs.mkdir(staging_dir)
             outputs = OutputSet(
@@ -72,7 +73,7 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
                 grandparents=job.grandparents,
                 max_grandparent_overlap=job.max_grandparent_overlap,
             )
-            _run_compaction(job, db_dir, fs, block_cache, outputs, result, uniform)
+            _run_compaction(job, db_dir, fs, block_cache, outputs, result, columnar)
         else:
             raise TypeError(f"not a job: {type(job).__name__}")
         result.outputs = outputs.finish()
@@ -117,20 +118,20 @@ class _StopReading(Exception):
     """Raised from the reader's report callback to end a tolerant replay."""
 
 
-def _run_flush(job, db_dir, fs, outputs, result, uniform, memtable_rows):
+def _run_flush(job, db_dir, fs, outputs, result, columnar, memtable_rows):
     """All entries of the frozen WAL, sorted, into one level-0 table. Nothing
     is dropped: older versions may still be read through snapshots, and a
     deletion must shadow older tables."""
     path = log_file_name(db_dir, job.wal_number)
     data = None
-    if uniform and not job.salvage and not job.table.prefix_compression:
+    if columnar and not job.salvage and not job.table.prefix_compression:
         data = fs.read_file(path)
-        found = flush_uniform(data)
+        found = flush_windows(data)
         if found is not None:
             windows, result.max_sequence = found
             result.bytes_read = len(data)
-            for rows in windows:
-                outputs.add_uniform(rows)
+            for window in windows:
+                outputs.add_entries(window)
             return
     if memtable_rows is not None:
         outputs.add(memtable_rows())
@@ -283,7 +284,7 @@ def _within(meta, lower, upper) -> bool:
     return True
 
 
-def _run_compaction(job, db_dir, fs, block_cache, outputs, result, uniform):
+def _run_compaction(job, db_dir, fs, block_cache, outputs, result, columnar):
     lower, upper = job.lower, job.upper
     inputs = [m for m in job.inputs if _within(m, lower, upper)]
     next_inputs = [m for m in job.next_inputs if _within(m, lower, upper)]
@@ -303,14 +304,11 @@ def _run_compaction(job, db_dir, fs, block_cache, outputs, result, uniform):
         for group in groups:
             table_runs.append([_open_table(fs, db_dir, m, block_cache, opened) for m in group])
             result.bytes_read += sum(m.size for m in group)
-        if uniform and not job.table.prefix_compression:
-            merge = UniformMerge(table_runs, lower, upper, job.smallest_snapshot)
-            for rows in merge.windows():
-                outputs.add_uniform(rows)
-            if merge.complete:
-                return
-            # The rows below resume_at are written; the row path does the rest.
-            lower = merge.resume_at
+        if columnar and not job.table.prefix_compression:
+            merge = ColumnarMerge(table_runs, lower, upper, job.smallest_snapshot, job.deeper_ranges)
+            for window in merge.windows():
+                outputs.add_entries(window)
+            return
         runs = [_table_run(tables, lower, upper) for tables in table_runs]
         drop = DropRules(job.smallest_snapshot, job.deeper_ranges)
         add = outputs.add

@@ -81,22 +81,6 @@ def _batchable(keys, values) -> bool:
     return set(map(len, keys)) == {width} and set(map(len, values)) == {value_len}
 
 
-@lru_cache(maxsize=64)
-def _uniform_block_entries(stride: int, interval: int, block_size: int) -> int:
-    """Entries in a block that add() fills with entries of `stride` bytes:
-    it cuts at the first entry that takes entries + restart array + count
-    to block_size."""
-    n = 1
-    while n * stride + 4 * (-(-n // interval)) + 4 < block_size:
-        n += 1
-    return n
-
-
-@lru_cache(maxsize=64)
-def _uniform_trailer(count: int, stride: int, interval: int) -> bytes:
-    return restart_trailer(range(0, count * stride, interval * stride))
-
-
 def find_shortest_separator(start: bytes, limit: bytes) -> bytes:
     """Bytewise comparator's FindShortestSeparator on user keys: a short key in
     [start, limit), or start itself when no shorter one is found."""
@@ -391,57 +375,26 @@ class TableBuilder:
         self._pending_handle = handle
         self._pending_last_key = last_key
 
-    def add_uniform(self, entries, stride: int, header_len: int, key_len: int, hashes=None, size_limit=None,
-                    whole_blocks=False) -> int:
-        """Add entries already encoded as a uniform block holds them (header,
-        whole internal key, value: `stride` bytes each), laid end to end in
-        `entries` (bytes, or any C-contiguous buffer). Blocks are cut where
-        add() cuts them from an empty block: on an empty builder the table is
-        the one add_many of the same entries builds, byte for byte. A block
-        under way is finished first.
-
-        hashes: the filter's hashes of the entries' user keys (hash_rows), a
-        numpy array; needed when the table has a filter. size_limit: stop
-        after the first block that takes the file to that size. Returns how
-        many entries were added; the last block is finished, full or not,
-        unless whole_blocks: then entries too few to fill a block are left
-        for the caller to pass again with those that follow them."""
-        if self._prefix_compression:
-            raise Error("add_uniform stores keys whole; this builder was asked for prefix compression")
+    def add_block(self, contents, count: int, first_key: bytes, last_key: bytes, hashes=None,
+                  user_keys=None) -> None:
+        """Add a data block assembled elsewhere (lsm.table.bulk): its
+        uncompressed contents, entries and restart array, holding `count`
+        entries from internal key first_key to last_key, all after any entry
+        added before. A block under way is finished first. hashes: the
+        filter's hashes of the entries' user keys (bulk.user_key_hashes),
+        needed when the table has LevelDB's filter; user_keys: the entries'
+        user keys, needed when it has lsm's (keyfilter)."""
         if self._filter is not None and hashes is None:
-            raise ValueError("add_uniform needs the keys' hashes for the filter block")
+            raise ValueError("add_block needs the keys' hashes for the filter block")
         self._flush()
-        view = memoryview(entries).cast("B")
-        count = len(view) // stride
-        per_block = _uniform_block_entries(stride, self._interval, self._block_size)
-        full_trailer = _uniform_trailer(per_block, stride, self._interval)
-        filter_block = self._filter
-        key_end = header_len + key_len
-        added = 0
-        while added < count:
-            end = min(added + per_block, count)
-            if whole_blocks and end - added < per_block:
-                break
-            lo, last = added * stride, (end - 1) * stride
-            trailer = full_trailer if end - added == per_block else _uniform_trailer(end - added, stride, self._interval)
-            if filter_block is not None:
-                filter_block.add_hashes(hashes[added:end])
-            if self._key_filter is not None:
-                self._key_filter.add_user_keys(
-                    [view[at:at + key_len - 8] for at in range(lo + header_len, last + header_len + 1, stride)]
-                )
-            self._index_block(
-                b"".join((view[lo:last + stride], trailer)),
-                end - added,
-                bytes(view[lo + header_len:lo + key_end]),
-                bytes(view[last + header_len:last + key_end]),
-            )
-            added = end
-            if size_limit is not None and self._offset >= size_limit:
-                break
-        if added:
-            self._last_key = self._pending_last_key
-        return added
+        if self._filter is not None:
+            self._filter.add_hashes(hashes)
+        if self._key_filter is not None:
+            if user_keys is None:
+                raise ValueError("add_block needs the entries' user keys for lsm's filter block")
+            self._key_filter.add_user_keys(user_keys)
+        self._index_block(contents, count, first_key, last_key)
+        self._last_key = last_key
 
     def _write_block(self, raw: bytes, compression):
         stored, block_type = compress_block(raw, compression)

@@ -1,0 +1,387 @@
+"""Flushes and compactions on columns (numpy), for entries of any size and
+kind. Knows tables (lsm.table), write batches and LevelDB's drop rules;
+reads tables, writes nothing.
+
+A job's entries become lsm.table.bulk.EntryArrays: the entries' bytes as
+lsm's blocks store them, and columns of where each lies and of its tag. One
+sort orders a window of them (user keys as big-endian words, zero-padded
+alike, ties on padding broken by key length, then the tag descending); the
+drop rules are masks over the sorted columns; what is kept goes to the
+output as whole blocks (output.OutputSet.add_entries).
+
+Drop rules, for each sorted entry against smallest_snapshot S:
+- shadowed: the entry before it has the same user key and a sequence <= S,
+  so every live reader sees that newer version (or a newer one) instead;
+- a deletion marker with sequence <= S that is not shadowed is dropped when
+  no deeper level's files can hold its key (deeper_ranges): no older value
+  remains for it to hide. Keeping a marker is always safe.
+Worked example, S = 6, entries a@9 put, a@5 put, a@3 del (sorted newest
+first): a@9 is the first of its key, kept; a@5 follows a@9, whose sequence
+9 > 6, so it is kept (snapshot 6 reads it); a@3 follows a@5, 5 <= 6, so it
+is shadowed and dropped, deletion or not. Had a@5 been a deletion, it would
+go too when no deeper file's range holds "a", leaving only a@9.
+
+Keys too wide for a column (a window's keys are padded to its longest)
+are sorted by Python instead; everything else stays the same.
+"""
+from bisect import bisect_left
+from operator import or_
+
+from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
+from ..batch import decode_batch
+from ..batch import decode_header as decode_batch_header
+from ..errors import CorruptionError, DecodeError
+from ..keys import TYPE_VALUE
+from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_blocks, encode_entries
+from .merge import BaseLevelCheck
+from ..record import clean_payloads
+
+# Blocks read from a run at a time: a compaction holds a few such chunks per
+# run (a level-0 backlog may be 20 runs), and each numpy step still covers
+# thousands of entries, so its per-call cost vanishes.
+CHUNK_BYTES = 256 << 10
+# Sorted entries a flush hands to the output at a time.
+WINDOW_BYTES = 1 << 20
+# A window whose padded key column would pass this many bytes, or whose
+# longest key passes _MAX_COLUMN_KEY, is sorted by Python.
+_MAX_COLUMN_BYTES = 32 << 20
+_MAX_COLUMN_KEY = 4096
+_NO_SNAPSHOT = -1  # a flush drops nothing: no sequence is <= this
+
+
+class SortedWindow:
+    """Entries kept of a window, sorted, and `starts`: the positions where a
+    new user key begins (numpy, ascending). A window holds every version of
+    its user keys, so starts begins at 0 -- but for the part-block an
+    OutputSet keeps for its next call, which may begin inside a key."""
+
+    __slots__ = ("entries", "starts")
+
+    def __init__(self, entries, starts):
+        self.entries = entries
+        self.starts = starts
+
+    def __len__(self):
+        return len(self.entries)
+
+
+def _key_words(entries):
+    """The user keys as big-endian uint64 words, zero-padded to the longest
+    key (an (n, words) array, most significant word first), or None when
+    that array would be too large. Keys compare as their rows of words,
+    except keys equal but for trailing zeros, which pad alike."""
+    import numpy as np
+
+    n = len(entries)
+    lengths = entries.user_len
+    width = int(lengths.max()) if n else 0
+    if width > _MAX_COLUMN_KEY or width * n > _MAX_COLUMN_BYTES:
+        return None
+    padded = max(8, -(-width // 8) * 8)
+    matrix = byte_rows(np.frombuffer(entries.data, dtype=np.uint8), entries.key, padded)
+    if (lengths != padded).any():
+        matrix[np.arange(padded) >= lengths[:, None]] = 0
+    return matrix.view(">u8").astype(np.uint64)
+
+
+def sort_entries(entries, presorted: bool):
+    """(order, same_key): order puts the entries in internal-key order (None
+    when they are in it: presorted, one run's entries, or fewer than two);
+    same_key[i] says sorted entries i and i + 1 have one user key."""
+    import numpy as np
+
+    words = _key_words(entries)
+    if words is None:
+        keys = list(map(entries.user_key, range(len(entries))))
+        order = None
+        if not presorted:
+            tags = entries.tag.tolist()
+            order = np.array(sorted(range(len(keys)), key=lambda i: (keys[i], -tags[i])), dtype=np.int64)
+            keys = list(map(keys.__getitem__, order.tolist()))
+        same = np.fromiter(map(bytes.__eq__, keys, keys[1:]), dtype=bool, count=max(len(keys) - 1, 0))
+        return order, same
+    lengths = entries.user_len
+    one_length = not len(lengths) or (lengths == lengths[0]).all()
+    order = None
+    if not presorted and len(entries) > 1:
+        # Words equal on every row order nothing.
+        varying = [j for j in range(words.shape[1]) if (words[:, j] != words[0, j]).any()]
+        lead = words[:, varying[0]] if varying else None
+        order = np.argsort(lead, kind="stable") if lead is not None else None
+        if order is None or (lead[order][1:] == lead[order][:-1]).any():
+            # lexsort's last key is the primary one. Keys equal but for
+            # trailing zeros pad alike: the shorter is a prefix of the
+            # longer, so it sorts first.
+            keys = [words[:, j] for j in reversed(varying)]
+            if not one_length:
+                keys.insert(0, lengths)
+            order = np.lexsort([~entries.tag] + keys)
+        words = words[order]
+        if not one_length:
+            lengths = lengths[order]
+    same_key = (words[1:] == words[:-1]).all(axis=1)
+    if not one_length:
+        same_key &= lengths[1:] == lengths[:-1]
+    return order, same_key
+
+
+def drop_mask(tags, same_key, smallest_snapshot: int, is_base_level, user_key):
+    """Which sorted entries to keep (numpy bool), given their tags, by the
+    rules in the module docstring; is_base_level(user_key(i)) asked in
+    increasing key order (None: no deeper level holds any file)."""
+    import numpy as np
+
+    sequence = tags >> np.uint64(8)
+    keep = np.ones(len(tags), dtype=bool)
+    if smallest_snapshot < 0 or not len(tags):
+        return keep
+    visible = sequence <= np.uint64(smallest_snapshot)
+    keep[1:] = ~(same_key & visible[:-1])
+    deletion = (tags & np.uint64(0xFF)) == 0
+    droppable = keep & deletion & visible
+    if is_base_level is None:
+        return keep & ~droppable  # no deeper file: every key is at its base level
+    for i in np.flatnonzero(droppable).tolist():
+        if is_base_level(user_key(i)):
+            keep[i] = False
+    return keep
+
+
+def sorted_window(entries, presorted: bool, smallest_snapshot: int, is_base_level=None) -> SortedWindow:
+    """The entries sorted, less those the drop rules drop."""
+    import numpy as np
+
+    order, same_key = sort_entries(entries, presorted)
+    if order is None:
+        tags, user_key = entries.tag, entries.user_key
+    else:
+        tags = entries.tag[order]
+        user_key = lambda i: entries.user_key(int(order[i]))  # noqa: E731
+    keep = drop_mask(tags, same_key, smallest_snapshot, is_base_level, user_key)
+    new_key = np.concatenate(([True], ~same_key)) if len(entries) else np.zeros(0, dtype=bool)
+    if not keep.all():
+        order = np.flatnonzero(keep) if order is None else order[keep]
+        new_key = new_key[keep]
+    # One gather of the columns: sorted and kept.
+    return SortedWindow(entries if order is None else entries.take(order), np.flatnonzero(new_key))
+
+
+class ColumnarMerge:
+    """A compaction's entries, in windows of whole user keys.
+
+    runs: lists of tables, each list disjoint and in key order (a level-0
+    file alone, or the files of one level); lower, upper: the user-key
+    bounds of a subcompaction (None: unbounded).
+
+    windows() yields SortedWindows: every entry kept with a user key in
+    [previous bound, bound), where bound is the smallest user key among the
+    last entries read of the runs not yet exhausted: no unread entry can sort
+    below it. Each run is read chunk_bytes of blocks at a time, so memory
+    stays a few chunks per run, whatever the job's size."""
+
+    def __init__(self, runs, lower, upper, smallest_snapshot: int, deeper_ranges, chunk_bytes=None):
+        self._runs = runs
+        self._lower = lower
+        self._upper = upper
+        self._snapshot = smallest_snapshot
+        self._is_base_level = BaseLevelCheck(deeper_ranges) if deeper_ranges else None
+        self._chunk_bytes = chunk_bytes or CHUNK_BYTES
+
+    def windows(self):
+        cursors = []
+        for tables in self._runs:
+            chunks = self._chunks(tables)
+            cursors.append([next(chunks, None), chunks])
+        cursors = [c for c in cursors if c[0] is not None]
+        while cursors:
+            live = [c[0] for c in cursors if c[1] is not None]
+            bound = min(rows.user_key(len(rows) - 1) for rows in live) if live else None
+            pieces = []
+            for c in cursors:
+                rows = c[0]
+                taken = len(rows) if bound is None else bisect_left(rows.user_keys(), bound)
+                if taken:
+                    pieces.append(rows.take(slice(0, taken)))
+                    c[0] = rows.take(slice(taken, None))
+            if pieces:
+                yield sorted_window(concat_entries(pieces), len(pieces) == 1, self._snapshot,
+                                    self._is_base_level)
+            for c in cursors:
+                # Read on where little is left, and where every buffered
+                # entry has the bound's user key when none could be taken.
+                stuck = not pieces and len(c[0]) and c[0].user_key(0) == bound
+                while c[1] is not None and (stuck or _span(c[0]) < self._chunk_bytes):
+                    stuck = False
+                    more = next(c[1], None)
+                    if more is None:
+                        c[1] = None
+                    else:
+                        c[0] = concat_entries((c[0], more))
+            cursors = [c for c in cursors if len(c[0]) or c[1] is not None]
+
+    def _chunks(self, tables):
+        """The run's entries within [lower, upper) as EntryArrays of about
+        chunk_bytes of blocks each (never empty)."""
+        lower, upper = self._lower, self._upper
+        for table in tables:
+            start = 0 if lower is None else table.find_block(lower)
+            stop = table.num_blocks
+            if upper is not None:
+                # Block i + 1 starts at or after separator i: none >= upper is needed.
+                stop = min(stop, max(start + 1, bisect_left(table.index_user_keys, upper) + 1))
+            while start < stop:
+                end = table.blocks_within(start, stop, self._chunk_bytes)
+                entries = _decode(table, start, end)
+                start = end
+                if not len(entries):
+                    continue
+                if lower is not None and entries.user_key(0) < lower:
+                    entries = entries.take(slice(bisect_left(entries.user_keys(), lower), None))
+                    if not len(entries):
+                        continue
+                if upper is not None and entries.user_key(len(entries) - 1) >= upper:
+                    entries = entries.take(slice(0, bisect_left(entries.user_keys(), upper)))
+                    if len(entries):
+                        yield entries
+                    return
+                yield entries
+
+
+def _span(entries) -> int:
+    return int(entries.end[-1] - entries.start[0]) if len(entries) else 0
+
+
+def _decode(table, start: int, end: int):
+    """EntryArrays of data blocks start..end-1 of a table; CorruptionError
+    naming the table and block when one is malformed."""
+    try:
+        return decode_blocks(table.contents_of_blocks(start, end))
+    except DecodeError as exc:
+        block = start + getattr(exc, "block", 0)
+        raise CorruptionError(table.path, None, f"data block {block}: {exc.reason}") from None
+
+
+# ------------------------------------------------------------------ flush
+
+
+def flush_windows(wal: bytes):
+    """(windows, max sequence) of a WAL's contents, or None unless the log
+    is clean (lsm.record.clean_payloads) and every batch decodes: then the
+    row path replays it and reports the damage. windows yields
+    SortedWindows of every entry, a MiB or so at a time; nothing is
+    dropped: older versions may still be read through snapshots, and a
+    deletion must shadow older tables."""
+    import numpy as np
+
+    payloads = clean_payloads(wal)
+    if payloads is None:
+        return None
+    parts = []
+    user_keys, tags, values = [], [], []
+    max_sequence = 0
+    for payload in payloads:
+        if len(payload) < BATCH_HEADER_SIZE:
+            return None
+        sequence, count = decode_batch_header(payload)
+        part = _fixed_stride_puts(payload, sequence, count)
+        if part is not None:
+            parts.append(part)
+        else:
+            try:
+                sequence, ops = decode_batch(payload)
+            except DecodeError:
+                return None
+            if ops:
+                kinds, batch_keys, batch_values = zip(*ops)
+                user_keys += batch_keys
+                values += batch_values
+                first = sequence << 8
+                tags += map(or_, range(first, first + (len(ops) << 8), 1 << 8), kinds)
+            count = max(count, len(ops))
+        if count:
+            max_sequence = max(max_sequence, sequence + count - 1)
+    del payloads
+    if parts:
+        parts.append(encode_entries(user_keys, tags, values))
+        del user_keys, values, tags
+        window = sorted_window(concat_entries(parts), False, _NO_SNAPSHOT)
+    else:
+        window = _encoded_in_order(user_keys, tags, values)
+    return _split(window), max_sequence
+
+
+def _encoded_in_order(user_keys, tags, values) -> SortedWindow:
+    """A SortedWindow of entries given as lists, encoded in sorted order: the
+    output then copies their bytes as they lie instead of gathering them."""
+    import numpy as np
+
+    n = len(user_keys)
+    key_len = np.fromiter(map(len, user_keys), dtype=np.int64, count=n)
+    key_end = np.cumsum(key_len)
+    # The keys alone, end to end: all that sorting reads of the entries.
+    keys = EntryArrays(b"".join(user_keys), key_end - key_len, key_end - key_len, key_len, key_end,
+                       np.array(tags, dtype=np.uint64))
+    order, same_key = sort_entries(keys, False)
+    if order is not None:
+        order = order.tolist()
+        user_keys = list(map(user_keys.__getitem__, order))
+        tags = list(map(tags.__getitem__, order))
+        values = list(map(values.__getitem__, order))
+    entries = encode_entries(user_keys, tags, values)
+    return SortedWindow(entries, np.flatnonzero(np.concatenate(([True], ~same_key))) if n else np.zeros(0, np.int64))
+
+
+def _fixed_stride_puts(payload, sequence: int, count: int):
+    """EntryArrays of a batch of puts of one key length and one value length,
+    each below 128 bytes (a bulk load's batch), else None. Its records lie
+    at a fixed stride, so numpy checks every record's kind and lengths and
+    lays them out as block entries in a few whole-column steps."""
+    import numpy as np
+
+    records = memoryview(payload)[BATCH_HEADER_SIZE:]
+    size = len(records)
+    if count == 0 or size < 3 or records[0] != TYPE_VALUE:
+        return None
+    key_len = records[1]
+    if key_len + 8 >= 128 or 2 + key_len >= size:
+        return None
+    value_len = records[2 + key_len]
+    stride = 3 + key_len + value_len
+    if value_len >= 128 or count * stride != size:
+        return None
+    rows = np.frombuffer(records, dtype=np.uint8).reshape(count, stride)
+    if not ((rows[:, 0] == TYPE_VALUE).all() and (rows[:, 1] == key_len).all()
+            and (rows[:, 2 + key_len] == value_len).all()):
+        return None
+    # An entry: its header (shared 0, internal key length, value length, all
+    # one-byte varints), the user key, the tag, the value.
+    tag_at = 3 + key_len
+    entry_size = tag_at + 8 + value_len
+    entries = np.empty((count, entry_size), dtype=np.uint8)
+    entries[:, 0] = 0
+    entries[:, 1] = key_len + 8
+    entries[:, 2] = value_len
+    entries[:, 3:tag_at] = rows[:, 2:2 + key_len]
+    tags = ((np.uint64(sequence) + np.arange(count, dtype=np.uint64)) << np.uint64(8)) | np.uint64(TYPE_VALUE)
+    entries[:, tag_at:tag_at + 8] = tags.astype("<u8").view(np.uint8).reshape(count, 8)
+    entries[:, tag_at + 8:] = rows[:, 3 + key_len:]
+    start = np.arange(count, dtype=np.int64) * entry_size
+    return EntryArrays(entries.tobytes(), start, start + 3, np.full(count, key_len, dtype=np.int64),
+                       start + entry_size, tags)
+
+
+def _split(window):
+    """window in pieces of about WINDOW_BYTES, each starting at a user key."""
+    import numpy as np
+
+    entries, starts = window.entries, window.starts
+    n = len(entries)
+    ends = np.cumsum(entries.end - entries.start)  # bytes up to the end of each entry
+    lo = 0
+    while lo < n:
+        j = int(starts.searchsorted(lo))  # starts[j] == lo
+        reach = int(ends.searchsorted(int(ends[lo]) + WINDOW_BYTES))
+        k = max(int(starts.searchsorted(reach)), j + 1)
+        hi = int(starts[k]) if k < len(starts) else n
+        yield SortedWindow(entries.take(slice(lo, hi)), starts[j:k] - lo)
+        lo = hi

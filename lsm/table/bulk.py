@@ -1,0 +1,451 @@
+"""Table entries as arrays, and data blocks assembled from them in bulk. Pure:
+numpy, struct and bytes; no files, no sockets.
+
+EntryArrays holds entries as lsm's data blocks store them without prefix
+compression -- a header of varints (shared = 0, internal key length, value
+length), the internal key, the value -- laid somewhere in one bytes object,
+with numpy columns saying where each entry, its key and its end lie and what
+its tag is. Every step of a flush or compaction then works on columns, and
+an output block is the entries' bytes copied as they are, end to end, with a
+restart array that points at every entry (restart interval 1).
+
+Blocks whose every entry is a restart point (lsm's layout) decode in bulk
+from their restart arrays; any other block (LevelDB's prefix-compressed
+layout) goes through the entry-by-entry decoder into the same form.
+"""
+import struct
+from bisect import bisect_left
+
+from ..errors import DecodeError
+from .block import decode_block_split
+
+_TAG_SIZE = 8
+_pack_count = struct.Struct("<I").pack
+_unpack_count = struct.Struct("<I").unpack_from
+# Varints of a 32-bit length take at most this many bytes.
+_MAX_VARINT32 = 5
+
+
+class EntryArrays:
+    """Entries laid in `data` (bytes): entry i is data[start[i]:end[i]], its
+    internal key starts at key[i] and holds user_len[i] + 8 bytes, tag[i] is
+    the key's last 8 bytes as a number (sequence << 8 | kind). Columns are
+    numpy arrays (int64; tag uint64)."""
+
+    __slots__ = ("data", "start", "key", "user_len", "end", "tag")
+
+    def __init__(self, data, start, key, user_len, end, tag):
+        self.data = data
+        self.start = start
+        self.key = key
+        self.user_len = user_len
+        self.end = end
+        self.tag = tag
+
+    def __len__(self):
+        return len(self.start)
+
+    def take(self, index):
+        """The entries at `index` (a slice, numpy indices or mask), same data."""
+        return EntryArrays(self.data, self.start[index], self.key[index], self.user_len[index],
+                           self.end[index], self.tag[index])
+
+    def user_key(self, i: int) -> bytes:
+        at = int(self.key[i])
+        return self.data[at:at + int(self.user_len[i])]
+
+    def internal_key(self, i: int) -> bytes:
+        at = int(self.key[i])
+        return self.data[at:at + int(self.user_len[i]) + _TAG_SIZE]
+
+    def user_keys(self):
+        """The user keys as a sequence (for bisect on entries in key order)."""
+        return _UserKeys(self)
+
+    def user_key_list(self) -> list:
+        """Every entry's user key as bytes, sliced in C (map over slices)."""
+        starts = self.key.tolist()
+        ends = (self.key + self.user_len).tolist()
+        return list(map(self.data.__getitem__, map(slice, starts, ends)))
+
+    def encoded(self) -> bytes:
+        """The entries' bytes end to end, in order: what a block of them holds
+        before its restart array. Entries next to each other in data are
+        copied as one piece."""
+        import numpy as np
+
+        n = len(self)
+        if not n:
+            return b""
+        start, end = self.start, self.end
+        size = int(end[0] - start[0])
+        if n > 1 and size and (end - start == size).all():
+            # Entries of one size (a bulk load's): every entry is a row of a
+            # view with a row at each byte, and one take copies them.
+            from numpy.lib.stride_tricks import as_strided
+
+            array = np.frombuffer(self.data, dtype=np.uint8)
+            rows = as_strided(array, shape=(len(array) - size + 1, size), strides=(1, 1), writeable=False)
+            return rows[start].tobytes()
+        # A piece starts where an entry does not follow the one before it.
+        breaks = np.flatnonzero(start[1:] != end[:-1]) + 1
+        firsts = np.concatenate(([0], breaks))
+        lasts = np.concatenate((breaks - 1, [n - 1]))
+        data = self.data
+        if len(firsts) == 1:
+            return data[int(start[0]):int(end[-1])]
+        return b"".join(map(data.__getitem__, map(slice, start[firsts].tolist(), end[lasts].tolist())))
+
+    def packed(self):
+        """These entries with data cut down to their bytes: the span they
+        cover when they lie in data in order (a run's entries), else their
+        bytes gathered end to end (sorted entries)."""
+        if not len(self):
+            return self
+        start, end = self.start, self.end
+        if (start[1:] >= end[:-1]).all():
+            lo, hi = int(start[0]), int(end[-1])
+            return EntryArrays(self.data[lo:hi], start - lo, self.key - lo, self.user_len, end - lo, self.tag)
+        size = end - start
+        new_end = size.cumsum()
+        new_start = new_end - size
+        return EntryArrays(self.encoded(), new_start, self.key - start + new_start, self.user_len, new_end, self.tag)
+
+
+class _UserKeys:
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries):
+        self._entries = entries
+
+    def __len__(self):
+        return len(self._entries)
+
+    def __getitem__(self, i):
+        return self._entries.user_key(i)
+
+
+def concat_entries(parts):
+    """EntryArrays of the entries of every part in turn, in one new data:
+    each part's span of bytes when its entries lie in order (a run's), else
+    its entries gathered (sorted ones)."""
+    import numpy as np
+
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty_entries()
+    if len(parts) == 1:
+        return parts[0].packed()
+    spans, shifts, at = [], [], 0
+    for i, p in enumerate(parts):
+        if not (p.start[1:] >= p.end[:-1]).all():
+            p = parts[i] = p.packed()
+        lo, hi = int(p.start[0]), int(p.end[-1])
+        spans.append(memoryview(p.data)[lo:hi])
+        shifts.append(at - lo)
+        at += hi - lo
+    shift = np.repeat(np.array(shifts, dtype=np.int64), [len(p) for p in parts])
+    return EntryArrays(
+        b"".join(spans),
+        np.concatenate([p.start for p in parts]) + shift,
+        np.concatenate([p.key for p in parts]) + shift,
+        np.concatenate([p.user_len for p in parts]),
+        np.concatenate([p.end for p in parts]) + shift,
+        np.concatenate([p.tag for p in parts]),
+    )
+
+
+def empty_entries():
+    import numpy as np
+
+    none = np.zeros(0, dtype=np.int64)
+    return EntryArrays(b"", none, none, none, none, np.zeros(0, dtype=np.uint64))
+
+
+def _varint_columns(values):
+    """(bytes, valid) of the varint32 encoding of every value of a numpy int
+    array: bytes an (n, 5) uint8 matrix, valid says which of them it takes."""
+    import numpy as np
+
+    shifts = 7 * np.arange(_MAX_VARINT32, dtype=np.int64)
+    groups = (values[:, None] >> shifts) & 0x7F
+    length = np.maximum(1, (np.log2(np.maximum(values, 1)).astype(np.int64) // 7) + 1)
+    # log2 may round up just below a power of two: count the groups exactly.
+    length = np.where(values >> (7 * length) > 0, length + 1, length)
+    length = np.where((length > 1) & (values >> (7 * (length - 1)) == 0), length - 1, length)
+    valid = np.arange(_MAX_VARINT32) < length[:, None]
+    more = np.arange(_MAX_VARINT32) < (length - 1)[:, None]
+    return (groups | (more << 7)).astype(np.uint8), valid
+
+
+def entry_headers(key_len, value_len):
+    """(headers, sizes) of entries sharing nothing with internal keys of
+    key_len bytes and values of value_len (numpy int arrays): every header
+    end to end as bytes, and each one's size."""
+    import numpy as np
+
+    n = len(key_len)
+    key_bytes, key_valid = _varint_columns(key_len)
+    value_bytes, value_valid = _varint_columns(value_len)
+    matrix = np.concatenate((np.zeros((n, 1), dtype=np.uint8), key_bytes, value_bytes), axis=1)
+    valid = np.concatenate((np.ones((n, 1), dtype=bool), key_valid, value_valid), axis=1)
+    return matrix[valid].tobytes(), valid.sum(axis=1)
+
+
+def encode_entries(user_keys, tags, values):
+    """EntryArrays of entries given as lists: user keys, tags (ints) and
+    values, in the order they are to keep."""
+    import numpy as np
+
+    n = len(user_keys)
+    if not n:
+        return empty_entries()
+    user_len = np.fromiter(map(len, user_keys), dtype=np.int64, count=n)
+    value_len = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    headers, header_len = entry_headers(user_len + _TAG_SIZE, value_len)
+    header_ends = np.cumsum(header_len).tolist()
+    packed_tags = struct.pack("<%dQ" % n, *tags)
+    pieces = [b""] * (4 * n)
+    pieces[0::4] = map(headers.__getitem__, map(slice, [0] + header_ends[:-1], header_ends))
+    pieces[1::4] = user_keys
+    pieces[2::4] = map(packed_tags.__getitem__, map(slice, range(0, 8 * n, 8), range(8, 8 * n + 8, 8)))
+    pieces[3::4] = values
+    size = header_len + user_len + _TAG_SIZE + value_len
+    end = np.cumsum(size)
+    start = end - size
+    return EntryArrays(b"".join(pieces), start, start + header_len, user_len, end,
+                       np.array(tags, dtype=np.uint64))
+
+
+# ------------------------------------------------------------------ decoding
+
+
+def decode_blocks(blocks):
+    """EntryArrays of the entries of data blocks (uncompressed contents, in
+    order). Blocks of lsm's layout decode together; each other block alone,
+    entry by entry. DecodeError for a malformed block, with `block` set to
+    its place in `blocks`."""
+    blocks = [bytes(b) for b in blocks]
+    entries = _decode_restart_every_entry(blocks)
+    if entries is not None:
+        return entries
+    parts = []
+    for i, contents in enumerate(blocks):
+        part = _decode_restart_every_entry([contents])
+        if part is None:
+            try:
+                ukeys, tags, values = decode_block_split(contents)
+            except DecodeError as exc:
+                exc.block = i
+                raise
+            part = encode_entries(ukeys, tags, values)
+        parts.append(part)
+    return concat_entries(parts)
+
+
+def _varints(array, at, limit):
+    """(values, byte lengths) of the varint32s starting at positions `at` of
+    a uint8 array; None if one runs past `limit` (per position) or past five
+    bytes."""
+    import numpy as np
+
+    values = np.zeros(len(at), dtype=np.int64)
+    lengths = np.zeros(len(at), dtype=np.int64)
+    going = np.ones(len(at), dtype=bool)
+    last = len(array) - 1
+    for i in range(_MAX_VARINT32):
+        pos = at + i
+        byte = array[np.minimum(pos, last)].astype(np.int64)
+        if (going & (pos >= limit)).any():
+            return None
+        values |= np.where(going, (byte & 0x7F) << (7 * i), 0)
+        lengths += going
+        going &= byte >= 0x80
+        if not going.any():
+            return values, lengths
+    return None
+
+
+def _uint32_at(array, positions):
+    """The little-endian uint32s at byte positions of a uint8 array, as int64."""
+    import numpy as np
+
+    return byte_rows(array, positions, 4).view("<u4").ravel().astype(np.int64)
+
+
+def _decode_restart_every_entry(blocks):
+    """EntryArrays of blocks whose every entry is a restart point sharing
+    nothing, each entry ending where the next restart begins (lsm's layout);
+    None if any block is not so (or is malformed: the entry-by-entry decoder
+    then says how)."""
+    import numpy as np
+
+    sizes = np.fromiter(map(len, blocks), dtype=np.int64, count=len(blocks))
+    if (sizes < 4).any():
+        return None
+    data = b"".join(blocks)
+    array = np.frombuffer(data, dtype=np.uint8)
+    block_end = np.cumsum(sizes)
+    counts = _uint32_at(array, block_end - 4)
+    limits = sizes - 4 - 4 * counts
+    if (counts == 0).any() or (limits <= 0).any():
+        return None
+    bases = block_end - sizes
+    block_limit = np.repeat(bases + limits, counts)
+    block_base = np.repeat(bases, counts)
+    # The restart arrays, one after another: entry i's slot is 4 * i bytes
+    # past its block's first slot.
+    firsts = np.cumsum(counts) - counts
+    slot = np.repeat(bases + limits - 4 * firsts, counts) + 4 * np.arange(len(block_base))
+    start = _uint32_at(array, slot) + block_base
+    # Each entry ends where the next one of its block starts, the last at the limit.
+    expected_end = np.empty_like(start)
+    expected_end[:-1] = start[1:]
+    block_last = np.cumsum(counts) - 1
+    expected_end[block_last] = block_limit[block_last]
+    if (start >= expected_end).any() or (start[firsts] != bases).any():
+        return None
+    if array[start].any():
+        return None  # a shared prefix: not this layout
+    key_lens = _varints(array, start + 1, expected_end)
+    if key_lens is None:
+        return None
+    key_len, key_len_size = key_lens
+    value_lens = _varints(array, start + 1 + key_len_size, expected_end)
+    if value_lens is None:
+        return None
+    value_len, value_len_size = value_lens
+    key = start + 1 + key_len_size + value_len_size
+    end = key + key_len + value_len
+    if (end != expected_end).any() or (key_len < _TAG_SIZE).any():
+        return None
+    tag_at = key + key_len - _TAG_SIZE
+    tag = byte_rows(array, tag_at, _TAG_SIZE).view("<u8").ravel().astype(np.uint64)
+    if ((tag & np.uint64(0xFF)) > 1).any():
+        return None  # an unknown value type: the entry decoder reports it
+    return EntryArrays(data, start, key, key_len - _TAG_SIZE, end, tag)
+
+
+# ------------------------------------------------------------------ assembly
+
+
+class BlockCutter:
+    """Sorted entries cut into data blocks as TableBuilder.add cuts them:
+    after the first entry that takes the entries, their restart array (a
+    restart at every entry) and its count to block_size."""
+
+    __slots__ = ("_encoded", "_offsets", "_ends", "_per_block", "_key_at", "_key_len", "_limit")
+
+    def __init__(self, entries, block_size: int):
+        import numpy as np
+
+        self._encoded = entries.encoded()
+        size = entries.end - entries.start
+        self._offsets = np.concatenate(([0], np.cumsum(size)))  # where each entry starts in _encoded
+        self._key_at = self._offsets[:-1] + (entries.key - entries.start)  # in _encoded
+        self._key_len = entries.user_len + _TAG_SIZE
+        self._limit = block_size - 4
+        self._ends = self._per_block = None
+        if len(size) and (size == size[0]).all():
+            # Entries of one size: every full block holds as many.
+            self._per_block = max(1, -(-self._limit // (int(size[0]) + 4)))
+        else:
+            # Bytes a block takes up to each entry: entries and a restart slot each.
+            self._ends = (self._offsets + 4 * np.arange(len(size) + 1)).tolist()
+
+    def cut(self, first: int, stop: int):
+        """(ends, full): the blocks from entry `first` on, ending by `stop`,
+        as their end positions; full says the last one reached block_size
+        (the others all do)."""
+        if first >= stop:
+            return [], True
+        per_block = self._per_block
+        if per_block is not None:
+            out = list(range(first + per_block, stop + 1, per_block))
+            if out and out[-1] == stop:
+                return out, True
+            out.append(stop)
+            return out, False
+        ends = self._ends
+        limit = self._limit
+        out = []
+        pos = first
+        while pos < stop:
+            end = bisect_left(ends, ends[pos] + limit, pos + 1)
+            if end > stop:
+                out.append(stop)
+                return out, False
+            out.append(end)
+            pos = end
+        return out, True
+
+    def blocks(self, first: int, ends):
+        """(contents, first internal key, last internal key) of the blocks
+        from `first` to each of ends in turn."""
+        import numpy as np
+
+        offsets = self._offsets
+        bounds = np.array([first] + ends, dtype=np.int64)
+        counts = np.diff(bounds)
+        block_start = np.repeat(offsets[bounds[:-1]], counts)
+        restarts = (offsets[first:ends[-1]] - block_start).astype("<u4").tobytes()
+        at = offsets[bounds].tolist()
+        rel = (4 * (bounds - first)).tolist()
+        firsts = bounds[:-1]
+        lasts = bounds[1:] - 1
+        first_at = self._key_at[firsts].tolist()
+        first_end = (self._key_at[firsts] + self._key_len[firsts]).tolist()
+        last_at = self._key_at[lasts].tolist()
+        last_end = (self._key_at[lasts] + self._key_len[lasts]).tolist()
+        encoded = self._encoded
+        view = memoryview(encoded)
+        return [(b"".join((view[at[j]:at[j + 1]], restarts[rel[j]:rel[j + 1]], _pack_count(int(counts[j])))),
+                 encoded[first_at[j]:first_end[j]], encoded[last_at[j]:last_end[j]])
+                for j in range(len(ends))]
+
+
+def user_key_hashes(entries):
+    """The filter's hash of every entry's user key (filter.hash_rows), a
+    numpy uint32 array: keys of one length are hashed together."""
+    import numpy as np
+
+    from .filter import hash_rows
+
+    n = len(entries)
+    array = np.frombuffer(entries.data, dtype=np.uint8)
+    lengths = entries.user_len
+    if not n:
+        return np.zeros(0, dtype=np.uint32)
+    if (lengths == lengths[0]).all():
+        groups = [(int(lengths[0]), slice(None))]
+    else:
+        by_length = np.argsort(lengths, kind="stable")
+        ranked = lengths[by_length]
+        bounds = np.flatnonzero(ranked[1:] != ranked[:-1]) + 1
+        groups = [(int(ranked[lo]), by_length[lo:hi])
+                  for lo, hi in zip([0] + bounds.tolist(), bounds.tolist() + [n])]
+    hashes = np.empty(n, dtype=np.uint32)
+    for width, where in groups:
+        hashes[where] = hash_rows(byte_rows(array, entries.key[where], width), width)
+    return hashes
+
+
+def byte_rows(array, at, width: int):
+    """The `width` bytes of a uint8 array from each position of `at`, as an
+    (n, width) array; bytes past the array's end read as zero. One take
+    from a view with a row at every byte copies them."""
+    import numpy as np
+    from numpy.lib.stride_tricks import as_strided
+
+    if width == 0 or not len(at):
+        return np.zeros((len(at), width), dtype=np.uint8)
+    if len(array) < width:
+        array = np.concatenate((array, np.zeros(width - len(array), dtype=np.uint8)))
+    rows = as_strided(array, shape=(len(array) - width + 1, width), strides=(1, 1), writeable=False)
+    safe = np.minimum(at, len(array) - width)
+    out = rows[safe]
+    late = np.flatnonzero(safe != at)  # rows running past the end
+    if len(late):
+        shift = (at[late] - safe[late])[:, None] + np.arange(width)
+        out[late] = np.where(shift < width, np.take_along_axis(out[late], np.minimum(shift, width - 1), 1), 0)
+    return out
