@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from ..filemeta import FileMetaData
 from ..keys import sort_key
+from ..version_edit import NUM_LEVELS
 
-NUM_LEVELS = 7
 L0_COMPACTION_TRIGGER = 4
 MAX_MEM_COMPACT_LEVEL = 2
 
