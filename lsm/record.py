@@ -45,9 +45,8 @@ class LogWriter:
         self.block_offset = initial_offset % BLOCK_SIZE
 
     def encode(self, payload) -> bytes:
-        """Return the physical records (and any trailer padding) for one logical record."""
-        if type(payload) is not bytes:
-            payload = bytes(payload)
+        """Return the physical records (and any trailer padding) for one
+        logical record, given as bytes or any buffer."""
         left = len(payload)
         block_offset = self.block_offset
         if block_offset + HEADER_SIZE + left <= BLOCK_SIZE:
