@@ -177,6 +177,12 @@ class DB:
                 _need_bytes(name, value)
         self._live().compact_range(start, stop)
 
+    def wait_for_compactions(self, timeout=None) -> bool:
+        """Wait until no flush or compaction runs or waits and no level needs
+        one (RocksDB's WaitForCompact). Returns False if `timeout` seconds
+        pass first; raises the background error that stopped the work."""
+        return self._live().wait_for_compactions(timeout)
+
     def approximate_size(self, start, stop):
         return self.approximate_sizes((start, stop))[0]
 
