@@ -1,4 +1,4 @@
-"""Names of the files in a database directory, and the CURRENT pointer (spec §5).
+"""Names of the files in a database directory, and the CURRENT pointer.
 
 Name functions are pure. ``set_current_file`` and ``read_current`` do their
 I/O only through the ``fs`` object they are given (lsm.fileio.FileSystem).
