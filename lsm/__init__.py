@@ -25,7 +25,7 @@ _PUBLIC = {
     "CorruptionError": ".errors",
     "LockError": ".errors",
     "ClosedError": ".errors",
-    "IteratorInvalidError": ".cursor",
+    "IteratorInvalidError": ".errors",
     "destroy_db": ".admin",
     "repair_db": ".admin",
 }

@@ -19,7 +19,7 @@ def destroy_db(name, fs=DEFAULT_FS):
             parsed = filenames.parse_file_name(entry)
             if parsed is not None and parsed[0] != filenames.FileType.LOCK:
                 fs.remove(os.path.join(name, entry))
-        fs.rmtree(os.path.join(name, "lsm-staging"))
+        fs.rmtree(filenames.staging_root(name))
     finally:
         fs.unlock(handle)
     fs.remove(filenames.lock_file_name(name))

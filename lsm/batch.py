@@ -21,12 +21,10 @@ _PUT = b"\x01"  # TYPE_VALUE as the record tag byte
 _DEL = b"\x00"  # TYPE_DELETION as the record tag byte
 
 
-def encode_header(sequence: int, count: int) -> bytes:
-    return _HEADER.pack(sequence, count)
-
-
-# decode_header(data, offset=0) -> (sequence, count): the struct's own
-# unpack_from, as readers call it once per WAL record.
+# encode_header(sequence, count) -> bytes and decode_header(data, offset=0)
+# -> (sequence, count): the struct's own pack and unpack_from, as they run
+# once per write and once per WAL record.
+encode_header = _HEADER.pack
 decode_header = _HEADER.unpack_from
 
 

@@ -7,14 +7,10 @@ seek and prev behave exactly as they do over LevelDB.
 import weakref
 from bisect import bisect_left
 
-from .errors import Error
+from .errors import IteratorInvalidError
 from .writer.iterator import DBIter
 
 BEFORE_START, AFTER_STOP, IN_BETWEEN, IN_BETWEEN_ALREADY_POSITIONED, CLOSED = range(5)
-
-
-class IteratorInvalidError(Error):
-    """A raw iterator was asked for its entry while not positioned on one."""
 
 
 def bytes_increment(s: bytes):

@@ -228,6 +228,12 @@ class DB:
                 _need_bytes(name, value)
         self._live().compact_range(start, stop)
 
+    def wait_for_compactions(self, timeout=None) -> bool:
+        """Wait until no flush or compaction runs or waits and no level needs
+        one (RocksDB's WaitForCompact). Returns False if `timeout` seconds
+        pass first; raises the background error that stopped the work."""
+        return self._live().wait_for_compactions(timeout)
+
     def approximate_size(self, start, stop):
         _need_bytes("start", start)
         _need_bytes("stop", stop)
@@ -255,12 +261,6 @@ class DB:
     def stats(self):
         from .properties import stats_dict
         return stats_dict(self._live())
-
-    def wait_for_compactions(self, timeout=None):
-        """Block until no flush or compaction runs or is due; True when idle.
-        (Stand-in: the engine's wait has no timeout, so this one has none.)"""
-        self._live().wait_for_compactions()
-        return True
 
 
 class WriteBatch:

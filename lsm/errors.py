@@ -45,6 +45,10 @@ class LockError(IOError):
     code keeps working after switching its import."""
 
 
+class IteratorInvalidError(Error):
+    """A raw iterator was asked for its entry while not positioned on one."""
+
+
 class ClosedError(RuntimeError):
     """The database, snapshot or iterator was closed by its user. Not damage.
 

@@ -1,4 +1,4 @@
-"""Names of the files in a database directory, and the CURRENT pointer (spec §5).
+"""Names of the files in a database directory, and the CURRENT pointer.
 
 Name functions are pure. ``set_current_file`` and ``read_current`` do their
 I/O only through the ``fs`` object they are given (lsm.fileio.FileSystem).
@@ -18,6 +18,9 @@ LOG_SUFFIX = ".log"
 TABLE_SUFFIX = ".ldb"
 SST_SUFFIX = ".sst"  # legacy table name; C++ still reads it
 TEMP_SUFFIX = ".dbtmp"
+# lsm's own sub-directory, where jobs write their tables before the writer
+# renames them in. LevelDB ignores directories, and lsm clears it at open.
+STAGING_DIR_NAME = "lsm-staging"
 
 _MAX_NUMBER = (1 << 64) - 1
 _DIGITS = frozenset("0123456789")
@@ -71,6 +74,25 @@ def info_log_file_name(db):
 
 def old_info_log_file_name(db):
     return os.path.join(db, OLD_INFO_LOG)
+
+
+def staging_root(db):
+    """The directory holding every job's staging directory."""
+    return os.path.join(db, STAGING_DIR_NAME)
+
+
+def job_staging_dir(db, session, job_id, attempt=0):
+    """Where one run of a job writes its tables: ``{session}-{job_id}-{attempt}``
+    under staging_root. `session` tells one open's (or tool's) runs from
+    another's; attempt 0 is a run in the writer, 1.. the pool's attempts."""
+    return os.path.join(db, STAGING_DIR_NAME, f"{session}-{job_id}-{attempt}")
+
+
+def wal_is_live(number, log_number, prev_log_number):
+    """Whether the WAL with `number` may hold writes no table has yet, given
+    the MANIFEST's log number and previous log number: recovery replays
+    exactly these, and only the others may be deleted."""
+    return number >= log_number or number == prev_log_number
 
 
 def _parse_number(text):

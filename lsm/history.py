@@ -2,8 +2,8 @@
 
 The engine's counters (``db.stats()``, ``leveldb.stats``) live in memory and
 start at zero with every open. The info LOG keeps what happened on disk:
-each flush, compaction and trivial move is one line (lsm/writer/engine.py
-writes them). LevelDB rotates ``LOG`` to ``LOG.old`` at every open and keeps
+each flush, compaction and trivial move is one line (lsm.infolog words
+and parses them). LevelDB rotates ``LOG`` to ``LOG.old`` at every open and keeps
 only one ``LOG.old``, so the history reaches back over the last two sessions
 (opens) at most.
 
@@ -23,25 +23,12 @@ Lines understood (the engine's wording):
 """
 import dataclasses
 import os
-import re
 from dataclasses import dataclass
 
 from .filenames import info_log_file_name, old_info_log_file_name
-from .infolog import parse_line
+from .infolog import COMPACTION, FLUSH, MOVE, parse_event_message, parse_line
 
-FLUSH, COMPACTION, MOVE = "flush", "compaction", "move"
 KINDS = (FLUSH, COMPACTION, MOVE)
-
-_NUM = r"(\d+(?:\.\d*)?)"
-_FLUSH = re.compile(r"Flushed table #(\d+|-): (\d+) bytes, to level (\d+), " + _NUM + r"s(?: \(WAL #(\d+)\))?")
-_COMPACTION = re.compile(r"Compacted (\d+)@(\d+) \+ (\d+)@(\d+) files => (\d+) bytes in (\d+) files, "
-                         r"(\d+) bytes read, " + _NUM + r"s(?:, (\d+) subcompactions)?")
-_MOVE = re.compile(r"Moved #(\d+) to level-(\d+) (\d+) bytes")
-_RECOVERY = re.compile(r"Recovering log #(\d+): max sequence \d+, (\d+) bytes of tables(, failed: .*)?")
-# Messages that announce an event: one of these that does not parse is malformed.
-_EVENT_PREFIXES = (("Flushed table ", _FLUSH), ("Compacted ", _COMPACTION), ("Moved #", _MOVE),
-                   ("Recovering log #", _RECOVERY))
-
 
 @dataclass(frozen=True)
 class Event:
@@ -82,43 +69,36 @@ class History:
 def parse_event(stamp, timestamp, message, session=0):
     """The Event a LOG message records, None if it records none.
     Raises ValueError for a message that names an event but does not parse."""
-    for prefix, pattern in _EVENT_PREFIXES:
-        if message.startswith(prefix):
-            break
-    else:
+    parsed = parse_event_message(message)
+    if parsed is None:
         return None
-    m = pattern.match(message)
-    if m is None:
-        raise ValueError(f"unparsable event line: {message!r}")
+    kind, f = parsed
     base = {"time": stamp, "timestamp": timestamp, "session": session}
-    if pattern is _FLUSH:
-        table, written, level, seconds, wal = m.groups()
-        return Event(kind=FLUSH, from_level=None, to_level=int(level), input_files=None, input_bytes=None,
-                     output_files=0 if table == "-" else 1, output_bytes=int(written), seconds=float(seconds),
-                     detail=f"table #{table}" + (f" from WAL #{wal}" if wal else ""), **base)
-    if pattern is _COMPACTION:
-        n_in, level, n_next, next_level, written, n_out, read, seconds, subs = m.groups()
-        if int(next_level) != int(level) + 1:
-            raise ValueError(f"compaction from level {level} into level {next_level}: {message!r}")
-        return Event(kind=COMPACTION, from_level=int(level), to_level=int(next_level),
-                     input_files=int(n_in) + int(n_next), input_bytes=int(read), output_files=int(n_out),
-                     output_bytes=int(written), seconds=float(seconds),
-                     detail=f"{n_in}@{level} + {n_next}@{next_level} files"
-                            + (f", {subs} subcompactions" if subs else ""), **base)
-    if pattern is _MOVE:
-        number, level, size = m.groups()
-        level = int(level)
+    if kind == FLUSH:
+        table, wal = f["table_number"], f["wal_number"]
+        return Event(kind=FLUSH, from_level=None, to_level=f["level"], input_files=None, input_bytes=None,
+                     output_files=0 if table is None else 1, output_bytes=f["written"], seconds=f["seconds"],
+                     detail=f"table #{'-' if table is None else table}"
+                            + (f" from WAL #{wal}" if wal is not None else ""), **base)
+    if kind == COMPACTION:
+        level, subs = f["level"], f["subcompactions"]
+        return Event(kind=COMPACTION, from_level=level, to_level=level + 1,
+                     input_files=f["inputs"] + f["next_inputs"], input_bytes=f["read"], output_files=f["outputs"],
+                     output_bytes=f["written"], seconds=f["seconds"],
+                     detail=f"{f['inputs']}@{level} + {f['next_inputs']}@{level + 1} files"
+                            + (f", {subs} subcompactions" if subs > 1 else ""), **base)
+    if kind == MOVE:
+        level = f["level"]
         if level < 1:
             raise ValueError(f"move into level {level}: {message!r}")
         return Event(kind=MOVE, from_level=level - 1, to_level=level, input_files=1, input_bytes=0,
-                     output_files=1, output_bytes=0, seconds=None, moved_bytes=int(size),
-                     detail=f"table #{number}", **base)
-    wal, written, failed = m.groups()
-    if failed or int(written) == 0:
+                     output_files=1, output_bytes=0, seconds=None, moved_bytes=f["size"],
+                     detail=f"table #{f['number']}", **base)
+    if f["error"] is not None or f["table_bytes"] == 0:
         return None  # nothing was written: an empty WAL replayed at open is no flush
     return Event(kind=FLUSH, from_level=None, to_level=0, input_files=None, input_bytes=None,
-                 output_files=1, output_bytes=int(written), seconds=None,
-                 detail=f"recovery of WAL #{wal} at open", **base)
+                 output_files=1, output_bytes=f["table_bytes"], seconds=None,
+                 detail=f"recovery of WAL #{f['wal_number']} at open", **base)
 
 
 def parse_history(texts) -> History:

@@ -11,7 +11,10 @@ for I/O trouble: a full disk must not turn a diary into an outage (LevelDB
 ignores its logger's write errors too). Thread-safe.
 
 ``parse_line`` is ``format_line``'s inverse, for tools that read a LOG back
-(lsm.history); it does no I/O.
+(lsm.history); it does no I/O. The same goes for the events the engine
+logs (flushes, compactions, trivial moves, WAL recoveries): each has its
+formatter here, and ``parse_event_message`` reads any of them back, so a
+line's wording is decided in this module only.
 """
 import re
 import threading
@@ -56,6 +59,77 @@ def parse_line(line):
     except (ValueError, OverflowError):
         return None  # e.g. month 13: the shape matched but it is no time
     return f"{stamp}.{micros}", seconds + int(micros) / 1e6, thread_id, message
+
+
+# --- events: one formatter per kind, and the parser that reads them all back
+
+FLUSH, COMPACTION, MOVE, RECOVERY = "flush", "compaction", "move", "recovery"
+
+_NUM = r"(\d+(?:\.\d*)?)"
+_FLUSH = re.compile(r"Flushed table #(\d+|-): (\d+) bytes, to level (\d+), " + _NUM + r"s(?: \(WAL #(\d+)\))?")
+_COMPACTION = re.compile(r"Compacted (\d+)@(\d+) \+ (\d+)@(\d+) files => (\d+) bytes in (\d+) files, "
+                         r"(\d+) bytes read, " + _NUM + r"s(?:, (\d+) subcompactions)?")
+_MOVE = re.compile(r"Moved #(\d+) to level-(\d+) (\d+) bytes")
+_RECOVERY = re.compile(r"Recovering log #(\d+): max sequence (\d+), (\d+) bytes of tables(?:, failed: (.*))?", re.S)
+# Messages that announce an event: one of these that does not parse is malformed.
+_EVENTS = (("Flushed table ", FLUSH, _FLUSH), ("Compacted ", COMPACTION, _COMPACTION), ("Moved #", MOVE, _MOVE),
+           ("Recovering log #", RECOVERY, _RECOVERY))
+
+
+def flushed_message(table_number, written, level, seconds, wal_number) -> str:
+    """A memtable flushed: its table (None when it wrote none), bytes written, the level it went to."""
+    table = "-" if table_number is None else table_number
+    return f"Flushed table #{table}: {written} bytes, to level {level}, {seconds:.3f}s (WAL #{wal_number})"
+
+
+def compacted_message(inputs, level, next_inputs, written, outputs, read, seconds, subcompactions=1) -> str:
+    """A compaction of `inputs` files of `level` and `next_inputs` of the next level."""
+    subs = f", {subcompactions} subcompactions" if subcompactions > 1 else ""
+    return (f"Compacted {inputs}@{level} + {next_inputs}@{level + 1} files => {written} bytes in {outputs} files, "
+            f"{read} bytes read, {seconds:.3f}s{subs}")
+
+
+def moved_message(number, level, size) -> str:
+    """A trivial move of table `number` into `level`."""
+    return f"Moved #{number} to level-{level} {size} bytes"
+
+
+def recovered_log_message(wal_number, max_sequence, table_bytes, error=None) -> str:
+    """A WAL replayed at open into tables of `table_bytes` in all (error: why it failed)."""
+    failed = "" if error is None else f", failed: {error}"
+    return f"Recovering log #{wal_number}: max sequence {max_sequence}, {table_bytes} bytes of tables{failed}"
+
+
+def _int(text):
+    return None if text is None or text == "-" else int(text)
+
+
+def parse_event_message(message):
+    """``(kind, fields)`` for a message one of the formatters above wrote,
+    None for any other message. Fields are the formatter's arguments by
+    name (numbers as int or float, None where the line has none). Raises
+    ValueError for a message that names an event but does not parse."""
+    for prefix, kind, pattern in _EVENTS:
+        if message.startswith(prefix):
+            break
+    else:
+        return None
+    m = pattern.match(message)
+    if m is None:
+        raise ValueError(f"unparsable event line: {message!r}")
+    g = m.groups()
+    if kind == FLUSH:
+        return kind, {"table_number": _int(g[0]), "written": int(g[1]), "level": int(g[2]),
+                      "seconds": float(g[3]), "wal_number": _int(g[4])}
+    if kind == COMPACTION:
+        if int(g[3]) != int(g[1]) + 1:
+            raise ValueError(f"compaction from level {g[1]} into level {g[3]}: {message!r}")
+        return kind, {"inputs": int(g[0]), "level": int(g[1]), "next_inputs": int(g[2]), "written": int(g[4]),
+                      "outputs": int(g[5]), "read": int(g[6]), "seconds": float(g[7]),
+                      "subcompactions": _int(g[8]) or 1}
+    if kind == MOVE:
+        return kind, {"number": int(g[0]), "level": int(g[1]), "size": int(g[2])}
+    return kind, {"wal_number": int(g[0]), "max_sequence": int(g[1]), "table_bytes": int(g[2]), "error": g[3]}
 
 
 class InfoLog:
@@ -137,4 +211,6 @@ class NullInfoLog:
         return False
 
 
-__all__ = ["InfoLog", "NullInfoLog", "format_line", "parse_line"]
+__all__ = ["InfoLog", "NullInfoLog", "format_line", "parse_line", "FLUSH", "COMPACTION", "MOVE", "RECOVERY",
+           "flushed_message", "compacted_message", "moved_message", "recovered_log_message",
+           "parse_event_message"]

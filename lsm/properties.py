@@ -88,5 +88,6 @@ def stats_dict(engine) -> dict:
         "last_sequence": engine.versions.last_sequence,
         "background_error": None if engine.bg_error is None else str(engine.bg_error),
         "compactors": engine.compactor_stats(),
-        "running_jobs": len(engine._running),
+        "running_jobs": engine.running_job_count(),
+        "delayed_writes": s["delayed_writes"],
     }

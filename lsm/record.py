@@ -1,4 +1,4 @@
-"""The log format shared by WAL (*.log) and MANIFEST files (spec §4). Pure: no files.
+"""The log format shared by WAL (*.log) and MANIFEST files. Pure: no files.
 
 A log is a sequence of 32 KiB blocks. Each logical record is cut into physical
 records (FULL, or FIRST/MIDDLE*/LAST) that never cross a block boundary; each has
@@ -47,15 +47,15 @@ class LogWriter:
         self.block_offset = initial_offset % BLOCK_SIZE
 
     def encode(self, payload) -> bytes:
-        """Return the physical records (and any trailer padding) for one logical record."""
-        payload = bytes(payload)
+        """Return the physical records (and any trailer padding) for one
+        logical record, given as bytes or any buffer."""
         left = len(payload)
         block_offset = self.block_offset
         if block_offset + HEADER_SIZE + left <= BLOCK_SIZE:
-            # Common case on the WAL's hot path: one FULL record in this block.
+            # The WAL's hot path (every single put): one FULL record in this
+            # block, in as few calls as possible.
             self.block_offset = block_offset + HEADER_SIZE + left
-            crc = mask_crc(crc32c(payload, _TYPE_CRC_FULL))
-            return _pack_header(crc, left, FULL) + payload
+            return _pack_header(masked_crc32c(payload, _TYPE_CRC_FULL), left, FULL) + payload
         return b"".join(self.frame(payload))
 
     def frame(self, head, body=b"") -> list:

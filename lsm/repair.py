@@ -24,7 +24,6 @@ from .record import LogReader, LogWriter
 from .table import Table, TableBuilder
 from .version_edit import VersionEdit
 
-STAGING = "lsm-staging"
 LOST = "lost"  # LevelDB's RepairDB archives what it cannot use here
 
 
@@ -50,7 +49,7 @@ def repair(dbname, fs=DEFAULT_FS, **options):
                 wals.append(number)
             elif kind == filenames.FileType.DESCRIPTOR:
                 manifests.append(name)
-        staging = os.path.join(dbname, STAGING, "repair")
+        staging = filenames.job_staging_dir(dbname, "repair", 0)
         fs.rmtree(staging)
         fs.mkdir(staging)
         metas = []
@@ -75,7 +74,7 @@ def repair(dbname, fs=DEFAULT_FS, **options):
             if meta is not None:
                 metas.append(meta)
                 max_sequence = max(max_sequence, seq)
-        fs.rmtree(os.path.join(dbname, STAGING))
+        fs.rmtree(filenames.staging_root(dbname))
         if report["lost"]:
             # The moves into lost/ are durable before the MANIFEST that no
             # longer names those tables.

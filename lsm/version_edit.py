@@ -1,4 +1,4 @@
-"""VersionEdit, the payload of every MANIFEST record (spec §6). Pure: no files.
+"""VersionEdit, the payload of every MANIFEST record. Pure: no files.
 
 An edit is a sequence of ``varint32(tag) || fields``. Encoding follows C++
 ``VersionEdit::EncodeTo`` byte for byte; decoding accepts tags in any order

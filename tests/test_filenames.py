@@ -125,3 +125,20 @@ def test_read_current_rejects_damaged_pointer(tmp_path, contents, reason):
     with pytest.raises(CorruptionError, match=reason) as info:
         read_current(FileSystem(), str(tmp_path))
     assert info.value.path == str(tmp_path / "CURRENT")
+
+
+def test_wal_liveness_follows_the_manifest_log_numbers():
+    from lsm.filenames import wal_is_live
+    assert wal_is_live(7, log_number=7, prev_log_number=0)
+    assert wal_is_live(9, log_number=7, prev_log_number=0)
+    assert wal_is_live(5, log_number=7, prev_log_number=5)
+    assert not wal_is_live(6, log_number=7, prev_log_number=5)
+
+
+def test_each_job_run_gets_its_own_staging_directory_under_one_root():
+    from lsm.filenames import STAGING_DIR_NAME, job_staging_dir, staging_root
+    root = staging_root("/db")
+    assert root == os.path.join("/db", STAGING_DIR_NAME)
+    runs = {job_staging_dir("/db", session, job, attempt)
+            for session in ("a", "b") for job in (1, 2) for attempt in (0, 1)}
+    assert len(runs) == 8 and all(os.path.dirname(r) == root for r in runs)

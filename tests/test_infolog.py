@@ -183,3 +183,31 @@ def test_null_info_log_accepts_everything():
     with log:
         pass
     log.close()
+
+
+def test_every_event_line_reads_back_as_it_was_written():
+    from lsm import infolog
+    cases = [
+        (infolog.flushed_message(12, 65432, 0, 0.0123, 11), infolog.FLUSH,
+         {"table_number": 12, "written": 65432, "level": 0, "seconds": 0.012, "wal_number": 11}),
+        (infolog.flushed_message(None, 0, 2, 0.001, 5), infolog.FLUSH,
+         {"table_number": None, "written": 0, "level": 2, "seconds": 0.001, "wal_number": 5}),
+        (infolog.compacted_message(4, 0, 2, 300000, 3, 327000, 0.103, 2), infolog.COMPACTION,
+         {"inputs": 4, "level": 0, "next_inputs": 2, "written": 300000, "outputs": 3, "read": 327000,
+          "seconds": 0.103, "subcompactions": 2}),
+        (infolog.moved_message(14, 2, 65432), infolog.MOVE, {"number": 14, "level": 2, "size": 65432}),
+        (infolog.recovered_log_message(11, 900, 7193), infolog.RECOVERY,
+         {"wal_number": 11, "max_sequence": 900, "table_bytes": 7193, "error": None}),
+        (infolog.recovered_log_message(3, 0, 0, "IOError: disk full"), infolog.RECOVERY,
+         {"wal_number": 3, "max_sequence": 0, "table_bytes": 0, "error": "IOError: disk full"}),
+    ]
+    for message, kind, fields in cases:
+        _stamp, _ts, _thread, read_back = parse_line(format_line(message))
+        assert infolog.parse_event_message(read_back) == (kind, fields), message
+
+
+def test_an_event_line_that_does_not_parse_is_reported_and_other_lines_are_no_events():
+    from lsm import infolog
+    with pytest.raises(ValueError, match="unparsable"):
+        infolog.parse_event_message("Compacted garbage")
+    assert infolog.parse_event_message("Opening /tmp/db (compactors=1)") is None

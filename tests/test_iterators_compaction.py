@@ -691,7 +691,7 @@ def _collect_holding_the_engine_lock(engine, timeout=10.0) -> bool:
     collection started by any allocation inside the engine would; returns
     whether it finished (a finalizer waiting for the lock never does)."""
     def collect():
-        with engine._cv:
+        with engine.state.cv:
             gc.collect()
 
     thread = threading.Thread(target=collect, daemon=True)

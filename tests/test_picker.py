@@ -332,3 +332,30 @@ def test_binary_searches_agree_with_a_plain_scan_of_each_level():
             assert got == want
             # Level 0's plain scan finds the same chain.
             assert picker._add_boundary_inputs(0, levels[2], [f]) == want
+
+
+def _level0_plan(sizes):
+    files = [meta(i + 1, b"k%03d" % (10 * i), b"k%03d" % (10 * i + 9), size=size) for i, size in enumerate(sizes)]
+    return picker.CompactionPlan(level=0, inputs=files)
+
+
+def test_a_large_level0_compaction_splits_into_contiguous_pieces_at_file_boundaries():
+    plan = _level0_plan([MAX_FILE] * 8)
+    bounds = picker.subcompaction_bounds(plan, 4, MAX_FILE)
+    assert len(bounds) == 4
+    assert bounds[0][0] is None and bounds[-1][1] is None
+    assert all(upper == next_lower for (_, upper), (next_lower, _) in zip(bounds, bounds[1:]))
+    starts = {f.smallest[:-8] for f in plan.inputs}
+    assert all(upper in starts for _, upper in bounds[:-1])
+
+
+def test_small_deeper_or_single_worker_compactions_stay_whole():
+    assert picker.subcompaction_bounds(_level0_plan([1000] * 8), 4, MAX_FILE) == [(None, None)]
+    assert picker.subcompaction_bounds(_level0_plan([MAX_FILE] * 8), 1, MAX_FILE) == [(None, None)]
+    deeper = picker.CompactionPlan(level=1, inputs=_level0_plan([MAX_FILE] * 8).inputs)
+    assert picker.subcompaction_bounds(deeper, 4, MAX_FILE) == [(None, None)]
+
+
+def test_subcompactions_are_capped_whatever_the_worker_count():
+    plan = _level0_plan([MAX_FILE] * 40)
+    assert len(picker.subcompaction_bounds(plan, 64, MAX_FILE)) == picker.MAX_SUBCOMPACTIONS

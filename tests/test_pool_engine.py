@@ -12,7 +12,7 @@ import psutil
 import lsm
 from lsm.jobs import FlushJob, JobResult
 from lsm.compactor.runner import run_job
-from lsm.writer.engine import _Running
+from lsm.writer.scheduler import Running
 from table_helpers import block_shapes
 
 
@@ -93,7 +93,7 @@ def test_results_for_unknown_or_finished_jobs_are_ignored(tmp_path):
         os.makedirs(stale)
         forged = JobResult(job_id=999, ok=True)
         forged.staging_dir = stale
-        engine._pool_result(FlushJob(999, 12345), forged)
+        engine.scheduler.on_pool_result(FlushJob(999, 12345), forged)
         assert not os.path.exists(stale), "a stale result's staging directory was kept"
         assert engine.bg_error is None
         db.put(b"b", b"2")
@@ -106,19 +106,19 @@ def test_result_with_truncated_output_is_rejected_and_the_job_rerun(tmp_path):
         for i in range(500):
             db.put(b"k%04d" % i, b"v%d" % i)
         engine = db._engine
-        with engine._cv:
-            engine._switch_memtable()
+        with engine.state.cv:
+            engine.memtables.switch()
             imm = engine.imms[0]
-            job = FlushJob(engine._next_job_id(), imm.wal_number, engine.options.table_options())
+            job = FlushJob(engine.state.next_job_id(), imm.wal_number, engine.options.table_options())
             imm.flush_job = job
-            engine._running[job.job_id] = _Running(job, imm=imm)
-        staging = engine._staging_dir(job.job_id)
+            engine.scheduler.running[job.job_id] = Running(job, imm=imm)
+        staging = engine.scheduler.run_here.staging_dir(job.job_id)
         result = run_job(job, path, staging)
         result.staging_dir = staging
         out = os.path.join(staging, result.outputs[0].name)
         with open(out, "r+b") as f:
             f.truncate(result.outputs[0].size - 10)
-        engine._pool_result(job, result)
+        engine.scheduler.on_pool_result(job, result)
         assert engine.bg_error is None
         assert not os.path.exists(staging)
         engine.flush()

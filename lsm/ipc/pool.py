@@ -72,6 +72,7 @@ import zmq
 from ..jobs import CompactionJob, ErrorKind, FlushJob, JobResult, RetryPolicy
 from ..errors import ClosedError, Error
 from ..fileio import DEFAULT_FS
+from ..filenames import STAGING_DIR_NAME, job_staging_dir
 from .codec import decode, encode
 from .endpoint import endpoint_of, make_endpoint_dir
 from .launch import start_worker
@@ -79,7 +80,7 @@ from .messages import Heartbeat, Job, ProtocolError, Ready, Result, Shutdown
 from .naming import split_name
 from .worker import main as worker_main
 
-STAGING_DIR = "lsm-staging"  # same sub-directory the engine uses and clears at open
+STAGING_DIR = STAGING_DIR_NAME  # the sub-directory the engine clears at open
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +405,7 @@ class CompactorPool:
                 pass  # the pipe is full: a wake-up is pending anyway
 
     def _staging_path(self, job_id, attempt, session=None):
-        return os.path.join(self.db_dir, STAGING_DIR, f"{session or self.session}-{job_id}-{attempt}")
+        return job_staging_dir(self.db_dir, session or self.session, job_id, attempt)
 
     def _run(self):
         poller = zmq.Poller()

@@ -120,8 +120,8 @@ class _Check:
         prev_log_number = state.prev_log_number or 0
         for name in sorted(fs.listdir(db)):
             parsed = filenames.parse_file_name(name)
-            if parsed and parsed[0] == filenames.FileType.LOG and (
-                    parsed[1] >= log_number or parsed[1] == prev_log_number):
+            if parsed and parsed[0] == filenames.FileType.LOG and filenames.wal_is_live(
+                    parsed[1], log_number, prev_log_number):
                 self._check_wal(os.path.join(db, name))
 
     def _replay(self, path):

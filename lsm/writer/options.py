@@ -22,11 +22,9 @@ class Options:
     error_if_exists: bool = False
     paranoid_checks: bool = False
     # 16 MiB, not LevelDB's 4: with a quarter as many level-0 files, each
-    # level-0 compaction rewrites level 1 for four times the new data. A 5M-key
-    # load (issue 4's) wrote 3.24x instead of 3.91x, its writes returned in
-    # 19 s instead of 56 and it was quiet after 64 s instead of 94 (one
-    # compactor); 32 MiB gained little more. Cost: up to ~40 MB of Python
-    # objects per memtable once indexed (with max_frozen_memtables frozen ones).
+    # level-0 compaction rewrites level 1 for four times the new data (the
+    # README gives the measurements). Cost: up to ~40 MB of Python objects
+    # per memtable once indexed (with max_frozen_memtables frozen ones).
     write_buffer_size: int = 16 << 20
     max_open_files: int = 1000
     # Decoded blocks are Python objects, about twice the bytes of LevelDB's
@@ -42,16 +40,13 @@ class Options:
     compactors: int = 0
     manifest_limit: int = 64 << 20
     # Ingest-first limits (RocksDB's level-0 defaults, not LevelDB's 8 / 12
-    # and one frozen memtable): with one compactor busy on a level-0
-    # compaction, LevelDB's limits stalled a 1M-key random fill for 7.9 s of
-    # its 12 s; with these, 4.7 s (and none with two compactors). Readers pay
-    # with more level-0 files to probe meanwhile, each behind a bloom filter.
+    # and one frozen memtable): with a compactor busy on a long level-0
+    # compaction, writes go on longer before they stall. Readers pay with
+    # more level-0 files to probe meanwhile, each behind a bloom filter.
     # A frozen memtable that nothing has read holds no batch bytes (they are
     # read back from its WAL), so the frozen limit bounds the flush backlog
-    # -- WAL files to flush, and to replay after a crash -- more than memory:
-    # 8 let a 1M-key fill in batches (116 MB) finish without a stall while a
-    # fresh database's compactor starts; with 4 it stalled 0.12-0.28 s of
-    # 0.6-0.9. A frozen memtable that is read is indexed: ~40 MB of objects.
+    # -- WAL files to flush, and to replay after a crash -- more than memory.
+    # A frozen memtable that is read is indexed: ~40 MB of objects.
     max_frozen_memtables: int = 8
     level0_slowdown_writes_trigger: int = 20
     level0_stop_writes_trigger: int = 36

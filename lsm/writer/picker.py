@@ -1,4 +1,4 @@
-"""Compaction picking (spec §9): pure policy: no files, no sockets, no clocks.
+"""Compaction picking: pure policy: no files, no sockets, no clocks.
 
 Everything here is a function of the level lists it is given:
 ``levels[L]`` is a list of FileMetaData for L = 0..6 (level 0 in any order;
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from ..filemeta import FileMetaData
 from ..keys import sort_key
+from ..version_edit import NUM_LEVELS
 
-NUM_LEVELS = 7
 L0_COMPACTION_TRIGGER = 4
 MAX_MEM_COMPACT_LEVEL = 2
 
@@ -449,3 +449,31 @@ def deeper_ranges(levels, output_level, begin_ukey=None, end_ukey=None):
         else:
             merged.append((lo, hi))
     return merged
+
+
+MAX_SUBCOMPACTIONS = 8
+
+
+def subcompaction_bounds(plan, workers, max_file_size):
+    """[(lower, upper)] user-key bounds that split a large level-0 compaction
+    into pieces for up to `workers` compactors to run in parallel (None: open
+    end); the pieces commit as one edit. Split points are file boundaries
+    of the inputs, chosen to balance bytes. One piece, [(None, None)], for
+    any other plan."""
+    pieces = min(workers, MAX_SUBCOMPACTIONS)
+    total = total_file_size(plan.inputs) + total_file_size(plan.next_inputs)
+    if plan.level != 0 or pieces < 2 or total < 4 * max_file_size:
+        return [(None, None)]
+    points = sorted({_smallest_ukey(f) for f in plan.next_inputs} | {_smallest_ukey(f) for f in plan.inputs})
+    points = points[1:]
+    if not points:
+        return [(None, None)]
+    step = len(points) / pieces
+    cuts = sorted({points[int(i * step)] for i in range(1, pieces) if int(i * step) < len(points)})
+    bounds = []
+    lower = None
+    for cut in cuts:
+        bounds.append((lower, cut))
+        lower = cut
+    bounds.append((lower, None))
+    return bounds

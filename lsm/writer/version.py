@@ -7,8 +7,7 @@ must win lookups); levels 1+ are sorted by smallest key and do not overlap.
 from bisect import bisect_left
 
 from ..keys import TAG_FOR_SEEK_MASK, sort_key
-
-NUM_LEVELS = 7  # on-disk constant: VersionEdit levels must be < 7
+from ..version_edit import NUM_LEVELS
 
 
 class Version:

@@ -35,6 +35,7 @@ class VersionSet:
         self._manifest = None  # WritableFile
         self._manifest_writer = None
         self._version_counter = 0
+        self._listeners = []
 
     # -- numbers ---------------------------------------------------------
     def new_file_number(self) -> int:
@@ -70,6 +71,12 @@ class VersionSet:
         self.current = version
         if old.refs > 0:
             self._live.append(old)
+        for listener in self._listeners:
+            listener()
+
+    def add_listener(self, listener) -> None:
+        """Call listener() after each new current version is installed."""
+        self._listeners.append(listener)
 
     # -- creating and recovering ----------------------------------------
     def create_new_db(self) -> None:
