@@ -6,9 +6,10 @@ and sockets; the objects a user holds are lsm.client's.
 Every call returns a reply or raises within `timeout` seconds: an
 ``lsm.IOError`` when the server does not answer, is gone, or was never
 there. The connection is then dropped; the next call reads the database's
-announcement again and connects to whatever server serves it now. Handles
-(snapshots, iterators) opened before belong to the old session:
-``generation`` tells them apart.
+announcement again and connects to whatever server serves it now, under a
+new token. The server released what the old token held when its liveness
+connection closed, so snapshots and iterators opened before belong to the
+old connection: ``generation`` tells them apart.
 """
 import itertools
 import os
@@ -39,7 +40,7 @@ class Connection:
             self.db_id = announce.database_identity(path)
         except OSError as exc:
             raise IOError(f"{path}: cannot connect: {exc.strerror}") from None
-        self.token = secrets.token_bytes(TOKEN_BYTES)
+        self.token = None
         self.generation = 0
         self._session = None
         self._lock = threading.Lock()
@@ -55,6 +56,7 @@ class Connection:
     # ------------------------------------------------------------ connecting
     def _connect(self):
         ann = announce.read_announcement(self.path)
+        self.token = secrets.token_bytes(TOKEN_BYTES)
         alive = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         alive.settimeout(self.timeout)
         try:
@@ -73,10 +75,9 @@ class Connection:
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(ann.request_endpoint)
         self._sock, self._alive = sock, alive
-        if ann.session != self._session:
-            self._session = ann.session
-            self.generation += 1
-            self._orphans.clear()
+        self._session = ann.session
+        self.generation += 1
+        self._orphans.clear()
 
     def _drop(self):
         if self._sock is not None:
@@ -105,8 +106,8 @@ class Connection:
             if self._sock is None:
                 self._connect()
             if generation is not None and generation != self.generation:
-                raise IOError(f"{self.path}: the server was restarted since this snapshot or iterator was "
-                              "opened; its state is gone, open a new one")
+                raise IOError(f"{self.path}: the connection to the server was lost (server restarted, or it "
+                              "did not answer) since this snapshot or iterator was opened; open a new one")
             while self._orphans:
                 gen, handle = self._orphans.pop()
                 if gen == self.generation:
