@@ -35,7 +35,30 @@ def connect(name, *, timeout=10.0):
     return Client(name, timeout=timeout)
 
 
-class Client:
+class _RemoteReads:
+    """iterator() and raw_iterator() of a client, a prefixed view of one or a
+    snapshot: `_source()` gives the client and what to read through."""
+
+    def __iter__(self):
+        return self.iterator()
+
+    def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
+                 prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
+        _need_bools(_ITERATOR_FLAGS, verify_checksums, fill_cache, reverse, include_start, include_stop,
+                    include_key, include_value)
+        client, where = self._source()
+        return RemoteIterator(client, dict(
+            where, reverse=bool(reverse), start=start, stop=stop, include_start=bool(include_start),
+            include_stop=bool(include_stop), prefix=prefix, include_key=bool(include_key),
+            include_value=bool(include_value), fill_cache=fill_cache))
+
+    def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
+        _need_bools(_READ_FLAGS, verify_checksums, fill_cache)
+        client, where = self._source()
+        return RemoteRawIterator(client, dict(where, raw=True, fill_cache=fill_cache))
+
+
+class Client(_RemoteReads):
     """plyvel's DB API, served by the process that holds the database."""
 
     _engine = None  # the Connection; lsm.db.WriteBatch writes through it
@@ -110,21 +133,9 @@ class Client:
         value = self._live().call(lambda env: Get(env, key, 0, fill_cache is not False)).value
         return default if value is None else value
 
-    def __iter__(self):
-        return self.iterator()
-
-    def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
-                 prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
-        _need_bools(_ITERATOR_FLAGS, verify_checksums, fill_cache, reverse, include_start, include_stop,
-                    include_key, include_value)
-        return RemoteIterator(self, dict(
-            reverse=bool(reverse), start=start, stop=stop, include_start=bool(include_start),
-            include_stop=bool(include_stop), prefix=prefix, include_key=bool(include_key),
-            include_value=bool(include_value), fill_cache=fill_cache))
-
-    def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
-        _need_bools(_READ_FLAGS, verify_checksums, fill_cache)
-        return RemoteRawIterator(self, dict(raw=True, fill_cache=fill_cache))
+    def _source(self):
+        self._live()
+        return self, {}
 
     def snapshot(self):
         return RemoteSnapshot(self, None)
@@ -134,22 +145,13 @@ class Client:
         return RemotePrefixedDB(self, prefix)
 
 
-class RemotePrefixedDB(PrefixedDB):
+class RemotePrefixedDB(_RemoteReads, PrefixedDB):
     """A view of the keys that start with `prefix`; get, put, delete and
     write_batch are lsm.db.PrefixedDB's, reads of many keys the server's."""
 
-    def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
-                 prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
-        _need_bools(_ITERATOR_FLAGS, verify_checksums, fill_cache, reverse, include_start, include_stop,
-                    include_key, include_value)
-        return RemoteIterator(self._db, dict(
-            db_prefix=self._prefix, reverse=bool(reverse), start=start, stop=stop,
-            include_start=bool(include_start), include_stop=bool(include_stop), prefix=prefix,
-            include_key=bool(include_key), include_value=bool(include_value), fill_cache=fill_cache))
-
-    def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
-        _need_bools(_READ_FLAGS, verify_checksums, fill_cache)
-        return RemoteRawIterator(self._db, dict(raw=True, db_prefix=self._prefix, fill_cache=fill_cache))
+    def _source(self):
+        self._db._live()
+        return self._db, {"db_prefix": self._prefix}
 
     def snapshot(self):
         return RemoteSnapshot(self._db, self._prefix)
@@ -166,9 +168,8 @@ class _Handle:
         conn = client._live()
         self._client = client
         self._conn = conn
-        self._generation = conn.generation
         self._handle = conn.call(open_request).handle
-        self._generation = conn.generation  # the call may have reconnected first
+        self._generation = conn.generation  # read after the call, which may have reconnected first
         self._finalizer = weakref.finalize(self, conn.forget, self._generation, self._handle)
 
     def _call(self, make):
@@ -192,7 +193,7 @@ class _Handle:
         return False
 
 
-class RemoteSnapshot(_Handle):
+class RemoteSnapshot(_RemoteReads, _Handle):
     def __init__(self, client, prefix):
         super().__init__(client, lambda env: OpenSnapshot(env, prefix))
 
@@ -210,23 +211,9 @@ class RemoteSnapshot(_Handle):
         value = self._call(lambda env: Get(env, key, handle, fill_cache is not False)).value
         return default if value is None else value
 
-    def __iter__(self):
-        return self.iterator()
-
-    def iterator(self, *, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
-                 prefix=None, include_key=True, include_value=True, verify_checksums=None, fill_cache=None):
-        _need_bools(_ITERATOR_FLAGS, verify_checksums, fill_cache, reverse, include_start, include_stop,
-                    include_key, include_value)
+    def _source(self):
         self._check()
-        return RemoteIterator(self._client, dict(
-            snapshot=self._handle, reverse=bool(reverse), start=start, stop=stop,
-            include_start=bool(include_start), include_stop=bool(include_stop), prefix=prefix,
-            include_key=bool(include_key), include_value=bool(include_value), fill_cache=fill_cache))
-
-    def raw_iterator(self, *, verify_checksums=None, fill_cache=None):
-        _need_bools(_READ_FLAGS, verify_checksums, fill_cache)
-        self._check()
-        return RemoteRawIterator(self._client, dict(raw=True, snapshot=self._handle, fill_cache=fill_cache))
+        return self._client, {"snapshot": self._handle}
 
     def release(self):
         self._release()

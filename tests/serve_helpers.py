@@ -1,11 +1,22 @@
 """Client and server processes for the serving tests: each runs a short
 script with this interpreter and reports on its stdout, one line per event."""
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A process serving the database at argv[1] until killed.
+SERVER = r"""
+import sys, time
+import lsm
+db = lsm.DB(sys.argv[1], create_if_missing=True, serve=True, compactors=0)
+print("serving", flush=True)
+time.sleep(600)
+"""
 
 
 def spawn(script, *args, stdin=False):
@@ -44,3 +55,16 @@ def wait_for(condition, timeout=20.0, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout}s")
         time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def serving_process(path):
+    """A process serving the database at `path` (made if missing), killed at the end."""
+    server = spawn(SERVER, path)
+    try:
+        read_until(server, lambda line: line == "serving")
+        yield server
+    finally:
+        server.send_signal(signal.SIGCONT)  # a stopped process dies of SIGKILL all the same; be explicit
+        server.kill()
+        server.wait(10)

@@ -17,7 +17,7 @@ from lsm.ipc import announce
 from lsm.ipc.client_codec import MAX_BODY_BYTES, decode, encode
 from lsm.ipc.client_errors import RefusedError
 from lsm.ipc.client_messages import Envelope, ErrorKind, Failure, Get, Reply
-from serve_helpers import read_until, spawn, wait_for
+from serve_helpers import serving_process, wait_for
 
 
 @pytest.fixture
@@ -142,15 +142,6 @@ def test_no_server_is_an_io_error_saying_so(tmp_path):
         lsm.connect(str(tmp_path / "absent"), timeout=1)
 
 
-SERVER = r"""
-import sys, time
-import lsm
-db = lsm.DB(sys.argv[1], create_if_missing=True, serve=True, compactors=0)
-print("serving", flush=True)
-time.sleep(600)
-"""
-
-
 def _state(pid):
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
@@ -158,9 +149,7 @@ def _state(pid):
 
 def test_stopped_server_makes_calls_raise_within_the_timeout_then_serve_again(tmp_path):
     path = str(tmp_path / "db")
-    server = spawn(SERVER, path)
-    try:
-        read_until(server, lambda line: line == "serving")
+    with serving_process(path) as server:
         client = lsm.connect(path, timeout=1)
         client.put(b"a", b"1")
         snapshot = client.snapshot()
@@ -176,10 +165,6 @@ def test_stopped_server_makes_calls_raise_within_the_timeout_then_serve_again(tm
             snapshot.get(b"a")
         assert client.snapshot().get(b"a") == b"1"
         client.close()
-    finally:
-        server.send_signal(signal.SIGCONT)
-        server.kill()
-        server.wait(10)
     assert os.path.exists(os.path.join(path, "SERVER"))  # a killed server cannot withdraw it
     with pytest.raises(lsm.IOError, match="cannot be reached"):
         lsm.connect(path, timeout=1)

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import lsm
-from serve_helpers import finish, read_until, spawn, wait_for
+from serve_helpers import finish, read_until, serving_process, spawn, wait_for
 
 KEYS = 40
 WRITER = r"""
@@ -138,14 +138,6 @@ def test_client_killed_mid_batch_leaves_no_partial_batch(tmp_path):
         assert db.get(b"after") == b"kills"
 
 
-SERVER = r"""
-import sys, time
-import lsm
-db = lsm.DB(sys.argv[1], create_if_missing=True, serve=True, compactors=0)
-print("serving", flush=True)
-time.sleep(600)
-"""
-
 ACKED_WRITER = r"""
 import sys, time
 import lsm
@@ -166,9 +158,7 @@ except lsm.IOError as exc:
 
 def test_server_killed_clients_raise_and_reopen_recovers_every_acknowledged_write(tmp_path):
     path = str(tmp_path / "db")
-    server = spawn(SERVER, path)
-    try:
-        read_until(server, lambda line: line == "serving")
+    with serving_process(path) as server:
         here = lsm.connect(path, timeout=5)
         here.put(b"before", b"kill", sync=True)
         snapshot = here.snapshot()
@@ -184,9 +174,6 @@ def test_server_killed_clients_raise_and_reopen_recovers_every_acknowledged_writ
             acked[name] = 6 + sum(1 for line in lines if line.isdigit())
         with pytest.raises(lsm.IOError):
             here.put(b"while", b"down")
-    finally:
-        server.kill()
-        server.wait(10)
     with lsm.DB(path, serve=True, compactors=0) as db:
         for name, count in acked.items():
             for b in range(count):
