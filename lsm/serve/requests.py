@@ -57,6 +57,7 @@ class Requests:
     def __init__(self, db):
         self.db = db
         self._handles = itertools.count(1)
+        self._counters_lock = threading.Lock()  # several workers count at once
         self.counters = {"writes": 0, "operations": 0, "reads": 0}
 
     def carry_out(self, client: ClientState, msg):
@@ -78,7 +79,8 @@ class Requests:
             self._write(msg)
             return Reply(request_id)
         if isinstance(msg, Get):
-            self.counters["reads"] += 1
+            with self._counters_lock:
+                self.counters["reads"] += 1
             source = self._resource(client, msg.snapshot, "snapshot")[1] if msg.snapshot else self.db
             return Reply(request_id, value=source.get(msg.key, fill_cache=msg.fill_cache))
         if isinstance(msg, OpenSnapshot):
@@ -110,8 +112,9 @@ class Requests:
         except DecodeError as exc:
             raise ValueError(f"malformed write batch: {exc}") from None
         self.db._live().write(msg.records, count, msg.sync)
-        self.counters["writes"] += 1
-        self.counters["operations"] += count
+        with self._counters_lock:
+            self.counters["writes"] += 1
+            self.counters["operations"] += count
 
     def _keep(self, client, kind, obj, include_key=True, include_value=True):
         handle = next(self._handles)

@@ -128,7 +128,7 @@ class Server:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
-        poller.register(self._listener, zmq.POLLIN)
+        poller.register(self._listener.fileno(), zmq.POLLIN)  # raw descriptors come back as ints
         pending = {}  # fd -> socket that has not sent its token yet
         live = {}  # fd -> (socket, ClientState)
         try:
