@@ -6,6 +6,7 @@ answering, every call raises lsm.IOError within its timeout."""
 import os
 import shutil
 import signal
+import socket
 
 import pytest
 import zmq
@@ -168,3 +169,22 @@ def test_stopped_server_makes_calls_raise_within_the_timeout_then_serve_again(tm
     assert os.path.exists(os.path.join(path, "SERVER"))  # a killed server cannot withdraw it
     with pytest.raises(lsm.IOError, match="cannot be reached"):
         lsm.connect(path, timeout=1)
+
+
+def test_clients_that_stall_or_never_read_block_no_other_client(served, dealer):
+    path, db = served
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # connects, never sends its token
+    silent.connect(announce.read_announcement(path).liveness_path)
+    half = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # sends half a token
+    half.connect(announce.read_announcement(path).liveness_path)
+    half.send(b"x" * 5)
+    for i in range(200):  # requests whose replies it never reads
+        dealer.send_multipart(encode(Get(_envelope(path, request_id=i), b"k")))
+    with lsm.connect(path, timeout=10) as client:
+        it = client.iterator()
+        assert next(it) == (b"k", b"v")
+        client.put(b"k2", b"v2")
+        with lsm.connect(path, timeout=10) as other:  # while the first holds an open iterator
+            assert other.get(b"k2") == b"v2"
+    silent.close()
+    half.close()
