@@ -29,10 +29,12 @@ _FIRST_CHUNK = 64
 _MAX_CHUNK = 4096
 
 
-def connect(name, *, timeout=10.0):
+def connect(name, *, timeout=10.0, server_key=None, keypair=None):
     """A client of the server serving the database at `name` (started with
-    ``lsm.DB(name, serve=True)`` or ``python -m lsm serve name``)."""
-    return Client(name, timeout=timeout)
+    ``lsm.DB(name, serve=True)`` or ``python -m lsm serve name``), or of the
+    server at ``tcp://HOST:PORT``, with the server's CURVE public key and
+    this client's (public, secret) key pair (see lsm.ipc.curve_keys)."""
+    return Client(name, timeout=timeout, server_key=server_key, keypair=keypair)
 
 
 class _RemoteReads:
@@ -63,13 +65,13 @@ class Client(_RemoteReads):
 
     _engine = None  # the Connection; lsm.db.WriteBatch writes through it
 
-    def __init__(self, name, *, timeout=10.0):
+    def __init__(self, name, *, timeout=10.0, server_key=None, keypair=None):
         if isinstance(name, bytes):
             name = os.fsdecode(name)
         if not isinstance(name, (str, os.PathLike)):
             raise TypeError("'name' arg must be a byte string or a unicode string")
         self._name = os.fspath(name)
-        self._engine = Connection(self._name, timeout)
+        self._engine = Connection(self._name, timeout, server_key, keypair)
 
     # ------------------------------------------------------------ lifecycle
     @property

@@ -101,10 +101,10 @@ class DB:
         _check_comparator(comparator, comparator_name)
         kwargs = {} if fs is None else {"fs": fs}
         self._engine = Engine(self._name, self.options, **kwargs)
-        if serve:  # other processes' lsm.connect(name) clients, on background threads
+        if serve:  # other processes' lsm.connect(name) clients, on background threads; "HOST:PORT": TCP too
             from .serve.server import Server
             try:
-                self._server = Server(self).start()
+                self._server = Server(self, tcp=None if serve is True else serve).start()
             except BaseException:
                 self.close()
                 raise

@@ -22,6 +22,7 @@ from lsm.ipc.client_messages import (
     Ping,
     Reply,
     Step,
+    Welcome,
     Write,
 )
 from lsm.ipc.messages import ProtocolError
@@ -46,6 +47,7 @@ messages = st.one_of(
               ended=st.booleans()),
     st.builds(Failure, request_id=u64, kind=st.sampled_from(ErrorKind), message=st.text(max_size=40),
               path=st.none() | st.text(max_size=20), offset=st.none() | u64),
+    st.builds(Welcome, request_id=u64, db_id=blobs, session=blobs, pid=u64),
 )
 
 

@@ -32,6 +32,7 @@ from .client_messages import (
     Ping,
     Reply,
     Step,
+    Welcome,
     Write,
 )
 from .codec import _In, _Out
@@ -94,6 +95,11 @@ def encode(msg) -> list:
         out.str(msg.message, "message")
         out.opt(out.str, msg.path, "path")
         out.opt(out.uint, msg.offset, "offset")
+    elif kind is ClientMsgType.WELCOME:
+        out.uint(msg.request_id, "request_id")
+        out.bytes(msg.db_id, "db_id")
+        out.bytes(msg.session, "session")
+        out.uint(msg.pid, "pid")
     else:
         _put_envelope(out, msg.envelope)
         if kind is ClientMsgType.WRITE:
@@ -165,6 +171,9 @@ def decode(frames):
     elif kind is ClientMsgType.FAILURE:
         msg = Failure(request_id=inp.uint("request_id"), kind=_enum(inp, ErrorKind, "kind"),
                       message=inp.str("message"), path=inp.opt(inp.str, "path"), offset=inp.opt(inp.uint, "offset"))
+    elif kind is ClientMsgType.WELCOME:
+        msg = Welcome(request_id=inp.uint("request_id"), db_id=inp.bytes("db_id"), session=inp.bytes("session"),
+                      pid=inp.uint("pid"))
     else:
         envelope = _get_envelope(inp)
         if kind is ClientMsgType.PING:

@@ -10,6 +10,11 @@ announcement again and connects to whatever server serves it now, under a
 new token. The server released what the old token held when its liveness
 connection closed, so snapshots and iterators opened before belong to the
 old connection: ``generation`` tells them apart.
+
+A remote client (``tcp://HOST:PORT``) authenticates with CURVE: it pins the
+server's public key and presents its own key pair, which must be on the
+server's allow-list; it learns the database's identity and the session from
+the server's Welcome. ZeroMQ heartbeats stand in for the liveness socket.
 """
 import itertools
 import os
@@ -24,22 +29,31 @@ from ..errors import ClosedError, IOError
 from . import announce
 from .client_codec import decode, encode
 from .client_errors import exception_of
-from .client_messages import Close, Envelope, ErrorKind, Failure, Write
+from .client_messages import Close, Envelope, ErrorKind, Failure, Ping, Welcome, Write
 from .messages import ProtocolError
 
 TOKEN_BYTES = 16
+HEARTBEAT_MS = 1000
 
 
 class Connection:
-    def __init__(self, path, timeout):
+    def __init__(self, path, timeout, server_key=None, keypair=None):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.path = path
         self.timeout = float(timeout)
-        try:
-            self.db_id = announce.database_identity(path)
-        except OSError as exc:
-            raise IOError(f"{path}: cannot connect: {exc.strerror}") from None
+        self.remote = path.startswith("tcp://")
+        if self.remote:
+            if server_key is None or keypair is None:
+                raise ValueError("a tcp:// server needs server_key= (its CURVE public key) and "
+                                 "keypair= (this client's (public, secret), on the server's allow-list)")
+            self._curve = (bytes(server_key), bytes(keypair[0]), bytes(keypair[1]))
+            self.db_id = None  # the server's Welcome says
+        else:
+            try:
+                self.db_id = announce.database_identity(path)
+            except OSError as exc:
+                raise IOError(f"{path}: cannot connect: {exc.strerror}") from None
         self.token = None
         self.generation = 0
         self._session = None
@@ -55,6 +69,9 @@ class Connection:
 
     # ------------------------------------------------------------ connecting
     def _connect(self):
+        if self.remote:
+            self._connect_tcp()
+            return
         ann = announce.read_announcement(self.path)
         self.token = secrets.token_bytes(TOKEN_BYTES)
         alive = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -79,10 +96,32 @@ class Connection:
         self.generation += 1
         self._orphans.clear()
 
+    def _connect_tcp(self):
+        self.token = secrets.token_bytes(TOKEN_BYTES)
+        server_key, public, secret = self._curve
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTING_ID, self.token)
+        sock.setsockopt(zmq.CURVE_SERVERKEY, server_key)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5 * HEARTBEAT_MS)
+        sock.connect(self.path)
+        self._sock, self._alive, self._session = sock, None, b""
+        welcome = self._exchange(lambda env: Ping(env))
+        if not isinstance(welcome, Welcome):
+            self._drop()
+            raise IOError(f"{self.path}: the server answered a Ping with {type(welcome).__name__}")
+        self.db_id, self._session = welcome.db_id, welcome.session
+        self.generation += 1
+        self._orphans.clear()
+
     def _drop(self):
         if self._sock is not None:
             self._sock.close(0)
-            self._alive.close()
+            if self._alive is not None:
+                self._alive.close()
             self._sock = self._alive = None
 
     def close(self):
@@ -121,18 +160,20 @@ class Connection:
 
     def _exchange(self, make):
         request_id = next(self._ids)
-        env = Envelope(self.db_id, self._session, self.token, request_id)
+        env = Envelope(self.db_id or b"", self._session, self.token, request_id)
         self._sock.send_multipart(encode(make(env)))
         deadline = time.monotonic() + self.timeout
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
-        poller.register(self._alive, zmq.POLLIN)
+        if self._alive is not None:
+            poller.register(self._alive, zmq.POLLIN)
         while True:
             remaining = deadline - time.monotonic()
             events = dict(poller.poll(max(0, int(remaining * 1000)))) if remaining > 0 else {}
             if not events:
                 self._drop()
-                raise IOError(f"{self.path}: the server did not answer within {self.timeout:g}s")
+                refused = " (or refused this client's key)" if self.remote else ""
+                raise IOError(f"{self.path}: the server did not answer within {self.timeout:g}s{refused}")
             if self._sock in events:
                 try:
                     reply = decode(self._sock.recv_multipart())
@@ -146,7 +187,7 @@ class Connection:
                         self._drop()
                     raise exception_of(reply)
                 return reply
-            if self._alive.fileno() in events and not self._peek_alive():
+            if self._alive is not None and self._alive.fileno() in events and not self._peek_alive():
                 self._drop()
                 raise IOError(f"{self.path}: the server closed or died; "
                               "the next call connects to a new server if one is serving")

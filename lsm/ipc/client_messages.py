@@ -34,6 +34,7 @@ class ClientMsgType(IntEnum):
     CLOSE = 7
     REPLY = 16
     FAILURE = 17
+    WELCOME = 18
 
 
 class Move(IntEnum):
@@ -76,7 +77,8 @@ class Envelope:
 
 @dataclass
 class Ping:
-    """Answered with the server's pid in Reply.handle."""
+    """Answered with a Welcome. The one request a server takes whatever its
+    envelope's db_id and session: a TCP client learns them from the answer."""
 
     envelope: Envelope
 
@@ -171,6 +173,14 @@ class Failure:
     offset: int | None = None
 
 
+@dataclass
+class Welcome:
+    request_id: int
+    db_id: bytes
+    session: bytes
+    pid: int
+
+
 REQUEST_TYPES = {
     Ping: ClientMsgType.PING,
     Write: ClientMsgType.WRITE,
@@ -180,4 +190,5 @@ REQUEST_TYPES = {
     Step: ClientMsgType.STEP,
     Close: ClientMsgType.CLOSE,
 }
-MESSAGE_TYPES = {**REQUEST_TYPES, Reply: ClientMsgType.REPLY, Failure: ClientMsgType.FAILURE}
+MESSAGE_TYPES = {**REQUEST_TYPES, Reply: ClientMsgType.REPLY, Failure: ClientMsgType.FAILURE,
+                 Welcome: ClientMsgType.WELCOME}

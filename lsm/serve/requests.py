@@ -15,7 +15,7 @@ import threading
 from .. import batch as batch_codec
 from ..errors import ClosedError, DecodeError
 from ..ipc.client_errors import failure_of
-from ..ipc.client_messages import Close, Get, Move, OpenIterator, OpenSnapshot, Ping, Reply, Step, Write
+from ..ipc.client_messages import Close, Get, Move, OpenIterator, OpenSnapshot, Ping, Reply, Step, Welcome, Write
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class ClientState:
         self.lock = threading.Lock()
         self.busy = False
         self.gone = False
+        self.remote = False  # a TCP client: gone at its disconnect notice
         self.resources = {}  # handle -> (kind, object, include_key, include_value)
 
     def release_all(self):
@@ -54,8 +55,10 @@ def _close_quietly(obj):
 class Requests:
     """Carries out requests against `db` for any number of clients."""
 
-    def __init__(self, db):
+    def __init__(self, db, db_id, session):
         self.db = db
+        self.db_id = db_id
+        self.session = session
         self._handles = itertools.count(1)
         self._counters_lock = threading.Lock()  # several workers count at once
         self.counters = {"writes": 0, "operations": 0, "reads": 0}
@@ -96,7 +99,7 @@ class Requests:
                 entry[1].close()
             return Reply(request_id)
         if isinstance(msg, Ping):
-            return Reply(request_id, handle=os.getpid())
+            return Welcome(request_id, self.db_id, self.session, os.getpid())
         raise ValueError(f"{type(msg).__name__} is not a request")
 
     def _write(self, msg):

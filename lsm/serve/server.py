@@ -38,6 +38,7 @@ from ..ipc import announce as announcement
 from ..ipc.client_codec import MAX_BODY_BYTES, decode, encode
 from ..ipc.client_errors import failure_of
 from ..ipc.client_messages import ErrorKind, Failure, Ping, Write
+from ..ipc.curve_keys import allowed_clients, server_keys
 from ..ipc.endpoint import make_endpoint_dir
 from ..ipc.messages import ProtocolError
 from .requests import ClientState, Requests
@@ -45,17 +46,34 @@ from .requests import ClientState, Requests
 log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 16
+HEARTBEAT_MS = 1000  # TCP peers: a peer silent for 5 heartbeats is disconnected
 _POLL_MS = 200
 _FRAME_LIMIT = MAX_BODY_BYTES + 4096  # a larger frame ends its sender's connection
 
 
 class Server:
-    def __init__(self, db, *, write_threads=4, read_threads=2, max_clients=256):
+    """tcp: "HOST:PORT" to serve remote clients as well, over TCP with CURVE
+    (lsm.ipc.curve_keys): the server's key pair and the client allow-list
+    are the database directory's; clear traffic and unlisted keys fail the
+    handshake. A TCP client's routing id is its token; it is registered by
+    its first request (a Ping) under the descriptor that request came in on,
+    and is gone when the socket monitor reports that descriptor
+    disconnected (heartbeats make a vanished host count as disconnected):
+    this stands in for the liveness socket."""
+
+    def __init__(self, db, *, tcp=None, write_threads=4, read_threads=2, max_clients=256):
         self.db = db
         self.db_path = db.name
         self.db_id = announcement.database_identity(self.db_path)
         self.session = secrets.token_bytes(16)
-        self.requests = Requests(db)
+        self.requests = Requests(db, self.db_id, self.session)
+        self.tcp = tcp
+        self.tcp_endpoint = None
+        self.public_key = None
+        self._tcp_router = None
+        self._tcp_monitor = None
+        self._tcp_peers = {}  # descriptor -> token of the TCP client on it
+        self._auth = None
         self.max_clients = max_clients
         self.counters = collections.Counter()
         self._clients = {}  # token -> ClientState
@@ -80,6 +98,8 @@ class Server:
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.MAXMSGSIZE, _FRAME_LIMIT)
         self._router.bind(ann.request_endpoint)
+        if self.tcp is not None:
+            self._bind_tcp()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(ann.liveness_path)
         self._listener.listen(64)
@@ -95,6 +115,27 @@ class Server:
             self._spawn(f"lsm-serve-read-{i}", self._work, self._reads)
         return self
 
+    def _bind_tcp(self):
+        from zmq.auth.thread import ThreadAuthenticator
+        public, secret = server_keys(self.db_path)
+        self.public_key = public
+        # The authenticator first: a CURVE socket with no ZAP handler lets every key in.
+        self._auth = ThreadAuthenticator(self._ctx)
+        self._auth.start()
+        self._auth.configure_curve_callback("*", _AllowList(allowed_clients(self.db_path), self.counters))
+        sock = self._ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, _FRAME_LIMIT)
+        sock.setsockopt(zmq.CURVE_SERVER, 1)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5 * HEARTBEAT_MS)
+        endpoint = self.tcp if self.tcp.startswith("tcp://") else f"tcp://{self.tcp}"
+        sock.bind(endpoint)
+        self.tcp_endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._tcp_monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._tcp_router = sock
+
     def _spawn(self, name, target, *args):
         t = threading.Thread(target=target, args=args, name=name, daemon=True)
         t.start()
@@ -106,6 +147,8 @@ class Server:
         if self._dir is None or self._stopping.is_set():
             return
         announcement.withdraw(self.db_path, self.session)
+        if self._auth is not None:
+            self._auth.stop()  # before the I/O thread ends the context its sockets belong to
         self._stopping.set()
         for q, n in ((self._writes, self._n_write), (self._reads, self._n_read)):
             for _ in range(n):
@@ -127,6 +170,9 @@ class Server:
     def _io_loop(self):
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
+        if self._tcp_router is not None:
+            poller.register(self._tcp_router, zmq.POLLIN)
+            poller.register(self._tcp_monitor, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         poller.register(self._listener.fileno(), zmq.POLLIN)  # raw descriptors come back as ints
         pending = {}  # fd -> socket that has not sent its token yet
@@ -135,7 +181,11 @@ class Server:
             while not self._stopping.is_set():
                 events = dict(poller.poll(_POLL_MS))
                 if self._router in events:
-                    self._receive()
+                    self._receive(self._router)
+                if self._tcp_router is not None and self._tcp_router in events:
+                    self._receive(self._tcp_router)
+                if self._tcp_monitor is not None and self._tcp_monitor in events:
+                    self._tcp_disconnected()
                 if self._listener.fileno() in events:
                     self._accept(poller, pending)
                 for fd in events:
@@ -151,6 +201,10 @@ class Server:
                 sock.close()
             self._listener.close()
             self._router.close(0)
+            if self._tcp_router is not None:
+                self._tcp_router.disable_monitor()
+                self._tcp_monitor.close(0)
+                self._tcp_router.close(0)
             self._ctx.term()
 
     def _accept(self, poller, pending):
@@ -206,10 +260,10 @@ class Server:
         # Closing waits for a request of the client's still in a worker.
         threading.Thread(target=client.release_all, name="lsm-serve-release", daemon=True).start()
 
-    def _receive(self):
+    def _receive(self, router):
         for _ in range(1024):
             try:
-                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             identity = frames[0].bytes
@@ -218,38 +272,62 @@ class Server:
             except ProtocolError as exc:
                 self.counters["bad_messages"] += 1
                 log.warning("server: refused a malformed request: %s", exc)
-                self._reply(identity, Failure(0, ErrorKind.REFUSED, f"malformed request: {exc}"))
+                self._reply(router, identity, Failure(0, ErrorKind.REFUSED, f"malformed request: {exc}"))
                 continue
-            self._dispatch(identity, msg)
+            if router is self._tcp_router and isinstance(msg, Ping):
+                self._tcp_register(identity, frames[1].get(zmq.SRCFD))
+            self._dispatch(router, identity, msg)
 
-    def _dispatch(self, identity, msg):
+    def _tcp_register(self, token, fd):
+        if token in self._clients or len(token) != TOKEN_BYTES or len(self._clients) >= self.max_clients:
+            return  # its requests are refused as unregistered
+        client = ClientState(token)
+        client.remote = True
+        self._clients[token] = client
+        self._tcp_peers[fd] = token
+        self.counters["clients_connected"] += 1
+
+    def _tcp_disconnected(self):
+        from zmq.utils.monitor import recv_monitor_message
+        while self._tcp_monitor.poll(0):
+            event = recv_monitor_message(self._tcp_monitor)
+            token = self._tcp_peers.pop(int(event["value"]), None)
+            client = self._clients.pop(token, None) if token is not None else None
+            if client is not None:
+                threading.Thread(target=client.release_all, name="lsm-serve-release", daemon=True).start()
+
+    def _dispatch(self, router, identity, msg):
         env = getattr(msg, "envelope", None)
         if env is None:
             self.counters["bad_messages"] += 1
-            self._reply(identity, Failure(0, ErrorKind.REFUSED, f"{type(msg).__name__} is not a request"))
+            self._reply(router, identity, Failure(0, ErrorKind.REFUSED, f"{type(msg).__name__} is not a request"))
             return
         refusal = None
         client = self._clients.get(env.client)
-        if env.db_id != self.db_id:
+        if router is self._tcp_router and env.client != identity:
+            refusal = "a TCP client's token must be its routing id"
+        elif isinstance(msg, Ping):
+            pass  # how a TCP client learns the database's identity and the session
+        elif env.db_id != self.db_id:
             refusal = f"this server serves another database than the client's (not the one at {self.db_path})"
         elif env.session != self.session:
             refusal = "the client's server session has ended: the database is served by a new session"
         elif client is None and not isinstance(msg, Ping):
-            refusal = "the client is not connected to the server's liveness socket"
+            refusal = "the client is not registered (liveness socket, or a TCP client's first Ping)"
         elif client is not None and client.busy:
             refusal = "the client has a request in flight already"
         if refusal is not None:
             self.counters["refused"] += 1
-            self._reply(identity, Failure(env.request_id, ErrorKind.REFUSED, refusal))
+            self._reply(router, identity, Failure(env.request_id, ErrorKind.REFUSED, refusal))
             return
         if client is None:  # a Ping from an unregistered client
             client = ClientState(env.client)
         client.busy = True
         try:
-            (self._writes if isinstance(msg, Write) else self._reads).put_nowait((identity, client, msg))
+            (self._writes if isinstance(msg, Write) else self._reads).put_nowait((router, identity, client, msg))
         except queue.Full:  # more clients than max_clients at once: cannot happen, but never block here
             client.busy = False
-            self._reply(identity, Failure(env.request_id, ErrorKind.IO_ERROR, "server busy"))
+            self._reply(router, identity, Failure(env.request_id, ErrorKind.IO_ERROR, "server busy"))
 
     def _send_replies(self):
         try:
@@ -259,19 +337,19 @@ class Server:
             pass
         outbox = self._outbox
         while outbox:
-            identity, frames = outbox.popleft()
+            router, identity, frames = outbox.popleft()
             try:
-                self._router.send_multipart([identity] + frames, zmq.NOBLOCK)
+                router.send_multipart([identity] + frames, zmq.NOBLOCK)
             except zmq.ZMQError:  # the client is gone or not reading: its reply is dropped
                 self.counters["replies_dropped"] += 1
 
     # ------------------------------------------------------------ workers
-    def _reply(self, identity, msg):
+    def _reply(self, router, identity, msg):
         try:
             frames = encode(msg)
         except ValueError as exc:  # e.g. a value too large for one message
             frames = encode(failure_of(exc, msg.request_id))
-        self._outbox.append((identity, frames))
+        self._outbox.append((router, identity, frames))
         self._wake()
 
     def _wake(self):
@@ -285,7 +363,22 @@ class Server:
             item = q.get()
             if item is None:
                 return
-            identity, client, msg = item
+            router, identity, client, msg = item
             reply = self.requests.carry_out(client, msg)
             client.busy = False
-            self._reply(identity, reply)
+            self._reply(router, identity, reply)
+
+
+class _AllowList:
+    """The ZAP credentials provider: a client's CURVE key must be listed."""
+
+    def __init__(self, keys, counters):
+        self.keys = keys
+        self.counters = counters
+
+    def callback(self, domain, key):
+        if key in self.keys:
+            return True
+        self.counters["keys_refused"] += 1
+        log.warning("server: refused a TCP client whose key %s is not on the allow-list", key.decode())
+        return False
