@@ -216,6 +216,9 @@ def _build_parser():
     serve.add_argument("path", metavar="PATH", help="database directory")
     serve.add_argument("--create", action="store_true", help="create the database if it does not exist")
     serve.add_argument("--interval", type=float, default=5.0, help="seconds between status lines (default 5)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", default=None,
+                       help="serve remote clients too, over TCP with CURVE (keys in PATH/SERVER.curve, "
+                            "allowed client keys in PATH/CLIENTS.curve)")
     _compactors(serve)
     serve.set_defaults(run=_cmd_serve)
 
@@ -421,7 +424,8 @@ def _load_bar(args, total):
 
 def _cmd_serve(args):
     from .serve.run import serve_until_signalled
-    serve_until_signalled(args.path, create=args.create, compactors=args.compactors, interval=args.interval)
+    serve_until_signalled(args.path, create=args.create, compactors=args.compactors, interval=args.interval,
+                          tcp=args.tcp)
     return EXIT_OK
 
 

@@ -21,15 +21,18 @@ def status_line(status, stats, previous, seconds):
             f"stalled {stats['stall_seconds']:.1f}s  refused {status.get('refused', 0) + status.get('bad_messages', 0)}")
 
 
-def serve_until_signalled(path, *, create=False, compactors=None, interval=5.0, out=None):
+def serve_until_signalled(path, *, create=False, compactors=None, interval=5.0, tcp=None, out=None):
     out = sys.stdout if out is None else out
     stop = threading.Event()
     previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with open_database(path, create=create, compactors=compactors) as db:
-            server = Server(db).start()
+            server = Server(db, tcp=tcp).start()
             try:
                 print(f"serving {path} (pid {os.getpid()}); clients call lsm.connect({path!r})", file=out, flush=True)
+                if server.tcp_endpoint is not None:
+                    print(f"and lsm.connect({server.tcp_endpoint!r}, server_key={server.public_key!r}, keypair=...) "
+                          "with a key listed in CLIENTS.curve", file=out, flush=True)
                 previous, since = server.status(), time.monotonic()
                 while not stop.wait(interval):
                     now, status = time.monotonic(), server.status()
