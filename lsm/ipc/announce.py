@@ -47,9 +47,13 @@ class Announcement:
 
 def announce(db_path, announcement: Announcement):
     path = os.path.join(db_path, ANNOUNCE_NAME)
+    write_private(path, json.dumps({"format": _FORMAT, "endpoint_dir": announcement.endpoint_dir,
+                                    "session": announcement.session.hex(), "pid": announcement.pid}))
+
+
+def write_private(path, text: str):
+    """Replace `path` atomically with `text`, readable by its owner only."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    text = json.dumps({"format": _FORMAT, "endpoint_dir": announcement.endpoint_dir,
-                       "session": announcement.session.hex(), "pid": announcement.pid})
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, text.encode())

@@ -16,6 +16,7 @@ import stat
 import zmq
 
 from ..errors import IOError
+from .announce import write_private
 
 SERVER_KEYS = "SERVER.curve"
 ALLOWED_CLIENTS = "CLIENTS.curve"
@@ -27,22 +28,12 @@ def _check_private(path):
         raise IOError(f"{path}: readable by others (mode {stat.S_IMODE(mode):o}); it must be 0600")
 
 
-def _write_private(path, text):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def server_keys(db_path) -> tuple:
     """(public, secret) of the database's server, made the first time."""
     path = os.path.join(db_path, SERVER_KEYS)
     if not os.path.exists(path):
         public, secret = zmq.curve_keypair()
-        _write_private(path, json.dumps({"public": public.decode(), "secret": secret.decode()}))
+        write_private(path, json.dumps({"public": public.decode(), "secret": secret.decode()}))
     _check_private(path)
     try:
         with open(path) as f:
@@ -66,4 +57,4 @@ def allowed_clients(db_path) -> frozenset:
 def allow_client(db_path, public: bytes):
     """Add a client's public key to the allow-list (read at each serve)."""
     keys = sorted(allowed_clients(db_path) | {bytes(public)})
-    _write_private(os.path.join(db_path, ALLOWED_CLIENTS), "".join(k.decode() + "\n" for k in keys))
+    write_private(os.path.join(db_path, ALLOWED_CLIENTS), "".join(k.decode() + "\n" for k in keys))
