@@ -28,6 +28,7 @@ _PUBLIC = {
     "IteratorInvalidError": ".errors",
     "destroy_db": ".admin",
     "repair_db": ".admin",
+    "connect": ".client",
 }
 
 __all__ = list(_PUBLIC)

@@ -209,6 +209,19 @@ def _build_parser():
     repair.add_argument("--json", action="store_true", help="print the report as one JSON object")
     repair.set_defaults(run=_cmd_repair)
 
+    serve = command("serve", "serve a database to lsm.connect clients until SIGTERM or SIGINT",
+                    "Open the database and serve it to other processes (lsm.connect(PATH)) until "
+                    "SIGTERM or SIGINT, then close it cleanly. Prints a status line (clients, ops/s, "
+                    "stalls) every --interval seconds.")
+    serve.add_argument("path", metavar="PATH", help="database directory")
+    serve.add_argument("--create", action="store_true", help="create the database if it does not exist")
+    serve.add_argument("--interval", type=float, default=5.0, help="seconds between status lines (default 5)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", default=None,
+                       help="serve remote clients too, over TCP with CURVE (keys in PATH/SERVER.curve, "
+                            "allowed client keys in PATH/CLIENTS.curve)")
+    _compactors(serve)
+    serve.set_defaults(run=_cmd_serve)
+
     # Listed here for the overview only: main() hands `bench ...` to the
     # benchmark before this parser runs, so nothing else imports it.
     bench = commands.add_parser("bench", add_help=False, help=BENCH_HELP)
@@ -407,6 +420,13 @@ def _load_bar(args, total):
         return _NoBar()
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="load", file=sys.stderr,
                 leave=False, mininterval=0.5)
+
+
+def _cmd_serve(args):
+    from .serve.run import serve_until_signalled
+    serve_until_signalled(args.path, create=args.create, compactors=args.compactors, interval=args.interval,
+                          tcp=args.tcp)
+    return EXIT_OK
 
 
 def _cmd_repair(args):

@@ -74,11 +74,12 @@ class DB:
     # answers closed, repr() and close().
     _engine = None
     _name = None
+    _server = None
 
     def __init__(self, name, *, create_if_missing=False, error_if_exists=False, paranoid_checks=None,
                  write_buffer_size=None, max_open_files=None, lru_cache_size=None, block_size=None,
                  block_restart_interval=None, max_file_size=None, compression="snappy", bloom_filter_bits=10,
-                 comparator=None, comparator_name=None, compactors=None, fs=None, **extra):
+                 comparator=None, comparator_name=None, compactors=None, fs=None, serve=False, **extra):
         # plyvel's order: its typed arguments first, then the name, the
         # options, and last the comparator's pairing and callability.
         _need_bools(_OPEN_FLAGS, create_if_missing, error_if_exists)
@@ -100,12 +101,22 @@ class DB:
         _check_comparator(comparator, comparator_name)
         kwargs = {} if fs is None else {"fs": fs}
         self._engine = Engine(self._name, self.options, **kwargs)
+        if serve:  # other processes' lsm.connect(name) clients, on background threads; "HOST:PORT": TCP too
+            from .serve.server import Server
+            try:
+                self._server = Server(self, tcp=None if serve is True else serve).start()
+            except BaseException:
+                self.close()
+                raise
 
     # ------------------------------------------------------------ lifecycle
     def close(self):
         engine = self._engine
         if engine is None:
             return
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         with self._iter_lock:
             iterators = list(self._iterators)
             self._iterators.clear()

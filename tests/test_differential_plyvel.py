@@ -21,10 +21,13 @@ def _outcome(fn):
         return ("stop", None)
 
 
-def _run(seed, tmp_path, compactors):
+def _run(seed, tmp_path, compactors, through_client=False):
+    """through_client: the lsm side is an lsm.connect client of a served DB."""
     rng = random.Random(seed)
     pdb = plyvel.DB(str(tmp_path / "p"), **OPEN)
-    ldb = lsm.DB(str(tmp_path / "l"), compactors=compactors, **OPEN)
+    served = ldb = lsm.DB(str(tmp_path / "l"), compactors=compactors, serve=through_client, **OPEN)
+    if through_client:
+        ldb = lsm.connect(str(tmp_path / "l"), timeout=30)
     iters = []
     try:
         for step in range(1500):
@@ -79,7 +82,7 @@ def _run(seed, tmp_path, compactors):
                 r = rng.choice([None, (b"a", b"b")])
                 kw = {} if r is None else {"start": r[0], "stop": r[1]}
                 pdb.compact_range(**kw)
-                ldb.compact_range(**kw)
+                served.compact_range(**kw)
             elif op < 0.95:
                 assert list(pdb) == list(ldb), step
         assert list(pdb) == list(ldb)
@@ -90,11 +93,17 @@ def _run(seed, tmp_path, compactors):
             lit.close()
         pdb.close()
         ldb.close()
+        served.close()
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_same_answers_as_plyvel_inline(seed, tmp_path):
     _run(seed, tmp_path, compactors=0)
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_same_answers_as_plyvel_through_a_client(seed, tmp_path):
+    _run(seed, tmp_path, compactors=0, through_client=True)
 
 
 @pytest.mark.parametrize("seed", range(2))

@@ -94,6 +94,7 @@ class Bench:
             started = time.perf_counter()
             data = Data(args.num, seed=args.seed, reads=args.reads, key_dist=args.key_distribution,
                         value_dist=args.value_distribution)
+            data.loader_counts = args.loader_counts
             self._say(self._header(adapters, root, data, time.perf_counter() - started))
             for workload in self.workloads:
                 # Engines take turns, so a slow spell of the machine falls on each alike.

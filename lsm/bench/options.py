@@ -8,6 +8,7 @@ import argparse
 from .data import (LOGNORMAL_KEY_MAX, LOGNORMAL_KEY_MIN, LOGNORMAL_VALUE_MAX, LOGNORMAL_VALUE_MIN, SEED,
                    TEXT_POOL_BYTES, parse_size_dist)
 from .engines import ENGINES
+from .loaders import parse_loader_counts
 from .workloads import DEFAULT_WORKLOADS, WORKLOADS
 
 PROG = "python -m lsm bench"
@@ -59,6 +60,8 @@ def add_arguments(parser):
     parser.add_argument("--workloads", default=None,
                         help="comma-separated workloads, run in this order; a workload may appear twice "
                              f"(choose from {', '.join(WORKLOADS)}; default: the preset's)")
+    parser.add_argument("--loaders", default="1,2,4",
+                        help="loader process counts of the loaders workload, comma-separated (default 1,2,4)")
     parser.add_argument("--engines", default=",".join(ENGINES),
                         help="comma-separated engines among lsm,plyvel,rocksdict (default: all three)")
     parser.add_argument("--compactors", default=None,
@@ -127,6 +130,10 @@ def resolve(args):
     args.workload_list = parse_list(args.workloads, tuple(WORKLOADS), "workloads")
     args.engine_list = list(dict.fromkeys(parse_list(args.engines, ENGINES, "engines")))
     args.compactor_list = parse_compactors(args.compactors)
+    try:
+        args.loader_counts = parse_loader_counts(args.loaders)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.plot is not None and not args.plot.lower().endswith(".png"):
         raise UsageError(f"--plot: {args.plot!r} must name a .png file")
     return args

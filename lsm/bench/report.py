@@ -196,6 +196,7 @@ def result_line(r):
     if r["workload"] == "load" and r.get("compactor_processes"):
         notes.append("compactors RSS " + "+".join(f"{p['peak_rss_mb']:.0f}" for p in r["compactor_processes"])
                      + " MB")
+    notes.extend(r.get("notes", ()))
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 

@@ -11,7 +11,7 @@ Knows the workload modules only.
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from . import dbbench, realistic
+from . import dbbench, loaders, realistic
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ WORKLOADS = {w.name: w for w in (
     _db_bench("readwhilewriting", "existing", total=_reads),
     _db_bench("deleterandom", "existing"),
     Workload("load", "self", None, plan=_fresh_records),
+    Workload("loaders", "fresh", loaders.w_loaders, plan=loaders.plan_loaders, total=loaders.total_operations),
     _realistic("churn", realistic.w_churn, realistic.plan_churn, total=lambda data: data.num),
     *(_realistic(name, realistic.w_ycsb, realistic.plan_ycsb(name), read_only=name == "ycsb-c")
       for name in realistic.YCSB),

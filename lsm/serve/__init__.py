@@ -1,0 +1,5 @@
+"""Serving a database to other processes (lsm.connect's clients).
+
+requests carries out one decoded request against a DB and keeps each
+client's snapshots and iterators; server owns the sockets and the threads.
+The wire format is lsm.ipc.client_codec's; the client is lsm.client."""
