@@ -385,6 +385,7 @@ def _decode_entries(data, limit, split, start=0):
     (keys, [], values), or with split (user keys, trailers,
     values): slicing each internal key in the loop costs less than a pass
     over the keys afterwards."""
+    prev_start = prev_end = start  # where the previous key lies when prev is None
     keys = []
     trailers = []
     values = []
@@ -410,20 +411,34 @@ def _decode_entries(data, limit, split, start=0):
                 value_len, pos = _read_varint32(data, pos)
             key_end = pos + non_shared
             if shared:
+                if prev is None:
+                    prev = data[prev_start:prev_end]
                 if shared > len(prev):
                     raise DecodeError("entry shares more bytes than the previous key has", pos)
                 prev = prev[:shared] + data[pos:key_end]
+                if not split:
+                    add_key(prev)
+                elif len(prev) < 8:
+                    raise DecodeError("internal key shorter than 8 bytes", key_end - len(prev))
+                else:
+                    add_key(prev[:-8])
+                    add_trailer(prev[-8:])
+            elif split:
+                # A key sharing nothing (every key in lsm's layout) is split
+                # straight from the block; it is made whole only if the next
+                # key shares a prefix with it.
+                if non_shared < 8:
+                    raise DecodeError("internal key shorter than 8 bytes", pos)
+                prev = None
+                prev_start = pos
+                prev_end = key_end
+                add_key(data[pos:key_end - 8])
+                add_trailer(data[key_end - 8:key_end])
             else:
                 prev = data[pos:key_end]
+                add_key(prev)
             pos = key_end + value_len
             add_value(data[key_end:pos])
-            if split:
-                if len(prev) < 8:
-                    raise DecodeError("internal key shorter than 8 bytes", key_end - len(prev))
-                add_key(prev[:-8])
-                add_trailer(prev[-8:])
-            else:
-                add_key(prev)
     except IndexError:
         raise DecodeError("entry header runs past the block", pos) from None
     if pos != limit:
