@@ -185,11 +185,17 @@ def _uniform_layout(data, limit):
         ):
             return None
         return 3, key_len, value_len, count
-    try:
-        key_len, pos = _read_varint32(data, 1)
-        value_len, pos = _read_varint32(data, pos)
-    except (IndexError, DecodeError):
-        return None  # the entry-by-entry loop reports it
+    if key_len < 128 and limit > 3 and data[3] < 128:
+        # A value of 128 bytes to 16 KiB, read inline: most blocks of real
+        # data come here, to be told in a few steps that they are not uniform.
+        value_len = (value_len & 0x7F) | data[3] << 7
+        pos = 4
+    else:
+        try:
+            key_len, pos = _read_varint32(data, 1)
+            value_len, pos = _read_varint32(data, pos)
+        except (IndexError, DecodeError):
+            return None  # the entry-by-entry loop reports it
     stride = pos + key_len + value_len
     count, rest = divmod(limit, stride)
     if rest or not repeats_at_stride(data, 0, pos, stride, count):
