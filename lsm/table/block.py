@@ -185,11 +185,17 @@ def _uniform_layout(data, limit):
         ):
             return None
         return 3, key_len, value_len, count
-    try:
-        key_len, pos = _read_varint32(data, 1)
-        value_len, pos = _read_varint32(data, pos)
-    except (IndexError, DecodeError):
-        return None  # the entry-by-entry loop reports it
+    if key_len < 128 and limit > 3 and data[3] < 128:
+        # A value of 128 bytes to 16 KiB, read inline: most blocks of real
+        # data come here, to be told in a few steps that they are not uniform.
+        value_len = (value_len & 0x7F) | data[3] << 7
+        pos = 4
+    else:
+        try:
+            key_len, pos = _read_varint32(data, 1)
+            value_len, pos = _read_varint32(data, pos)
+        except (IndexError, DecodeError):
+            return None  # the entry-by-entry loop reports it
     stride = pos + key_len + value_len
     count, rest = divmod(limit, stride)
     if rest or not repeats_at_stride(data, 0, pos, stride, count):
@@ -385,6 +391,7 @@ def _decode_entries(data, limit, split, start=0):
     (keys, [], values), or with split (user keys, trailers,
     values): slicing each internal key in the loop costs less than a pass
     over the keys afterwards."""
+    prev_start = prev_end = start  # where the previous key lies when prev is None
     keys = []
     trailers = []
     values = []
@@ -410,20 +417,34 @@ def _decode_entries(data, limit, split, start=0):
                 value_len, pos = _read_varint32(data, pos)
             key_end = pos + non_shared
             if shared:
+                if prev is None:
+                    prev = data[prev_start:prev_end]
                 if shared > len(prev):
                     raise DecodeError("entry shares more bytes than the previous key has", pos)
                 prev = prev[:shared] + data[pos:key_end]
+                if not split:
+                    add_key(prev)
+                elif len(prev) < 8:
+                    raise DecodeError("internal key shorter than 8 bytes", key_end - len(prev))
+                else:
+                    add_key(prev[:-8])
+                    add_trailer(prev[-8:])
+            elif split:
+                # A key sharing nothing (every key in lsm's layout) is split
+                # straight from the block; it is made whole only if the next
+                # key shares a prefix with it.
+                if non_shared < 8:
+                    raise DecodeError("internal key shorter than 8 bytes", pos)
+                prev = None
+                prev_start = pos
+                prev_end = key_end
+                add_key(data[pos:key_end - 8])
+                add_trailer(data[key_end - 8:key_end])
             else:
                 prev = data[pos:key_end]
+                add_key(prev)
             pos = key_end + value_len
             add_value(data[key_end:pos])
-            if split:
-                if len(prev) < 8:
-                    raise DecodeError("internal key shorter than 8 bytes", key_end - len(prev))
-                add_key(prev[:-8])
-                add_trailer(prev[-8:])
-            else:
-                add_key(prev)
     except IndexError:
         raise DecodeError("entry header runs past the block", pos) from None
     if pos != limit:

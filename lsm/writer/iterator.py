@@ -13,17 +13,21 @@ Resolved entries are (user_key, tag_or_kind, value); kind = tag & 0xFF, 0 is a d
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
+from itertools import compress
 
 MEMTABLE_CHUNK = 256
 # A scan (either way) that keeps asking for the chunk after the last one gets
 # chunks of up to this many entries (doubling from one block's worth): the
 # per-chunk work of merging and bounds checks is then paid per several blocks.
 SCAN_CHUNK = 512
-# By default a scan stops filling the block cache after this many
-# chunks in a row: a long scan would otherwise evict everything for blocks it
-# never reads again (LevelDB's cache pollution; its fill_cache=false by hand),
-# and inserting and evicting decoded blocks costs it ~12%.
-SCAN_FILL_CHUNKS = 2
+# By default a scan stops filling the block cache once a source has handed
+# out this many entries to it: a long scan would otherwise evict everything
+# for blocks it never reads again (LevelDB's cache pollution; its
+# fill_cache=false by hand), and inserting and evicting decoded blocks costs
+# it ~12%. Counted in entries, not chunks: chunks grow as a scan goes on, so
+# a short scan (YCSB's are up to 100 entries) reaches its third chunk, and
+# it would decode that chunk's blocks afresh every time it ran.
+SCAN_FILL_ENTRIES = 1024
 # Where a tag's kind (its low byte) lies in its 8 bytes in native order.
 _KIND_BYTE = 0 if sys.byteorder == "little" else 7
 
@@ -47,10 +51,10 @@ def _resolve(ukeys, tags, values, sequence):
     return out_k, out_t, out_v
 
 
-def _has_deletion(tags) -> bool:
-    """Whether any tag has kind 0, asked in C: packed as uint64s, the kind is
-    one byte of every eight. Half the cost of filtering entry by entry."""
-    return b"\x00" in array("Q", tags).tobytes()[_KIND_BYTE::8]
+def _kinds(tags) -> bytes:
+    """The kind of every tag, one byte each, extracted in C: packed as
+    uint64s, the kind is one byte of every eight."""
+    return array("Q", tags).tobytes()[_KIND_BYTE::8]
 
 
 class MemSource:
@@ -120,13 +124,14 @@ class TableRunSource:
         self._last_length = 0  # entries in the chunk forward() returned last
         self._last_limit = None  # the limit forward() returned last
         self._streak = 0  # forward() calls in a row that continued from that limit
+        self._streamed = 0  # entries handed out since the scan began (either way)
         self._last_back_limit = None  # the same two for backward()
         self._back_streak = 0
 
     def _block(self, fi, bi):
         fill = self._fill_cache
         if fill is None:
-            fill = self._streak + self._back_streak < SCAN_FILL_CHUNKS
+            fill = self._streamed < SCAN_FILL_ENTRIES
         return self._cache.get(self._files[fi].number).block(bi, bool(fill))
 
     def _num_blocks(self, fi):
@@ -226,6 +231,9 @@ class TableRunSource:
 
     def forward(self, key, inclusive):
         scan, self._scan = self._scan, None
+        continues = key is not None and not inclusive and key == self._last_limit
+        if not continues:
+            self._streak = self._streamed = 0
         if scan is not None and not inclusive and key == scan.limit:
             # The chunk before ended at key, complete: go on where it stopped.
             self._streak += 1
@@ -255,19 +263,18 @@ class TableRunSource:
                 break
             pos = nxt
         ks, ts, vs = ks[i:], ts[i:], vs[i:]
-        if key is not None and not inclusive and key == self._last_limit:
+        if continues:
             self._streak += 1
             want = min(SCAN_CHUNK, len(ks) << self._streak)
             if nxt is not None and len(ks) < want:
                 nxt = self._scan_forward(ks, ts, vs, nxt, None, want, scan)
-        else:
-            self._streak = 0
         return self._forward_chunk(ks, ts, vs, nxt)
 
     def _forward_chunk(self, ks, ts, vs, nxt):
         limit = ks[-1] if (nxt is not None and ks) else None
         self._last_limit = limit
         self._last_length = len(ks)
+        self._streamed += len(ks)
         if limit is None:
             self._scan = None
         elif self._scan is not None:
@@ -294,7 +301,7 @@ class TableRunSource:
         even once the table cache has dropped it."""
         fill = self._fill_cache
         if fill is None:
-            fill = self._streak + self._back_streak < SCAN_FILL_CHUNKS
+            fill = self._streamed < SCAN_FILL_ENTRIES
         fill = bool(fill)
         files = self._files
         cache = self._cache
@@ -349,6 +356,9 @@ class TableRunSource:
         return nxt
 
     def backward(self, key, inclusive):
+        continues = key is not None and not inclusive and key == self._last_back_limit
+        if not continues:
+            self._back_streak = self._streamed = 0
         files = self._files
         if key is None:
             fi = len(files) - 1
@@ -374,7 +384,7 @@ class TableRunSource:
                 break
             pos = prv
         ks, ts, vs = ks[:j], ts[:j], vs[:j]
-        if key is not None and not inclusive and key == self._last_back_limit:
+        if continues:
             # A backward scan: chunks grow as forward()'s do.
             self._back_streak += 1
             want = min(SCAN_CHUNK, len(ks) << self._back_streak)
@@ -386,10 +396,9 @@ class TableRunSource:
                 ts = more_t[:j] + ts
                 vs = more_v[:j] + vs
                 prv = self._prev_pos(*first)
-        else:
-            self._back_streak = 0
         limit = ks[0] if (prv is not None and ks) else None
         self._last_back_limit = limit
+        self._streamed += len(ks)
         return (ks, ts, vs), limit
 
 
@@ -467,9 +476,10 @@ def _merge(parts):
         return []
     if len(nonempty) == 1:
         ks, ts, vs = nonempty[0]
-        if not _has_deletion(ts):
+        kinds = _kinds(ts)
+        if 0 not in kinds:
             return list(zip(ks, vs))
-        return [(k, v) for k, t, v in zip(ks, ts, vs) if t & 0xFF]
+        return list(compress(zip(ks, vs), kinds))  # a deletion's kind is 0: dropped
     merged = {}
     for ks, ts, vs in reversed(nonempty):
         merged.update(zip(ks, zip(ts, vs)))
