@@ -1,4 +1,4 @@
-"""Block contents: prefix-compressed entries plus a restart array (spec §7.3).
+"""Block contents: prefix-compressed entries plus a restart array.
 Pure: no files; bytes in, bytes out, DecodeError on damage.
 
     entry   := varint32 shared | varint32 non_shared | varint32 value_len

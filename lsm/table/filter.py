@@ -1,5 +1,5 @@
 """Bloom filters and the filter block, bit-identical to LevelDB's
-"leveldb.BuiltinBloomFilter2" (spec §7.6, §8). Pure: no files.
+"leveldb.BuiltinBloomFilter2". Pure: no files.
 
 Speed, building: FilterBlockBuilder hands the keys of many data blocks to
 create_filters at once, and numpy does every step for all of them: the hash

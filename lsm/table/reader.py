@@ -1,4 +1,4 @@
-"""Table: reads a LevelDB table through the RandomAccessFile it is given (spec §7).
+"""Table: reads a LevelDB table through the RandomAccessFile it is given.
 
 Every block read is checked against its CRC, always (LevelDB checks data blocks
 only when asked to): damaged bytes raise CorruptionError(path, offset of the
