@@ -5,6 +5,9 @@ system; lsm.testing substitutes one that injects faults and simulates power cuts
 Writes are unbuffered (os.write of the whole buffer; for the WAL, pwrite of a
 batch or a copy into a shared mapping): when append() returns, the bytes are
 in the OS, so they survive a crash of this process.
+
+Knows the operating system and lsm.errors only; nothing of formats or the
+engine.
 """
 import ctypes
 import errno
