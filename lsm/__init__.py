@@ -4,8 +4,8 @@ Switching from plyvel is a one-line change: ``import lsm as plyvel``.
 
 The public names are loaded on first use (PEP 562): a compactor process
 imports ``lsm.compactor`` and ``lsm.ipc`` only, and would otherwise spend
-~50 ms of its start-up, before it can take the first flush, importing the
-writer's modules through this package.
+part of its start-up, before it can take the first flush, importing the
+writer's modules through this package (figures: docs/measurements.md).
 """
 import importlib
 

@@ -1,4 +1,4 @@
-"""WriteBatch encoding, the payload of every WAL record (spec §3). Pure: no files.
+"""WriteBatch encoding, the payload of every WAL record. Pure: no files.
 
     fixed64 sequence | fixed32 count | count records:
         0x01 varint32(klen) key varint32(vlen) value    (put)

@@ -11,6 +11,9 @@ Every call raises ``lsm.IOError`` within the connection's timeout when the
 server is gone; the next call connects to a server serving the database
 again, if there is one. Snapshots and iterators of the old server raise
 ``lsm.IOError`` saying they must be opened again.
+
+Knows lsm.db's argument checks and WriteBatch, the WriteBatch codec and the
+client protocol (lsm.ipc.client_*); never the engine.
 """
 import os
 import weakref

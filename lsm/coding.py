@@ -2,7 +2,7 @@
 
 Varints are unsigned LEB128 (varint32 at most 5 bytes, varint64 at most 10),
 fixed-width integers are little-endian, and every stored CRC is CRC-32C masked
-as LevelDB masks it (spec §1).
+as LevelDB masks it (see mask_crc).
 """
 import struct
 from functools import lru_cache

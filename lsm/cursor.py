@@ -3,6 +3,8 @@
 Iterator reproduces plyvel's state machine call for call (BEFORE_START,
 AFTER_STOP, IN_BETWEEN, IN_BETWEEN_ALREADY_POSITIONED), so bounds, reverse,
 seek and prev behave exactly as they do over LevelDB.
+
+Knows the engine's DBIter (lsm.writer.iterator) and lsm.errors; no files.
 """
 import weakref
 from bisect import bisect_left

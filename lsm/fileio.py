@@ -5,6 +5,9 @@ system; lsm.testing substitutes one that injects faults and simulates power cuts
 Writes are unbuffered (os.write of the whole buffer; for the WAL, pwrite of a
 batch or a copy into a shared mapping): when append() returns, the bytes are
 in the OS, so they survive a crash of this process.
+
+Knows the operating system and lsm.errors only; nothing of formats or the
+engine.
 """
 import ctypes
 import errno
@@ -93,10 +96,10 @@ class MappedWritableFile(WritableFile):
     """A WritableFile for a log of many small appends (the WAL). A small
     append copies into a shared mapping of the file, so when it returns the
     bytes are in the OS's page cache -- a crash of this process cannot lose
-    them -- without a write() call each (1.2 of the 3.4 us of a put). An
+    them -- without a write() call each (a system call is a third of a put). An
     append of PWRITE_BYTES or more (a write batch) is one pwritev() instead:
-    each new page a mapping touches is a page fault, ~5 us on a virtual
-    machine, so a 1000-put batch cost 150 us copied in and 30 us written.
+    each new page a mapping touches is a page fault, so a large batch costs
+    several times more copied in than written.
     Both reach the same page cache, so readers see one file either way.
 
     The file is reserved MAP_BYTES at a time with posix_fallocate, so a full
@@ -108,9 +111,9 @@ class MappedWritableFile(WritableFile):
 
     Every WRITEBACK_BYTES appended, writeback of them is started and not
     waited for (sync_file_range, RocksDB's wal_bytes_per_sync): the writer
-    syncs a WAL it switches away from, and that fdatasync of a 16 MiB WAL
-    took ~10 ms, the writes held up meanwhile; now it finds most of it
-    written already."""
+    syncs a WAL it switches away from, and that fdatasync holds the writes up
+    while it writes a whole WAL's pages; now it finds most of them written
+    already. Figures: docs/measurements.md."""
 
     __slots__ = ("_map", "_base", "_end", "mapped_bytes", "_writeback_from")
 

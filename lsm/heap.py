@@ -4,9 +4,8 @@ else of lsm.
 A flush frees what its memtable held (an index of ~40 MB once read, the
 batches of a write made while a snapshot was live) and what a writer-side
 flush allocated; glibc keeps the holes rather than returning them. Since
-memtables read their batches back from the WAL, the effect is small: after
-2M puts in batches with one compactor, the writer held 45 MB once the
-database was closed (30 at open), 53 without a trim after each commit.
+memtables read their batches back from the WAL, the effect is small
+(docs/measurements.md), but a trim after each commit returns it.
 """
 import ctypes
 

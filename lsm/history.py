@@ -9,7 +9,8 @@ only one ``LOG.old``, so the history reaches back over the last two sessions
 
 ``parse_history(texts)`` is pure: it takes the text of each LOG, oldest first,
 and returns a ``History``. ``read_logs(fs, dbname)`` is the only function here
-that touches files. Lines that are not LOG lines, or that name an event but do
+that touches files, through the FileSystem seam; the wording of events is
+lsm.infolog's. Lines that are not LOG lines, or that name an event but do
 not parse, are counted in ``History.skipped`` and otherwise ignored: a torn
 last line after a crash must not break a stats tool.
 

@@ -1,4 +1,4 @@
-"""Internal keys and their ordering (spec §2). Pure: no files, no sockets.
+"""Internal keys and their ordering. Pure: no files, no sockets.
 
 An internal key is ``user_key || fixed64(sequence << 8 | kind)``. Internal order:
 user key ascending (bytewise), then the 64-bit tag descending, so the newest

@@ -9,6 +9,10 @@ but sequence numbers can, and a compaction orders by them.
 A table that cannot be used whole (unreadable, or rebuilt from its intact
 blocks) is never deleted: as LevelDB's RepairDB does, it is moved into
 ``<db>/lost/``, where nothing reads it and destroy_db leaves it.
+
+Knows the file formats (tables, log, VersionEdit), the job runner
+(lsm.compactor.runner, to turn WALs into tables) and lsm.db (for the final
+compaction); does its I/O through the FileSystem seam.
 """
 import os
 

@@ -1,4 +1,4 @@
-"""Damaged files (reliability.md §5.1 F2/F3/F5-F8, design §7): every byte of a
+"""Damaged files: every byte of a
 small table, WAL and MANIFEST flipped in turn, and each truncated at every
 length.
 

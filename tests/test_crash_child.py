@@ -1,7 +1,7 @@
 """A writer process that dies (os._exit, SIGKILL) loses no acknowledged write.
 
 sync=False writes are in the OS once put() returns, so they must survive the
-death of the process (design §7). A child process writes a deterministic
+death of the process. A child process writes a deterministic
 sequence of operations (puts, deletes, write batches) and prints the index of
 each one after it returns. The parent replays the same sequence into a dict
 and requires the reopened database to hold exactly the state after the last

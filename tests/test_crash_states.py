@@ -1,4 +1,5 @@
-"""Power-cut crash states (reliability.md §5.2 C1/C2).
+"""Power-cut crash states: what a power cut at any file operation leaves on
+disk opens as a prefix of the acknowledged history.
 
 One deterministic workload of 2000 operations (puts, deletes, batches,
 ~15% sync=True, a compact_range every 450 ops) runs through FaultFS with a

@@ -1,4 +1,4 @@
-"""Real-process kills (reliability.md §5.3 K1, §5.7 L3): a child process runs a
+"""Real-process kills: a child process runs a
 deterministic workload (puts, deletes, batches, some sync=True, a
 compact_range now and then) and prints the index of every operation after it
 returns. The parent SIGKILLs it at random moments -- during open and

@@ -1,4 +1,4 @@
-"""The LOCK file (reliability.md §5.7, design §7): while one process holds a
+"""The LOCK file: while one process holds a
 database, a second open -- lsm in another process, plyvel in another process,
 lsm again in this one -- fails at once with a clear error; the lock goes away
 on close and when the holder dies (SIGKILL), compactor children or not."""

@@ -1,4 +1,4 @@
-"""Compaction picking (spec §9): which files a compaction takes, and why."""
+"""Compaction picking, by LevelDB's scores and limits: which files a compaction takes, and why."""
 from lsm.filemeta import FileMetaData
 from lsm.keys import TYPE_VALUE, make_internal_key
 from lsm.writer import picker

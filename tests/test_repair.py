@@ -1,4 +1,4 @@
-"""lsm.repair_db (reliability.md rule 1, LevelDB corruption_test's repair cases):
+"""lsm.repair_db (LevelDB corruption_test's repair cases):
 rebuild from what is on disk after the MANIFEST/CURRENT are lost, a table
 block is damaged, or a WAL is damaged. Repair salvages every intact record
 (compared with a model of what was written), never returns a damaged value,

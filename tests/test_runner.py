@@ -1,7 +1,7 @@
 """Running flush and compaction jobs against real WALs and tables on disk.
 
-The compaction model here is deliberately naive (a dict of versions and the
-spec §10 rules spelled out one key at a time) so that it shares nothing with
+The compaction model here is deliberately naive (a dict of versions and LevelDB's
+drop rules spelled out one key at a time) so that it shares nothing with
 the chunked merge and drop loop it checks.
 """
 import ast
@@ -38,7 +38,7 @@ def visible(entries, ukey, snapshot):
 
 
 def expected_survivors(entries, smallest_snapshot, deeper, lower=None, upper=None):
-    """Spec §10, one user key at a time, newest version first."""
+    """LevelDB's drop rules, one user key at a time, newest version first."""
     by_key = {}
     for e in entries:
         by_key.setdefault(e[0], []).append(e)

@@ -1,4 +1,5 @@
-"""Block codec (spec §7.3) and the index-key shortening rules (spec §7.4)."""
+"""Block codec, and the shortening of index keys (LevelDB's
+FindShortestSeparator and FindShortSuccessor)."""
 import struct
 
 import pytest

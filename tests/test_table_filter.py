@@ -1,4 +1,4 @@
-"""Bloom hash, bloom filters and the filter block (spec §7.6, §8)."""
+"""Bloom hash, bloom filters and the filter block."""
 import random
 import struct
 from unittest import mock
@@ -69,7 +69,7 @@ def reference_hash(data):
 
 
 def reference_filter(keys, bits_per_key):
-    """Spec §8.3 transcribed literally, one probe at a time."""
+    """LevelDB's bloom CreateFilter transcribed literally, one probe at a time."""
     k = min(30, max(1, int(bits_per_key * 0.69)))
     bits = max(64, len(keys) * bits_per_key)
     nbytes = (bits + 7) // 8
@@ -194,8 +194,9 @@ def test_empty_filter_block():
 
 
 def test_buckets_follow_block_start_offsets():
-    """Blocks at 0, 100029, 104164, 108277 (spec §7.6 example): 54 offsets,
-    filter 0 = block 0, 48 = block 1, 50 = block 2, 52 = block 3, others empty."""
+    """Blocks at 0, 100029, 104164, 108277, with a filter every 2 KiB of
+    table: 54 offsets, filter 0 = block 0, 48 = block 1, 50 = block 2,
+    52 = block 3, others empty."""
     policy = BloomFilterPolicy(10)
     builder = FilterBlockBuilder(policy)
     builder.start_block(0)

@@ -1,5 +1,6 @@
 """Tables written by TableBuilder read back by Table: every entry, every block,
-every point lookup at every snapshot; plus the exact bytes of spec §7.8."""
+every point lookup at every snapshot; plus the exact bytes LevelDB writes for
+a one-entry table (apple -> red at sequence 1)."""
 import os
 import random
 import struct

@@ -1,8 +1,8 @@
-"""I/O errors while writing (reliability.md §5.2 C3, §5.5 D1): ENOSPC and EIO
+"""I/O errors while writing: ENOSPC and EIO
 injected by FaultFS into a WAL append or fsync, a flush, a compaction and a
 MANIFEST write.
 
-The contract (design §7, reliability rule 3):
+The contract:
 * the call that hit the error raises an lsm.Error naming the failure;
 * a WAL or MANIFEST failure is sticky: every later write raises, reads go on;
 * nothing acknowledged before is lost: the directory reopened with the plain
@@ -168,7 +168,7 @@ def test_failed_wal_fsync_at_rotation_is_not_retried_as_success(tmp_path):
     """The fsync of the old WAL when the memtable is switched fails. The write
     that hit it fails; a later write must not retry that fsync, see it
     "succeed" (Linux has dropped the dirty pages) and acknowledge writes on top
-    of data that never reached the disk (reliability rule 3, fsync-gate)."""
+    of data that never reached the disk (no acknowledgement after a failed fsync)."""
     run = Run(tmp_path)
     run.fs.inject("fsync", "*.log", errno=errno.EIO)  # only rotation syncs a WAL: no sync=True writes
     failed_at = None

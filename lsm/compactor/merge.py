@@ -1,4 +1,5 @@
-"""Merging sorted runs of entries, and what a compaction may drop (spec §10).
+"""Merging sorted runs of entries, and what a compaction may drop (LevelDB's
+two drop rules, see DropRules).
 Pure: no files, no sockets; rows in, rows out.
 
 An entry travels as a row ``(user_key, -tag, value)`` with ``tag = seq << 8 |

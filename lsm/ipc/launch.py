@@ -12,8 +12,8 @@ child runs differ from multiprocess's 'spawn', all for the writer's sake:
 * no resource-tracker process is started: workers use no shared semaphores
   or memory, and the tracker would be one more child of the writer that
   outlives the pool;
-* the child does not import multiprocess: its bootstrap (dill included) took
-  ~50 ms of a compactor's ~280 ms start-up, while the writer's first
+* the child does not import multiprocess: its bootstrap (dill included) is a
+  sizeable part of a compactor's start-up (docs/measurements.md), while the writer's first
   memtables wait for it. The parent sends the target's module and name, its
   plain arguments, sys.path and the working directory as one ``marshal``
   record down the bootstrap pipe; _CHILD_BOOTSTRAP reads it and calls the

@@ -2,4 +2,6 @@
 
 requests carries out one decoded request against a DB and keeps each
 client's snapshots and iterators; server owns the sockets and the threads.
-The wire format is lsm.ipc.client_codec's; the client is lsm.client."""
+The wire format is lsm.ipc.client_codec's; the client is lsm.client.
+Knows an open DB (its public API, and the engine's group commit for a
+client's encoded batch) and lsm.ipc's client protocol."""

@@ -1,5 +1,5 @@
-"""LevelDB tables (.ldb): building, reading, the bloom filter and the block cache
-(spec §7, §8). Pure codecs live in format.py, block.py and filter.py; reader.py
+"""LevelDB tables (.ldb): building, reading, the bloom filter and the block cache.
+Pure codecs live in format.py, block.py and filter.py; reader.py
 reads through the RandomAccessFile it is given; builder.py writes only through
 the callable it is given.
 """

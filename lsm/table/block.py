@@ -1,4 +1,4 @@
-"""Block contents: prefix-compressed entries plus a restart array (spec §7.3).
+"""Block contents: prefix-compressed entries plus a restart array.
 Pure: no files; bytes in, bytes out, DecodeError on damage.
 
     entry   := varint32 shared | varint32 non_shared | varint32 value_len
@@ -15,10 +15,11 @@ key, for a block read once.
 
 Inside the decoder, a block whose entries all share no prefix and have one
 header (keys of one length, values of one length) is *uniform*: its entries
-lie at a fixed stride and one struct call decodes them, about 4x faster than
-the entry loop. Any other block -- LevelDB's, prefix-compressed, or lsm's of
-keys and values of many sizes -- takes the entry loop, whose common headers
-(lengths below 16 KiB) are read without a varint call.
+lie at a fixed stride and one struct call decodes them, several times faster
+than the entry loop (docs/measurements.md). Any other block -- LevelDB's,
+prefix-compressed, or lsm's of keys and values of many sizes -- takes the
+entry loop, whose common headers (lengths below 16 KiB) are read without a
+varint call.
 """
 import struct
 from bisect import bisect_left
@@ -174,7 +175,8 @@ def _uniform_layout(data, limit):
     value_len = data[2]
     if key_len | value_len < 128:
         # repeats_at_stride's check written out for one-byte lengths: every
-        # point lookup passes here, and the call and its loop cost 0.5 us.
+        # point lookup passes here, and a call with its loop is a measurable
+        # share of a lookup.
         stride = 3 + key_len + value_len
         count, rest = divmod(limit, stride)
         if (

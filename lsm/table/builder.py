@@ -1,5 +1,5 @@
 """TableBuilder: writes a LevelDB table through the `write` callable it is given
-and nothing else (spec §7). With prefix_compression, which LevelDB always does,
+and nothing else. With prefix_compression, which LevelDB always does,
 byte-identical to LevelDB 1.22's TableBuilder for the same entries and options
 (block cut rule, separators, filter buckets, compression). Without it, every
 key is stored whole and every entry is a restart point (restart interval 1,

@@ -1,15 +1,15 @@
 """Bloom filters and the filter block, bit-identical to LevelDB's
-"leveldb.BuiltinBloomFilter2" (spec §7.6, §8). Pure: no files.
+"leveldb.BuiltinBloomFilter2". Pure: no files.
 
 Speed, building: FilterBlockBuilder hands the keys of many data blocks to
 create_filters at once, and numpy does every step for all of them: the hash
 word by word, word j of every key in one step (over a matrix when the keys
 have one length, else over the keys that have a word j), then each of the k
 probes as one scatter into a byte-per-bit array that np.packbits packs. Every
-flush and compaction builds filters for all its keys; this costs about 40 ns
-a short key, against 350 for the same steps on big integers in pure Python,
-and the number of steps is the longest key's words: 1000 keys of up to
-100 KB take about 0.2 s, where Python's loop took 90.
+flush and compaction builds filters for all its keys, so this is several
+times cheaper than the same steps on big integers in pure Python, and the
+number of steps is the longest key's words, not all keys' words
+(docs/measurements.md).
 
 Speed, reading: tables lsm writes carry a filter of its own as well
 (keyfilter), whose hash runs in C, and gets probe that one; this filter
@@ -20,9 +20,9 @@ operations, cheaper than numpy's set-up.
 
 numpy is imported where filters are built, not with this module: a process
 that only reads never loads it. Loaded in the bench's process, numpy (and the
-OpenBLAS threads it starts) left lsm's full scans there about 35% slower
-(1.05M against 1.55M entries/s; not with OPENBLAS_NUM_THREADS=1), a cause we
-measured but did not pin down.
+OpenBLAS threads it starts) left lsm's full scans there markedly slower
+(not with OPENBLAS_NUM_THREADS=1; docs/measurements.md), a cause not pinned
+down.
 """
 import struct
 

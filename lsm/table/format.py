@@ -1,5 +1,5 @@
-"""Table framing: block handles, block trailers, compression and the footer
-(spec §7.1, §7.2, §7.7). Pure: no files; bytes in, bytes out, DecodeError on damage.
+"""Table framing: block handles, block trailers, compression and the footer.
+Pure: no files; bytes in, bytes out, DecodeError on damage.
 """
 import struct
 

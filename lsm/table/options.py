@@ -13,9 +13,9 @@ class TableOptions:
     bloom_bits_per_key: int = 10  # 0: no filter block
     # LevelDB stores each key as the bytes it does not share with the one
     # before. Without that, a block of keys of one length and values of one
-    # length is uniform (lsm.table.block) and decodes about 4x faster. Cost:
-    # 2.5% more disk on the bench's keys (16 bytes, ~12 shared with the next)
-    # with snappy, ~10% without compression. RocksDB: use_delta_encoding.
+    # length is uniform (lsm.table.block) and decodes several times faster. Cost:
+    # more disk for keys that share long prefixes with their neighbours (a few
+    # percent with snappy; docs/measurements.md). RocksDB: use_delta_encoding.
     prefix_compression: bool = False
     # With a filter, a second filter block of lsm's own beside LevelDB's
     # (lsm.table.keyfilter): a get probes it with a hash computed in C, once

@@ -1,4 +1,4 @@
-"""Table: reads a LevelDB table through the RandomAccessFile it is given (spec §7).
+"""Table: reads a LevelDB table through the RandomAccessFile it is given.
 
 Every block read is checked against its CRC, always (LevelDB checks data blocks
 only when asked to): damaged bytes raise CorruptionError(path, offset of the
@@ -31,7 +31,7 @@ from .format import (
 from .keyfilter import KEY_FILTER_META_KEY, KeyFilterReader, cached_key_hash
 
 # A scan reads the blocks it does not find in the cache this many bytes at a
-# time: one pread per 4 KiB block was 0.7 us of a scan's ~11 us per block.
+# time: one pread per 4 KiB block is a noticeable share of a scan's cost per block.
 SCAN_READAHEAD = 64 << 10
 
 # Per-table cache when the caller shares none: enough for a scan and a few
@@ -51,7 +51,7 @@ class _PackedBlock:
     """A snappy block as stored in the file, checksum verified, as a cache
     under pressure keeps it for point lookups (BlockCache.pressed) instead
     of its raw contents: ~half their bytes, so twice as many blocks fit, for
-    a decompression (~0.8 us for 4 KiB) at each lookup. Scans decode and
+    a snappy decompression at each lookup. Scans decode and
     cache blocks whole."""
 
     __slots__ = ("stored",)

@@ -1,5 +1,6 @@
 """FaultFS: a FileSystem that really writes files but remembers what a power
-cut would keep, and injects I/O errors on demand (reliability.md §5.0 b).
+cut would keep, and injects I/O errors on demand. Knows files and
+lsm.fileio's FileSystem interface; nothing of the engine.
 
 Every file and directory under ``root`` is modelled next to the real one:
 

@@ -1,6 +1,7 @@
 """An oracle for crash tests: the acknowledged operation history, the model
 state after every prefix of it (as an order-independent hash), and
-self-checking values (reliability.md §5.0 d).
+self-checking values. No files; it touches a database only in ``apply``,
+through the DB it is given.
 
 A recovered database is correct when its contents equal the model state
 after some prefix P of the history with P >= the last acknowledged sync write

@@ -1,5 +1,6 @@
 """Opening a database for a tool: a path that holds no database is an Error
-saying so, rather than a new empty database or an engine error about a file."""
+saying so, rather than a new empty database or an engine error about a file.
+Knows lsm.DB and the directory it opens; prints nothing."""
 import os
 
 from ..db import DB

@@ -1,5 +1,6 @@
 """Repair a database (lsm.repair_db) and say what it did in lines of text:
-what was kept, rebuilt, dropped, and moved into ``PATH/lost/``."""
+what was kept, rebuilt, dropped, and moved into ``PATH/lost/``.
+Knows lsm.repair_db and its report; prints nothing."""
 import os
 
 from ..admin import repair_db

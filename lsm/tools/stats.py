@@ -5,6 +5,9 @@ compaction history read from the info LOG (lsm.history).
 Opening rotates LOG to LOG.old and drops the older LOG.old, so both are read
 before the open, and the LOG the open wrote after it: the history covers the
 last two sessions before this one, plus this one.
+
+Knows lsm.history, an open DB's stats and properties, and the FileSystem
+seam for reading the LOGs; prints nothing.
 """
 import os
 

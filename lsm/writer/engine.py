@@ -201,8 +201,8 @@ class Engine:
     def _open_tables_in_range(self, version, begin, end):
         """Open the range's tables in the table cache (as many as it holds),
         as LevelDB's compaction leaves each output it checks: the first reads
-        after a compact_range find them open. Outside the lock: a table's
-        index and filter take ~1 ms to load. Only a head start: a table that
+        after a compact_range find them open. Outside the lock: loading a
+        table's index and filter means reads and decoding. Only a head start: a table that
         does not open is left for the read that needs it to report."""
         capacity = self.table_cache.capacity
         for level in range(len(version.levels)):

@@ -35,7 +35,7 @@ class Options:
     max_file_size: int = 2 << 20
     compression: str | None = "snappy"
     bloom_filter_bits: int = 10
-    # Off: tables of fixed-width entries decode ~4x faster (see TableOptions).
+    # Off: tables of fixed-width entries decode several times faster (see TableOptions).
     prefix_compression: bool = False
     compactors: int = 0
     manifest_limit: int = 64 << 20

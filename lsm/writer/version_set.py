@@ -2,7 +2,8 @@
 to be, and the counters (file numbers, sequence, log numbers) persisted with it.
 Owned by the writer alone. All I/O goes through the FileSystem seam.
 
-Commit order for every edit (reliability rule 4): outputs are already synced
+Commit order for every edit, so a crash at any point leaves a MANIFEST
+that names only complete files: outputs are already synced
 and renamed in; the edit is appended to the MANIFEST and synced; only then is
 the new version installed and anything deleted on its strength.
 """
