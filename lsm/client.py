@@ -20,7 +20,7 @@ import weakref
 from collections import deque
 
 from . import batch as batch_codec
-from .cursor import IteratorInvalidError
+from .errors import IteratorInvalidError
 from .db import (_BATCH_FLAGS, _ITERATOR_FLAGS, _READ_FLAGS, _SYNC, PrefixedDB, WriteBatch, _need_bools, _need_bytes,
                  _value_bytes)
 from .errors import ClosedError

@@ -91,6 +91,29 @@ def _edges_into(graph, source_package, target_packages):
                   for b in targets if any(_inside(b, t) for t in target_packages))
 
 
+def _reaches(graph, source_package, target_packages):
+    """Paths from a module of source_package to one of target_packages,
+    through any modules between: an import through a third module counts."""
+    found = []
+    for start in sorted(m for m in graph if _inside(m, source_package)):
+        seen = {start: None}
+        todo = [start]
+        while todo:
+            module = todo.pop()
+            for target in graph.get(module, ()):
+                if target in seen:
+                    continue
+                seen[target] = module
+                if any(_inside(target, t) for t in target_packages):
+                    path = [target]
+                    while path[-1] != start:
+                        path.append(seen[path[-1]])
+                    found.append(" -> ".join(reversed(path)))
+                else:
+                    todo.append(target)
+    return found
+
+
 def _inside(module, package):
     return module == package or module.startswith(package + ".")
 
@@ -109,7 +132,14 @@ def test_no_module_of_lsm_imports_one_that_imports_it_back():
 
 def test_the_compactor_never_imports_the_writer():
     assert _edges_into(import_graph(), "lsm.compactor", ["lsm.writer"]) == []
+    assert _reaches(import_graph(), "lsm.compactor", ["lsm.writer"]) == []
 
 
 def test_the_transport_imports_neither_the_compactor_nor_the_writer():
     assert _edges_into(import_graph(), "lsm.ipc", ["lsm.compactor", "lsm.writer"]) == []
+    assert _reaches(import_graph(), "lsm.ipc", ["lsm.compactor", "lsm.writer"]) == []
+
+
+def test_the_reach_check_follows_imports_through_other_modules():
+    graph = {"lsm.ipc.a": {"lsm.b"}, "lsm.b": {"lsm.writer.c"}, "lsm.writer.c": set()}
+    assert _reaches(graph, "lsm.ipc", ["lsm.writer"]) == ["lsm.ipc.a -> lsm.b -> lsm.writer.c"]

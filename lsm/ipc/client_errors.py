@@ -1,8 +1,7 @@
 """Exceptions across the client boundary: the Failure a server sends for an
 exception, and the exception a client raises for a Failure, of the same
 class. Pure: no sockets, no files."""
-from ..cursor import IteratorInvalidError
-from ..errors import ClosedError, CorruptionError, Error, IOError, LockError
+from ..errors import ClosedError, CorruptionError, Error, IOError, IteratorInvalidError, LockError
 from .client_messages import ErrorKind, Failure
 
 # Most specific first: a LockError is an IOError, a ClosedError a RuntimeError.
