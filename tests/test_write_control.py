@@ -74,6 +74,26 @@ def test_single_puts_stall_while_frozen_memtables_are_at_their_limit_and_lose_no
         assert all(db.get(b"s%04d" % i) == value for i in range(200))
 
 
+def test_single_puts_stop_at_the_level0_stop_trigger_until_level0_shrinks(tmp_path):
+    # Level 0 reaches 4 files, the stop trigger and the compaction trigger
+    # alike; every job sleeps a second in the compactor (the runner's test
+    # hook), so the put that needs a new memtable meanwhile must wait for
+    # that compaction to empty level 0.
+    path = str(tmp_path / "db")
+    value = b"x" * 1000
+    with lsm.DB(path, create_if_missing=True, compactors=1, write_buffer_size=64 << 10,
+                level0_slowdown_writes_trigger=4, level0_stop_writes_trigger=4,
+                compactor_env={"LSM_TEST_JOB_SLEEP": "1"}) as db:
+        _with_level0_files(db, 4)
+        for i in range(100):  # more than a memtable: the switch meets level 0 at its stop
+            db.put(b"s%04d" % i, value)
+        with open(os.path.join(path, "LOG")) as log:
+            assert "Stalling writes: 0 frozen memtables, 4 level-0 files" in log.read(), \
+                "a single put went past the level-0 stop"
+        assert _level0_files(db) < 4
+        assert all(db.get(b"s%04d" % i) == value for i in range(100))
+
+
 def test_wait_for_compactions_returns_once_no_level_needs_one(tmp_path):
     with lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=1, write_buffer_size=64 << 10) as db:
         for i in range(3000):
