@@ -560,3 +560,18 @@ class DBIter:
             self._load_backward(self._lo, not self._lo_incl)
             if not self.chunk:
                 self.pos = 0
+
+
+class OrderedMergedView(MergedView):
+    """The MergedView of a database with a custom comparator: its sources
+    hold ordered keys (lsm.order), and so do the keys it is asked from."""
+
+    def __init__(self, sources, ordered):
+        super().__init__(sources)
+        self._ordered = ordered
+
+    def forward(self, key, inclusive):
+        return self._chunk(None if key is None else self._ordered(key), inclusive, True)
+
+    def backward(self, key, inclusive):
+        return self._chunk(None if key is None else self._ordered(key), inclusive, False)
