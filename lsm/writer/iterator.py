@@ -406,6 +406,8 @@ class MergedView:
     """Visible (user_key, value) pairs of the whole database at one sequence,
     served in chunks. Sources are ordered newest first."""
 
+    ordered = None  # a custom comparator's key type (OrderedMergedView)
+
     def __init__(self, sources):
         self._sources = sources
         # Per source and direction, its last chunk unless handed out up to
@@ -568,10 +570,10 @@ class OrderedMergedView(MergedView):
 
     def __init__(self, sources, ordered):
         super().__init__(sources)
-        self._ordered = ordered
+        self.ordered = ordered
 
     def forward(self, key, inclusive):
-        return self._chunk(None if key is None else self._ordered(key), inclusive, True)
+        return self._chunk(None if key is None else self.ordered(key), inclusive, True)
 
     def backward(self, key, inclusive):
-        return self._chunk(None if key is None else self._ordered(key), inclusive, False)
+        return self._chunk(None if key is None else self.ordered(key), inclusive, False)
