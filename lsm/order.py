@@ -61,11 +61,6 @@ def _ordered_key_type(compare):
     return cls
 
 
-def ordered_list(keys, wrap) -> list:
-    """`keys` (bytes) as ordered keys; None stays None."""
-    return [None if k is None else wrap(k) for k in keys]
-
-
 def comparator_reference(compare) -> str | None:
     """"module:qualname" under which another process imports `compare` itself,
     or None when it cannot (a lambda, a closure, a function of __main__ or
@@ -85,7 +80,9 @@ def comparator_reference(compare) -> str | None:
 def unreachable_reason(compare) -> str:
     """Why a compactor process could not import `compare` (for the TypeError)."""
     module = getattr(compare, "__module__", None)
-    qualname = getattr(compare, "__qualname__", repr(compare))
+    qualname = getattr(compare, "__qualname__", None)
+    if not module or not qualname:
+        return f"comparator {compare!r} has no module and qualified name to import it by"
     if module == "__main__":
         return f"comparator {qualname!r} is defined in __main__, which compactor processes do not import"
     if "<" in qualname:
