@@ -102,6 +102,12 @@ class Iterator(_Pinned):
         self._prefix_len = len(db_prefix) if db_prefix else 0
         self._reverse = bool(reverse)
         super().__init__(db, sequence, fill_cache)
+        ordered = self.view.ordered
+        if ordered is not None:
+            # A custom comparator's database: the bounds compare by it, against
+            # each other and a seek's target too, as plyvel compares them.
+            self._start = None if start is None else ordered(start)
+            self._stop = None if stop is None else ordered(stop)
         self._it = DBIter(self.view)
         self._state = AFTER_STOP if self._reverse else BEFORE_START
         self._plain = self._include_key and self._include_value and not self._prefix_len

@@ -40,14 +40,11 @@ _ITERATOR_FLAGS = ("verify_checksums", "fill_cache", "reverse", "include_start",
 
 
 def _check_comparator(comparator, comparator_name):
-    """plyvel's checks, then lsm's refusal: keys are ordered bytewise."""
+    """plyvel's checks of a custom comparator's arguments."""
     if (comparator is None) != (comparator_name is None):
         raise ValueError("'comparator' and 'comparator_name' must be specified together")
-    if comparator is None:
-        return
-    if not callable(comparator):
+    if comparator is not None and not callable(comparator):
         raise TypeError("custom comparator object must be callable")
-    raise ValueError("custom comparators are not supported: lsm stores leveldb.BytewiseComparator order")
 
 
 def _value_bytes(value):
@@ -99,6 +96,8 @@ class DB:
             block_size=block_size, block_restart_interval=block_restart_interval, max_file_size=max_file_size,
             compression=compression, bloom_filter_bits=bloom_filter_bits, compactors=compactors, **extra)
         _check_comparator(comparator, comparator_name)
+        if comparator is not None:
+            self.options.use_comparator(comparator, comparator_name, compactors_given=compactors is not None)
         kwargs = {} if fs is None else {"fs": fs}
         self._engine = Engine(self._name, self.options, **kwargs)
         if serve:  # other processes' lsm.connect(name) clients, on background threads; "HOST:PORT": TCP too

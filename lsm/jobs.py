@@ -30,6 +30,8 @@ class FlushJob:
     # salvage (repair_db) skips damaged records and keeps everything intact.
     paranoid: bool = True
     salvage: bool = False
+    # A custom comparator as "module:qualname" (lsm.order); None: bytewise.
+    comparator: str | None = None
 
 
 @dataclass
@@ -54,6 +56,8 @@ class CompactionJob:
     # over the same inputs commit as one edit.
     lower: bytes | None = None
     upper: bytes | None = None
+    # A custom comparator as "module:qualname" (lsm.order); None: bytewise.
+    comparator: str | None = None
 
 
 @dataclass

@@ -24,6 +24,7 @@ from .errors import CorruptionError, DecodeError, Error
 from .fileio import DEFAULT_FS
 from .filemeta import FileMetaData
 from .keys import COMPARATOR_NAME, parse_internal_key
+from .order import ordered_key_type
 from .record import LogReader, LogWriter
 from .table import Table, TableBuilder
 from .version_edit import VersionEdit
@@ -36,8 +37,10 @@ def repair(dbname, fs=DEFAULT_FS, **options):
     what was dropped with the reason, and the files moved into lost/ (each
     dropped table's entry names its new place as ``moved_to``)."""
     from .writer.options import Options
+    compare, comparator_name = options.pop("comparator", None), options.pop("comparator_name", None)
     opts = Options.from_kwargs(**{k: v for k, v in options.items() if v is not None})
     table_options = opts.table_options()
+    ordered = None if compare is None else ordered_key_type(compare)
     report = {"tables": 0, "tables_rebuilt": 0, "tables_dropped": [], "wals": 0, "dropped": [],
               "entries": 0, "lost": []}
     handle = fs.lock(filenames.lock_file_name(dbname))
@@ -60,7 +63,7 @@ def repair(dbname, fs=DEFAULT_FS, **options):
         max_sequence = 0
         for number in sorted(wals):
             job = FlushJob(0, number, table_options, paranoid=False, salvage=True)
-            result = run_job(job, dbname, staging, fs)
+            result = run_job(job, dbname, staging, fs, compare=compare)
             if not result.ok:
                 report["dropped"].append({"file": filenames.log_file_name(dbname, number), "reason": result.error})
                 continue
@@ -74,7 +77,8 @@ def repair(dbname, fs=DEFAULT_FS, **options):
                 tables.append((new_number, os.path.basename(filenames.table_file_name(dbname, new_number))))
         for number, name in sorted(tables):
             path = os.path.join(dbname, name)
-            meta, seq, next_number = _salvage_table(fs, dbname, path, number, table_options, next_number, report)
+            meta, seq, next_number = _salvage_table(fs, dbname, path, number, table_options, next_number, report,
+                                                    ordered)
             if meta is not None:
                 metas.append(meta)
                 max_sequence = max(max_sequence, seq)
@@ -87,7 +91,7 @@ def repair(dbname, fs=DEFAULT_FS, **options):
 
         manifest_number = next_number
         next_number += 1
-        edit = VersionEdit(comparator=COMPARATOR_NAME, log_number=0, prev_log_number=0,
+        edit = VersionEdit(comparator=comparator_name or COMPARATOR_NAME, log_number=0, prev_log_number=0,
                            next_file_number=next_number, last_sequence=max_sequence)
         for meta in metas:
             edit.new_files.append((0, meta))
@@ -103,15 +107,18 @@ def repair(dbname, fs=DEFAULT_FS, **options):
     finally:
         fs.unlock(handle)
     from .db import DB
+    if compare is not None:
+        options.update(comparator=compare, comparator_name=comparator_name)
     with DB(dbname, compactors=0, **options) as db:
         db.compact_range()
     return report
 
 
-def _salvage_table(fs, dbname, path, number, table_options, next_number, report):
+def _salvage_table(fs, dbname, path, number, table_options, next_number, report, ordered=None):
     """(FileMetaData or None, max sequence, next_number). A table with a damaged
     block is rewritten from its intact blocks under a new number; the damaged
-    original, or a table that cannot be opened at all, goes to lost/."""
+    original, or a table that cannot be opened at all, goes to lost/.
+    ordered: a custom comparator's key type (lsm.order)."""
     try:
         file = fs.open_random(path)
     except Error as exc:
@@ -121,7 +128,7 @@ def _salvage_table(fs, dbname, path, number, table_options, next_number, report)
     damaged = False
     try:
         try:
-            table = Table.open(file, path=path, number=number)
+            table = Table.open(file, path=path, number=number, ordered=ordered)
         except (CorruptionError, DecodeError) as exc:
             reason = str(exc)
         else:
@@ -151,7 +158,7 @@ def _salvage_table(fs, dbname, path, number, table_options, next_number, report)
     new_path = filenames.table_file_name(dbname, new_number)
     out = fs.create(new_path)
     try:
-        builder = TableBuilder(TableOptions(**vars(table_options)), out.append)
+        builder = TableBuilder(TableOptions(**vars(table_options)), out.append, shorten_index_keys=ordered is None)
         for k, v in entries:
             builder.add(k, v)
         size = builder.finish()

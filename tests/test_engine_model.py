@@ -2,6 +2,7 @@
 flushes, compactions, manual compactions, and close/reopen."""
 import shutil
 import tempfile
+from functools import cmp_to_key
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
@@ -9,6 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 import lsm
 from lsm.compactor import columnar
+from comparators import REVERSE_NAME, reverse_bytewise
 from engine_helpers import model_range
 
 KEYS = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b) | st.sampled_from([b"", b"\xff", b"k", b"k\x00"])
@@ -17,11 +19,19 @@ OPTIONS = dict(create_if_missing=True, write_buffer_size=64 << 10, max_file_size
                block_size=1024, compactors=0, level_size_base=96 << 10)
 
 
-def engine_model(keys, values, bulk_sizes, compactors, chunk_bytes=None):
+def engine_model(keys, values, bulk_sizes, compactors, chunk_bytes=None, compare=None, compare_name=None):
     """The model test's state machine over these key and value strategies,
     with flushes and compactions in `compactors` processes (0: inline);
-    chunk_bytes: compactions read runs this many bytes at a time."""
+    chunk_bytes: compactions read runs this many bytes at a time; compare:
+    a custom comparator, named compare_name in the database."""
     bounds = st.none() | keys
+    options = dict(OPTIONS, compactors=compactors)
+    if compare is not None:
+        options.update(comparator=compare, comparator_name=compare_name)
+    order = (lambda item: item[0]) if compare is None else (lambda item, key=cmp_to_key(compare): key(item[0]))
+
+    def in_order(model):
+        return sorted(model.items(), key=order)
 
     class Model(RuleBasedStateMachine):
         def __init__(self):
@@ -29,7 +39,7 @@ def engine_model(keys, values, bulk_sizes, compactors, chunk_bytes=None):
             self.chunk_bytes = columnar.CHUNK_BYTES
             columnar.CHUNK_BYTES = chunk_bytes or columnar.CHUNK_BYTES
             self.path = tempfile.mkdtemp(prefix="lsm-model-")
-            self.db = lsm.DB(self.path, **dict(OPTIONS, compactors=compactors))
+            self.db = lsm.DB(self.path, **options)
             self.model = {}
             self.snapshots = []  # (lsm snapshot, frozen model)
 
@@ -78,12 +88,12 @@ def engine_model(keys, values, bulk_sizes, compactors, chunk_bytes=None):
         def iterate(self, reverse, start, stop, include_start, include_stop, include_key, include_value):
             kw = dict(reverse=reverse, start=start, stop=stop, include_start=include_start,
                       include_stop=include_stop, include_key=include_key, include_value=include_value)
-            assert list(self.db.iterator(**kw)) == model_range(sorted(self.model.items()), **kw)
+            assert list(self.db.iterator(**kw)) == model_range(in_order(self.model), compare=compare, **kw)
 
         @rule(prefix=st.binary(max_size=2), reverse=st.booleans())
         def iterate_prefix(self, prefix, reverse):
             got = list(self.db.iterator(prefix=prefix, reverse=reverse))
-            assert got == model_range(sorted(self.model.items()), prefix=prefix, reverse=reverse)
+            assert got == model_range(in_order(self.model), prefix=prefix, reverse=reverse, compare=compare)
 
         @rule()
         def snapshot(self):
@@ -97,7 +107,7 @@ def engine_model(keys, values, bulk_sizes, compactors, chunk_bytes=None):
             key = data.draw(keys)
             assert snap.get(key) == frozen.get(key)
             reverse = data.draw(st.booleans())
-            assert list(snap.iterator(reverse=reverse)) == model_range(sorted(frozen.items()), reverse=reverse)
+            assert list(snap.iterator(reverse=reverse)) == model_range(in_order(frozen), reverse=reverse, compare=compare)
 
         @precondition(lambda self: self.snapshots)
         @rule(data=st.data())
@@ -116,7 +126,7 @@ def engine_model(keys, values, bulk_sizes, compactors, chunk_bytes=None):
                 snap.release()
             self.snapshots = []
             self.db.close()
-            self.db = lsm.DB(self.path, **dict(OPTIONS, compactors=compactors))
+            self.db = lsm.DB(self.path, **options)
 
     return Model
 
@@ -147,3 +157,18 @@ FixedSizeEngineModel = engine_model(
 FixedSizeEngineModel.TestCase.settings = settings(max_examples=25, stateful_step_count=40, deadline=None,
                                                   suppress_health_check=[HealthCheck.too_slow])
 TestFixedSizeEngineModel = FixedSizeEngineModel.TestCase
+
+
+# Keys in reverse bytewise order, a custom comparator: inline, and with the
+# comparator imported by name in two compactor processes.
+ReverseEngineModel = engine_model(KEYS, VALUES, st.integers(100, 3000), compactors=0,
+                                  compare=reverse_bytewise, compare_name=REVERSE_NAME)
+ReverseEngineModel.TestCase.settings = settings(max_examples=12, stateful_step_count=40, deadline=None,
+                                                suppress_health_check=[HealthCheck.too_slow])
+TestReverseEngineModel = ReverseEngineModel.TestCase
+
+PoolReverseEngineModel = engine_model(KEYS, VALUES, st.integers(100, 3000), compactors=2,
+                                      compare=reverse_bytewise, compare_name=REVERSE_NAME)
+PoolReverseEngineModel.TestCase.settings = settings(max_examples=4, stateful_step_count=30, deadline=None,
+                                                    suppress_health_check=[HealthCheck.too_slow])
+TestPoolReverseEngineModel = PoolReverseEngineModel.TestCase

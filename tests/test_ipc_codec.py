@@ -39,12 +39,15 @@ metas = st.builds(FileMetaData, number=u64, size=u64, smallest=ikeys, largest=ik
 table_options = st.builds(TableOptions, block_size=small, block_restart_interval=small,
                           compression=st.sampled_from([None, "snappy"]) | text, bloom_bits_per_key=small,
                           prefix_compression=st.booleans(), lsm_filter=st.booleans())
-flush_jobs = st.builds(FlushJob, job_id=u64, wal_number=u64, table=table_options, paranoid=st.booleans())
+comparators = st.none() | text
+flush_jobs = st.builds(FlushJob, job_id=u64, wal_number=u64, table=table_options, paranoid=st.booleans(),
+                       comparator=comparators)
 compaction_jobs = st.builds(
     CompactionJob, job_id=u64, level=st.integers(0, 6), inputs=st.lists(metas, max_size=5),
     next_inputs=st.lists(metas, max_size=5), grandparents=st.lists(metas, max_size=5), smallest_snapshot=u64,
     deeper_ranges=st.lists(st.tuples(keys, keys), max_size=5), max_output_file_size=u64,
-    max_grandparent_overlap=u64, table=table_options, lower=st.none() | keys, upper=st.none() | keys)
+    max_grandparent_overlap=u64, table=table_options, lower=st.none() | keys, upper=st.none() | keys,
+    comparator=comparators)
 outputs = st.builds(OutputTable, name=text, size=u64, smallest=ikeys, largest=ikeys, entries=u64)
 results = st.builds(JobResult, job_id=u64, ok=st.booleans(), outputs=st.lists(outputs, max_size=5), error=text,
                     error_kind=st.sampled_from(ErrorKind), os_errno=small, bytes_read=u64, bytes_written=u64,

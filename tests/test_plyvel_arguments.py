@@ -126,10 +126,11 @@ def test_bad_open_arguments_raise_what_plyvel_raises_in_its_order(tmp_path, kwar
     assert not (tmp_path / "lsm").exists(), "a refused open must not create the database"
 
 
-def test_custom_comparator_is_still_refused_after_plyvels_checks_pass(tmp_path):
-    with pytest.raises(ValueError, match="custom comparators are not supported"):
-        lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=0,
+def test_lambda_comparator_with_compactors_is_a_type_error_before_anything_is_created(tmp_path):
+    with pytest.raises(TypeError, match="lambda or a nested function"):
+        lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=1,
                comparator=lambda a, b: 0, comparator_name=b"Reverse")
+    assert not (tmp_path / "db").exists()
 
 
 def test_name_db_and_prefix_cannot_be_reassigned(tmp_path):

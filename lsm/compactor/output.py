@@ -124,8 +124,10 @@ class OutputSet:
         max_file_size=None,
         grandparents=(),
         max_grandparent_overlap=None,
+        shorten_index_keys=True,
     ):
         self._fs = fs
+        self._shorten = shorten_index_keys  # off for a custom comparator (TableBuilder)
         self._dir = staging_dir
         self._options = table_options
         self._max_size = max_file_size if max_file_size is not None else float("inf")
@@ -150,7 +152,7 @@ class OutputSet:
         self.created.append(name)
         self._file = f
         self._name = name
-        self._builder = TableBuilder(self._options, f.append)
+        self._builder = TableBuilder(self._options, f.append, self._shorten)
 
     def _close_current(self):
         builder, f = self._builder, self._file

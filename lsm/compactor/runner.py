@@ -22,6 +22,7 @@ compactor's disk.
 """
 import os
 import time
+from dataclasses import replace
 from operator import itemgetter
 
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
@@ -29,10 +30,13 @@ from ..batch import decode_batch
 from ..batch import decode_header as decode_batch_header
 from ..errors import CorruptionError, DecodeError
 from ..fileio import DEFAULT_FS
+from ..filemeta import FileMetaData
 from ..filenames import log_file_name, sst_table_file_name, table_file_name
 from ..keys import sort_key
+from ..order import load_comparator, ordered_key_type
 from ..record import LogReader, physical_end, skip_block_tail
 from ..table import Table
+from ..table.ordered import OrderedTable
 from ..jobs import CompactionJob, FlushJob, JobResult, OutputTable
 from .merge import DropRules, clip_rows, merge_runs, rows_from_block
 from .output import OutputSet
@@ -45,24 +49,35 @@ TEST_FAULTS_ENV = "LSM_TEST_FAULTS"
 _key_of_row = itemgetter(0)
 
 
-def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None, columnar=True) -> JobResult:
+def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None, columnar=True,
+            compare=None) -> JobResult:
     """Run a FlushJob or CompactionJob; see the module docstring. A flush
     given `rows`, a callable returning sorted rows (as MemTable.flush_rows
     makes them: the writer flushing its own frozen memtable), writes those
     instead of decoding the WAL's records one by one; the columnar path,
     when the WAL is clean, costs less than either. columnar=False keeps a
-    job off it (lsm.compactor.columnar): tests compare the two."""
+    job off it (lsm.compactor.columnar): tests compare the two.
+
+    A job of a database with a custom comparator orders keys by `compare`,
+    or else by the function its `comparator` names, and takes the row path
+    (the columnar one sorts bytewise), its keys ordered keys (lsm.order)."""
     started = time.perf_counter()
     _test_sleep()
     result = JobResult(job_id=getattr(job, "job_id", 0), ok=False)
     outputs = None
     try:
         fs = _test_faults(fs, staging_dir)
+        if compare is None and getattr(job, "comparator", None) is not None:
+            compare = load_comparator(job.comparator)
+        ordered = None
+        if compare is not None:
+            ordered = ordered_key_type(compare)
+            columnar = False
         if isinstance(job, FlushJob):
             fs.mkdir(staging_dir)
             # One table, whatever its size: a flush is one level-0 file.
-            outputs = OutputSet(fs, staging_dir, job.table)
-            _run_flush(job, db_dir, fs, outputs, result, columnar, rows)
+            outputs = OutputSet(fs, staging_dir, job.table, shorten_index_keys=ordered is None)
+            _run_flush(job, db_dir, fs, outputs, result, columnar, rows, ordered)
         elif isinstance(job, CompactionJob):
             fs.mkdir(staging_dir)
             outputs = OutputSet(
@@ -72,8 +87,11 @@ def run_job(job, db_dir, staging_dir, fs=DEFAULT_FS, block_cache=None, rows=None
                 max_file_size=job.max_output_file_size,
                 grandparents=job.grandparents,
                 max_grandparent_overlap=job.max_grandparent_overlap,
+                shorten_index_keys=ordered is None,
             )
-            _run_compaction(job, db_dir, fs, block_cache, outputs, result, columnar)
+            if ordered is not None:
+                job = _ordered_compaction(job, ordered)
+            _run_compaction(job, db_dir, fs, block_cache, outputs, result, columnar, ordered)
         else:
             raise TypeError(f"not a job: {type(job).__name__}")
         result.outputs = outputs.finish()
@@ -118,7 +136,23 @@ class _StopReading(Exception):
     """Raised from the reader's report callback to end a tolerant replay."""
 
 
-def _run_flush(job, db_dir, fs, outputs, result, columnar, memtable_rows):
+def _ordered_compaction(job, ordered):
+    """A copy of the job whose keys are ordered keys (lsm.order)."""
+    def meta(m):
+        return FileMetaData(m.number, m.size, ordered(m.smallest), ordered(m.largest))
+
+    return replace(
+        job,
+        inputs=list(map(meta, job.inputs)),
+        next_inputs=list(map(meta, job.next_inputs)),
+        grandparents=list(map(meta, job.grandparents)),
+        deeper_ranges=[(ordered(lo), ordered(hi)) for lo, hi in job.deeper_ranges],
+        lower=None if job.lower is None else ordered(job.lower),
+        upper=None if job.upper is None else ordered(job.upper),
+    )
+
+
+def _run_flush(job, db_dir, fs, outputs, result, columnar, memtable_rows, ordered=None):
     """All entries of the frozen WAL, sorted, into one level-0 table. Nothing
     is dropped: older versions may still be read through snapshots, and a
     deletion must shadow older tables."""
@@ -148,6 +182,8 @@ def _run_flush(job, db_dir, fs, outputs, result, columnar, memtable_rows):
     if stopped:
         # ok, but not whole: the writer replays no later WAL (see engine recovery).
         result.error = stopped[0]
+    if ordered is not None:
+        rows = [(ordered(key), nt, value) for key, nt, value in rows]
     if in_order:
         # Rows were appended oldest first: reversed, a stable sort on the user
         # key alone leaves each key's versions newest first -- internal order,
@@ -244,7 +280,7 @@ class _NoFillCache:
         pass
 
 
-def _open_table(fs, db_dir, meta, block_cache, opened):
+def _open_table(fs, db_dir, meta, block_cache, opened, ordered=None):
     path = table_file_name(db_dir, meta.number)
     if not fs.exists(path):
         legacy = sst_table_file_name(db_dir, meta.number)
@@ -254,7 +290,8 @@ def _open_table(fs, db_dir, meta, block_cache, opened):
     opened.append(f)
     if f.size != meta.size:
         raise CorruptionError(path, None, f"file is {f.size} bytes, metadata says {meta.size}")
-    return Table.open(f, path=path, number=meta.number, block_cache=_NoFillCache(block_cache))
+    table = Table.open(f, path=path, number=meta.number, block_cache=_NoFillCache(block_cache), ordered=ordered)
+    return table if ordered is None else OrderedTable(table, ordered)
 
 
 def _table_run(tables, lower, upper):
@@ -284,7 +321,7 @@ def _within(meta, lower, upper) -> bool:
     return True
 
 
-def _run_compaction(job, db_dir, fs, block_cache, outputs, result, columnar):
+def _run_compaction(job, db_dir, fs, block_cache, outputs, result, columnar, ordered=None):
     lower, upper = job.lower, job.upper
     inputs = [m for m in job.inputs if _within(m, lower, upper)]
     next_inputs = [m for m in job.next_inputs if _within(m, lower, upper)]
@@ -302,7 +339,7 @@ def _run_compaction(job, db_dir, fs, block_cache, outputs, result, columnar):
     try:
         table_runs = []
         for group in groups:
-            table_runs.append([_open_table(fs, db_dir, m, block_cache, opened) for m in group])
+            table_runs.append([_open_table(fs, db_dir, m, block_cache, opened, ordered) for m in group])
             result.bytes_read += sum(m.size for m in group)
         if columnar and not job.table.prefix_compression:
             merge = ColumnarMerge(table_runs, lower, upper, job.smallest_snapshot, job.deeper_ranges)

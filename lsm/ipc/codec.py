@@ -131,6 +131,7 @@ def _put_job(out, job, name):
         _put_table_options(out, job.table, f"{name}.table")
         out.flag(job.paranoid, f"{name}.paranoid")
         out.flag(job.salvage, f"{name}.salvage")
+        out.opt(out.str, job.comparator, f"{name}.comparator")
     elif isinstance(job, CompactionJob):
         out.parts.append(bytes([_COMPACTION]))
         out.uint(job.job_id, f"{name}.job_id")
@@ -145,6 +146,7 @@ def _put_job(out, job, name):
         _put_table_options(out, job.table, f"{name}.table")
         out.opt(out.bytes, job.lower, f"{name}.lower")
         out.opt(out.bytes, job.upper, f"{name}.upper")
+        out.opt(out.str, job.comparator, f"{name}.comparator")
     else:
         raise ValueError(f"{name}: {type(job).__name__} is not a FlushJob or CompactionJob")
 
@@ -297,6 +299,7 @@ def _get_job(inp, name):
             table=_get_table_options(inp, f"{name}.table"),
             paranoid=inp.flag(f"{name}.paranoid"),
             salvage=inp.flag(f"{name}.salvage"),
+            comparator=inp.opt(inp.str, f"{name}.comparator"),
         )
     if kind == _COMPACTION:
         return CompactionJob(
@@ -312,6 +315,7 @@ def _get_job(inp, name):
             table=_get_table_options(inp, f"{name}.table"),
             lower=inp.opt(inp.bytes, f"{name}.lower"),
             upper=inp.opt(inp.bytes, f"{name}.upper"),
+            comparator=inp.opt(inp.str, f"{name}.comparator"),
         )
     inp.fail(f"{name}: unknown job kind {kind}", inp.pos - 1)
 

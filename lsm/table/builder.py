@@ -114,6 +114,14 @@ def index_separator(last_ikey: bytes, next_ikey: bytes) -> bytes:
     return last_ikey
 
 
+def _last_key_separator(last_ikey: bytes, _next_ikey: bytes) -> bytes:
+    return last_ikey
+
+
+def _last_key(last_ikey: bytes) -> bytes:
+    return last_ikey
+
+
 def index_successor(last_ikey: bytes) -> bytes:
     """InternalKeyComparator::FindShortSuccessor, same rule as index_separator."""
     user = last_ikey[:-8]
@@ -158,12 +166,19 @@ class TableBuilder:
         "_smallest",
         "_finished",
         "file_size",
+        "_separator",
+        "_successor",
     )
 
-    def __init__(self, options, write):
+    def __init__(self, options, write, shorten_index_keys=True):
+        """shorten_index_keys: index keys shortened as the bytewise comparator
+        shortens them; off (a custom comparator) each block's index key is
+        its last key, right in any order."""
         if options.block_restart_interval < 1:
             raise ValueError("block_restart_interval must be at least 1")
         self._write = write
+        self._separator = index_separator if shorten_index_keys else _last_key_separator
+        self._successor = index_successor if shorten_index_keys else _last_key
         self._block_size = options.block_size
         self._prefix_compression = options.prefix_compression
         self._interval = options.block_restart_interval if options.prefix_compression else 1
@@ -367,7 +382,7 @@ class TableBuilder:
         if self._pending_handle is not None:
             # The previous block's index key needs this block's first key (LevelDB
             # adds it at the next add(); here add() is spared the check).
-            separator = index_separator(self._pending_last_key, first_key)
+            separator = self._separator(self._pending_last_key, first_key)
             self._index.add(separator, encode_handle(*self._pending_handle))
         elif self._smallest is None:
             self._smallest = first_key
@@ -434,7 +449,7 @@ class TableBuilder:
             meta.add(KEY_FILTER_META_KEY, encode_handle(*key_filter_handle))
         meta_handle = self._write_block(meta.finish(), self._compression)
         if self._pending_handle is not None:
-            successor = index_successor(self._pending_last_key)
+            successor = self._successor(self._pending_last_key)
             self._index.add(successor, encode_handle(*self._pending_handle))
             self._pending_handle = None
         index_handle = self._write_block(self._index.finish(), self._compression)

@@ -83,12 +83,13 @@ class Table:
     # ------------------------------------------------------------------ open
 
     @classmethod
-    def open(cls, file, *, path, number=0, block_cache=None, bloom=True):
+    def open(cls, file, *, path, number=0, block_cache=None, bloom=True, ordered=None):
         """Read the footer, index, metaindex and filter of `file` (anything with
         .read(offset, n) and .size). `path` names the file in errors; `number`
         keys its blocks in `block_cache` (a BlockCache shared by tables with
         distinct numbers; None: a small private one); bloom=False checks the
-        filter block but never consults it."""
+        filter block but never consults it. ordered: a custom comparator's
+        key type (lsm.order), by which the index keys' order is checked."""
         size = file.size
         if size < FOOTER_SIZE:
             raise CorruptionError(path, 0, f"file too short to be a table ({size} bytes)")
@@ -118,7 +119,7 @@ class Table:
             index_off,
             read(index_off, index_size, "index", footer_offset),
             "index",
-            lambda data: _parse_index(data, footer_offset),
+            lambda data: _parse_index(data, footer_offset, ordered),
         )
         meta_keys, meta_values = decode(
             meta_off, read(meta_off, meta_size, "metaindex", footer_offset), "metaindex", decode_block
@@ -387,7 +388,7 @@ def _parse_handle(value: bytes):
     return offset, size
 
 
-def _parse_index(data: bytes, data_end: int):
+def _parse_index(data: bytes, data_end: int, ordered=None):
     # Split as decoded: a separate pass over the keys cost a table open 10%.
     # Its restart array goes unchecked, as it is unused: the keys are bisected.
     ukeys, tags, values = decode_block_split(data)
@@ -399,7 +400,7 @@ def _parse_index(data: bytes, data_end: int):
             raise DecodeError(f"data block handle ({offset}, {size}) past the end of the file")
         offsets.append(offset)
         sizes.append(size)
-    order = list(zip(ukeys, [-t for t in tags]))
+    order = list(zip(ukeys if ordered is None else map(ordered, ukeys), [-t for t in tags]))
     if any(a >= b for a, b in zip(order, order[1:])):
         raise DecodeError("index keys out of order")
     # Blocks lie in the file in key order, one after another: a compaction

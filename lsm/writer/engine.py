@@ -21,6 +21,7 @@ from ..errors import CorruptionError
 from ..errors import IOError as LsmIOError
 from ..fileio import DEFAULT_FS
 from ..infolog import InfoLog
+from ..order import ordered_key_type
 from ..table.cache import BlockCache
 from . import recovery
 from .commit import Committer
@@ -41,9 +42,10 @@ class Engine:
         self.dbname = dbname
         self.options = options
         self.fs = fs
+        ordered = None if options.comparator is None else ordered_key_type(options.comparator)
         self.block_cache = BlockCache(options.lru_cache_size)
-        self.table_cache = TableCache(dbname, fs, options.max_open_files - 10, self.block_cache)
-        self.versions = VersionSet(dbname, fs, options.manifest_limit)
+        self.table_cache = TableCache(dbname, fs, options.max_open_files - 10, self.block_cache, ordered)
+        self.versions = VersionSet(dbname, fs, options.manifest_limit, options.comparator_name, ordered)
         self.state = state = EngineState(dbname, options, fs, self.versions)
         self.stats = state.stats
         self.level_stats = state.level_stats
@@ -57,7 +59,7 @@ class Engine:
         # The hot calls go straight to their part, with no call in between.
         self.write_one = self.committer.write_one
         self.write = self.committer.write
-        self.get = self.memtables.get
+        self.get = self.memtables.get if ordered is None else _ordered_get(self.memtables.get, ordered)
         self.new_snapshot = self.memtables.new_snapshot
         self.release_snapshot = self.memtables.release_snapshot
         self.new_view = self.memtables.new_view
@@ -187,6 +189,10 @@ class Engine:
 
     def compact_range(self, begin, end):
         state, scheduler = self.state, self.scheduler
+        ordered = self.versions.ordered
+        if ordered is not None:
+            begin = None if begin is None else ordered(begin)
+            end = None if end is None else ordered(end)
         with state.cv:
             state.check_open()
             state.check_writable()
@@ -221,3 +227,11 @@ class Engine:
 
     def running_job_count(self) -> int:
         return len(self.scheduler.running)
+
+
+def _ordered_get(get, ordered):
+    """Memtables.get taking its key as an ordered key (lsm.order): a custom
+    comparator's database; the bytewise one calls Memtables.get directly."""
+    def ordered_get(key, sequence=None, fill_cache=True):
+        return get(ordered(key), sequence, fill_cache)
+    return ordered_get

@@ -31,7 +31,8 @@ class LocalRunner:
         state = self._state
         staging = self.staging_dir(job.job_id)
         state.fs.mkdir(staging)
-        result = run_job(job, state.dbname, staging, state.fs, self._block_cache, rows)
+        result = run_job(job, state.dbname, staging, state.fs, self._block_cache, rows,
+                         compare=state.options.comparator)
         result.staging_dir = staging
         return result
 

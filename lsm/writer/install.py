@@ -39,7 +39,7 @@ class Installer:
                 raise CorruptionError(src, None, f"result says {out.size} bytes, file has {size}")
             f = fs.open_random(src)
             try:
-                Table.open(f, path=src)
+                Table.open(f, path=src, ordered=self._state.versions.ordered)
             finally:
                 f.close()
 

@@ -406,6 +406,8 @@ class MergedView:
     """Visible (user_key, value) pairs of the whole database at one sequence,
     served in chunks. Sources are ordered newest first."""
 
+    ordered = None  # a custom comparator's key type (OrderedMergedView)
+
     def __init__(self, sources):
         self._sources = sources
         # Per source and direction, its last chunk unless handed out up to
@@ -560,3 +562,18 @@ class DBIter:
             self._load_backward(self._lo, not self._lo_incl)
             if not self.chunk:
                 self.pos = 0
+
+
+class OrderedMergedView(MergedView):
+    """The MergedView of a database with a custom comparator: its sources
+    hold ordered keys (lsm.order), and so do the keys it is asked from."""
+
+    def __init__(self, sources, ordered):
+        super().__init__(sources)
+        self.ordered = ordered
+
+    def forward(self, key, inclusive):
+        return self._chunk(None if key is None else self.ordered(key), inclusive, True)
+
+    def backward(self, key, inclusive):
+        return self._chunk(None if key is None else self.ordered(key), inclusive, False)

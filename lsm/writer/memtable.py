@@ -32,9 +32,9 @@ _value_of = itemgetter(1)
 
 class MemTable:
     __slots__ = ("_table", "_sorted", "_unsorted", "approximate_bytes", "wal_number", "entries",
-                 "flush_job", "flush_done", "_pending", "_apply_lock", "_load", "__weakref__")
+                 "flush_job", "flush_done", "_pending", "_apply_lock", "_load", "_ordered", "__weakref__")
 
-    def __init__(self, wal_number: int = 0, load=None):
+    def __init__(self, wal_number: int = 0, load=None, ordered=None):
         self._table = {}
         self._sorted = []
         self._unsorted = []
@@ -46,6 +46,9 @@ class MemTable:
         self._pending = []  # spans (for _load) of the batches not yet indexed, oldest first
         self._apply_lock = threading.Lock()
         self._load = load  # span -> the payload add_logged was told of
+        # A custom comparator's key type (lsm.order): sorted keys and rows
+        # hold ordered keys; the dict holds the keys as written.
+        self._ordered = ordered
 
     def __len__(self):
         return len(self._table)
@@ -149,7 +152,10 @@ class MemTable:
         if self._pending:
             self._apply_pending()
         if self._unsorted:
-            merged = self._sorted + self._unsorted
+            if self._ordered is None:
+                merged = self._sorted + self._unsorted
+            else:
+                merged = self._sorted + list(map(self._ordered, self._unsorted))
             merged.sort()
             self._sorted = merged
             self._unsorted = []
@@ -175,6 +181,9 @@ class MemTable:
                     rows.append((key, -entry[0], entry[1]))
                 else:
                     rows += [(key, -tag, value) for tag, value in entry]
+        if self._ordered is not None:
+            ordered = self._ordered
+            rows = [(ordered(key), nt, value) for key, nt, value in rows]
         rows.sort()
         return rows
 

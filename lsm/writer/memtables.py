@@ -14,7 +14,8 @@ from .. import filenames
 from ..errors import CorruptionError, DecodeError, Error
 from ..record import BLOCK_SIZE as LOG_BLOCK_SIZE
 from ..record import LogWriter, unframe
-from .iterator import MemSource, MergedView, TableRunSource
+from ..table.ordered import OrderedTableCache
+from .iterator import MemSource, MergedView, OrderedMergedView, TableRunSource
 from .memtable import MemTable
 
 
@@ -39,7 +40,7 @@ class Memtables:
         state.fs.sync_dir(state.dbname)
         self.wal = wal
         self.log_writer = LogWriter()
-        self.mem = _wal_backed_memtable(state.fs, wal.path, number)
+        self.mem = _wal_backed_memtable(state.fs, wal.path, number, state.versions.ordered)
 
     def _close_wal(self, wal):
         self._state.stats["wal_mapped_bytes"] += getattr(wal, "mapped_bytes", 0)
@@ -148,10 +149,14 @@ class Memtables:
             sources = [MemSource(self.mem, sequence)]
             sources += [MemSource(m, sequence) for m in reversed(self.imms)]
         cache = self._table_cache
+        ordered = state.versions.ordered
+        if ordered is not None:
+            cache = OrderedTableCache(cache, ordered)
         sources += [TableRunSource([f], cache, sequence, fill_cache) for f in reversed(version.levels[0])]
         sources += [TableRunSource(files, cache, sequence, fill_cache, version.user_bounds(level))
                     for level, files in enumerate(version.levels) if level and files]
-        return MergedView(sources), version, sequence
+        view = MergedView(sources) if ordered is None else OrderedMergedView(sources, ordered)
+        return view, version, sequence
 
     def release_view(self, version, sequence):
         with self._state.cv:
@@ -173,6 +178,9 @@ class Memtables:
 
     def approximate_offset(self, version, key) -> int:
         """Bytes of the version's tables before `key`, as LevelDB estimates them."""
+        ordered = self._state.versions.ordered
+        if ordered is not None:
+            key = ordered(key)
         result = 0
         for level, files in enumerate(version.levels):
             for f in files:
@@ -186,7 +194,7 @@ class Memtables:
         return result
 
 
-def _wal_backed_memtable(fs, path, number):
+def _wal_backed_memtable(fs, path, number, ordered=None):
     """A memtable whose pending batches are read back from its WAL at `path`
     (MemTable.add_logged spans: file offset and length of the framed
     record). The file stays open for it, and so readable after the WAL is
@@ -201,6 +209,6 @@ def _wal_backed_memtable(fs, path, number):
         except DecodeError as exc:
             raise CorruptionError(path, offset + (exc.offset or 0), f"WAL record read back: {exc.reason}") from None
 
-    mem = MemTable(number, load)
+    mem = MemTable(number, load, ordered)
     weakref.finalize(mem, reader.close)
     return mem

@@ -3,6 +3,8 @@ Pure: no files."""
 import os
 from dataclasses import dataclass
 
+from ..keys import COMPARATOR_NAME
+from ..order import comparator_reference, unreachable_reason
 from ..table.options import TableOptions
 
 
@@ -57,6 +59,12 @@ class Options:
     # extra environment for compactor processes (test hooks).
     compactor_heartbeat_timeout: float = 5.0
     compactor_env: dict | None = None
+    # A custom comparator (plyvel's: cmp(a, b) -> int) and the name the
+    # MANIFEST records; None: bytewise. comparator_reference is how
+    # compactor processes import it ("module:qualname", lsm.order).
+    comparator: object = None
+    comparator_name: bytes = COMPARATOR_NAME
+    comparator_reference: str | None = None
 
     @classmethod
     def from_kwargs(cls, **kw):
@@ -105,6 +113,21 @@ class Options:
         if kw:
             raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kw))}")
         return o
+
+    def use_comparator(self, compare, name: bytes, compactors_given: bool) -> None:
+        """Order keys by `compare` under `name`. Compactor processes import
+        the function by name; one they cannot import leaves every job to the
+        writer when `compactors` was left to its default, and is a TypeError
+        when compactors were asked for."""
+        reference = comparator_reference(compare)
+        if reference is None and self.compactors:
+            if compactors_given:
+                raise TypeError(f"{unreachable_reason(compare)}: define it at module level "
+                                "or pass compactors=0 to run every job in this process")
+            self.compactors = 0
+        self.comparator = compare
+        self.comparator_name = name
+        self.comparator_reference = reference
 
     def table_options(self) -> TableOptions:
         return TableOptions(

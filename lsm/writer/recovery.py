@@ -53,7 +53,8 @@ def recover(state, memtables, installer, obsolete, run_here):
     edit = VersionEdit()
     max_sequence = vs.last_sequence
     for wal_number in sorted(wals):
-        job = FlushJob(state.next_job_id(), wal_number, options.table_options(), paranoid=options.paranoid_checks)
+        job = FlushJob(state.next_job_id(), wal_number, options.table_options(), paranoid=options.paranoid_checks,
+                       comparator=options.comparator_reference)
         result = run_here(job)
         state.log(recovered_log_message(wal_number, result.max_sequence, sum(o.size for o in result.outputs),
                                         None if result.ok else result.error))

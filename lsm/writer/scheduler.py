@@ -57,7 +57,8 @@ class Scheduler:
             return
         for imm in self._memtables.imms:
             if imm.flush_job is None:
-                job = FlushJob(state.next_job_id(), imm.wal_number, state.options.table_options(), paranoid=True)
+                job = FlushJob(state.next_job_id(), imm.wal_number, state.options.table_options(), paranoid=True,
+                               comparator=state.options.comparator_reference)
                 imm.flush_job = job
                 self._submit(Running(job, imm=imm))
         executor = self.executor
@@ -111,7 +112,8 @@ class Scheduler:
                 grandparents=plan.grandparents, smallest_snapshot=smallest_snapshot, deeper_ranges=deeper,
                 max_output_file_size=options.max_file_size,
                 max_grandparent_overlap=picker.max_grandparent_overlap_bytes(options.max_file_size),
-                table=options.table_options(), lower=lower, upper=upper)
+                table=options.table_options(), lower=lower, upper=upper,
+                comparator=options.comparator_reference)
             siblings.append(Running(job, plan=plan))
         siblings[0].version = version
         for r in siblings:

@@ -16,8 +16,9 @@ from ..table.reader import Table
 
 
 class TableCache:
-    def __init__(self, dbname, fs, capacity, block_cache):
+    def __init__(self, dbname, fs, capacity, block_cache, ordered=None):
         self.dbname = dbname
+        self.ordered = ordered  # a custom comparator's key type (lsm.order), or None
         self.fs = fs
         self.capacity = max(1, capacity)
         self.block_cache = block_cache
@@ -56,7 +57,7 @@ class TableCache:
             path = legacy
             file = self.fs.open_random(path)
         try:
-            table = Table.open(file, path=path, number=number, block_cache=self.block_cache)
+            table = Table.open(file, path=path, number=number, block_cache=self.block_cache, ordered=self.ordered)
         except BaseException:
             file.close()
             raise

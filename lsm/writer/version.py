@@ -89,8 +89,11 @@ class Version:
 class VersionBuilder:
     """Accumulates edits on top of a base version (LevelDB's VersionSet::Builder)."""
 
-    def __init__(self, base: Version):
+    def __init__(self, base: Version, ordered=None):
         self._base = base
+        # A custom comparator's key type (lsm.order): added files' bounds
+        # become ordered keys, so every comparison of them follows it.
+        self._ordered = ordered
         self._deleted = [set() for _ in range(NUM_LEVELS)]
         self._added = [{} for _ in range(NUM_LEVELS)]
 
@@ -98,7 +101,10 @@ class VersionBuilder:
         for level, number in edit.deleted_files:
             self._deleted[level].add(number)
             self._added[level].pop(number, None)
+        ordered = self._ordered
         for level, meta in edit.new_files:
+            if ordered is not None:
+                meta.smallest, meta.largest = ordered(meta.smallest), ordered(meta.largest)
             self._deleted[level].discard(meta.number)
             meta.allowed_seeks = max(100, meta.size // 16384)
             self._added[level][meta.number] = meta

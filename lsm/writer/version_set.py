@@ -21,8 +21,11 @@ DEFAULT_MANIFEST_LIMIT = 64 << 20  # LevelDB never rotates while open; we do pas
 
 
 class VersionSet:
-    def __init__(self, dbname, fs, manifest_limit=DEFAULT_MANIFEST_LIMIT):
+    def __init__(self, dbname, fs, manifest_limit=DEFAULT_MANIFEST_LIMIT, comparator_name=COMPARATOR_NAME,
+                 ordered=None):
         self.dbname = dbname
+        self.comparator_name = comparator_name
+        self.ordered = ordered  # a custom comparator's key type (lsm.order), or None
         self.fs = fs
         self.manifest_limit = manifest_limit
         self.next_file_number = 2
@@ -82,7 +85,7 @@ class VersionSet:
     # -- creating and recovering ----------------------------------------
     def create_new_db(self) -> None:
         """LevelDB's NewDB: MANIFEST-000001 with comparator, log 0, next 2, seq 0."""
-        edit = VersionEdit(comparator=COMPARATOR_NAME, log_number=0, next_file_number=2, last_sequence=0)
+        edit = VersionEdit(comparator=self.comparator_name, log_number=0, next_file_number=2, last_sequence=0)
         path = filenames.descriptor_file_name(self.dbname, 1)
         f = self.fs.create(path, exclusive=False)
         try:
@@ -103,18 +106,18 @@ class VersionSet:
         manifest_name = filenames.read_current(self.fs, self.dbname)
         path = os.path.join(self.dbname, manifest_name)
         state = replay_manifest(self.fs.read_file(path), path)
-        if state.comparator is not None and state.comparator != COMPARATOR_NAME:
+        if state.comparator is not None and state.comparator != self.comparator_name:
             raise Error(
                 f"Invalid argument: {state.comparator.decode(errors='replace')} does not match "
-                f"existing comparator {COMPARATOR_NAME.decode()}"
+                f"existing comparator {self.comparator_name.decode(errors='replace')}"
             )
         missing = state.missing_entry()
         if missing is not None:
             raise CorruptionError(path, *missing)
-        builder = VersionBuilder(empty_version())
+        builder = VersionBuilder(empty_version(), self.ordered)
         builder.apply(VersionEdit(new_files=list(state.live_files())))
         self.current = builder.build(self._next_version_number())
-        self.compact_pointers = list(state.compact_pointers)
+        self.compact_pointers = [self._ordered_key(key) for key in state.compact_pointers]
         self.log_number = state.log_number
         if state.prev_log_number is not None:
             self.prev_log_number = state.prev_log_number
@@ -139,11 +142,11 @@ class VersionSet:
         edit.next_file_number = self.next_file_number
         edit.last_sequence = self.last_sequence if edit.last_sequence is None else edit.last_sequence
 
-        builder = VersionBuilder(self.current)
+        builder = VersionBuilder(self.current, self.ordered)
         builder.apply(edit)
         version = builder.build(self._next_version_number())
         for level, key in edit.compact_pointers:
-            self.compact_pointers[level] = key
+            self.compact_pointers[level] = self._ordered_key(key)
 
         if self._manifest is None or self._manifest.size >= self.manifest_limit:
             self._start_manifest(version, edit)
@@ -164,7 +167,7 @@ class VersionSet:
         edit.next_file_number = self.next_file_number
         path = filenames.descriptor_file_name(self.dbname, number)
         writer = LogWriter()
-        snapshot = VersionEdit(comparator=COMPARATOR_NAME)
+        snapshot = VersionEdit(comparator=self.comparator_name)
         for level, key in enumerate(self.compact_pointers):
             if key is not None:
                 snapshot.compact_pointers.append((level, key))
@@ -191,6 +194,9 @@ class VersionSet:
         self._manifest = f
         self._manifest_writer = writer
         self.manifest_number = number
+
+    def _ordered_key(self, key):
+        return key if key is None or self.ordered is None else self.ordered(key)
 
     def close(self) -> None:
         if self._manifest is not None:
