@@ -117,10 +117,8 @@ def crc32c(data, crc: int = 0) -> int:
 
 def mask_crc(crc: int) -> int:
     """The CRC as stored: rotated right by 15 bits, plus MASK_DELTA (a CRC of
-    bytes that hold CRCs would otherwise be weak). The rule lives here; the
-    two loops where a call costs too much (a block read,
-    lsm.table.format.unpack_block; a clean log's fragments,
-    lsm.record.clean_fragment) inline this expression with MASK_DELTA."""
+    bytes that hold CRCs would otherwise be weak). The rule lives here, and
+    in masked_crc32c beside it: every other module calls one of them."""
     return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF
 
 

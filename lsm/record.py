@@ -12,9 +12,7 @@ so that we drop (or report) precisely what LevelDB drops.
 """
 import struct
 
-from crc32c import crc32c as _crc32c
-
-from .coding import MASK_DELTA, crc32c, mask_crc, masked_crc32c
+from .coding import crc32c, mask_crc, masked_crc32c
 from .errors import DecodeError
 
 # On-disk constants (frozen).
@@ -177,10 +175,7 @@ def clean_fragment(data, view, pos):
     end = pos + HEADER_SIZE + length
     if end > len(data) or length > BLOCK_SIZE - pos % BLOCK_SIZE - HEADER_SIZE:
         return None
-    c = _crc32c(view[pos + 6:end])
-    # lsm.coding's mask_crc(c), inlined with its MASK_DELTA: a call per
-    # record shows in a flush of single puts.
-    if (((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF != masked:
+    if masked_crc32c(view[pos + 6:end]) != masked:
         return None
     return rtype, pos + HEADER_SIZE, end
 

@@ -67,7 +67,7 @@ def test_zeroed_preallocation_is_left_to_the_full_reader():
 @settings(max_examples=100, deadline=None)
 @given(st.binary(min_size=0, max_size=500), st.integers(0, 31))
 def test_clean_reader_checks_the_checksum_as_lsm_coding_masks_it(payload, bit):
-    """The clean reader inlines the CRC mask: it accepts a fragment whose
+    """The clean reader masks the CRC as lsm.coding does: it accepts a fragment whose
     stored CRC is mask_crc's and refuses one whose stored CRC differs in
     any bit."""
     good = mask_crc(crc32c(payload, crc32c(bytes([FULL]))))

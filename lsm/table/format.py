@@ -4,9 +4,8 @@ Pure: no files; bytes in, bytes out, DecodeError on damage.
 import struct
 
 import cramjam
-from crc32c import crc32c as _crc32c
 
-from ..coding import MASK_DELTA, crc32c, decode_varint32, encode_varint, masked_crc32c
+from ..coding import crc32c, decode_varint32, encode_varint, masked_crc32c
 from ..errors import DecodeError
 
 # On-disk constants (frozen; changing any of them breaks compatibility with LevelDB).
@@ -96,15 +95,12 @@ def block_trailer(stored: bytes, block_type: int) -> bytes:
 def unpack_block(framed, size: int) -> bytes:
     """Check the trailer of `framed` (= stored block || 5-byte trailer) and return
     the uncompressed block contents. DecodeError for a bad checksum or type."""
-    # Every random read passes here: masked_crc32c (lsm.coding's mask_crc,
-    # with its MASK_DELTA: a call shows in every read) and decode_varint32
-    # are inlined, and one memoryview serves the checksum and the
-    # decompression.
+    # Every random read passes here: decode_varint32 is inlined, and one
+    # memoryview serves the checksum and the decompression.
     if len(framed) != size + BLOCK_TRAILER_SIZE:
         raise DecodeError("truncated block read")
     view = memoryview(framed)
-    crc = _crc32c(view[: size + 1])
-    if (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF != _FIXED32.unpack_from(framed, size + 1)[0]:
+    if masked_crc32c(view[: size + 1]) != _FIXED32.unpack_from(framed, size + 1)[0]:
         raise DecodeError("block checksum mismatch")
     block_type = framed[size]
     if block_type == SNAPPY_COMPRESSION:
