@@ -343,7 +343,7 @@ def test_malformed_filter_block_raises(data):
 
 
 # Keys long enough for the ragged path's numpy steps, its slabs and its
-# Python finish: many keys with a word j, then fewer than _FEW_KEYS.
+# Python finish: many keys with a word j, then fewer than FEW_KEYS.
 @settings(max_examples=25, deadline=None)
 @given(
     st.lists(st.integers(0, 3000), min_size=1, max_size=60),
@@ -376,3 +376,21 @@ def reference_filter_fast(keys, bits_per_key):
     reference_hash above): the literal transcription is too slow for 2 MB."""
     with mock.patch(f"{__name__}.reference_hash", bloom_hash):
         return reference_filter(keys, bits_per_key)
+
+
+def test_bulk_hashes_of_rare_and_huge_key_lengths_match_leveldbs_hash():
+    # A table of keys whose lengths are all different (up to 100 KB, as in
+    # plyvel's approximate-sizes test) next to a length many keys share:
+    # every hash must still be bloom_hash's.
+    import numpy as np
+
+    from lsm.table.bulk import EntryArrays, user_key_hashes
+
+    rng = random.Random(7)
+    keys = [bytes(i) * 100 for i in range(0, 1000, 37)] + [b"k%05d" % rng.randrange(10**5) for _ in range(100)]
+    keys.append(b"")
+    data = b"".join(k + b"\x01" * 8 for k in keys)
+    lengths = np.array([len(k) for k in keys], dtype=np.int64)
+    at = np.concatenate([[0], np.cumsum(lengths + 8)[:-1]]).astype(np.int64)
+    entries = EntryArrays(data, at, at, lengths, at + lengths + 8, np.zeros(len(keys), dtype=np.uint64))
+    assert user_key_hashes(entries).tolist() == [bloom_hash(k) for k in keys]

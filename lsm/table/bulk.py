@@ -405,11 +405,14 @@ class BlockCutter:
 
 
 def user_key_hashes(entries):
-    """The filter's hash of every entry's user key (filter.hash_rows), a
-    numpy uint32 array: keys of one length are hashed together."""
+    """The filter's hash of every entry's user key, a numpy uint32 array.
+    Keys of one length are hashed together as rows (filter.hash_rows); the
+    lengths shared by fewer than filter.FEW_KEYS keys, where a numpy step per
+    word would cost more than it covers, go to filter.hash_keys with each
+    other."""
     import numpy as np
 
-    from .filter import hash_rows
+    from .filter import FEW_KEYS, hash_keys, hash_rows
 
     n = len(entries)
     array = np.frombuffer(entries.data, dtype=np.uint8)
@@ -425,8 +428,15 @@ def user_key_hashes(entries):
         groups = [(int(ranked[lo]), by_length[lo:hi])
                   for lo, hi in zip([0] + bounds.tolist(), bounds.tolist() + [n])]
     hashes = np.empty(n, dtype=np.uint32)
+    scattered = []
     for width, where in groups:
-        hashes[where] = hash_rows(byte_rows(array, entries.key[where], width), width)
+        if isinstance(where, slice) or len(where) >= FEW_KEYS:
+            hashes[where] = hash_rows(byte_rows(array, entries.key[where], width), width)
+        else:
+            scattered.append(where)
+    if scattered:
+        where = np.concatenate(scattered)
+        hashes[where] = hash_keys(entries.take(where).user_key_list())
     return hashes
 
 

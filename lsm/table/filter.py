@@ -41,9 +41,9 @@ _MASK32 = 0xFFFFFFFF
 # enough for the per-batch cost not to matter, few enough to bound memory.
 _BATCH_KEYS = 16384
 
-# _hash_ragged mixes the words of its last _FEW_KEYS longest keys in Python,
+# _hash_ragged mixes the words of its last FEW_KEYS longest keys in Python,
 # _WORDS_PER_CHUNK words unpacked at a time.
-_FEW_KEYS = 32
+FEW_KEYS = 32
 _WORDS_PER_CHUNK = 4096
 
 # Unpackers of n little-endian uint32 for n < 65: keys of up to 259 bytes.
@@ -65,7 +65,7 @@ def bloom_hash(data: bytes, seed: int = BLOOM_SEED) -> int:
     return h
 
 
-def _hashes(keys, skip: int):
+def hash_keys(keys, skip: int = 0):
     """bloom_hash(key[:len(key) - skip]) of every key, in order, as a numpy
     uint32 array."""
     import numpy as np
@@ -78,15 +78,15 @@ def _hashes(keys, skip: int):
 
 
 def _hash_ragged(keys, lengths, skip: int):
-    """_hashes of keys of several lengths, any lengths: word j of every key
-    that has one mixed in one numpy step. Once fewer than _FEW_KEYS keys
+    """hash_keys of keys of several lengths, any lengths: word j of every key
+    that has one mixed in one numpy step. Once fewer than FEW_KEYS keys
     remain, a numpy step costs more than mixing their words one by one in
     Python, which finishes them."""
     import numpy as np
     keys = RaggedKeys(keys, skip, lengths)
     h = ((BLOOM_SEED ^ (keys.lengths.astype(np.uint64) * _M)) & _MASK32).astype(np.uint32)
     m, by16 = np.uint32(_M), np.uint32(16)  # numpy scalars: a Python int costs a conversion per step
-    for active, column in keys.columns(_FEW_KEYS):
+    for active, column in keys.columns(FEW_KEYS):
         mixed = h[:active]
         mixed += column
         mixed *= m
@@ -172,7 +172,7 @@ class BloomFilterPolicy:
         """create_filter of the first counts[0] keys, of the next counts[1], ...,
         laid end to end: many filters at the price of one batch."""
         total = sum(counts)
-        return self.filters_from_hashes(_hashes(keys[:total], skip) if total else None, counts)
+        return self.filters_from_hashes(hash_keys(keys[:total], skip) if total else None, counts)
 
     def filters_from_hashes(self, hashes, counts) -> bytes:
         """create_filters given the keys' bloom hashes (a numpy uint32 array,
@@ -255,7 +255,7 @@ class FilterBlockBuilder:
     def _hash_pending_keys(self) -> None:
         """Pending keys join the pending hashes, in order, as their hashes."""
         if self._keys:
-            self._hash_parts.append(_hashes(self._keys, self.skip))
+            self._hash_parts.append(hash_keys(self._keys, self.skip))
             self._keys = []
 
     def _generate(self) -> None:
