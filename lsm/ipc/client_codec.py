@@ -15,7 +15,6 @@ encode or a body over MAX_BODY_BYTES; ``decode(frames) -> msg`` raises
 ProtocolError saying what was wrong: frame count, size, magic, version, type,
 truncation (field and byte offset), a bad enum value, trailing bytes.
 """
-import struct
 
 from .client_messages import (
     CLIENT_PROTOCOL_VERSION,
@@ -35,11 +34,10 @@ from .client_messages import (
     Welcome,
     Write,
 )
-from .codec import _In, _Out
+from .codec import HEADER, BodyReader, BodyWriter, read_header
 from .messages import ProtocolError
 
 MAGIC = b"LC"
-_HEADER = struct.Struct("<2sHB")
 # One write batch, or one chunk of an iterator, per message: larger ones are
 # refused before they are read (the server also caps frames at this size).
 MAX_BODY_BYTES = 64 << 20
@@ -82,7 +80,7 @@ def encode(msg) -> list:
         kind = MESSAGE_TYPES[type(msg)]
     except KeyError:
         raise ValueError(f"not a client protocol message: {type(msg).__name__}") from None
-    out = _Out()
+    out = BodyWriter()
     if kind is ClientMsgType.REPLY:
         out.uint(msg.request_id, "request_id")
         out.uint(msg.handle, "handle")
@@ -136,23 +134,12 @@ def encode(msg) -> list:
     body = b"".join(out.parts)
     if len(body) > MAX_BODY_BYTES:
         raise ValueError(f"{kind.name} message of {len(body)} bytes exceeds the limit of {MAX_BODY_BYTES}")
-    return [_HEADER.pack(MAGIC, CLIENT_PROTOCOL_VERSION, kind), body]
+    return [HEADER.pack(MAGIC, CLIENT_PROTOCOL_VERSION, kind), body]
 
 
 def decode_header(frame) -> ClientMsgType:
     """Check frame 0 and return the message type it announces."""
-    frame = bytes(frame)
-    if len(frame) != _HEADER.size:
-        raise ProtocolError(f"header frame is {len(frame)} bytes, expected {_HEADER.size}", 0)
-    magic, version, kind = _HEADER.unpack(frame)
-    if magic != MAGIC:
-        raise ProtocolError(f"bad magic {magic!r} (expected {MAGIC!r}; not an lsm client message)", 0)
-    if version != CLIENT_PROTOCOL_VERSION:
-        raise ProtocolError(f"client protocol version {version}, this side speaks {CLIENT_PROTOCOL_VERSION}", 2)
-    try:
-        return ClientMsgType(kind)
-    except ValueError:
-        raise ProtocolError(f"unknown client message type {kind}", 4) from None
+    return read_header(frame, MAGIC, CLIENT_PROTOCOL_VERSION, ClientMsgType, "client")
 
 
 def decode(frames):
@@ -164,7 +151,7 @@ def decode(frames):
     body = frames[1]
     if len(body) > MAX_BODY_BYTES:
         raise ProtocolError(f"{kind.name} body of {len(body)} bytes exceeds the limit of {MAX_BODY_BYTES}")
-    inp = _In(bytes(body), kind.name)
+    inp = BodyReader(bytes(body), kind.name)
     if kind is ClientMsgType.REPLY:
         msg = Reply(request_id=inp.uint("request_id"), handle=inp.uint("handle"), value=inp.opt(inp.bytes, "value"),
                     entries=inp.list(_get_entry, "entries"), ended=inp.flag("ended"))

@@ -46,7 +46,7 @@ from .messages import (
 )
 
 MAGIC = b"LQ"
-_HEADER = struct.Struct("<2sHB")
+HEADER = struct.Struct("<2sHB")  # magic, version, message type
 _DOUBLE = struct.Struct("<d")
 _U64_LIMIT = 1 << 64
 
@@ -56,7 +56,7 @@ _FLUSH, _COMPACTION = 1, 2
 # ---------------------------------------------------------------- writing
 
 
-class _Out:
+class BodyWriter:
     __slots__ = ("parts",)
 
     def __init__(self):
@@ -178,7 +178,7 @@ def encode(msg) -> list[bytes]:
         kind = MESSAGE_TYPES[type(msg)]
     except KeyError:
         raise ValueError(f"not a protocol message: {type(msg).__name__}") from None
-    out = _Out()
+    out = BodyWriter()
     if kind is MsgType.READY:
         out.uint(msg.pid, "pid")
     elif kind is MsgType.HEARTBEAT:
@@ -202,13 +202,13 @@ def encode(msg) -> list[bytes]:
         _put_result(out, msg.result, "result")
     else:  # SHUTDOWN
         out.str(msg.reason, "reason")
-    return [_HEADER.pack(MAGIC, PROTOCOL_VERSION, kind), b"".join(out.parts)]
+    return [HEADER.pack(MAGIC, PROTOCOL_VERSION, kind), b"".join(out.parts)]
 
 
 # ---------------------------------------------------------------- reading
 
 
-class _In:
+class BodyReader:
     __slots__ = ("data", "pos", "what")
 
     def __init__(self, data, what):
@@ -354,20 +354,27 @@ def _get_result(inp, name):
     )
 
 
+def read_header(frame, magic: bytes, version: int, types, peer: str):
+    """Check a header frame (magic, u16 version, u8 type: the layout of
+    every protocol of lsm's) and return the type it announces, a member of
+    the enum `types`; ProtocolError naming `peer` otherwise."""
+    frame = bytes(frame)
+    if len(frame) != HEADER.size:
+        raise ProtocolError(f"header frame is {len(frame)} bytes, expected {HEADER.size}", 0)
+    got_magic, got_version, kind = HEADER.unpack(frame)
+    if got_magic != magic:
+        raise ProtocolError(f"bad magic {got_magic!r} (expected {magic!r}; not an lsm {peer} message)", 0)
+    if got_version != version:
+        raise ProtocolError(f"{peer} protocol version {got_version}, this side speaks {version}", 2)
+    try:
+        return types(kind)
+    except ValueError:
+        raise ProtocolError(f"unknown message type {kind} in the {peer} protocol", 4) from None
+
+
 def decode_header(frame) -> MsgType:
     """Check frame 0 and return the message type it announces."""
-    frame = bytes(frame)
-    if len(frame) != _HEADER.size:
-        raise ProtocolError(f"header frame is {len(frame)} bytes, expected {_HEADER.size}", 0)
-    magic, version, kind = _HEADER.unpack(frame)
-    if magic != MAGIC:
-        raise ProtocolError(f"bad magic {magic!r} (expected {MAGIC!r}; not an lsm compactor message)", 0)
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {version}, this side speaks {PROTOCOL_VERSION}", 2)
-    try:
-        return MsgType(kind)
-    except ValueError:
-        raise ProtocolError(f"unknown message type {kind}", 4) from None
+    return read_header(frame, MAGIC, PROTOCOL_VERSION, MsgType, "compactor")
 
 
 def decode(frames):
@@ -376,7 +383,7 @@ def decode(frames):
     if len(frames) != 2:
         raise ProtocolError(f"expected 2 frames (header, body), got {len(frames)}")
     kind = decode_header(frames[0])
-    inp = _In(bytes(frames[1]), kind.name)
+    inp = BodyReader(bytes(frames[1]), kind.name)
     if kind is MsgType.READY:
         msg = Ready(pid=inp.uint("pid"))
     elif kind is MsgType.HEARTBEAT:
