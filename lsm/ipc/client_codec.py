@@ -34,7 +34,7 @@ from .client_messages import (
     Welcome,
     Write,
 )
-from .codec import HEADER, BodyReader, BodyWriter, read_header
+from .codec import HEADER, BodyReader, BodyWriter, read_frames
 from .messages import ProtocolError
 
 MAGIC = b"LC"
@@ -137,18 +137,9 @@ def encode(msg) -> list:
     return [HEADER.pack(MAGIC, CLIENT_PROTOCOL_VERSION, kind), body]
 
 
-def decode_header(frame) -> ClientMsgType:
-    """Check frame 0 and return the message type it announces."""
-    return read_header(frame, MAGIC, CLIENT_PROTOCOL_VERSION, ClientMsgType, "client")
-
-
 def decode(frames):
     """The message in `frames` (as encode returns them); ProtocolError otherwise."""
-    frames = list(frames)
-    if len(frames) != 2:
-        raise ProtocolError(f"expected 2 frames (header, body), got {len(frames)}")
-    kind = decode_header(frames[0])
-    body = frames[1]
+    kind, body = read_frames(frames, MAGIC, CLIENT_PROTOCOL_VERSION, ClientMsgType, "client")
     if len(body) > MAX_BODY_BYTES:
         raise ProtocolError(f"{kind.name} body of {len(body)} bytes exceeds the limit of {MAX_BODY_BYTES}")
     inp = BodyReader(bytes(body), kind.name)

@@ -372,18 +372,19 @@ def read_header(frame, magic: bytes, version: int, types, peer: str):
         raise ProtocolError(f"unknown message type {kind} in the {peer} protocol", 4) from None
 
 
-def decode_header(frame) -> MsgType:
-    """Check frame 0 and return the message type it announces."""
-    return read_header(frame, MAGIC, PROTOCOL_VERSION, MsgType, "compactor")
+def read_frames(frames, magic: bytes, version: int, types, peer: str):
+    """(message type, body frame) of a message's two frames, the header
+    checked by read_header; ProtocolError otherwise."""
+    frames = list(frames)
+    if len(frames) != 2:
+        raise ProtocolError(f"expected 2 frames (header, body), got {len(frames)}")
+    return read_header(frames[0], magic, version, types, peer), frames[1]
 
 
 def decode(frames):
     """The message in `frames` (as returned by encode); ProtocolError otherwise."""
-    frames = list(frames)
-    if len(frames) != 2:
-        raise ProtocolError(f"expected 2 frames (header, body), got {len(frames)}")
-    kind = decode_header(frames[0])
-    inp = BodyReader(bytes(frames[1]), kind.name)
+    kind, body = read_frames(frames, MAGIC, PROTOCOL_VERSION, MsgType, "compactor")
+    inp = BodyReader(bytes(body), kind.name)
     if kind is MsgType.READY:
         msg = Ready(pid=inp.uint("pid"))
     elif kind is MsgType.HEARTBEAT:
