@@ -17,8 +17,8 @@ from itertools import compress
 
 MEMTABLE_CHUNK = 256
 # A scan (either way) that keeps asking for the chunk after the last one gets
-# chunks of up to this many entries (doubling from one block's worth): the
-# per-chunk work of merging and bounds checks is then paid per several blocks.
+# chunks of up to this many entries: the per-chunk work of merging and bounds
+# checks is then paid per several blocks.
 SCAN_CHUNK = 512
 # By default a scan stops filling the block cache once a source has handed
 # out this many entries to it: a long scan would otherwise evict everything
@@ -91,10 +91,19 @@ class MemSource:
         return list(ks), list(ts), list(vs)
 
 
+def _chunk_want(streamed: int) -> int:
+    """Entries a scan's next chunk should hold once it has been handed
+    `streamed` entries: half as many again, so a short scan (YCSB's are up
+    to 100 entries) reads few blocks past its end, while a long one soon
+    gets chunks of SCAN_CHUNK."""
+    return min(SCAN_CHUNK, max(1, streamed >> 1))
+
+
 class _ScanPoint:
     """Where a forward scan of a TableRunSource stopped: the position of the
     next block, the fill_cache it read with, and the table and its
-    scan_blocks reader standing there; limit is the chunk's bound."""
+    scan_blocks reader standing there (None, None until a chunk reads
+    on from there); limit is the chunk's bound."""
 
     __slots__ = ("limit", "pos", "fill", "table", "blocks")
 
@@ -121,9 +130,7 @@ class TableRunSource:
         self._smallest, self._largest = bounds
         self._group_cache = None  # ((file_i, block_i), lo_pos, hi_pos, resolved lists)
         self._scan = None  # a _ScanPoint: where the last chunk's scan stopped
-        self._last_length = 0  # entries in the chunk forward() returned last
         self._last_limit = None  # the limit forward() returned last
-        self._streak = 0  # forward() calls in a row that continued from that limit
         self._streamed = 0  # entries handed out since the scan began (either way)
         self._last_back_limit = None  # the same two for backward()
         self._back_streak = 0
@@ -233,12 +240,11 @@ class TableRunSource:
         scan, self._scan = self._scan, None
         continues = key is not None and not inclusive and key == self._last_limit
         if not continues:
-            self._streak = self._streamed = 0
+            self._streamed = 0
         if scan is not None and not inclusive and key == scan.limit:
             # The chunk before ended at key, complete: go on where it stopped.
-            self._streak += 1
             ks, ts, vs = [], [], []
-            nxt = self._scan_forward(ks, ts, vs, scan.pos, key, min(SCAN_CHUNK, self._last_length << 1), scan)
+            nxt = self._scan_forward(ks, ts, vs, scan.pos, key, _chunk_want(self._streamed), scan)
             return self._forward_chunk(ks, ts, vs, nxt)
         files = self._files
         if key is None:
@@ -263,17 +269,16 @@ class TableRunSource:
                 break
             pos = nxt
         ks, ts, vs = ks[i:], ts[i:], vs[i:]
-        if continues:
-            self._streak += 1
-            want = min(SCAN_CHUNK, len(ks) << self._streak)
-            if nxt is not None and len(ks) < want:
-                nxt = self._scan_forward(ks, ts, vs, nxt, None, want, scan)
+        if continues and nxt is not None and len(ks) < _chunk_want(self._streamed):
+            nxt = self._scan_forward(ks, ts, vs, nxt, None, _chunk_want(self._streamed), scan)
+        elif nxt is not None:
+            # The next chunk, if asked for, reads on from the block after this one.
+            self._scan = _ScanPoint(nxt, None, None, None)
         return self._forward_chunk(ks, ts, vs, nxt)
 
     def _forward_chunk(self, ks, ts, vs, nxt):
         limit = ks[-1] if (nxt is not None and ks) else None
         self._last_limit = limit
-        self._last_length = len(ks)
         self._streamed += len(ks)
         if limit is None:
             self._scan = None
@@ -307,7 +312,7 @@ class TableRunSource:
         cache = self._cache
         sequence = self._seq
         fi, bi = pos
-        if scan is not None and scan.pos == pos and scan.fill == fill:
+        if scan is not None and scan.pos == pos and scan.fill == fill and scan.blocks is not None:
             table, blocks = scan.table, scan.blocks
         else:
             table = cache.get(files[fi].number)
