@@ -63,6 +63,11 @@ class MemSource:
         self._keys = memtable.sorted_keys()
         self._seq = sequence
 
+    @property
+    def empty(self) -> bool:
+        """Whether the memtable held no key when the source was made."""
+        return not self._keys
+
     def forward(self, key, inclusive):
         keys = self._keys
         if key is None:
@@ -437,10 +442,16 @@ class MergedView:
         otherwise the sources would take turns restarting at each other's
         limits, and no scan of several sources would get past one group of
         blocks at a time."""
+        sources = self._sources
+        if len(sources) == 1:
+            # Nothing to merge with, nor to hold: the source's own chunk.
+            src = sources[0]
+            lists, bound = src.forward(key, inclusive) if ascending else src.backward(key, inclusive)
+            return _merge((lists,)), bound
         held = self._held[ascending]
         heads = []
         bound = None
-        for n, src in enumerate(self._sources):
+        for n, src in enumerate(sources):
             h = held[n]
             if h is not None and not inclusive and key is not None and _holds(h, key, ascending):
                 start, lists, limit = h
