@@ -101,7 +101,7 @@ def _chunk_want(streamed: int) -> int:
     `streamed` entries: half as many again, so a short scan (YCSB's are up
     to 100 entries) reads few blocks past its end, while a long one soon
     gets chunks of SCAN_CHUNK."""
-    return min(SCAN_CHUNK, max(1, streamed >> 1))
+    return min(SCAN_CHUNK, max(1, streamed >> 2))
 
 
 class _ScanPoint:
@@ -302,8 +302,7 @@ class TableRunSource:
         block holding a visible version of it holds its newest, and a later
         block's entries for the key the chunk already ends with (or for
         `after`) are older versions, dropped. That is a scan's common case
-        at a few calls per block; the block it ends on is kept for the
-        next chunk's start when it is a group by itself.
+        at a few calls per block.
 
         scan: the last chunk's _ScanPoint, or None. Its block reader reads
         ahead, so a scan goes on with the same one from chunk to chunk when
@@ -325,12 +324,11 @@ class TableRunSource:
         if ks:
             after = ks[-1]
         while True:
-            last_table = table
             # A StopIteration here would end the user's loop silently.
             decoded = next(blocks, None)
             if decoded is None:
                 raise RuntimeError(f"table {files[fi].number}: block reader ended before block {bi}")
-            uk, tg, vl = lists = _resolve(*decoded, sequence)
+            uk, tg, vl = _resolve(*decoded, sequence)
             if after is not None and uk and uk[0] <= after:
                 j = bisect_right(uk, after)
                 uk, tg, vl = uk[j:], tg[j:], vl[j:]
@@ -339,7 +337,6 @@ class TableRunSource:
                 ts += tg
                 vs += vl
                 after = ks[-1]
-            last = (fi, bi)
             bi += 1
             while bi >= table.num_blocks:
                 fi += 1
@@ -352,17 +349,6 @@ class TableRunSource:
                 break
         nxt = (fi, bi)
         self._scan = _ScanPoint(nxt, fill, table, blocks)
-        # Whether the last block is a group by itself, asked of the index
-        # and file bounds only (a look into the next block would read it).
-        stored = decoded[0]
-        if stored:
-            prv = self._prev_pos(*last)
-            if nxt[0] != last[0]:
-                continues = self._smallest[nxt[0]] == stored[-1]
-            else:
-                continues = last_table.separator_user_key(last[1]) == stored[-1]
-            if not continues and (prv is None or not self._may_end_with(prv, last, stored[0])):
-                self._group_cache = (None, last, last, lists)
         return nxt
 
     def backward(self, key, inclusive):
