@@ -260,6 +260,10 @@ class TableRunSource:
                 return ([], [], []), None
             bi = self._cache.get(files[fi].number).find_block(key)
         pos = (fi, bi)
+        if key is not None and not continues:
+            found = self._seek_in_block(fi, bi, key, inclusive)
+            if found is not None:
+                return found
         if bi >= self._num_blocks(fi):
             pos = self._next_pos(fi, bi - 1) if bi > 0 else self._next_pos(fi, -1)
             if pos is None:
@@ -277,6 +281,28 @@ class TableRunSource:
         if continues and nxt is not None and len(ks) < _chunk_want(self._streamed):
             nxt = self._scan_forward(ks, ts, vs, nxt, None, _chunk_want(self._streamed), scan)
         elif nxt is not None:
+            # The next chunk, if asked for, reads on from the block after this one.
+            self._scan = _ScanPoint(nxt, None, None, None)
+        return self._forward_chunk(ks, ts, vs, nxt)
+
+    def _seek_in_block(self, fi, bi, key, inclusive):
+        """forward()'s chunk for a seek into block bi of file fi when that
+        block alone answers it: the key falls after the block's first user
+        key (whose older versions may end the block before) and the block's
+        last entry is visible (so the next block holds no version the chunk
+        needs). None otherwise: _group then looks at the neighbours."""
+        table = self._cache.get(self._files[fi].number)
+        if bi >= table.num_blocks:
+            return None
+        ukeys, tags, values, _whole = table.block_from(bi, key, self._fill_cache is not False)
+        if not tags or tags[-1] >= (self._seq + 1) << 8:
+            return None
+        i = bisect_left(ukeys, key) if inclusive else bisect_right(ukeys, key)
+        if i == 0 or i == len(ukeys):
+            return None
+        ks, ts, vs = _resolve(ukeys[i:], tags[i:], values[i:], self._seq)
+        nxt = (fi, bi + 1) if bi + 1 < table.num_blocks else self._next_pos(fi, bi)
+        if nxt is not None:
             # The next chunk, if asked for, reads on from the block after this one.
             self._scan = _ScanPoint(nxt, None, None, None)
         return self._forward_chunk(ks, ts, vs, nxt)
