@@ -286,11 +286,11 @@ class TableRunSource:
         return self._forward_chunk(ks, ts, vs, nxt)
 
     def _seek_in_block(self, fi, bi, key, inclusive):
-        """forward()'s chunk for a seek into block bi of file fi when that
-        block alone answers it: the key falls after the block's first user
-        key (whose older versions may end the block before) and the block's
-        last entry is visible (so the next block holds no version the chunk
-        needs). None otherwise: _group then looks at the neighbours."""
+        """forward()'s chunk for a seek into block bi of file fi (the first
+        whose index entry is not below key) when that block alone answers it:
+        its last entry is visible, so the next block holds no version the
+        chunk needs. The blocks before hold only keys below key. None
+        otherwise: _group then looks at the neighbours."""
         table = self._cache.get(self._files[fi].number)
         if bi >= table.num_blocks:
             return None
@@ -298,7 +298,7 @@ class TableRunSource:
         if not tags or tags[-1] >= (self._seq + 1) << 8:
             return None
         i = bisect_left(ukeys, key) if inclusive else bisect_right(ukeys, key)
-        if i == 0 or i == len(ukeys):
+        if i == len(ukeys):
             return None
         ks, ts, vs = _resolve(ukeys[i:], tags[i:], values[i:], self._seq)
         nxt = (fi, bi + 1) if bi + 1 < table.num_blocks else self._next_pos(fi, bi)
