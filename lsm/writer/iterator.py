@@ -98,9 +98,11 @@ class MemSource:
 
 def _chunk_want(streamed: int) -> int:
     """Entries a scan's next chunk should hold once it has been handed
-    `streamed` entries: half as many again, so a short scan (YCSB's are up
-    to 100 entries) reads few blocks past its end, while a long one soon
-    gets chunks of SCAN_CHUNK."""
+    `streamed` entries: a quarter as many again (at least one block), so
+    a short scan (YCSB's are up to 100 entries) reads at most a block or
+    two past its end, while a long one gets chunks of SCAN_CHUNK after a
+    few dozen. A block read past the end costs a scan about as much as
+    three chunks' merging and bounds checks."""
     return min(SCAN_CHUNK, max(1, streamed >> 2))
 
 
