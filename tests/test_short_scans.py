@@ -16,6 +16,19 @@ def _model_after(model, key, count):
     return [(k, model[k]) for k in keys[i:i + count]]
 
 
+def _load_compacted(db, seed):
+    """20000 keys with 60 random bytes each (13 entries a 1 KiB block),
+    written in batches and compacted; returns them in order."""
+    rnd = random.Random(seed)
+    entries = [(b"k%06d" % i, rnd.randbytes(60)) for i in range(20000)]
+    for start in range(0, len(entries), 1000):
+        with db.write_batch() as wb:
+            for k, v in entries[start:start + 1000]:
+                wb.put(k, v)
+    db.compact_range()
+    return entries
+
+
 def test_seeks_between_versions_spanning_blocks_see_each_snapshots_entries(tmp_path):
     """Keys with several versions of varied sizes, so block boundaries fall
     between versions of one key, and deletions: a seek to any key, present
@@ -59,13 +72,7 @@ def test_the_chunks_of_a_fifty_entry_scan_stop_within_two_blocks_of_its_end(tmp_
     would read four blocks past it."""
     db = lsm.DB(str(tmp_path / "db"), **OPEN)
     try:
-        rnd = random.Random(9)
-        entries = [(b"k%06d" % i, rnd.randbytes(60)) for i in range(20000)]
-        for start in range(0, len(entries), 1000):
-            with db.write_batch() as wb:
-                for k, v in entries[start:start + 1000]:
-                    wb.put(k, v)
-        db.compact_range()
+        entries = _load_compacted(db, 9)
         engine = db._engine
         for start in (3, 101, 5003, 7777, 12345, 15000, 19000):
             view, version, sequence = engine.new_view()
@@ -113,13 +120,7 @@ def test_once_the_cache_is_pressed_a_scan_caches_blocks_raw_and_a_second_scan_de
     keeps its blocks decoded; both runs give the model's entries."""
     db = lsm.DB(str(tmp_path / "db"), **OPEN, lru_cache_size=256 << 10)
     try:
-        rnd = random.Random(4)
-        entries = [(b"k%06d" % i, rnd.randbytes(60)) for i in range(20000)]
-        for start in range(0, len(entries), 1000):
-            with db.write_batch() as wb:
-                for k, v in entries[start:start + 1000]:
-                    wb.put(k, v)
-        db.compact_range()
+        entries = _load_compacted(db, 4)
         cache = db._engine.block_cache
         assert sum(1 for _ in db.iterator(fill_cache=True)) == len(entries)
         assert cache.pressed
