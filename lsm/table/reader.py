@@ -228,11 +228,24 @@ class Table:
             self._first_ukey = decoded[0][0]
         return decoded
 
+    def _decode_read(self, i: int, contents: bytes, fill_cache: bool):
+        """Block i's contents, just read from the file for a scan or a seek,
+        decoded as block() returns them. If fill_cache, they are cached:
+        decoded while the cache has room, raw once it is pressed (the
+        database outgrows it), as a point lookup's are -- a decoded block
+        evicted later costs its scan several microseconds to free, and
+        most blocks are evicted unread then; one read again from the
+        cache is decoded into it (block())."""
+        if fill_cache and self._cache.pressed:
+            self._cache.put((self.number, self._offsets[i]), contents, len(contents))
+            return self._decode_split(i, contents, False)
+        return self._decode_split(i, contents, fill_cache)
+
     def scan_blocks(self, start: int, fill_cache: bool):
         """Blocks start, start + 1, ... decoded as block() returns them, for
         a scan: a cached block is used, and from one the cache lacks on, the
         blocks are read SCAN_READAHEAD bytes at a time (contents_of_blocks;
-        one run held at a time)."""
+        one run held at a time) and cached as _decode_read says."""
         cache = self._cache
         number = self.number
         offsets = self._offsets
@@ -246,7 +259,7 @@ class Table:
                 continue
             # A block the cache gained meanwhile is decoded again from the run: it is read anyway.
             for contents in self.contents_of_blocks(i, self.blocks_within(i, n, SCAN_READAHEAD)):
-                yield self._decode_split(i, contents, fill_cache)
+                yield self._decode_read(i, contents, fill_cache)
                 i += 1
 
     def block_from(self, i: int, user_key: bytes, fill_cache: bool = True):
@@ -257,6 +270,8 @@ class Table:
         cached = self._cache.get((self.number, self._offsets[i]))
         if type(cached) is tuple:
             return (*cached, True)
+        if cached is None and fill_cache:
+            return (*self._decode_read(i, self._contents(i), True), True)
         contents = self._uncached_contents(i, cached)
         if fill_cache:
             return (*self._decode_split(i, contents, True), True)

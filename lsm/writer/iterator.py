@@ -17,8 +17,8 @@ from itertools import compress
 
 MEMTABLE_CHUNK = 256
 # A scan (either way) that keeps asking for the chunk after the last one gets
-# chunks of up to this many entries (doubling from one block's worth): the
-# per-chunk work of merging and bounds checks is then paid per several blocks.
+# chunks of up to this many entries: the per-chunk work of merging and bounds
+# checks is then paid per several blocks.
 SCAN_CHUNK = 512
 # By default a scan stops filling the block cache once a source has handed
 # out this many entries to it: a long scan would otherwise evict everything
@@ -63,6 +63,11 @@ class MemSource:
         self._keys = memtable.sorted_keys()
         self._seq = sequence
 
+    @property
+    def empty(self) -> bool:
+        """Whether the memtable held no key when the source was made."""
+        return not self._keys
+
     def forward(self, key, inclusive):
         keys = self._keys
         if key is None:
@@ -91,10 +96,21 @@ class MemSource:
         return list(ks), list(ts), list(vs)
 
 
+def _chunk_want(streamed: int) -> int:
+    """Entries a scan's next chunk should hold once it has been handed
+    `streamed` entries: a quarter as many again (at least one block), so
+    a short scan (YCSB's are up to 100 entries) reads at most a block or
+    two past its end, while a long one gets chunks of SCAN_CHUNK after a
+    few dozen. A block read past the end costs a scan about as much as
+    three chunks' merging and bounds checks."""
+    return min(SCAN_CHUNK, max(1, streamed >> 2))
+
+
 class _ScanPoint:
     """Where a forward scan of a TableRunSource stopped: the position of the
     next block, the fill_cache it read with, and the table and its
-    scan_blocks reader standing there; limit is the chunk's bound."""
+    scan_blocks reader standing there (None, None until a chunk reads
+    on from there); limit is the chunk's bound."""
 
     __slots__ = ("limit", "pos", "fill", "table", "blocks")
 
@@ -121,9 +137,7 @@ class TableRunSource:
         self._smallest, self._largest = bounds
         self._group_cache = None  # ((file_i, block_i), lo_pos, hi_pos, resolved lists)
         self._scan = None  # a _ScanPoint: where the last chunk's scan stopped
-        self._last_length = 0  # entries in the chunk forward() returned last
         self._last_limit = None  # the limit forward() returned last
-        self._streak = 0  # forward() calls in a row that continued from that limit
         self._streamed = 0  # entries handed out since the scan began (either way)
         self._last_back_limit = None  # the same two for backward()
         self._back_streak = 0
@@ -233,12 +247,11 @@ class TableRunSource:
         scan, self._scan = self._scan, None
         continues = key is not None and not inclusive and key == self._last_limit
         if not continues:
-            self._streak = self._streamed = 0
+            self._streamed = 0
         if scan is not None and not inclusive and key == scan.limit:
             # The chunk before ended at key, complete: go on where it stopped.
-            self._streak += 1
             ks, ts, vs = [], [], []
-            nxt = self._scan_forward(ks, ts, vs, scan.pos, key, min(SCAN_CHUNK, self._last_length << 1), scan)
+            nxt = self._scan_forward(ks, ts, vs, scan.pos, key, _chunk_want(self._streamed), scan)
             return self._forward_chunk(ks, ts, vs, nxt)
         files = self._files
         if key is None:
@@ -249,6 +262,10 @@ class TableRunSource:
                 return ([], [], []), None
             bi = self._cache.get(files[fi].number).find_block(key)
         pos = (fi, bi)
+        if key is not None and not continues:
+            found = self._seek_in_block(fi, bi, key, inclusive)
+            if found is not None:
+                return found
         if bi >= self._num_blocks(fi):
             pos = self._next_pos(fi, bi - 1) if bi > 0 else self._next_pos(fi, -1)
             if pos is None:
@@ -263,17 +280,38 @@ class TableRunSource:
                 break
             pos = nxt
         ks, ts, vs = ks[i:], ts[i:], vs[i:]
-        if continues:
-            self._streak += 1
-            want = min(SCAN_CHUNK, len(ks) << self._streak)
-            if nxt is not None and len(ks) < want:
-                nxt = self._scan_forward(ks, ts, vs, nxt, None, want, scan)
+        if continues and nxt is not None and len(ks) < _chunk_want(self._streamed):
+            nxt = self._scan_forward(ks, ts, vs, nxt, None, _chunk_want(self._streamed), scan)
+        elif nxt is not None:
+            # The next chunk, if asked for, reads on from the block after this one.
+            self._scan = _ScanPoint(nxt, None, None, None)
+        return self._forward_chunk(ks, ts, vs, nxt)
+
+    def _seek_in_block(self, fi, bi, key, inclusive):
+        """forward()'s chunk for a seek into block bi of file fi (the first
+        whose index entry is not below key) when that block alone answers it:
+        its last entry is visible, so the next block holds no version the
+        chunk needs. The blocks before hold only keys below key. None
+        otherwise: _group then looks at the neighbours."""
+        table = self._cache.get(self._files[fi].number)
+        if bi >= table.num_blocks:
+            return None
+        ukeys, tags, values, _whole = table.block_from(bi, key, self._fill_cache is not False)
+        if not tags or tags[-1] >= (self._seq + 1) << 8:
+            return None
+        i = bisect_left(ukeys, key) if inclusive else bisect_right(ukeys, key)
+        if i == len(ukeys):
+            return None
+        ks, ts, vs = _resolve(ukeys[i:], tags[i:], values[i:], self._seq)
+        nxt = (fi, bi + 1) if bi + 1 < table.num_blocks else self._next_pos(fi, bi)
+        if nxt is not None:
+            # The next chunk, if asked for, reads on from the block after this one.
+            self._scan = _ScanPoint(nxt, None, None, None)
         return self._forward_chunk(ks, ts, vs, nxt)
 
     def _forward_chunk(self, ks, ts, vs, nxt):
         limit = ks[-1] if (nxt is not None and ks) else None
         self._last_limit = limit
-        self._last_length = len(ks)
         self._streamed += len(ks)
         if limit is None:
             self._scan = None
@@ -292,8 +330,7 @@ class TableRunSource:
         block holding a visible version of it holds its newest, and a later
         block's entries for the key the chunk already ends with (or for
         `after`) are older versions, dropped. That is a scan's common case
-        at a few calls per block; the block it ends on is kept for the
-        next chunk's start when it is a group by itself.
+        at a few calls per block.
 
         scan: the last chunk's _ScanPoint, or None. Its block reader reads
         ahead, so a scan goes on with the same one from chunk to chunk when
@@ -307,7 +344,7 @@ class TableRunSource:
         cache = self._cache
         sequence = self._seq
         fi, bi = pos
-        if scan is not None and scan.pos == pos and scan.fill == fill:
+        if scan is not None and scan.pos == pos and scan.fill == fill and scan.blocks is not None:
             table, blocks = scan.table, scan.blocks
         else:
             table = cache.get(files[fi].number)
@@ -315,12 +352,11 @@ class TableRunSource:
         if ks:
             after = ks[-1]
         while True:
-            last_table = table
             # A StopIteration here would end the user's loop silently.
             decoded = next(blocks, None)
             if decoded is None:
                 raise RuntimeError(f"table {files[fi].number}: block reader ended before block {bi}")
-            uk, tg, vl = lists = _resolve(*decoded, sequence)
+            uk, tg, vl = _resolve(*decoded, sequence)
             if after is not None and uk and uk[0] <= after:
                 j = bisect_right(uk, after)
                 uk, tg, vl = uk[j:], tg[j:], vl[j:]
@@ -329,7 +365,6 @@ class TableRunSource:
                 ts += tg
                 vs += vl
                 after = ks[-1]
-            last = (fi, bi)
             bi += 1
             while bi >= table.num_blocks:
                 fi += 1
@@ -342,17 +377,6 @@ class TableRunSource:
                 break
         nxt = (fi, bi)
         self._scan = _ScanPoint(nxt, fill, table, blocks)
-        # Whether the last block is a group by itself, asked of the index
-        # and file bounds only (a look into the next block would read it).
-        stored = decoded[0]
-        if stored:
-            prv = self._prev_pos(*last)
-            if nxt[0] != last[0]:
-                continues = self._smallest[nxt[0]] == stored[-1]
-            else:
-                continues = last_table.separator_user_key(last[1]) == stored[-1]
-            if not continues and (prv is None or not self._may_end_with(prv, last, stored[0])):
-                self._group_cache = (None, last, last, lists)
         return nxt
 
     def backward(self, key, inclusive):
@@ -432,10 +456,16 @@ class MergedView:
         otherwise the sources would take turns restarting at each other's
         limits, and no scan of several sources would get past one group of
         blocks at a time."""
+        sources = self._sources
+        if len(sources) == 1:
+            # Nothing to merge with, nor to hold: the source's own chunk.
+            src = sources[0]
+            lists, bound = src.forward(key, inclusive) if ascending else src.backward(key, inclusive)
+            return _merge((lists,)), bound
         held = self._held[ascending]
         heads = []
         bound = None
-        for n, src in enumerate(self._sources):
+        for n, src in enumerate(sources):
             h = held[n]
             if h is not None and not inclusive and key is not None and _holds(h, key, ascending):
                 start, lists, limit = h

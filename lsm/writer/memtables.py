@@ -146,8 +146,10 @@ class Memtables:
                 sequence = versions.last_sequence
             state.snapshots.add(sequence)
             version = versions.ref(versions.current)
-            sources = [MemSource(self.mem, sequence)]
-            sources += [MemSource(m, sequence) for m in reversed(self.imms)]
+            # A memtable empty now holds nothing the view may see: its later
+            # entries are newer than `sequence`.
+            sources = [src for src in (MemSource(m, sequence) for m in (self.mem, *reversed(self.imms)))
+                       if not src.empty]
         cache = self._table_cache
         ordered = state.versions.ordered
         if ordered is not None:
