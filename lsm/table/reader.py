@@ -336,8 +336,14 @@ class Table:
                 if type(cached) is bytes and fill_cache and not cache.pressed:
                     found = find_in_block(self._decode_split(i, cached, True), user_key, seek_tag)
                 else:
+                    if cached is None:
+                        contents = self._read_for_lookup(i, fill_cache)
+                    elif type(cached) is bytes:
+                        contents = cached
+                    else:
+                        contents = inflate(cached.stored)
                     try:
-                        found = seek_block(self._contents_for_lookup(i, cached, fill_cache), user_key, seek_tag)
+                        found = seek_block(contents, user_key, seek_tag)
                     except DecodeError as exc:
                         raise self._damaged(i, exc) from None
             if found is not PAST_END:
@@ -345,17 +351,18 @@ class Table:
             i += 1  # every version here was too new: older ones may open the next block
         return None
 
-    def _contents_for_lookup(self, i: int, cached, fill_cache: bool) -> bytes:
+    def _read_for_lookup(self, i: int, fill_cache: bool) -> bytes:
         """Block i's contents for a point lookup when the cache holds no
-        decode of it: from the copy it holds (kept as it is), or read from
-        the file and, if fill_cache, cached -- raw, or as stored once the
-        cache is under pressure (_PackedBlock). DecodeError if damaged."""
-        if cached is not None:
-            return self._uncached_contents(i, cached)
+        copy of it: read from the file and, if fill_cache, cached -- raw, or
+        as stored once the cache is under pressure (_PackedBlock).
+        CorruptionError if damaged."""
         offset = self._offsets[i]
         size = self._sizes[i]
         framed = self.file.read(offset, size + BLOCK_TRAILER_SIZE)
-        contents = unpack_block(framed, size)
+        try:
+            contents = unpack_block(framed, size)
+        except DecodeError as exc:
+            raise self._damaged(i, exc) from None
         if fill_cache:
             cache = self._cache
             if cache.pressed and framed[size] == SNAPPY_COMPRESSION:
