@@ -332,6 +332,9 @@ def seek_block(data: bytes, user_key: bytes, seek_tag: int):
     limit, num_restarts = _restart_count(data)
     if not limit:
         return PAST_END
+    layout = _uniform_layout(data, limit)
+    if layout is not None and layout[1] >= 8:
+        return _seek_uniform(data, layout, user_key, seek_tag)
     restarts = _uint32s(num_restarts).unpack_from(data, limit)
     r = _first_restart_at_or_after(data, limit, restarts, user_key, seek_tag)
     if r:
@@ -351,6 +354,35 @@ def seek_block(data: bytes, user_key: bytes, seek_tag: int):
     if tag & 0xFF > 1:
         raise DecodeError("internal key with an unknown value type", key_end - 8)
     return tag & 0xFF, data[key_end:key_end + value_len]
+
+
+@lru_cache(maxsize=256)
+def _uniform_user_keys(header_len: int, key_len: int, value_len: int, count: int):
+    """Slices of a uniform block's user keys, in order: bisect takes the
+    block's __getitem__ as its key and searches in C."""
+    stride = header_len + key_len + value_len
+    return [slice(at, at + key_len - 8) for at in range(header_len, count * stride, stride)]
+
+
+def _seek_uniform(data, layout, user_key: bytes, seek_tag: int):
+    """seek_block's answer in a uniform block (layout: _uniform_layout's,
+    keys of at least 8 bytes): its user keys at a fixed stride are
+    bisected in C, and only the answer is read."""
+    header_len, key_len, value_len, count = layout
+    stride = header_len + key_len + value_len
+    j = bisect_left(_uniform_user_keys(header_len, key_len, value_len, count), user_key, key=data.__getitem__)
+    at = j * stride + header_len + key_len - 8  # the trailer of entry j
+    while j < count:
+        if data[at - key_len + 8:at] != user_key:
+            return None
+        tag = _TAG.unpack_from(data, at)[0]
+        if tag & 0xFF > 1:
+            raise DecodeError("internal key with an unknown value type", at)
+        if tag <= seek_tag:
+            return tag & 0xFF, data[at + 8:at + 8 + value_len]
+        j += 1  # a version too new for the reader
+        at += stride
+    return PAST_END
 
 
 def _seek_interval(data, limit, restarts, lo, user_key, seek_tag):
