@@ -17,6 +17,7 @@ from lsm.table.block import (
     entries_limit,
     find_in_block,
     seek_block,
+    seek_layout,
     _uniform_layout,
     shared_prefix_length,
 )
@@ -336,10 +337,12 @@ def linear_lookup(entries, target, seek_tag):
 @given(shaped=block_of_either_shape(), target=st.binary(max_size=6), seq=st.integers(0, 51))
 def test_seek_in_raw_block_finds_what_a_linear_search_finds(shaped, target, seq):
     entries, _interval, block = shaped
-    assert seek_block(block, target, (seq << 8) | 1) == linear_lookup(entries, target, (seq << 8) | 1)
-    for ikey, value in entries:  # every version is found at its own sequence, past newer ones
-        tag = int.from_bytes(ikey[-8:], "little")
-        assert seek_block(block, ikey[:-8], tag | 1) == (tag & 0xFF, value)
+    # Told the block's layout (as a cached block remembers it) or not, alike.
+    for layout in (None, seek_layout(block)):
+        assert seek_block(block, target, (seq << 8) | 1, layout) == linear_lookup(entries, target, (seq << 8) | 1)
+        for ikey, value in entries:  # every version is found at its own sequence, past newer ones
+            tag = int.from_bytes(ikey[-8:], "little")
+            assert seek_block(block, ikey[:-8], tag | 1, layout) == (tag & 0xFF, value)
 
 
 @settings(max_examples=300, deadline=None)

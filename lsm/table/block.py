@@ -320,7 +320,17 @@ def decode_block_split_from(data: bytes, user_key: bytes):
     return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values, lo == 0
 
 
-def seek_block(data: bytes, user_key: bytes, seek_tag: int):
+def seek_layout(data):
+    """What seek_block may know of a block beforehand: the layout of a
+    uniform block whose keys are whole internal keys, else False. The check
+    reads every entry's header, a fifth of a seek: a block cached for
+    lookups keeps its answer."""
+    limit, _num_restarts = _restart_count(data)
+    layout = _uniform_layout(data, limit)
+    return layout if layout is not None and layout[1] >= 8 else False
+
+
+def seek_block(data: bytes, user_key: bytes, seek_tag: int, layout=None):
     """find_in_block's answer from a block's raw contents, decoding only
     what holds it (LevelDB's Block::Iter::Seek): for a block that a point
     lookup reads once, a decode of every entry would cost more than the
@@ -328,13 +338,16 @@ def seek_block(data: bytes, user_key: bytes, seek_tag: int):
     visited) finds the first one at or after the target; when the entry
     before it fills its restart interval alone -- always, in a block of
     lsm's, every entry a restart point -- the answer is that restart's entry,
-    read directly. Otherwise the interval before it is decoded."""
+    read directly. Otherwise the interval before it is decoded. In a
+    uniform block the user keys are bisected in C instead. layout:
+    seek_layout(data) if the caller kept it, None to work it out."""
+    if layout is None:
+        layout = seek_layout(data)
+    if layout:
+        return _seek_uniform(data, layout, user_key, seek_tag)
     limit, num_restarts = _restart_count(data)
     if not limit:
         return PAST_END
-    layout = _uniform_layout(data, limit)
-    if layout is not None and layout[1] >= 8:
-        return _seek_uniform(data, layout, user_key, seek_tag)
     restarts = _uint32s(num_restarts).unpack_from(data, limit)
     r = _first_restart_at_or_after(data, limit, restarts, user_key, seek_tag)
     if r:

@@ -15,6 +15,7 @@ from .block import (
     decode_block_split_from,
     find_in_block,
     seek_block,
+    seek_layout,
     trailer_tags,
 )
 from .cache import BlockCache, block_charge
@@ -52,12 +53,14 @@ class _PackedBlock:
     under pressure keeps it for point lookups (BlockCache.pressed) instead
     of its raw contents: ~half their bytes, so twice as many blocks fit, for
     a snappy decompression at each lookup. Scans decode and
-    cache blocks whole."""
+    cache blocks whole. `layout`: seek_layout of the contents, worked out
+    once for every lookup that inflates them."""
 
-    __slots__ = ("stored",)
+    __slots__ = ("stored", "layout")
 
-    def __init__(self, stored):
+    def __init__(self, stored, layout):
         self.stored = stored
+        self.layout = layout
 
 
 class Table:
@@ -337,13 +340,13 @@ class Table:
                     found = find_in_block(self._decode_split(i, cached, True), user_key, seek_tag)
                 else:
                     if cached is None:
-                        contents = self._read_for_lookup(i, fill_cache)
+                        contents, layout = self._read_for_lookup(i, fill_cache)
                     elif type(cached) is bytes:
-                        contents = cached
+                        contents, layout = cached, None
                     else:
-                        contents = inflate(cached.stored)
+                        contents, layout = inflate(cached.stored), cached.layout
                     try:
-                        found = seek_block(contents, user_key, seek_tag)
+                        found = seek_block(contents, user_key, seek_tag, layout)
                     except DecodeError as exc:
                         raise self._damaged(i, exc) from None
             if found is not PAST_END:
@@ -351,11 +354,11 @@ class Table:
             i += 1  # every version here was too new: older ones may open the next block
         return None
 
-    def _read_for_lookup(self, i: int, fill_cache: bool) -> bytes:
+    def _read_for_lookup(self, i: int, fill_cache: bool):
         """Block i's contents for a point lookup when the cache holds no
-        copy of it: read from the file and, if fill_cache, cached -- raw, or
-        as stored once the cache is under pressure (_PackedBlock).
-        CorruptionError if damaged."""
+        copy of it, and its seek_layout if known (else None): read from the
+        file and, if fill_cache, cached -- raw, or as stored once the cache
+        is under pressure (_PackedBlock). CorruptionError if damaged."""
         offset = self._offsets[i]
         size = self._sizes[i]
         framed = self.file.read(offset, size + BLOCK_TRAILER_SIZE)
@@ -366,10 +369,14 @@ class Table:
         if fill_cache:
             cache = self._cache
             if cache.pressed and framed[size] == SNAPPY_COMPRESSION:
-                cache.put((self.number, offset), _PackedBlock(framed[:size]), size)
-            else:
-                cache.put((self.number, offset), contents, len(contents))
-        return contents
+                try:
+                    layout = seek_layout(contents)
+                except DecodeError as exc:
+                    raise self._damaged(i, exc) from None
+                cache.put((self.number, offset), _PackedBlock(framed[:size], layout), size)
+                return contents, layout
+            cache.put((self.number, offset), contents, len(contents))
+        return contents, None
 
     def iter_entries(self):
         """Every (internal_key, value) of the table in order (bypasses the cache)."""
