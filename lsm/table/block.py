@@ -327,7 +327,14 @@ def seek_layout(data):
     lookups keeps its answer."""
     limit, _num_restarts = _restart_count(data)
     layout = _uniform_layout(data, limit)
-    return layout if layout is not None and layout[1] >= 8 else False
+    return _one_copy(layout) if layout is not None and layout[1] >= 8 else False
+
+
+@lru_cache(maxsize=256)
+def _one_copy(layout):
+    """One tuple per layout for all the blocks that remember it: a
+    cache of thousands of blocks would otherwise hold as many copies."""
+    return layout
 
 
 def seek_block(data: bytes, user_key: bytes, seek_tag: int, layout=None):
