@@ -322,12 +322,15 @@ def decode_block_split_from(data: bytes, user_key: bytes):
 
 def seek_layout(data):
     """What seek_block may know of a block beforehand: the layout of a
-    uniform block whose keys are whole internal keys, else False. The check
-    reads every entry's header, a fifth of a seek: a block cached for
-    lookups keeps its answer."""
+    uniform block whose keys are whole internal keys, of at most
+    _SEEK_SLICES_RECORDS entries, else False. The check reads every
+    entry's header, a fifth of a seek: a block cached for lookups keeps its
+    answer."""
     limit, _num_restarts = _restart_count(data)
     layout = _uniform_layout(data, limit)
-    return _one_copy(layout) if layout is not None and layout[1] >= 8 else False
+    if layout is None or layout[1] < 8 or layout[3] > _SEEK_SLICES_RECORDS:
+        return False
+    return _one_copy(layout)
 
 
 @lru_cache(maxsize=256)
@@ -376,7 +379,14 @@ def seek_block(data: bytes, user_key: bytes, seek_tag: int, layout=None):
     return tag & 0xFF, data[key_end:key_end + value_len]
 
 
-@lru_cache(maxsize=256)
+# Entries of the largest uniform block whose user keys _seek_uniform
+# bisects: their slices are cached per layout, so their number is bounded
+# (a block of thousands of tiny entries takes the binary search over its
+# restart points instead).
+_SEEK_SLICES_RECORDS = 1024
+
+
+@lru_cache(maxsize=64)
 def _uniform_user_keys(header_len: int, key_len: int, value_len: int, count: int):
     """Slices of a uniform block's user keys, in order: bisect takes the
     block's __getitem__ as its key and searches in C."""
