@@ -16,6 +16,8 @@ from lsm.table.block import (
     decode_block_split_from,
     entries_limit,
     find_in_block,
+    seek_block,
+    seek_layout,
     _uniform_layout,
     shared_prefix_length,
 )
@@ -320,6 +322,27 @@ def test_seek_decode_misses_no_entry_at_or_after_the_key(rows, interval, target)
         assert sum(1 for u in ukeys if u < target) <= interval
     else:
         assert whole
+
+
+def linear_lookup(entries, target, seek_tag):
+    """The first entry at or after (target, seek_tag), found one by one."""
+    for ikey, value in entries:
+        ukey, tag = ikey[:-8], int.from_bytes(ikey[-8:], "little")
+        if (ukey, -tag) >= (target, -seek_tag):
+            return (tag & 0xFF, value) if ukey == target else None
+    return PAST_END
+
+
+@settings(max_examples=300, deadline=None)
+@given(shaped=block_of_either_shape(), target=st.binary(max_size=6), seq=st.integers(0, 51))
+def test_seek_in_raw_block_finds_what_a_linear_search_finds(shaped, target, seq):
+    entries, _interval, block = shaped
+    # Told the block's layout (as a cached block remembers it) or not, alike.
+    for layout in (None, seek_layout(block)):
+        assert seek_block(block, target, (seq << 8) | 1, layout) == linear_lookup(entries, target, (seq << 8) | 1)
+        for ikey, value in entries:  # every version is found at its own sequence, past newer ones
+            tag = int.from_bytes(ikey[-8:], "little")
+            assert seek_block(block, ikey[:-8], tag | 1, layout) == (tag & 0xFF, value)
 
 
 @settings(max_examples=300, deadline=None)

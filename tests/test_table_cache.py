@@ -212,6 +212,24 @@ def test_a_cache_under_pressure_keeps_blocks_as_stored_and_answers_from_them():
     assert not cache.pressed
 
 
+def test_a_block_kept_as_stored_remembers_the_layout_of_its_contents():
+    from lsm.table.block import seek_layout
+    from lsm.table.format import inflate
+    from lsm.table.reader import _PackedBlock
+
+    cache = BlockCache(6 << 10)
+    table, _, expected = _packable_table(7, cache)
+    layouts = set()  # uniform or not, of every block seen packed
+    for _ in range(2):
+        for key, value in expected.items():
+            assert table.get(key, 10_000) == (TYPE_VALUE, value)
+            packed = [v for v, _ in cache._map.values() if type(v) is _PackedBlock]
+            # A wrong layout would send lookups to the wrong entries.
+            assert all(v.layout == seek_layout(inflate(v.stored)) for v in packed)
+            layouts |= {bool(v.layout) for v in packed}
+    assert layouts == {True, False}
+
+
 def test_blocks_stored_uncompressed_are_never_packed():
     from lsm.table.reader import _PackedBlock
 

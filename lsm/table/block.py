@@ -320,23 +320,111 @@ def decode_block_split_from(data: bytes, user_key: bytes):
     return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values, lo == 0
 
 
-def seek_block(data: bytes, user_key: bytes, seek_tag: int):
-    """find_in_block's answer from a block's raw contents, decoding only the
-    restart interval that holds it (LevelDB's Block::Iter::Seek): for a block
-    that a point lookup reads once, a decode of every entry would cost more
-    than the lookup. A binary search over the restart points (each checked
-    as visited), then the entries of one interval; in a block of lsm's,
-    every entry a restart point, that is the sought entry alone."""
+def seek_layout(data):
+    """What seek_block may know of a block beforehand: the layout of a
+    uniform block whose keys are whole internal keys, of at most
+    _SEEK_SLICES_RECORDS entries, else False. The check reads every
+    entry's header, a fifth of a seek: a block cached for lookups keeps its
+    answer."""
+    limit, _num_restarts = _restart_count(data)
+    layout = _uniform_layout(data, limit)
+    if layout is None or layout[1] < 8 or layout[3] > _SEEK_SLICES_RECORDS:
+        return False
+    return _one_copy(layout)
+
+
+@lru_cache(maxsize=256)
+def _one_copy(layout):
+    """One tuple per layout for all the blocks that remember it: a
+    cache of thousands of blocks would otherwise hold as many copies."""
+    return layout
+
+
+def seek_block(data: bytes, user_key: bytes, seek_tag: int, layout=None):
+    """find_in_block's answer from a block's raw contents, decoding only
+    what holds it (LevelDB's Block::Iter::Seek): for a block that a point
+    lookup reads once, a decode of every entry would cost more than the
+    lookup. A binary search over the restart points (each checked as
+    visited) finds the first one at or after the target; when the entry
+    before it fills its restart interval alone -- always, in a block of
+    lsm's, every entry a restart point -- the answer is that restart's entry,
+    read directly. Otherwise the interval before it is decoded. In a
+    uniform block the user keys are bisected in C instead. layout:
+    seek_layout(data) if the caller kept it, None to work it out."""
+    if layout is None:
+        layout = seek_layout(data)
+    if layout:
+        return _seek_uniform(data, layout, user_key, seek_tag)
     limit, num_restarts = _restart_count(data)
+    if not limit:
+        return PAST_END
     restarts = _uint32s(num_restarts).unpack_from(data, limit)
-    lo = _last_restart_before(data, limit, restarts, user_key, seek_tag)
+    r = _first_restart_at_or_after(data, limit, restarts, user_key, seek_tag)
+    if r:
+        _key_start, key_end, value_len = _restart_entry(data, restarts[r - 1], limit)
+        pos = key_end + value_len
+        if pos != (restarts[r] if r < num_restarts else limit):
+            return _seek_interval(data, limit, restarts, r - 1, user_key, seek_tag)
+        if pos == limit:
+            return PAST_END
+    else:
+        pos = 0
+    key_start, key_end, value_len = _restart_entry(data, pos, limit)
+    if data[key_start:key_end - 8] != user_key:
+        return None
+    # The entry sorts at or after (user_key, seek_tag): a version old enough.
+    tag = _TAG.unpack_from(data, key_end - 8)[0]
+    if tag & 0xFF > 1:
+        raise DecodeError("internal key with an unknown value type", key_end - 8)
+    return tag & 0xFF, data[key_end:key_end + value_len]
+
+
+# Entries of the largest uniform block whose user keys _seek_uniform
+# bisects: their slices are cached per layout, so their number is bounded
+# (a block of thousands of tiny entries takes the binary search over its
+# restart points instead).
+_SEEK_SLICES_RECORDS = 1024
+
+
+@lru_cache(maxsize=64)
+def _uniform_user_keys(header_len: int, key_len: int, value_len: int, count: int):
+    """Slices of a uniform block's user keys, in order: bisect takes the
+    block's __getitem__ as its key and searches in C."""
+    stride = header_len + key_len + value_len
+    return [slice(at, at + key_len - 8) for at in range(header_len, count * stride, stride)]
+
+
+def _seek_uniform(data, layout, user_key: bytes, seek_tag: int):
+    """seek_block's answer in a uniform block (layout: _uniform_layout's,
+    keys of at least 8 bytes): its user keys at a fixed stride are
+    bisected in C, and only the answer is read."""
+    header_len, key_len, value_len, count = layout
+    stride = header_len + key_len + value_len
+    j = bisect_left(_uniform_user_keys(header_len, key_len, value_len, count), user_key, key=data.__getitem__)
+    at = j * stride + header_len + key_len - 8  # the trailer of entry j
+    while j < count:
+        if data[at - key_len + 8:at] != user_key:
+            return None
+        tag = _TAG.unpack_from(data, at)[0]
+        if tag & 0xFF > 1:
+            raise DecodeError("internal key with an unknown value type", at)
+        if tag <= seek_tag:
+            return tag & 0xFF, data[at + 8:at + 8 + value_len]
+        j += 1  # a version too new for the reader
+        at += stride
+    return PAST_END
+
+
+def _seek_interval(data, limit, restarts, lo, user_key, seek_tag):
+    """seek_block's answer decoding the entries from restart lo on, an
+    interval at a time: restart lo's entry sorts before the target, so the
+    answer is later in its interval or opens a later one."""
+    num_restarts = len(restarts)
     start = restarts[lo]
-    # Restart lo's entry sorts before the target (unless lo is 0), so the
-    # answer is later in its interval or opens the next: both in one decode.
     end = lo + 2
     while True:
         stop = restarts[end] if end < num_restarts else limit
-        if stop > limit or (stop <= start and limit):
+        if stop > limit or stop <= start:
             raise DecodeError("bad restart array", limit)
         ukeys, trailers, values = _decode_entries(data, stop, True, start)
         found = find_in_block((ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values), user_key, seek_tag)
@@ -348,18 +436,50 @@ def seek_block(data: bytes, user_key: bytes, seek_tag: int):
         end += 1
 
 
+def _restart_entry(data, pos, limit):
+    """(key start, key end, value length) of the entry at restart point
+    `pos`, checked: within the entries, sharing no prefix, a whole internal
+    key, its value within the entries."""
+    try:
+        if pos >= limit or data[pos]:
+            raise DecodeError("bad restart array", limit)
+        non_shared = data[pos + 1]
+        value_len = data[pos + 2]
+        if non_shared | value_len < 128:
+            key_start = pos + 3
+        elif non_shared < 128 and data[pos + 3] < 128:  # a two-byte value length
+            value_len = (value_len & 0x7F) | data[pos + 3] << 7
+            key_start = pos + 4
+        else:
+            non_shared, key_start = _read_varint32(data, pos + 1)
+            value_len, key_start = _read_varint32(data, key_start)
+    except IndexError:
+        raise DecodeError("entry header runs past the block", pos) from None
+    key_end = key_start + non_shared
+    if non_shared < 8 or key_end + value_len > limit:
+        raise DecodeError("bad entry at a restart point", pos)
+    return key_start, key_end, value_len
+
+
 def _last_restart_before(data, limit, restarts, user_key: bytes, seek_tag: int) -> int:
     """Index of the last restart point whose entry sorts before (user_key,
     seek_tag) in internal order; 0 if none does. seek_tag _MAX_TAG: before
-    user_key itself. The restart points visited are checked (in the block,
-    sharing no prefix, a whole internal key): the block's checksum vouches
-    for the rest, as in LevelDB."""
+    user_key itself. Restart 0 is not read: the answer is 0 either way."""
+    return _first_restart_at_or_after(data, limit, restarts, user_key, seek_tag, 1) - 1
+
+
+def _first_restart_at_or_after(data, limit, restarts, user_key: bytes, seek_tag: int, lo: int = 0) -> int:
+    """Index of the first restart point from `lo` on whose entry sorts at or
+    after (user_key, seek_tag) in internal order; len(restarts) if none does. The
+    restart points visited are checked (in the block, sharing no prefix, a
+    whole internal key): the block's checksum vouches for the rest, as in
+    LevelDB."""
     if restarts[0]:
         raise DecodeError("bad restart array", limit)
-    lo, hi = 0, len(restarts) - 1
+    hi = len(restarts)
     try:
         while lo < hi:
-            mid = (lo + hi + 1) >> 1
+            mid = (lo + hi) >> 1
             pos = restarts[mid]
             # The entry's header, read inline: this loop is most of a lookup.
             if pos >= limit or data[pos]:
@@ -377,9 +497,9 @@ def _last_restart_before(data, limit, restarts, user_key: bytes, seek_tag: int) 
                 raise DecodeError("bad entry at a restart point", pos)
             ukey = data[pos:key_end - 8]
             if ukey < user_key or (ukey == user_key and _TAG.unpack_from(data, key_end - 8)[0] > seek_tag):
-                lo = mid
+                lo = mid + 1
             else:
-                hi = mid - 1
+                hi = mid
     except IndexError:
         raise DecodeError("entry header runs past the block", limit) from None
     return lo

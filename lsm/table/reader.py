@@ -5,7 +5,7 @@ only when asked to): damaged bytes raise CorruptionError(path, offset of the
 block, reason) and never turn into a wrong value, a phantom key or a false miss.
 """
 from bisect import bisect_left
-from operator import gt
+from operator import eq, gt, le
 
 from ..errors import CorruptionError, DecodeError
 from .block import (
@@ -15,6 +15,7 @@ from .block import (
     decode_block_split_from,
     find_in_block,
     seek_block,
+    seek_layout,
     trailer_tags,
 )
 from .cache import BlockCache, block_charge
@@ -52,12 +53,14 @@ class _PackedBlock:
     under pressure keeps it for point lookups (BlockCache.pressed) instead
     of its raw contents: ~half their bytes, so twice as many blocks fit, for
     a snappy decompression at each lookup. Scans decode and
-    cache blocks whole."""
+    cache blocks whole. `layout`: seek_layout of the contents, worked out
+    once for every lookup that inflates them."""
 
-    __slots__ = ("stored",)
+    __slots__ = ("stored", "layout")
 
-    def __init__(self, stored):
+    def __init__(self, stored, layout):
         self.stored = stored
+        self.layout = layout
 
 
 class Table:
@@ -351,8 +354,14 @@ class Table:
                 if type(cached) is bytes and fill_cache and not cache.pressed:
                     found = find_in_block(self._decode_split(i, cached, True), user_key, seek_tag)
                 else:
+                    if cached is None:
+                        contents, layout = self._read_for_lookup(i, fill_cache)
+                    elif type(cached) is bytes:
+                        contents, layout = cached, None
+                    else:
+                        contents, layout = inflate(cached.stored), cached.layout
                     try:
-                        found = seek_block(self._contents_for_lookup(i, cached, fill_cache), user_key, seek_tag)
+                        found = seek_block(contents, user_key, seek_tag, layout)
                     except DecodeError as exc:
                         raise self._damaged(i, exc) from None
             if found is not PAST_END:
@@ -360,24 +369,29 @@ class Table:
             i += 1  # every version here was too new: older ones may open the next block
         return None
 
-    def _contents_for_lookup(self, i: int, cached, fill_cache: bool) -> bytes:
+    def _read_for_lookup(self, i: int, fill_cache: bool):
         """Block i's contents for a point lookup when the cache holds no
-        decode of it: from the copy it holds (kept as it is), or read from
-        the file and, if fill_cache, cached -- raw, or as stored once the
-        cache is under pressure (_PackedBlock). DecodeError if damaged."""
-        if cached is not None:
-            return self._uncached_contents(i, cached)
+        copy of it, and its seek_layout if known (else None): read from the
+        file and, if fill_cache, cached -- raw, or as stored once the cache
+        is under pressure (_PackedBlock). CorruptionError if damaged."""
         offset = self._offsets[i]
         size = self._sizes[i]
         framed = self.file.read(offset, size + BLOCK_TRAILER_SIZE)
-        contents = unpack_block(framed, size)
+        try:
+            contents = unpack_block(framed, size)
+        except DecodeError as exc:
+            raise self._damaged(i, exc) from None
         if fill_cache:
             cache = self._cache
             if cache.pressed and framed[size] == SNAPPY_COMPRESSION:
-                cache.put((self.number, offset), _PackedBlock(framed[:size]), size)
-            else:
-                cache.put((self.number, offset), contents, len(contents))
-        return contents
+                try:
+                    layout = seek_layout(contents)
+                except DecodeError as exc:
+                    raise self._damaged(i, exc) from None
+                cache.put((self.number, offset), _PackedBlock(framed[:size], layout), size)
+                return contents, layout
+            cache.put((self.number, offset), contents, len(contents))
+        return contents, None
 
     def iter_entries(self):
         """Every (internal_key, value) of the table in order (bypasses the cache)."""
@@ -410,13 +424,26 @@ def _parse_index(data: bytes, data_end: int, ordered=None):
     offsets = []
     sizes = []
     for value in values:
-        offset, size = _parse_handle(value)
+        # Most handles of a table: an offset of 16 KiB to 2 MiB (three varint
+        # bytes), a size of 128 bytes to 16 KiB (two), read inline: opening a
+        # table is most of the first gets' cost, and this loop was most of it.
+        if len(value) == 5 and value[2] < 128 and value[4] < 128 and (value[0] & value[1] & value[3]) > 127:
+            offset = (value[0] & 0x7F) | (value[1] & 0x7F) << 7 | value[2] << 14
+            size = (value[3] & 0x7F) | value[4] << 7
+        else:
+            offset, size = _parse_handle(value)
         if offset + size + BLOCK_TRAILER_SIZE > data_end:
             raise DecodeError(f"data block handle ({offset}, {size}) past the end of the file")
         offsets.append(offset)
         sizes.append(size)
-    order = list(zip(ukeys if ordered is None else map(ordered, ukeys), [-t for t in tags]))
-    if any(a >= b for a, b in zip(order, order[1:])):
+    keys = ukeys if ordered is None else list(map(ordered, ukeys))
+    # Keys ascending, checked by C loops; ties (a block ending inside one
+    # key's versions) need their tags descending.
+    out_of_order = not all(map(le, keys, keys[1:]))
+    if not out_of_order and any(map(eq, keys, keys[1:])):
+        order = list(zip(keys, [-t for t in tags]))
+        out_of_order = any(a >= b for a, b in zip(order, order[1:]))
+    if out_of_order:
         raise DecodeError("index keys out of order")
     # Blocks lie in the file in key order, one after another: a compaction
     # reads a run of them with one read.

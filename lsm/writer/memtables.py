@@ -14,6 +14,7 @@ from .. import filenames
 from ..errors import CorruptionError, DecodeError, Error
 from ..record import BLOCK_SIZE as LOG_BLOCK_SIZE
 from ..record import LogWriter, unframe
+from ..table.keyfilter import key_hash
 from ..table.ordered import OrderedTableCache
 from .iterator import MemSource, MergedView, OrderedMergedView, TableRunSource
 from .memtable import MemTable
@@ -110,10 +111,14 @@ class Memtables:
             # Read after the frozen memtables: a flush installs its table
             # before it drops the memtable, so neither is missed.
             current = versions.current
+            files = current.files_for_get(key, at)
+            if not files:
+                return None
             table = self._table_cache.get
+            hashed = key_hash(key)  # once, for every table's filter
             try:
-                for f in current.files_for_get(key, at):
-                    r = table(f.number).get(key, at, fill_cache)
+                for f in files:
+                    r = table(f.number).get(key, at, fill_cache, hashed)
                     if r is not None:
                         return r
                 return None

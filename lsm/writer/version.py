@@ -15,7 +15,7 @@ class Version:
     iterators and running jobs that still read it; files of a version with
     refs > 0 (or the current one) are never deleted."""
 
-    __slots__ = ("levels", "refs", "_largest_keys", "number", "_searched", "_user_bounds")
+    __slots__ = ("levels", "refs", "_largest_keys", "number", "_level0", "_searched", "_user_bounds")
 
     def __init__(self, levels, number=0):
         self.levels = levels
@@ -24,9 +24,11 @@ class Version:
         # Per level >= 1: sort keys of each file's largest key, for bisect.
         self._largest_keys = [None] + [[sort_key(f.largest) for f in files] for files in levels[1:]]
         self._user_bounds = {}
-        # Non-empty levels >= 1 as (files, largest sort keys, smallest and
-        # largest user keys): a get skips the rest.
-        self._searched = [(files, self._largest_keys[level], *self.user_bounds(level))
+        # What a get consults, made once: level 0's files newest first with
+        # their user key bounds, and the non-empty levels >= 1 as (files,
+        # their count, largest sort keys, smallest and largest user keys).
+        self._level0 = [(f.smallest[:-8], f.largest[:-8], f) for f in reversed(levels[0])]
+        self._searched = [(files, len(files), self._largest_keys[level], *self.user_bounds(level))
                           for level, files in enumerate(levels) if level and files]
 
     def user_bounds(self, level):
@@ -59,19 +61,15 @@ class Version:
     def files_for_get(self, user_key: bytes, sequence: int):
         """Tables that may hold user_key at `sequence`, in the order a lookup
         must consult them: level 0 newest first, then one file per level."""
-        out = []
-        level0 = self.levels[0]
-        if level0:
-            hits = [f for f in level0 if f.smallest[:-8] <= user_key <= f.largest[:-8]]
-            hits.reverse()
-            out.extend(hits)
-        for files, largest_keys, smallest_ukeys, largest_ukeys in self._searched:
+        level0 = self._level0
+        out = [f for smallest, largest, f in level0 if smallest <= user_key <= largest] if level0 else []
+        for files, count, largest_keys, smallest_ukeys, largest_ukeys in self._searched:
             i = bisect_left(largest_ukeys, user_key)
-            if i < len(files) and largest_ukeys[i] == user_key:
+            if i < count and largest_ukeys[i] == user_key:
                 # A file may end inside user_key's versions, with only ones
                 # too new for `sequence`: internal order decides.
                 i = bisect_left(largest_keys, (user_key, -((sequence << 8) | TAG_FOR_SEEK_MASK)))
-            if i < len(files) and smallest_ukeys[i] <= user_key:
+            if i < count and smallest_ukeys[i] <= user_key:
                 out.append(files[i])
         return out
 
