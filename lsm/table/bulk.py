@@ -15,15 +15,20 @@ layout) goes through the entry-by-entry decoder into the same form.
 """
 import struct
 from bisect import bisect_left
+from itertools import repeat
 
 from ..errors import DecodeError
-from .block import decode_block_split
+from .block import decode_block_split, restart_trailer
+from .format import compress_block
+from .keyfilter import crc32c_of_ragged
+from .ragged import RaggedKeys
 
 _TAG_SIZE = 8
 _pack_count = struct.Struct("<I").pack
 _unpack_count = struct.Struct("<I").unpack_from
-# Varints of a 32-bit length take at most this many bytes.
+# Varints of a 32-bit length take at most this many bytes; of 64 bits, this many.
 _MAX_VARINT32 = 5
+_MAX_VARINT64 = 10
 
 
 class EntryArrays:
@@ -162,19 +167,17 @@ def empty_entries():
     return EntryArrays(b"", none, none, none, none, np.zeros(0, dtype=np.uint64))
 
 
-def _varint_columns(values):
-    """(bytes, valid) of the varint32 encoding of every value of a numpy int
-    array: bytes an (n, 5) uint8 matrix, valid says which of them it takes."""
+def _varint_columns(values, max_bytes: int = _MAX_VARINT32):
+    """(bytes, valid) of the varint encoding of every value of a numpy int
+    array (none negative, each fitting max_bytes groups of 7 bits): bytes an
+    (n, max_bytes) uint8 matrix, valid says which of them it takes."""
     import numpy as np
 
-    shifts = 7 * np.arange(_MAX_VARINT32, dtype=np.int64)
+    shifts = 7 * np.arange(max_bytes, dtype=np.int64)
     groups = (values[:, None] >> shifts) & 0x7F
-    length = np.maximum(1, (np.log2(np.maximum(values, 1)).astype(np.int64) // 7) + 1)
-    # log2 may round up just below a power of two: count the groups exactly.
-    length = np.where(values >> (7 * length) > 0, length + 1, length)
-    length = np.where((length > 1) & (values >> (7 * (length - 1)) == 0), length - 1, length)
-    valid = np.arange(_MAX_VARINT32) < length[:, None]
-    more = np.arange(_MAX_VARINT32) < (length - 1)[:, None]
+    length = 1 + (values[:, None] >> shifts[1:] > 0).sum(axis=1)
+    valid = np.arange(max_bytes) < length[:, None]
+    more = np.arange(max_bytes) < (length - 1)[:, None]
     return (groups | (more << 7)).astype(np.uint8), valid
 
 
@@ -190,6 +193,41 @@ def entry_headers(key_len, value_len):
     matrix = np.concatenate((np.zeros((n, 1), dtype=np.uint8), key_bytes, value_bytes), axis=1)
     valid = np.concatenate((np.ones((n, 1), dtype=bool), key_valid, value_valid), axis=1)
     return matrix[valid].tobytes(), valid.sum(axis=1)
+
+
+def encode_handles(offsets, sizes) -> list:
+    """format.encode_handle(offset, size) of every pair (numpy int arrays):
+    two varint64s each, encoded together."""
+    import numpy as np
+
+    offset_bytes, offset_valid = _varint_columns(offsets, _MAX_VARINT64)
+    size_bytes, size_valid = _varint_columns(sizes, _MAX_VARINT64)
+    valid = np.concatenate((offset_valid, size_valid), axis=1)
+    joined = np.concatenate((offset_bytes, size_bytes), axis=1)[valid].tobytes()
+    ends = np.cumsum(valid.sum(axis=1)).tolist()
+    return list(map(joined.__getitem__, map(slice, [0] + ends[:-1], ends)))
+
+
+def restart_every_entry_block(keys, values) -> bytes:
+    """A block of keys and values (lists of bytes, in order) with every
+    entry a restart point sharing nothing: what block.BlockBuilder(1) makes
+    of them (an index block), its headers encoded together."""
+    import numpy as np
+
+    n = len(keys)
+    if not n:
+        return restart_trailer([0])  # BlockBuilder's empty block: one restart, at 0
+    key_len = np.fromiter(map(len, keys), dtype=np.int64, count=n)
+    value_len = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    headers, header_len = entry_headers(key_len, value_len)
+    header_ends = np.cumsum(header_len).tolist()
+    pieces = [b""] * (3 * n + 1)
+    pieces[0:-1:3] = map(headers.__getitem__, map(slice, [0] + header_ends[:-1], header_ends))
+    pieces[1:-1:3] = keys
+    pieces[2:-1:3] = values
+    ends = np.cumsum(header_len + key_len + value_len)
+    pieces[-1] = np.concatenate(([0], ends[:-1], [n])).astype("<u4").tobytes()
+    return b"".join(pieces)
 
 
 def encode_entries(user_keys, tags, values):
@@ -332,26 +370,35 @@ def _decode_restart_every_entry(blocks):
 class BlockCutter:
     """Sorted entries cut into data blocks as TableBuilder.add cuts them:
     after the first entry that takes the entries, their restart array (a
-    restart at every entry) and its count to block_size."""
+    restart at every entry) and its count to block_size. A block's contents
+    are joined from the entries' data as it lies: one piece per run of
+    entries that lie end to end there."""
 
-    __slots__ = ("_encoded", "_offsets", "_ends", "_per_block", "_key_at", "_key_len", "_limit")
+    __slots__ = ("_entries", "_offsets", "_follows", "_ends", "_per_block", "_limit")
 
     def __init__(self, entries, block_size: int):
         import numpy as np
 
-        self._encoded = entries.encoded()
         size = entries.end - entries.start
-        self._offsets = np.concatenate(([0], np.cumsum(size)))  # where each entry starts in _encoded
-        self._key_at = self._offsets[:-1] + (entries.key - entries.start)  # in _encoded
-        self._key_len = entries.user_len + _TAG_SIZE
+        n = len(size)
+        uniform = n > 1 and size[0] and (size == size[0]).all()
+        follows = entries.start[1:] == entries.end[:-1]  # entry i + 1 lies right after entry i
+        if uniform and not follows.all():
+            # Entries of one size, scattered (a bulk load's, sorted): one
+            # numpy take lays them end to end, cheaper than a piece each.
+            entries = entries.packed()
+            follows = entries.start[1:] == entries.end[:-1]
+        self._entries = entries
+        self._follows = follows
+        self._offsets = np.concatenate(([0], np.cumsum(size)))  # where each entry starts, all end to end
         self._limit = block_size - 4
         self._ends = self._per_block = None
-        if len(size) and (size == size[0]).all():
+        if uniform:
             # Entries of one size: every full block holds as many.
             self._per_block = max(1, -(-self._limit // (int(size[0]) + 4)))
         else:
             # Bytes a block takes up to each entry: entries and a restart slot each.
-            self._ends = (self._offsets + 4 * np.arange(len(size) + 1)).tolist()
+            self._ends = (self._offsets + 4 * np.arange(n + 1)).tolist()
 
     def cut(self, first: int, stop: int):
         """(ends, full): the blocks from entry `first` on, ending by `stop`,
@@ -380,28 +427,61 @@ class BlockCutter:
         return out, True
 
     def blocks(self, first: int, ends):
-        """(contents, first internal key, last internal key) of the blocks
-        from `first` to each of ends in turn."""
+        """(contents, first internal keys, last internal keys, entry counts),
+        four lists, of the blocks from `first` to each of ends in turn."""
         import numpy as np
 
+        entries = self._entries
         offsets = self._offsets
+        last = ends[-1]
         bounds = np.array([first] + ends, dtype=np.int64)
         counts = np.diff(bounds)
         block_start = np.repeat(offsets[bounds[:-1]], counts)
-        restarts = (offsets[first:ends[-1]] - block_start).astype("<u4").tobytes()
-        at = offsets[bounds].tolist()
+        restarts = (offsets[first:last] - block_start).astype("<u4").tobytes()
         rel = (4 * (bounds - first)).tolist()
-        firsts = bounds[:-1]
-        lasts = bounds[1:] - 1
-        first_at = self._key_at[firsts].tolist()
-        first_end = (self._key_at[firsts] + self._key_len[firsts]).tolist()
-        last_at = self._key_at[lasts].tolist()
-        last_end = (self._key_at[lasts] + self._key_len[lasts]).tolist()
-        encoded = self._encoded
-        view = memoryview(encoded)
-        return [(b"".join((view[at[j]:at[j + 1]], restarts[rel[j]:rel[j + 1]], _pack_count(int(counts[j])))),
-                 encoded[first_at[j]:first_end[j]], encoded[last_at[j]:last_end[j]])
-                for j in range(len(ends))]
+        # A piece starts at each block's first entry and at each entry that
+        # does not lie right after the one before it.
+        new_piece = np.ones(last - first, dtype=bool)
+        new_piece[1:] = ~self._follows[first:last - 1]
+        new_piece[bounds[:-1] - first] = True
+        piece_first = np.flatnonzero(new_piece) + first
+        piece_last = np.append(piece_first[1:], last) - 1
+        piece_at = entries.start[piece_first].tolist()
+        piece_end = entries.end[piece_last].tolist()
+        block_pieces = np.searchsorted(piece_first, bounds).tolist()
+        view = memoryview(entries.data)
+        pieces = list(map(view.__getitem__, map(slice, piece_at, piece_end)))
+        counts = counts.tolist()
+        contents = []
+        for j in range(len(ends)):
+            trailer = restarts[rel[j]:rel[j + 1]] + _pack_count(counts[j])
+            lo, hi = block_pieces[j], block_pieces[j + 1]
+            contents.append(b"".join((pieces[lo], trailer)) if hi - lo == 1 else b"".join(pieces[lo:hi] + [trailer]))
+        key_at = entries.key
+        key_end = key_at + entries.user_len + _TAG_SIZE
+        firsts, lasts = bounds[:-1], bounds[1:] - 1
+        data = entries.data
+        first_keys = list(map(data.__getitem__, map(slice, key_at[firsts].tolist(), key_end[firsts].tolist())))
+        last_keys = list(map(data.__getitem__, map(slice, key_at[lasts].tolist(), key_end[lasts].tolist())))
+        return contents, first_keys, last_keys, counts
+
+
+def compress_blocks(contents, compression):
+    """(stored, types): format.compress_block of every block's contents."""
+    stored, types = zip(*map(compress_block, contents, repeat(compression)))
+    return list(stored), list(types)
+
+
+def user_key_crcs(entries):
+    """crc32c of every entry's user key (lsm's filter, keyfilter), a numpy
+    uint32 array."""
+    return crc32c_of_ragged(_user_keys_in_place(entries))
+
+
+def _user_keys_in_place(entries):
+    """The user keys as a RaggedKeys over the entries' data: each is
+    followed by its tag, so a word read past its end stays inside."""
+    return RaggedKeys.in_buffer(entries.data, entries.key, entries.user_len)
 
 
 def user_key_hashes(entries):

@@ -170,9 +170,13 @@ def crc32c_of_keys(keys, skip: int = 0):
     numpy, a word of every key per step (CRC-32C sliced by 4, two bytes per
 table lookup); crc32c itself
     (C) finishes the keys that are longer, or too few for numpy's steps."""
+    return crc32c_of_ragged(RaggedKeys(keys, skip))
+
+
+def crc32c_of_ragged(keys):
+    """crc32c_of_keys of the keys of a RaggedKeys."""
     import numpy as np
     t0, low_half, high_half = _slicing_tables()
-    keys = RaggedKeys(keys, skip)
     crc = np.full(len(keys.order), 0xFFFFFFFF, dtype=np.uint32)
     low, half, by8, by16 = np.uint32(0xFF), np.uint32(0xFFFF), np.uint32(8), np.uint32(16)
     for active, column in keys.columns(_FEW_KEYS, _VECTOR_WORDS):
@@ -218,6 +222,12 @@ class KeyFilterBuilder:
 
     def add_user_keys(self, user_keys) -> None:
         self._add(user_keys, 0)
+
+    def add_crcs(self, crcs) -> None:
+        """add_user_keys for keys given by their crc32c (a numpy uint32
+        array, as bulk.user_key_crcs makes them)."""
+        self._hash_pending()
+        self._crcs.append(crcs)
 
     def _add(self, keys, skip: int) -> None:
         if self._pending and self._pending[-1][1] == skip:
