@@ -25,14 +25,14 @@ Keys too wide for a column (a window's keys are padded to its longest)
 are sorted by Python instead; everything else stays the same.
 """
 from bisect import bisect_left
-from operator import or_
+from itertools import accumulate
 
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
-from ..batch import decode_batch
 from ..batch import decode_header as decode_batch_header
+from ..batch import record_columns, uniform_puts
 from ..errors import CorruptionError, DecodeError
 from ..keys import TYPE_VALUE
-from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_blocks, encode_entries
+from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_blocks, gather_entries
 from .merge import BaseLevelCheck
 from ..record import clean_payloads
 
@@ -270,104 +270,75 @@ def flush_windows(wal: bytes):
     row path replays it and reports the damage. windows yields
     SortedWindows of every entry, a MiB or so at a time; nothing is
     dropped: older versions may still be read through snapshots, and a
-    deletion must shadow older tables."""
+    deletion must shadow older tables.
+
+    Records are located where they lie (batch.record_columns; a batch of
+    one key length and one value length by its stride alone), sorted by
+    their columns, and copied once, in order (bulk.gather_entries)."""
     import numpy as np
 
     payloads = clean_payloads(wal)
     if payloads is None:
         return None
-    parts = []
-    user_keys, tags, values = [], [], []
+    data = b"".join(payloads)
+    bounds = list(accumulate(map(len, payloads), initial=0))
+    del payloads
+    scanned = []  # the fields of every batch record_columns read, end to end
+    strided = []  # (n, 5) arrays of the same fields, of batches located by stride
+    sequences, counts = [], []  # of scanned batches, then of strided ones
+    strided_batches = []
     max_sequence = 0
-    for payload in payloads:
-        if len(payload) < BATCH_HEADER_SIZE:
+    for start, end in zip(bounds, bounds[1:]):
+        if end - start < BATCH_HEADER_SIZE:
             return None
-        sequence, count = decode_batch_header(payload)
-        part = _fixed_stride_puts(payload, sequence, count)
-        if part is not None:
-            parts.append(part)
-        else:
+        sequence, count = decode_batch_header(data, start)
+        layout = uniform_puts(data, start, end, count)
+        if layout is None:
             try:
-                sequence, ops = decode_batch(payload)
+                sequence, count, fields = record_columns(data, start, end)
             except DecodeError:
                 return None
-            if ops:
-                kinds, batch_keys, batch_values = zip(*ops)
-                user_keys += batch_keys
-                values += batch_values
-                first = sequence << 8
-                tags += map(or_, range(first, first + (len(ops) << 8), 1 << 8), kinds)
-            count = max(count, len(ops))
+            scanned += fields
+            sequences.append(sequence)
+            counts.append(count)
+        else:
+            strided.append(_strided_fields(count, *layout))
+            strided_batches.append((sequence, count))
         if count:
             max_sequence = max(max_sequence, sequence + count - 1)
-    del payloads
-    if parts:
-        parts.append(encode_entries(user_keys, tags, values))
-        del user_keys, values, tags
-        window = sorted_window(concat_entries(parts), False, _NO_SNAPSHOT)
-    else:
-        window = _encoded_in_order(user_keys, tags, values)
-    return _split(window), max_sequence
-
-
-def _encoded_in_order(user_keys, tags, values) -> SortedWindow:
-    """A SortedWindow of entries given as lists, encoded in sorted order: the
-    output then copies their bytes as they lie instead of gathering them."""
-    import numpy as np
-
-    n = len(user_keys)
-    key_len = np.fromiter(map(len, user_keys), dtype=np.int64, count=n)
-    key_end = np.cumsum(key_len)
-    # The keys alone, end to end: all that sorting reads of the entries.
-    keys = EntryArrays(b"".join(user_keys), key_end - key_len, key_end - key_len, key_len, key_end,
-                       np.array(tags, dtype=np.uint64))
+    for sequence, count in strided_batches:
+        sequences.append(sequence)
+        counts.append(count)
+    fields = np.concatenate([np.array(scanned, dtype=np.int64).reshape(-1, 5)] + strided)
+    kind, key_at, key_len, value_at, value_len = fields.T
+    # Record i of a batch has the batch's sequence + i.
+    counts = np.array(counts, dtype=np.int64)
+    firsts = np.cumsum(counts) - counts
+    sequence = np.repeat(np.array(sequences, dtype=np.int64) - firsts, counts) + np.arange(len(fields))
+    tags = (sequence.astype(np.uint64) << np.uint64(8)) | kind.astype(np.uint64)
+    keys = EntryArrays(data, key_at, key_at, key_len, key_at + key_len, tags)
     order, same_key = sort_entries(keys, False)
     if order is not None:
-        order = order.tolist()
-        user_keys = list(map(user_keys.__getitem__, order))
-        tags = list(map(tags.__getitem__, order))
-        values = list(map(values.__getitem__, order))
-    entries = encode_entries(user_keys, tags, values)
-    return SortedWindow(entries, np.flatnonzero(np.concatenate(([True], ~same_key))) if n else np.zeros(0, np.int64))
+        key_at, key_len, value_at, value_len, tags = (
+            key_at[order], key_len[order], value_at[order], value_len[order], tags[order])
+    entries = gather_entries(data, key_at, key_len, value_at, value_len, tags)
+    starts = np.flatnonzero(np.concatenate(([True], ~same_key))) if len(tags) else np.zeros(0, np.int64)
+    return _split(SortedWindow(entries, starts)), max_sequence
 
 
-def _fixed_stride_puts(payload, sequence: int, count: int):
-    """EntryArrays of a batch of puts of one key length and one value length,
-    each below 128 bytes (a bulk load's batch), else None. Its records lie
-    at a fixed stride, so numpy checks every record's kind and lengths and
-    lays them out as block entries in a few whole-column steps."""
+def _strided_fields(count: int, stride: int, key_at: int, key_len: int, value_at: int, value_len: int):
+    """record_columns' fields of `count` puts at a fixed stride from the
+    first's key and value offsets, as a (count, 5) array."""
     import numpy as np
 
-    records = memoryview(payload)[BATCH_HEADER_SIZE:]
-    size = len(records)
-    if count == 0 or size < 3 or records[0] != TYPE_VALUE:
-        return None
-    key_len = records[1]
-    if key_len + 8 >= 128 or 2 + key_len >= size:
-        return None
-    value_len = records[2 + key_len]
-    stride = 3 + key_len + value_len
-    if value_len >= 128 or count * stride != size:
-        return None
-    rows = np.frombuffer(records, dtype=np.uint8).reshape(count, stride)
-    if not ((rows[:, 0] == TYPE_VALUE).all() and (rows[:, 1] == key_len).all()
-            and (rows[:, 2 + key_len] == value_len).all()):
-        return None
-    # An entry: its header (shared 0, internal key length, value length, all
-    # one-byte varints), the user key, the tag, the value.
-    tag_at = 3 + key_len
-    entry_size = tag_at + 8 + value_len
-    entries = np.empty((count, entry_size), dtype=np.uint8)
-    entries[:, 0] = 0
-    entries[:, 1] = key_len + 8
-    entries[:, 2] = value_len
-    entries[:, 3:tag_at] = rows[:, 2:2 + key_len]
-    tags = ((np.uint64(sequence) + np.arange(count, dtype=np.uint64)) << np.uint64(8)) | np.uint64(TYPE_VALUE)
-    entries[:, tag_at:tag_at + 8] = tags.astype("<u8").view(np.uint8).reshape(count, 8)
-    entries[:, tag_at + 8:] = rows[:, 3 + key_len:]
-    start = np.arange(count, dtype=np.int64) * entry_size
-    return EntryArrays(entries.tobytes(), start, start + 3, np.full(count, key_len, dtype=np.int64),
-                       start + entry_size, tags)
+    at = np.arange(count, dtype=np.int64) * stride
+    fields = np.empty((count, 5), dtype=np.int64)
+    fields[:, 0] = TYPE_VALUE
+    fields[:, 1] = at + key_at
+    fields[:, 2] = key_len
+    fields[:, 3] = at + value_at
+    fields[:, 4] = value_len
+    return fields
 
 
 def _split(window):

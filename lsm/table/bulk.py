@@ -15,7 +15,7 @@ layout) goes through the entry-by-entry decoder into the same form.
 """
 import struct
 from bisect import bisect_left
-from itertools import repeat
+from itertools import accumulate, repeat
 
 from ..errors import DecodeError
 from .block import decode_block_split, restart_trailer
@@ -29,6 +29,8 @@ _unpack_count = struct.Struct("<I").unpack_from
 # Varints of a 32-bit length take at most this many bytes; of 64 bits, this many.
 _MAX_VARINT32 = 5
 _MAX_VARINT64 = 10
+# gather_entries pads entry heads to the longest key of up to this many bytes.
+_MAX_HEAD_KEY = 1024
 
 
 class EntryArrays:
@@ -170,14 +172,16 @@ def empty_entries():
 def _varint_columns(values, max_bytes: int = _MAX_VARINT32):
     """(bytes, valid) of the varint encoding of every value of a numpy int
     array (none negative, each fitting max_bytes groups of 7 bits): bytes an
-    (n, max_bytes) uint8 matrix, valid says which of them it takes."""
+    (n, width) uint8 matrix, width the longest encoding's size, and valid
+    says which of them each value takes."""
     import numpy as np
 
-    shifts = 7 * np.arange(max_bytes, dtype=np.int64)
+    width = min(max_bytes, max(1, (int(values.max()).bit_length() + 6) // 7)) if len(values) else 1
+    shifts = 7 * np.arange(width, dtype=np.int64)
     groups = (values[:, None] >> shifts) & 0x7F
     length = 1 + (values[:, None] >> shifts[1:] > 0).sum(axis=1)
-    valid = np.arange(max_bytes) < length[:, None]
-    more = np.arange(max_bytes) < (length - 1)[:, None]
+    valid = np.arange(width) < length[:, None]
+    more = np.arange(width) < (length - 1)[:, None]
     return (groups | (more << 7)).astype(np.uint8), valid
 
 
@@ -185,6 +189,14 @@ def entry_headers(key_len, value_len):
     """(headers, sizes) of entries sharing nothing with internal keys of
     key_len bytes and values of value_len (numpy int arrays): every header
     end to end as bytes, and each one's size."""
+    matrix, valid = _header_columns(key_len, value_len)
+    return matrix[valid].tobytes(), valid.sum(axis=1)
+
+
+def _header_columns(key_len, value_len):
+    """(bytes, valid) of the headers entry_headers encodes: a uint8 matrix
+    of a row each, as wide as the longest, and which of its bytes each
+    header takes."""
     import numpy as np
 
     n = len(key_len)
@@ -192,7 +204,72 @@ def entry_headers(key_len, value_len):
     value_bytes, value_valid = _varint_columns(value_len)
     matrix = np.concatenate((np.zeros((n, 1), dtype=np.uint8), key_bytes, value_bytes), axis=1)
     valid = np.concatenate((np.ones((n, 1), dtype=bool), key_valid, value_valid), axis=1)
-    return matrix[valid].tobytes(), valid.sum(axis=1)
+    return matrix, valid
+
+
+def gather_entries(data, key_at, key_len, value_at, value_len, tags):
+    """EntryArrays of entries whose user keys and values lie in `data`
+    (bytes) at key_at and value_at, key_len and value_len long, with tags
+    (numpy columns, in the order the entries are to keep), laid end to end
+    in a new data: one copy, in bulk. Each entry's head -- header, user key
+    and tag -- is a row of a matrix padded to the longest key; rows too
+    wide for one (keys over _MAX_HEAD_KEY bytes) are joined from pieces.
+    Values join their heads in a row too when padding to the longest value
+    costs little (keys and values of one length, a bulk load's), else as
+    pieces."""
+    import numpy as np
+
+    n = len(key_at)
+    if not n:
+        return empty_entries()
+    array = np.frombuffer(data, dtype=np.uint8)
+    header, header_valid = _header_columns(key_len + _TAG_SIZE, value_len)
+    header_len = header_valid.sum(axis=1)
+    size = header_len + key_len + _TAG_SIZE + value_len
+    end = np.cumsum(size)
+    start = end - size
+    entries = EntryArrays(None, start, start + header_len, key_len, end, tags)
+    key_width, value_width = int(key_len.max()), int(value_len.max())
+    tag_bytes = tags.astype("<u8").view(np.uint8).reshape(n, _TAG_SIZE)
+    if key_width > _MAX_HEAD_KEY:
+        pieces = [b""] * (4 * n)
+        header_ends = np.cumsum(header_len).tolist()
+        headers = header[header_valid].tobytes()
+        tag_bytes = tag_bytes.tobytes()
+        view = memoryview(data)
+        pieces[0::4] = map(headers.__getitem__, map(slice, [0] + header_ends[:-1], header_ends))
+        pieces[1::4] = map(view.__getitem__, map(slice, key_at.tolist(), (key_at + key_len).tolist()))
+        pieces[2::4] = map(tag_bytes.__getitem__, map(slice, range(0, 8 * n, 8), range(8, 8 * n + 8, 8)))
+        pieces[3::4] = map(view.__getitem__, map(slice, value_at.tolist(), (value_at + value_len).tolist()))
+        entries.data = b"".join(pieces)
+        return entries
+    whole_rows = (header.shape[1] + key_width + _TAG_SIZE + value_width) * n <= 2 * int(end[-1]) + (1 << 16)
+    widths = [header.shape[1], key_width, _TAG_SIZE] + ([value_width] if whole_rows else [])
+    at = list(accumulate(widths, initial=0))
+    rows = np.empty((n, at[-1]), dtype=np.uint8)
+    rows[:, :at[1]] = header
+    rows[:, at[1]:at[2]] = byte_rows(array, key_at, key_width)
+    rows[:, at[2]:at[3]] = tag_bytes
+    if whole_rows:
+        rows[:, at[3]:] = byte_rows(array, value_at, value_width)
+    padded = not (header_valid.all() and (key_len == key_width).all()
+                  and (not whole_rows or (value_len == value_width).all()))
+    if padded:
+        valid = [header_valid, np.arange(key_width) < key_len[:, None], np.ones((n, _TAG_SIZE), dtype=bool)]
+        if whole_rows:
+            valid.append(np.arange(value_width) < value_len[:, None])
+        rows = rows[np.concatenate(valid, axis=1)]
+    heads = rows.tobytes()
+    if whole_rows:
+        entries.data = heads
+        return entries
+    head_ends = np.cumsum(header_len + key_len + _TAG_SIZE).tolist()
+    view = memoryview(data)
+    pieces = [b""] * (2 * n)
+    pieces[0::2] = map(heads.__getitem__, map(slice, [0] + head_ends[:-1], head_ends))
+    pieces[1::2] = map(view.__getitem__, map(slice, value_at.tolist(), (value_at + value_len).tolist()))
+    entries.data = b"".join(pieces)
+    return entries
 
 
 def encode_handles(offsets, sizes) -> list:
