@@ -37,11 +37,14 @@ from .merge import BaseLevelCheck
 from ..record import clean_payloads
 
 # Blocks read from a run at a time: a compaction holds a few such chunks per
-# run (a level-0 backlog may be 20 runs), and each numpy step still covers
-# thousands of entries, so its per-call cost vanishes.
-CHUNK_BYTES = 256 << 10
-# Sorted entries a flush hands to the output at a time.
-WINDOW_BYTES = 1 << 20
+# run (a level-0 backlog may be 20 runs). Each window's numpy steps, block
+# cuts and filter hashes cost a fixed amount per call besides their work
+# per entry; a MiB of entries of a few hundred bytes each keeps that part
+# small.
+CHUNK_BYTES = 1 << 20
+# Sorted entries a flush hands to the output at a time (a flush holds its
+# whole WAL anyway).
+WINDOW_BYTES = 4 << 20
 # A window whose padded key column would pass this many bytes, or whose
 # longest key passes _MAX_COLUMN_KEY, is sorted by Python.
 _MAX_COLUMN_BYTES = 32 << 20
