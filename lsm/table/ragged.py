@@ -41,7 +41,7 @@ class RaggedKeys:
         import numpy as np
         self.joined = joined
         # The little-endian uint32 at every byte offset: a view, nothing copied.
-        self.words = np.ndarray((len(joined) - 3,), dtype="<u4", buffer=joined, strides=(1,))
+        self.words = np.ndarray((max(0, len(joined) - 3),), dtype="<u4", buffer=joined, strides=(1,))
         self.order = np.argsort(-(hashed >> 2), kind="stable")
         self.lengths = hashed[self.order]  # bytes hashed of each key
         self.word_counts = self.lengths >> 2
