@@ -133,21 +133,24 @@ class _UserKeys:
 
 
 def concat_entries(parts):
-    """EntryArrays of the entries of every part in turn, in one new data:
-    each part's span of bytes when its entries lie in order (a run's), else
-    its entries gathered (sorted ones)."""
+    """EntryArrays of the entries of every part in turn, in one data: a
+    part alone as it is; else, in a new data, the span of bytes each part's
+    entries cover, copied whole, unless that is much more than their own
+    bytes (a few entries scattered through a large data): then they are
+    gathered."""
     import numpy as np
 
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty_entries()
     if len(parts) == 1:
-        return parts[0].packed()
+        return parts[0]
     spans, shifts, at = [], [], 0
     for i, p in enumerate(parts):
-        if not (p.start[1:] >= p.end[:-1]).all():
+        lo, hi = int(p.start.min()), int(p.end.max())
+        if hi - lo > 2 * int((p.end - p.start).sum()) + 4096:
             p = parts[i] = p.packed()
-        lo, hi = int(p.start[0]), int(p.end[-1])
+            lo, hi = 0, len(p.data)
         spans.append(memoryview(p.data)[lo:hi])
         shifts.append(at - lo)
         at += hi - lo
