@@ -49,6 +49,11 @@ WINDOW_BYTES = 4 << 20
 # longest key passes _MAX_COLUMN_KEY, is sorted by Python.
 _MAX_COLUMN_BYTES = 32 << 20
 _MAX_COLUMN_KEY = 4096
+# Entries of at most _FEW_RUNS sorted runs, or whose keys vary in more
+# than _FEW_WORDS 8-byte words, are sorted as byte strings; others by
+# their words.
+_FEW_RUNS = 64
+_FEW_WORDS = 2
 _NO_SNAPSHOT = -1  # a flush drops nothing: no sequence is <= this
 
 
@@ -68,11 +73,11 @@ class SortedWindow:
         return len(self.entries)
 
 
-def _key_words(entries):
-    """The user keys as big-endian uint64 words, zero-padded to the longest
-    key (an (n, words) array, most significant word first), or None when
-    that array would be too large. Keys compare as their rows of words,
-    except keys equal but for trailing zeros, which pad alike."""
+def _padded_keys(entries):
+    """The user keys zero-padded to the longest, rounded up to whole 8-byte
+    words, as the rows of a contiguous uint8 array, or None when it would
+    be too large. Keys compare as their rows, except keys equal but for
+    trailing zeros, which pad alike."""
     import numpy as np
 
     n = len(entries)
@@ -81,20 +86,30 @@ def _key_words(entries):
     if width > _MAX_COLUMN_KEY or width * n > _MAX_COLUMN_BYTES:
         return None
     padded = max(8, -(-width // 8) * 8)
-    matrix = byte_rows(np.frombuffer(entries.data, dtype=np.uint8), entries.key, padded)
+    rows = byte_rows(np.frombuffer(entries.data, dtype=np.uint8), entries.key, padded)
     if (lengths != padded).any():
-        matrix[np.arange(padded) >= lengths[:, None]] = 0
-    return matrix.view(">u8").astype(np.uint64)
+        rows[np.arange(padded) >= lengths[:, None]] = 0
+    return np.ascontiguousarray(rows)
 
 
-def sort_entries(entries, presorted: bool):
+def sort_entries(entries, presorted: bool, runs=None):
     """(order, same_key): order puts the entries in internal-key order (None
-    when they are in it: presorted, one run's entries, or fewer than two);
-    same_key[i] says sorted entries i and i + 1 have one user key."""
+    when they are in it: presorted, or fewer than two); same_key[i] says
+    sorted entries i and i + 1 have one user key. runs: how many sorted
+    runs the entries are laid end to end in, if few (a compaction's window).
+
+    The padded keys are sorted first: entries of a few runs as byte
+    strings, by one stable sort that finds the runs; entries in any order
+    (a flush's) by their varying 8-byte words, one integer sort each, or
+    as byte strings when more than two words vary.
+    Keys that pad alike (versions of one key, or keys equal but for
+    trailing zeros) are then ordered among themselves by length -- the
+    shorter is a prefix of the longer, so it sorts first -- and by tag,
+    descending."""
     import numpy as np
 
-    words = _key_words(entries)
-    if words is None:
+    rows = _padded_keys(entries)
+    if rows is None:
         keys = list(map(entries.user_key, range(len(entries))))
         order = None
         if not presorted:
@@ -104,28 +119,36 @@ def sort_entries(entries, presorted: bool):
         same = np.fromiter(map(bytes.__eq__, keys, keys[1:]), dtype=bool, count=max(len(keys) - 1, 0))
         return order, same
     lengths = entries.user_len
-    one_length = not len(lengths) or (lengths == lengths[0]).all()
     order = None
-    if not presorted and len(entries) > 1:
+    words = varying = None
+    if not presorted and len(entries) > 1 and (runs is None or runs > _FEW_RUNS):
+        words = rows.view(">u8").astype(np.uint64)
         # Words equal on every row order nothing.
         varying = [j for j in range(words.shape[1]) if (words[:, j] != words[0, j]).any()]
-        lead = words[:, varying[0]] if varying else None
-        order = np.argsort(lead, kind="stable") if lead is not None else None
-        if order is None or (lead[order][1:] == lead[order][:-1]).any():
-            # lexsort's last key is the primary one. Keys equal but for
-            # trailing zeros pad alike: the shorter is a prefix of the
-            # longer, so it sorts first.
-            keys = [words[:, j] for j in reversed(varying)]
-            if not one_length:
-                keys.insert(0, lengths)
-            order = np.lexsort([~entries.tag] + keys)
+    if presorted or len(entries) < 2:
+        alike = (rows[1:] == rows[:-1]).all(axis=1)
+    elif varying is None or len(varying) > _FEW_WORDS:
+        strings = rows.view("S%d" % rows.shape[1]).ravel()
+        order = np.argsort(strings, kind="stable")
+        strings = strings[order]
+        alike = strings[1:] == strings[:-1]
+    else:
+        # lexsort's last key is the primary one.
+        order = np.lexsort([words[:, j] for j in reversed(varying)]) if varying else np.arange(len(entries))
         words = words[order]
-        if not one_length:
-            lengths = lengths[order]
-    same_key = (words[1:] == words[:-1]).all(axis=1)
-    if not one_length:
-        same_key &= lengths[1:] == lengths[:-1]
-    return order, same_key
+        alike = (words[1:] == words[:-1]).all(axis=1)
+    if order is not None:
+        if alike.any():
+            # Only the entries of groups that pad alike move, within their group.
+            group = np.concatenate(([0], np.cumsum(~alike)))
+            moved = np.zeros(len(order), dtype=bool)
+            moved[1:] = alike
+            moved[:-1] |= alike
+            at = np.flatnonzero(moved)
+            members = order[at]
+            order[at] = members[np.lexsort((~entries.tag[members], lengths[members], group[at]))]
+        lengths = lengths[order]  # the padded keys stay as sorted: those reordered pad alike
+    return order, alike & (lengths[1:] == lengths[:-1])
 
 
 def drop_mask(tags, same_key, smallest_snapshot: int, is_base_level, user_key):
@@ -150,11 +173,12 @@ def drop_mask(tags, same_key, smallest_snapshot: int, is_base_level, user_key):
     return keep
 
 
-def sorted_window(entries, presorted: bool, smallest_snapshot: int, is_base_level=None) -> SortedWindow:
-    """The entries sorted, less those the drop rules drop."""
+def sorted_window(entries, runs: int, smallest_snapshot: int, is_base_level=None) -> SortedWindow:
+    """The entries, laid end to end in `runs` sorted runs, sorted, less
+    those the drop rules drop."""
     import numpy as np
 
-    order, same_key = sort_entries(entries, presorted)
+    order, same_key = sort_entries(entries, runs == 1, runs)
     if order is None:
         tags, user_key = entries.tag, entries.user_key
     else:
@@ -207,7 +231,7 @@ class ColumnarMerge:
                     pieces.append(rows.take(slice(0, taken)))
                     c[0] = rows.take(slice(taken, None))
             if pieces:
-                yield sorted_window(concat_entries(pieces), len(pieces) == 1, self._snapshot,
+                yield sorted_window(concat_entries(pieces), len(pieces), self._snapshot,
                                     self._is_base_level)
             for c in cursors:
                 # Read on where little is left, and where every buffered
