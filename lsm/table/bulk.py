@@ -25,7 +25,6 @@ from .ragged import RaggedKeys
 
 _TAG_SIZE = 8
 _pack_count = struct.Struct("<I").pack
-_unpack_count = struct.Struct("<I").unpack_from
 # Varints of a 32-bit length take at most this many bytes; of 64 bits, this many.
 _MAX_VARINT32 = 5
 _MAX_VARINT64 = 10
