@@ -14,7 +14,7 @@ from lsm.batch import HEADER_SIZE, decode_batch, encode_batch, record_columns
 from lsm.errors import DecodeError
 from lsm.keys import TYPE_DELETION, TYPE_VALUE
 from lsm.table.block import BlockBuilder
-from lsm.table.builder import TableBuilder
+from lsm.table.builder import TableBuilder, index_separator, index_separators
 from lsm.table.bulk import (BlockCutter, compress_blocks, encode_entries, encode_handles, gather_entries,
                             restart_every_entry_block, user_key_crcs, user_key_hashes)
 from lsm.table.filter import BloomFilterPolicy, FilterBlockBuilder, bloom_hash, hash_ragged
@@ -205,3 +205,13 @@ def test_a_table_of_blocks_added_in_runs_is_the_table_add_builds(seed):
         first = last
     builder.finish()
     assert b"".join(in_runs) == b"".join(one_by_one)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=6) | st.sampled_from((b"", b"\xff", b"a\xff\xff", b"a\x00")),
+                          st.binary(max_size=6) | st.sampled_from((b"", b"\xff", b"b", b"a\x01"))),
+                min_size=1, max_size=12))
+def test_separators_worked_out_together_are_index_separators(pairs):
+    pairs = [(min(a, b) + b"\x01" * 8, max(a, b) + b"\x02" * 8) for a, b in pairs]
+    lasts, nexts = [a for a, _ in pairs], [b for _, b in pairs]
+    assert index_separators(lasts, nexts) == list(map(index_separator, lasts, nexts))

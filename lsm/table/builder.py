@@ -34,6 +34,9 @@ from .keyfilter import KEY_FILTER_META_KEY, KeyFilterBuilder
 _pack_header = struct.Struct("BBB").pack  # three one-byte varints
 _from_bytes = int.from_bytes
 _SEEK_TRAILER = struct.pack("<Q", (MAX_SEQUENCE << 8) | TYPE_FOR_SEEK)
+_ONE_BYTE = tuple(bytes((b,)) for b in range(256))
+# index_separators works on user keys of up to this many bytes in numpy.
+_MAX_SEPARATOR_KEY = 256
 # Output is handed to `write` in pieces of about this size: fewer system calls.
 _WRITE_CHUNK = 1 << 16
 
@@ -113,6 +116,40 @@ def index_separator(last_ikey: bytes, next_ikey: bytes) -> bytes:
     if len(short) < len(user) and user < short:
         return short + _SEEK_TRAILER
     return last_ikey
+
+
+def index_separators(last_ikeys, next_ikeys) -> list:
+    """index_separator(last_ikeys[i], next_ikeys[i]) for every i, worked
+    out together: where each pair of user keys first differs, by numpy over
+    the keys padded to the longest."""
+    import numpy as np
+
+    from .bulk import byte_rows
+
+    n = len(last_ikeys)
+    if not n:
+        return []
+    last_len = np.fromiter(map(len, last_ikeys), dtype=np.int64, count=n) - 8
+    next_len = np.fromiter(map(len, next_ikeys), dtype=np.int64, count=n) - 8
+    width = int(max(last_len.max(), next_len.max()))
+    if width > _MAX_SEPARATOR_KEY:
+        return list(map(index_separator, last_ikeys, next_ikeys))
+    rows = []
+    for keys, lengths in ((last_ikeys, last_len), (next_ikeys, next_len)):
+        at = np.zeros(n, dtype=np.int64)
+        np.cumsum(lengths[:-1] + 8, out=at[1:])
+        rows.append(byte_rows(np.frombuffer(b"".join(keys), dtype=np.uint8), at, max(width, 1)).astype(np.int64))
+    start, limit = rows
+    common = np.minimum(last_len, next_len)
+    differs = (start != limit) & (np.arange(start.shape[1]) < common[:, None])
+    at = differs.argmax(axis=1)
+    byte = start[np.arange(n), at]
+    # FindShortestSeparator's rule, and index_separator's: kept only if shorter.
+    shorter = differs.any(axis=1) & (byte < 0xFF) & (byte + 1 < limit[np.arange(n), at]) & (at + 1 < last_len)
+    out = list(last_ikeys)
+    for i, cut, value in zip(np.flatnonzero(shorter).tolist(), at[shorter].tolist(), (byte[shorter] + 1).tolist()):
+        out[i] = last_ikeys[i][:cut] + _ONE_BYTE[value] + _SEEK_TRAILER
+    return out
 
 
 def _last_key_separator(last_ikey: bytes, _next_ikey: bytes) -> bytes:
@@ -444,7 +481,10 @@ class TableBuilder:
             self._handle_sizes.append(self._pending_handle[1])
         elif self._smallest is None:
             self._smallest = first_keys[0]
-        self._index_keys += map(self._separator, last_keys[:-1], first_keys[1:])
+        if self._separator is index_separator:
+            self._index_keys += index_separators(last_keys[:-1], first_keys[1:])
+        else:
+            self._index_keys += map(self._separator, last_keys[:-1], first_keys[1:])
         self._handle_offsets += block_starts[:-1]
         self._handle_sizes += block_sizes[:-1]
         self._pending_handle = (block_starts[-1], block_sizes[-1])
