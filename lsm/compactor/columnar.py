@@ -37,11 +37,13 @@ from .merge import BaseLevelCheck
 from ..record import clean_payloads
 
 # Blocks read from a run at a time: a compaction holds a few such chunks per
-# run (a level-0 backlog may be 20 runs). Each window's numpy steps, block
-# cuts and filter hashes cost a fixed amount per call besides their work
-# per entry; a MiB of entries of a few hundred bytes each keeps that part
-# small.
+# run. Each window's numpy steps, block cuts and filter hashes cost a fixed
+# amount per call besides their work per entry; a MiB of entries of a few
+# hundred bytes each keeps that part small. A job of many runs (a level-0
+# backlog may be 20) reads less of each, down to a quarter, so that its
+# chunks stay near RUNS_BYTES in all.
 CHUNK_BYTES = 1 << 20
+RUNS_BYTES = 8 << 20
 # Sorted entries a flush hands to the output at a time (a flush holds its
 # whole WAL anyway).
 WINDOW_BYTES = 4 << 20
@@ -212,7 +214,7 @@ class ColumnarMerge:
         self._upper = upper
         self._snapshot = smallest_snapshot
         self._is_base_level = BaseLevelCheck(deeper_ranges) if deeper_ranges else None
-        self._chunk_bytes = chunk_bytes or CHUNK_BYTES
+        self._chunk_bytes = chunk_bytes or min(CHUNK_BYTES, max(CHUNK_BYTES // 4, RUNS_BYTES // max(1, len(runs))))
 
     def windows(self):
         cursors = []
