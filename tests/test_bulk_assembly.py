@@ -215,3 +215,14 @@ def test_separators_worked_out_together_are_index_separators(pairs):
     pairs = [(min(a, b) + b"\x01" * 8, max(a, b) + b"\x02" * 8) for a, b in pairs]
     lasts, nexts = [a for a, _ in pairs], [b for _, b in pairs]
     assert index_separators(lasts, nexts) == list(map(index_separator, lasts, nexts))
+
+
+@pytest.mark.parametrize("width", (0, 1, 3, 4, 21, 23, 67, 68, 300))
+def test_keys_of_one_length_hash_as_themselves(width):
+    """Lengths many keys share are hashed as rows; long ones leave their
+    rest to crc32c; a few keys of other lengths go with them."""
+    rng = random.Random(width)
+    keys = sorted({rng.randbytes(width) for _ in range(100)} | {b"odd", b"odd key"})
+    entries = encode_entries(keys, [1] * len(keys), [b"v"] * len(keys))
+    assert user_key_crcs(entries).tolist() == [crc32c(k) for k in keys]
+    assert user_key_hashes(entries).tolist() == [bloom_hash(k) for k in keys]

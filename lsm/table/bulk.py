@@ -553,14 +553,13 @@ def compress_blocks(contents, compression):
 
 def user_key_crcs(entries):
     """crc32c of every entry's user key (lsm's filter, keyfilter), a numpy
-    uint32 array."""
-    return crc32c_of_ragged(_user_keys_in_place(entries))
+    uint32 array: keys of one length together as rows
+    (keyfilter.crc32c_of_rows), the others where they lie, as ragged keys."""
+    from .filter import FEW_KEYS
+    from .keyfilter import ROW_BYTES, crc32c_of_rows
 
-
-def _user_keys_in_place(entries):
-    """The user keys as a RaggedKeys over the entries' data: each is
-    followed by its tag, so a word read past its end stays inside."""
-    return RaggedKeys.in_buffer(entries.data, entries.key, entries.user_len)
+    return _hash_user_keys(entries, FEW_KEYS, crc32c_of_rows, lambda rest: crc32c_of_ragged(
+        RaggedKeys.in_buffer(rest.data, rest.key, rest.user_len)), ROW_BYTES)
 
 
 def user_key_hashes(entries):
@@ -569,9 +568,18 @@ def user_key_hashes(entries):
     lengths shared by fewer than filter.FEW_KEYS keys, where a numpy step per
     word would cost more than it covers, go to filter.hash_keys with each
     other."""
-    import numpy as np
-
     from .filter import FEW_KEYS, hash_keys, hash_rows
+
+    return _hash_user_keys(entries, FEW_KEYS, lambda rows: hash_rows(rows, rows.shape[1]),
+                           lambda rest: hash_keys(rest.user_key_list()))
+
+
+def _hash_user_keys(entries, few: int, of_rows, of_rest, max_width=None):
+    """A hash of every entry's user key (numpy uint32): of_rows(rows) for
+    each length at least `few` keys share (and at most max_width), their
+    keys as the rows of a uint8 array; of_rest(entries) for the entries of
+    the other lengths, together."""
+    import numpy as np
 
     n = len(entries)
     array = np.frombuffer(entries.data, dtype=np.uint8)
@@ -589,13 +597,15 @@ def user_key_hashes(entries):
     hashes = np.empty(n, dtype=np.uint32)
     scattered = []
     for width, where in groups:
-        if isinstance(where, slice) or len(where) >= FEW_KEYS:
-            hashes[where] = hash_rows(byte_rows(array, entries.key[where], width), width)
+        if max_width is not None and width > max_width:
+            scattered.append(np.arange(n) if isinstance(where, slice) else where)
+        elif isinstance(where, slice) or len(where) >= few:
+            hashes[where] = of_rows(byte_rows(array, entries.key[where], width))
         else:
             scattered.append(where)
     if scattered:
         where = np.concatenate(scattered)
-        hashes[where] = hash_keys(entries.take(where).user_key_list())
+        hashes[where] = of_rest(entries.take(where))
     return hashes
 
 
