@@ -130,28 +130,95 @@ def decode_batch(data):
 
 def _decode_uniform_puts(data: bytes, count: int):
     """The ops of a batch of `count` puts whose keys have one length and whose
-    values have one length (a bulk load's batch), else None. Its records lie
-    at a fixed stride: each byte of the first record's tag and two lengths is
-    compared at every stride in C, and once all match, a record-by-record
-    parse would find exactly these records; one struct call unpacks them."""
-    n = len(data)
-    if count == 0 or n < HEADER_SIZE + 3 or data[HEADER_SIZE] != TYPE_VALUE:
+    values have one length (a bulk load's batch), else None: one struct call
+    unpacks them (see uniform_puts)."""
+    layout = uniform_puts(data, 0, len(data), count)
+    if layout is None:
         return None
-    try:
-        klen, key_at = decode_varint32(data, HEADER_SIZE + 1)
-        vlen, value_at = decode_varint32(data, key_at + klen)
-    except (IndexError, DecodeError):
-        return None  # the record loop reports it
-    stride = value_at + vlen - HEADER_SIZE
-    if (
-        count * stride != n - HEADER_SIZE
-        or not repeats_at_stride(data, HEADER_SIZE, key_at, stride, count)
-        or not repeats_at_stride(data, key_at + klen, value_at, stride, count)
-    ):
-        return None
+    stride, key_at, klen, value_at, vlen = layout
     record = "%dx%ds%dx%ds" % (key_at - HEADER_SIZE, klen, value_at - key_at - klen, vlen)
     fields = unpack_records(data, HEADER_SIZE, stride, count, record)
     return list(zip(repeat(TYPE_VALUE), fields[0::2], fields[1::2]))
+
+
+def uniform_puts(data, start: int, end: int, count: int):
+    """(stride, key_at, key_len, value_at, value_len) of the batch in
+    data[start:end] when it is `count` puts whose keys have one length and
+    whose values have one length (a bulk load's batch), with the offsets
+    of the first record's key and value; else None. Its records lie at a
+    fixed stride: each byte of the first record's tag and two lengths is
+    compared at every stride in C, and once all match, a record-by-record
+    parse would find exactly these records."""
+    first = start + HEADER_SIZE
+    if count == 0 or end - start < HEADER_SIZE + 3 or data[first] != TYPE_VALUE:
+        return None
+    try:
+        klen, key_at = decode_varint32(data, first + 1)
+        vlen, value_at = decode_varint32(data, key_at + klen)
+    except (IndexError, DecodeError):
+        return None  # the record loop reports it
+    stride = value_at + vlen - first
+    if (
+        count * stride != end - first
+        or not repeats_at_stride(data, first, key_at, stride, count)
+        or not repeats_at_stride(data, key_at + klen, value_at, stride, count)
+    ):
+        return None
+    return stride, key_at, klen, value_at, vlen
+
+
+def record_columns(data, start: int = 0, end=None):
+    """(sequence, count, fields) of the batch in data[start:end]: fields
+    holds five ints for each record in turn -- its kind, the offsets in
+    `data` of its key and value and their lengths (a deletion's value: 0
+    bytes where its key ends). The records where they lie, for callers
+    that copy them once, in bulk. DecodeError (offset relative to `start`)
+    where decode_batch raises one."""
+    end = len(data) if end is None else end
+    if end - start < HEADER_SIZE:
+        raise DecodeError("WriteBatch too small", 0)
+    sequence, count = _HEADER.unpack_from(data, start)
+    fields = []
+    extend = fields.extend
+    pos = start + HEADER_SIZE
+    record = pos
+    put, delete = TYPE_VALUE, TYPE_DELETION  # locals: read once per record
+    try:
+        while pos < end:
+            record = pos
+            tag = data[pos]
+            if tag > put:
+                break
+            # Keys and values under 128 bytes have one-byte lengths: skip the call.
+            klen = data[pos + 1]
+            if klen < 128:
+                key_at = pos + 2
+            else:
+                klen, key_at = decode_varint32(data, pos + 1)
+            pos = key_at + klen
+            if tag == put:
+                vlen = data[pos]
+                if vlen < 128:
+                    value_at = pos + 1
+                elif data[pos + 1] < 128:  # values under 16 KiB: two bytes
+                    vlen = (vlen & 0x7F) | (data[pos + 1] << 7)
+                    value_at = pos + 2
+                else:
+                    vlen, value_at = decode_varint32(data, pos)
+                pos = value_at + vlen
+                extend((put, key_at, klen, value_at, vlen))
+            else:
+                extend((delete, key_at, klen, pos, 0))
+    except (IndexError, DecodeError):
+        pos = end + 1
+    if pos > end:
+        kind = "Put" if data[record] == TYPE_VALUE else "Delete"
+        raise DecodeError(f"bad WriteBatch {kind}", record - start)
+    if pos < end:
+        raise DecodeError(f"unknown WriteBatch tag {data[pos]}", pos - start)
+    if len(fields) != 5 * count:
+        raise DecodeError(f"WriteBatch has wrong count (header {count}, found {len(fields) // 5})", end - start)
+    return sequence, count, fields
 
 
 def _fail(reason, offset, sequence, ops):

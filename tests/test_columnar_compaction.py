@@ -356,7 +356,12 @@ def test_entries_sort_into_internal_key_order(pairs):
     keys = [k for k, _ in pairs]
     tags = [t for _, t in pairs]
     entries = encode_entries(keys, tags, [b"v"] * len(keys))
-    order, same_key = sort_entries(entries, presorted=False)
+    for runs in (None, 1 + len(keys) // 10):  # any order; a few runs (sorted as byte strings)
+        order, same_key = sort_entries(entries, presorted=False, runs=runs)
+        check_order(keys, tags, order, same_key)
+
+
+def check_order(keys, tags, order, same_key):
     order = range(len(keys)) if order is None else order  # None: in order already
     expected = sorted(range(len(keys)), key=lambda i: (keys[i], -tags[i]))
     assert [(keys[i], tags[i]) for i in order] == [(keys[i], tags[i]) for i in expected]

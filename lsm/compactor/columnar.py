@@ -25,27 +25,37 @@ Keys too wide for a column (a window's keys are padded to its longest)
 are sorted by Python instead; everything else stays the same.
 """
 from bisect import bisect_left
-from operator import or_
+from itertools import accumulate
 
 from ..batch import HEADER_SIZE as BATCH_HEADER_SIZE
-from ..batch import decode_batch
 from ..batch import decode_header as decode_batch_header
+from ..batch import record_columns, uniform_puts
 from ..errors import CorruptionError, DecodeError
 from ..keys import TYPE_VALUE
-from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_blocks, encode_entries
+from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_blocks, gather_entries
 from .merge import BaseLevelCheck
 from ..record import clean_payloads
 
 # Blocks read from a run at a time: a compaction holds a few such chunks per
-# run (a level-0 backlog may be 20 runs), and each numpy step still covers
-# thousands of entries, so its per-call cost vanishes.
-CHUNK_BYTES = 256 << 10
-# Sorted entries a flush hands to the output at a time.
-WINDOW_BYTES = 1 << 20
+# run. Each window's numpy steps, block cuts and filter hashes cost a fixed
+# amount per call besides their work per entry; a MiB of entries of a few
+# hundred bytes each keeps that part small. A job of many runs (a level-0
+# backlog may be 20) reads less of each, down to a quarter, so that its
+# chunks stay near RUNS_BYTES in all.
+CHUNK_BYTES = 1 << 20
+RUNS_BYTES = 8 << 20
+# Sorted entries a flush hands to the output at a time (a flush holds its
+# whole WAL anyway).
+WINDOW_BYTES = 4 << 20
 # A window whose padded key column would pass this many bytes, or whose
 # longest key passes _MAX_COLUMN_KEY, is sorted by Python.
 _MAX_COLUMN_BYTES = 32 << 20
 _MAX_COLUMN_KEY = 4096
+# Entries of at most _FEW_RUNS sorted runs, or whose keys vary in more
+# than _FEW_WORDS 8-byte words, are sorted as byte strings; others by
+# their words.
+_FEW_RUNS = 64
+_FEW_WORDS = 2
 _NO_SNAPSHOT = -1  # a flush drops nothing: no sequence is <= this
 
 
@@ -65,11 +75,11 @@ class SortedWindow:
         return len(self.entries)
 
 
-def _key_words(entries):
-    """The user keys as big-endian uint64 words, zero-padded to the longest
-    key (an (n, words) array, most significant word first), or None when
-    that array would be too large. Keys compare as their rows of words,
-    except keys equal but for trailing zeros, which pad alike."""
+def _padded_keys(entries):
+    """The user keys zero-padded to the longest, rounded up to whole 8-byte
+    words, as the rows of a contiguous uint8 array, or None when it would
+    be too large. Keys compare as their rows, except keys equal but for
+    trailing zeros, which pad alike."""
     import numpy as np
 
     n = len(entries)
@@ -78,20 +88,30 @@ def _key_words(entries):
     if width > _MAX_COLUMN_KEY or width * n > _MAX_COLUMN_BYTES:
         return None
     padded = max(8, -(-width // 8) * 8)
-    matrix = byte_rows(np.frombuffer(entries.data, dtype=np.uint8), entries.key, padded)
+    rows = byte_rows(np.frombuffer(entries.data, dtype=np.uint8), entries.key, padded)
     if (lengths != padded).any():
-        matrix[np.arange(padded) >= lengths[:, None]] = 0
-    return matrix.view(">u8").astype(np.uint64)
+        rows[np.arange(padded) >= lengths[:, None]] = 0
+    return np.ascontiguousarray(rows)
 
 
-def sort_entries(entries, presorted: bool):
+def sort_entries(entries, presorted: bool, runs=None):
     """(order, same_key): order puts the entries in internal-key order (None
-    when they are in it: presorted, one run's entries, or fewer than two);
-    same_key[i] says sorted entries i and i + 1 have one user key."""
+    when they are in it: presorted, or fewer than two); same_key[i] says
+    sorted entries i and i + 1 have one user key. runs: how many sorted
+    runs the entries are laid end to end in, if few (a compaction's window).
+
+    The padded keys are sorted first: entries of a few runs as byte
+    strings, by one stable sort that finds the runs; entries in any order
+    (a flush's) by their varying 8-byte words, one integer sort each, or
+    as byte strings when more than two words vary.
+    Keys that pad alike (versions of one key, or keys equal but for
+    trailing zeros) are then ordered among themselves by length -- the
+    shorter is a prefix of the longer, so it sorts first -- and by tag,
+    descending."""
     import numpy as np
 
-    words = _key_words(entries)
-    if words is None:
+    rows = _padded_keys(entries)
+    if rows is None:
         keys = list(map(entries.user_key, range(len(entries))))
         order = None
         if not presorted:
@@ -101,28 +121,36 @@ def sort_entries(entries, presorted: bool):
         same = np.fromiter(map(bytes.__eq__, keys, keys[1:]), dtype=bool, count=max(len(keys) - 1, 0))
         return order, same
     lengths = entries.user_len
-    one_length = not len(lengths) or (lengths == lengths[0]).all()
     order = None
-    if not presorted and len(entries) > 1:
+    words = varying = None
+    if not presorted and len(entries) > 1 and (runs is None or runs > _FEW_RUNS):
+        words = rows.view(">u8").astype(np.uint64)
         # Words equal on every row order nothing.
         varying = [j for j in range(words.shape[1]) if (words[:, j] != words[0, j]).any()]
-        lead = words[:, varying[0]] if varying else None
-        order = np.argsort(lead, kind="stable") if lead is not None else None
-        if order is None or (lead[order][1:] == lead[order][:-1]).any():
-            # lexsort's last key is the primary one. Keys equal but for
-            # trailing zeros pad alike: the shorter is a prefix of the
-            # longer, so it sorts first.
-            keys = [words[:, j] for j in reversed(varying)]
-            if not one_length:
-                keys.insert(0, lengths)
-            order = np.lexsort([~entries.tag] + keys)
+    if presorted or len(entries) < 2:
+        alike = (rows[1:] == rows[:-1]).all(axis=1)
+    elif varying is None or len(varying) > _FEW_WORDS:
+        strings = rows.view("S%d" % rows.shape[1]).ravel()
+        order = np.argsort(strings, kind="stable")
+        strings = strings[order]
+        alike = strings[1:] == strings[:-1]
+    else:
+        # lexsort's last key is the primary one.
+        order = np.lexsort([words[:, j] for j in reversed(varying)]) if varying else np.arange(len(entries))
         words = words[order]
-        if not one_length:
-            lengths = lengths[order]
-    same_key = (words[1:] == words[:-1]).all(axis=1)
-    if not one_length:
-        same_key &= lengths[1:] == lengths[:-1]
-    return order, same_key
+        alike = (words[1:] == words[:-1]).all(axis=1)
+    if order is not None:
+        if alike.any():
+            # Only the entries of groups that pad alike move, within their group.
+            group = np.concatenate(([0], np.cumsum(~alike)))
+            moved = np.zeros(len(order), dtype=bool)
+            moved[1:] = alike
+            moved[:-1] |= alike
+            at = np.flatnonzero(moved)
+            members = order[at]
+            order[at] = members[np.lexsort((~entries.tag[members], lengths[members], group[at]))]
+        lengths = lengths[order]  # the padded keys stay as sorted: those reordered pad alike
+    return order, alike & (lengths[1:] == lengths[:-1])
 
 
 def drop_mask(tags, same_key, smallest_snapshot: int, is_base_level, user_key):
@@ -147,11 +175,12 @@ def drop_mask(tags, same_key, smallest_snapshot: int, is_base_level, user_key):
     return keep
 
 
-def sorted_window(entries, presorted: bool, smallest_snapshot: int, is_base_level=None) -> SortedWindow:
-    """The entries sorted, less those the drop rules drop."""
+def sorted_window(entries, runs: int, smallest_snapshot: int, is_base_level=None) -> SortedWindow:
+    """The entries, laid end to end in `runs` sorted runs, sorted, less
+    those the drop rules drop."""
     import numpy as np
 
-    order, same_key = sort_entries(entries, presorted)
+    order, same_key = sort_entries(entries, runs == 1, runs)
     if order is None:
         tags, user_key = entries.tag, entries.user_key
     else:
@@ -185,7 +214,7 @@ class ColumnarMerge:
         self._upper = upper
         self._snapshot = smallest_snapshot
         self._is_base_level = BaseLevelCheck(deeper_ranges) if deeper_ranges else None
-        self._chunk_bytes = chunk_bytes or CHUNK_BYTES
+        self._chunk_bytes = chunk_bytes or min(CHUNK_BYTES, max(CHUNK_BYTES // 4, RUNS_BYTES // max(1, len(runs))))
 
     def windows(self):
         cursors = []
@@ -204,7 +233,7 @@ class ColumnarMerge:
                     pieces.append(rows.take(slice(0, taken)))
                     c[0] = rows.take(slice(taken, None))
             if pieces:
-                yield sorted_window(concat_entries(pieces), len(pieces) == 1, self._snapshot,
+                yield sorted_window(concat_entries(pieces), len(pieces), self._snapshot,
                                     self._is_base_level)
             for c in cursors:
                 # Read on where little is left, and where every buffered
@@ -270,104 +299,75 @@ def flush_windows(wal: bytes):
     row path replays it and reports the damage. windows yields
     SortedWindows of every entry, a MiB or so at a time; nothing is
     dropped: older versions may still be read through snapshots, and a
-    deletion must shadow older tables."""
+    deletion must shadow older tables.
+
+    Records are located where they lie (batch.record_columns; a batch of
+    one key length and one value length by its stride alone), sorted by
+    their columns, and copied once, in order (bulk.gather_entries)."""
     import numpy as np
 
     payloads = clean_payloads(wal)
     if payloads is None:
         return None
-    parts = []
-    user_keys, tags, values = [], [], []
+    data = b"".join(payloads)
+    bounds = list(accumulate(map(len, payloads), initial=0))
+    del payloads
+    scanned = []  # the fields of every batch record_columns read, end to end
+    strided = []  # (n, 5) arrays of the same fields, of batches located by stride
+    sequences, counts = [], []  # of scanned batches, then of strided ones
+    strided_batches = []
     max_sequence = 0
-    for payload in payloads:
-        if len(payload) < BATCH_HEADER_SIZE:
+    for start, end in zip(bounds, bounds[1:]):
+        if end - start < BATCH_HEADER_SIZE:
             return None
-        sequence, count = decode_batch_header(payload)
-        part = _fixed_stride_puts(payload, sequence, count)
-        if part is not None:
-            parts.append(part)
-        else:
+        sequence, count = decode_batch_header(data, start)
+        layout = uniform_puts(data, start, end, count)
+        if layout is None:
             try:
-                sequence, ops = decode_batch(payload)
+                sequence, count, fields = record_columns(data, start, end)
             except DecodeError:
                 return None
-            if ops:
-                kinds, batch_keys, batch_values = zip(*ops)
-                user_keys += batch_keys
-                values += batch_values
-                first = sequence << 8
-                tags += map(or_, range(first, first + (len(ops) << 8), 1 << 8), kinds)
-            count = max(count, len(ops))
+            scanned += fields
+            sequences.append(sequence)
+            counts.append(count)
+        else:
+            strided.append(_strided_fields(count, *layout))
+            strided_batches.append((sequence, count))
         if count:
             max_sequence = max(max_sequence, sequence + count - 1)
-    del payloads
-    if parts:
-        parts.append(encode_entries(user_keys, tags, values))
-        del user_keys, values, tags
-        window = sorted_window(concat_entries(parts), False, _NO_SNAPSHOT)
-    else:
-        window = _encoded_in_order(user_keys, tags, values)
-    return _split(window), max_sequence
-
-
-def _encoded_in_order(user_keys, tags, values) -> SortedWindow:
-    """A SortedWindow of entries given as lists, encoded in sorted order: the
-    output then copies their bytes as they lie instead of gathering them."""
-    import numpy as np
-
-    n = len(user_keys)
-    key_len = np.fromiter(map(len, user_keys), dtype=np.int64, count=n)
-    key_end = np.cumsum(key_len)
-    # The keys alone, end to end: all that sorting reads of the entries.
-    keys = EntryArrays(b"".join(user_keys), key_end - key_len, key_end - key_len, key_len, key_end,
-                       np.array(tags, dtype=np.uint64))
+    for sequence, count in strided_batches:
+        sequences.append(sequence)
+        counts.append(count)
+    fields = np.concatenate([np.array(scanned, dtype=np.int64).reshape(-1, 5)] + strided)
+    kind, key_at, key_len, value_at, value_len = fields.T
+    # Record i of a batch has the batch's sequence + i.
+    counts = np.array(counts, dtype=np.int64)
+    firsts = np.cumsum(counts) - counts
+    sequence = np.repeat(np.array(sequences, dtype=np.int64) - firsts, counts) + np.arange(len(fields))
+    tags = (sequence.astype(np.uint64) << np.uint64(8)) | kind.astype(np.uint64)
+    keys = EntryArrays(data, key_at, key_at, key_len, key_at + key_len, tags)
     order, same_key = sort_entries(keys, False)
     if order is not None:
-        order = order.tolist()
-        user_keys = list(map(user_keys.__getitem__, order))
-        tags = list(map(tags.__getitem__, order))
-        values = list(map(values.__getitem__, order))
-    entries = encode_entries(user_keys, tags, values)
-    return SortedWindow(entries, np.flatnonzero(np.concatenate(([True], ~same_key))) if n else np.zeros(0, np.int64))
+        key_at, key_len, value_at, value_len, tags = (
+            key_at[order], key_len[order], value_at[order], value_len[order], tags[order])
+    entries = gather_entries(data, key_at, key_len, value_at, value_len, tags)
+    starts = np.flatnonzero(np.concatenate(([True], ~same_key))) if len(tags) else np.zeros(0, np.int64)
+    return _split(SortedWindow(entries, starts)), max_sequence
 
 
-def _fixed_stride_puts(payload, sequence: int, count: int):
-    """EntryArrays of a batch of puts of one key length and one value length,
-    each below 128 bytes (a bulk load's batch), else None. Its records lie
-    at a fixed stride, so numpy checks every record's kind and lengths and
-    lays them out as block entries in a few whole-column steps."""
+def _strided_fields(count: int, stride: int, key_at: int, key_len: int, value_at: int, value_len: int):
+    """record_columns' fields of `count` puts at a fixed stride from the
+    first's key and value offsets, as a (count, 5) array."""
     import numpy as np
 
-    records = memoryview(payload)[BATCH_HEADER_SIZE:]
-    size = len(records)
-    if count == 0 or size < 3 or records[0] != TYPE_VALUE:
-        return None
-    key_len = records[1]
-    if key_len + 8 >= 128 or 2 + key_len >= size:
-        return None
-    value_len = records[2 + key_len]
-    stride = 3 + key_len + value_len
-    if value_len >= 128 or count * stride != size:
-        return None
-    rows = np.frombuffer(records, dtype=np.uint8).reshape(count, stride)
-    if not ((rows[:, 0] == TYPE_VALUE).all() and (rows[:, 1] == key_len).all()
-            and (rows[:, 2 + key_len] == value_len).all()):
-        return None
-    # An entry: its header (shared 0, internal key length, value length, all
-    # one-byte varints), the user key, the tag, the value.
-    tag_at = 3 + key_len
-    entry_size = tag_at + 8 + value_len
-    entries = np.empty((count, entry_size), dtype=np.uint8)
-    entries[:, 0] = 0
-    entries[:, 1] = key_len + 8
-    entries[:, 2] = value_len
-    entries[:, 3:tag_at] = rows[:, 2:2 + key_len]
-    tags = ((np.uint64(sequence) + np.arange(count, dtype=np.uint64)) << np.uint64(8)) | np.uint64(TYPE_VALUE)
-    entries[:, tag_at:tag_at + 8] = tags.astype("<u8").view(np.uint8).reshape(count, 8)
-    entries[:, tag_at + 8:] = rows[:, 3 + key_len:]
-    start = np.arange(count, dtype=np.int64) * entry_size
-    return EntryArrays(entries.tobytes(), start, start + 3, np.full(count, key_len, dtype=np.int64),
-                       start + entry_size, tags)
+    at = np.arange(count, dtype=np.int64) * stride
+    fields = np.empty((count, 5), dtype=np.int64)
+    fields[:, 0] = TYPE_VALUE
+    fields[:, 1] = at + key_at
+    fields[:, 2] = key_len
+    fields[:, 3] = at + value_at
+    fields[:, 4] = value_len
+    return fields
 
 
 def _split(window):

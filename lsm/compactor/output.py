@@ -20,7 +20,8 @@ from operator import add, itemgetter, neg
 from ..keys import sort_key
 from ..table import TableBuilder
 from ..jobs import OutputTable
-from ..table.bulk import BlockCutter, concat_entries, user_key_hashes
+from ..table.bulk import BlockCutter, compress_blocks, concat_entries, user_key_crcs, user_key_hashes
+from ..table.format import BLOCK_TRAILER_SIZE as _BLOCK_TRAILER_SIZE
 from .columnar import SortedWindow
 
 _pack_tag = struct.Struct("<Q").pack
@@ -234,9 +235,6 @@ class OutputSet:
             entries = concat_entries((self._carry.entries, entries))
             starts = np.concatenate((self._carry.starts, starts + carried))
             self._carry = None
-        elif self._cut_due and self._builder is not None:
-            self._close_current()  # the last call's entries took the table past max_file_size
-        self._cut_due = False
         if self._builder is None:
             self._open()  # the table these entries start, whether or not they fill a block now
         self._add_blocks(entries, starts, cuts, last_call=False)
@@ -245,47 +243,78 @@ class OutputSet:
     def _add_blocks(self, entries, starts, cuts, last_call: bool) -> None:
         """Cut sorted entries into blocks and tables. starts: where user keys
         start; cuts: the starts where a table must end (grandparents).
-        Unless last_call, a last block that is not full waits in _carry."""
+        Unless last_call, a last block that is not full waits in _carry.
+        Blocks are made and compressed a cut at a time, and go to the
+        builder together up to the one that takes the table to
+        max_file_size."""
         n = len(entries)
         if cuts and cuts[0] == 0:
             cuts = cuts[1:]
             if self._builder is not None and self._builder.num_entries:
                 self._close_current()
         cuts = cuts + [n]
-        blocks = BlockCutter(entries, self._options.block_size)
-        filtered = self._options.bloom_bits_per_key > 0
+        options = self._options
+        blocks = BlockCutter(entries, options.block_size)
+        filtered = options.bloom_bits_per_key > 0
         hashes = user_key_hashes(entries) if filtered else None
-        user_keys = entries.user_key_list() if filtered and self._options.lsm_filter else None
+        crcs = user_key_crcs(entries) if filtered and options.lsm_filter else None
         pos = 0
         size_stop = None  # where the table ends, once it reached max_file_size
         while pos < n:
             stop = cuts[0] if size_stop is None else min(cuts[0], size_stop)
             ends, full = blocks.cut(pos, stop)
-            last = len(ends) - 1
-            for j, ((contents, first_key, last_key), end) in enumerate(zip(blocks.blocks(pos, ends), ends)):
-                if j == last and not full and stop == n and size_stop is None and not last_call:
-                    # A last block short of block_size waits for the next call's entries.
-                    self._carry = SortedWindow(entries.take(slice(pos, n)), starts[starts >= pos] - pos)
+            if not full and stop == n and size_stop is None and not last_call:
+                # A last block short of block_size waits for the next call's entries.
+                ends.pop()
+                first = ends[-1] if ends else pos
+                self._carry = SortedWindow(entries.take(slice(first, n)), starts[starts >= first] - first)
+                if not ends:
                     return
+            contents, first_keys, last_keys, counts = blocks.blocks(pos, ends)
+            stored, types = compress_blocks(contents, options.compression)
+            del contents
+            bounds = [pos] + ends
+            k = 0
+            while k < len(ends):
                 if self._builder is None:
                     self._open()
-                self._builder.add_block(contents, end - pos, first_key, last_key,
-                                        None if hashes is None else hashes[pos:end],
-                                        None if user_keys is None else user_keys[pos:end])
-                pos = end
+                take = len(ends) - k if size_stop is not None else self._blocks_to_size(stored, k)
+                lo, hi = bounds[k], bounds[k + take]
+                self._builder.add_blocks(stored[k:k + take], types[k:k + take], counts[k:k + take],
+                                         first_keys[k:k + take], last_keys[k:k + take],
+                                         None if hashes is None else hashes[lo:hi],
+                                         None if crcs is None else crcs[lo:hi])
+                k += take
+                pos = hi
                 if size_stop is None and self._builder.file_size >= self._max_size:
                     # The table ends with this user key's last version.
                     i = int(starts.searchsorted(pos))
                     size_stop = int(starts[i]) if i < len(starts) else n
-                    break  # the blocks up to it are cut again
-            if pos == n:
-                self._cut_due = size_stop is not None  # the next call's first key starts a table
-                break
-            if pos == cuts[0] or pos == size_stop:
-                if pos == cuts[0]:
-                    cuts.pop(0)
-                self._close_current()
+                    if size_stop != pos:
+                        # The key goes on: the blocks up to its end are cut
+                        # again, and what waits for the next call with them.
+                        self._carry = None
+                        break
+                if pos == size_stop:
+                    self._close_current()
+                    size_stop = None
+            if self._carry is not None or pos == n:
+                return
+            if pos == cuts[0]:
+                cuts.pop(0)
+                if self._builder is not None:
+                    self._close_current()
                 size_stop = None
+
+    def _blocks_to_size(self, stored, k: int) -> int:
+        """How many of the blocks stored[k:] to add to the current table:
+        up to the first that takes its file to max_file_size, or all."""
+        room = self._max_size - self._builder.file_size
+        if room >= sum(map(len, stored[k:])) + _BLOCK_TRAILER_SIZE * (len(stored) - k):
+            return len(stored) - k
+        sizes = accumulate(map(len, stored[k:]), lambda total, size: total + size + _BLOCK_TRAILER_SIZE,
+                           initial=0)
+        return next(i for i, total in enumerate(sizes) if total >= room)
 
     def _flush_carry(self):
         """Write the part-block add_entries left waiting, as a block."""

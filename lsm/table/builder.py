@@ -18,21 +18,25 @@ from ..coding import encode_varint
 from ..errors import Error
 from ..keys import MAX_SEQUENCE, TYPE_FOR_SEEK
 from .block import BlockBuilder, entry_header, restart_trailer, shared_prefix_length
+from .bulk import encode_handles, restart_every_entry_block
 from .filter import FILTER_META_KEY, BloomFilterPolicy, FilterBlockBuilder
 from .format import (
     BLOCK_TRAILER_SIZE,
     NO_COMPRESSION,
     block_trailer,
+    block_trailers,
     compress_block,
     encode_footer,
     encode_handle,
 )
 from .keyfilter import KEY_FILTER_META_KEY, KeyFilterBuilder
 
-INDEX_RESTART_INTERVAL = 1  # every index entry stores its full key (LevelDB's choice)
 _pack_header = struct.Struct("BBB").pack  # three one-byte varints
 _from_bytes = int.from_bytes
 _SEEK_TRAILER = struct.pack("<Q", (MAX_SEQUENCE << 8) | TYPE_FOR_SEEK)
+_ONE_BYTE = tuple(bytes((b,)) for b in range(256))
+# index_separators works on user keys of up to this many bytes in numpy.
+_MAX_SEPARATOR_KEY = 256
 # Output is handed to `write` in pieces of about this size: fewer system calls.
 _WRITE_CHUNK = 1 << 16
 
@@ -114,6 +118,40 @@ def index_separator(last_ikey: bytes, next_ikey: bytes) -> bytes:
     return last_ikey
 
 
+def index_separators(last_ikeys, next_ikeys) -> list:
+    """index_separator(last_ikeys[i], next_ikeys[i]) for every i, worked
+    out together: where each pair of user keys first differs, by numpy over
+    the keys padded to the longest."""
+    import numpy as np
+
+    from .bulk import byte_rows
+
+    n = len(last_ikeys)
+    if not n:
+        return []
+    last_len = np.fromiter(map(len, last_ikeys), dtype=np.int64, count=n) - 8
+    next_len = np.fromiter(map(len, next_ikeys), dtype=np.int64, count=n) - 8
+    width = int(max(last_len.max(), next_len.max()))
+    if width > _MAX_SEPARATOR_KEY:
+        return list(map(index_separator, last_ikeys, next_ikeys))
+    rows = []
+    for keys, lengths in ((last_ikeys, last_len), (next_ikeys, next_len)):
+        at = np.zeros(n, dtype=np.int64)
+        np.cumsum(lengths[:-1] + 8, out=at[1:])
+        rows.append(byte_rows(np.frombuffer(b"".join(keys), dtype=np.uint8), at, max(width, 1)).astype(np.int64))
+    start, limit = rows
+    common = np.minimum(last_len, next_len)
+    differs = (start != limit) & (np.arange(start.shape[1]) < common[:, None])
+    at = differs.argmax(axis=1)
+    byte = start[np.arange(n), at]
+    # FindShortestSeparator's rule, and index_separator's: kept only if shorter.
+    shorter = differs.any(axis=1) & (byte < 0xFF) & (byte + 1 < limit[np.arange(n), at]) & (at + 1 < last_len)
+    out = list(last_ikeys)
+    for i, cut, value in zip(np.flatnonzero(shorter).tolist(), at[shorter].tolist(), (byte[shorter] + 1).tolist()):
+        out[i] = last_ikeys[i][:cut] + _ONE_BYTE[value] + _SEEK_TRAILER
+    return out
+
+
 def _last_key_separator(last_ikey: bytes, _next_ikey: bytes) -> bytes:
     return last_ikey
 
@@ -149,7 +187,9 @@ class TableBuilder:
         "_compression",
         "_filter",
         "_key_filter",
-        "_index",
+        "_index_keys",
+        "_handle_offsets",
+        "_handle_sizes",
         "_buf",
         "_restarts",
         "_counter",
@@ -188,7 +228,11 @@ class TableBuilder:
         self._filter = FilterBlockBuilder(BloomFilterPolicy(bits), skip=8) if bits > 0 else None
         # lsm's own filter beside LevelDB's, which plyvel keeps using.
         self._key_filter = KeyFilterBuilder(bits) if bits > 0 and options.lsm_filter else None
-        self._index = BlockBuilder(INDEX_RESTART_INTERVAL)
+        # The index block's entries, encoded together at finish(). As in
+        # LevelDB's, every index entry is a restart point storing its whole key.
+        self._index_keys = []
+        self._handle_offsets = []
+        self._handle_sizes = []
         self._buf = bytearray()  # entries of the data block being built
         # The first entry of every block starts a restart (and shares nothing).
         self._restarts = []
@@ -382,34 +426,72 @@ class TableBuilder:
         if self._pending_handle is not None:
             # The previous block's index key needs this block's first key (LevelDB
             # adds it at the next add(); here add() is spared the check).
-            separator = self._separator(self._pending_last_key, first_key)
-            self._index.add(separator, encode_handle(*self._pending_handle))
+            self._index_keys.append(self._separator(self._pending_last_key, first_key))
+            self._handle_offsets.append(self._pending_handle[0])
+            self._handle_sizes.append(self._pending_handle[1])
         elif self._smallest is None:
             self._smallest = first_key
         self._flushed_entries += count
         self._pending_handle = handle
         self._pending_last_key = last_key
 
-    def add_block(self, contents, count: int, first_key: bytes, last_key: bytes, hashes=None,
-                  user_keys=None) -> None:
-        """Add a data block assembled elsewhere (lsm.table.bulk): its
-        uncompressed contents, entries and restart array, holding `count`
-        entries from internal key first_key to last_key, all after any entry
-        added before. A block under way is finished first. hashes: the
-        filter's hashes of the entries' user keys (bulk.user_key_hashes),
-        needed when the table has LevelDB's filter; user_keys: the entries'
-        user keys, needed when it has lsm's (keyfilter)."""
+    def add_blocks(self, stored, types, counts, first_keys, last_keys, hashes=None, crcs=None) -> None:
+        """Add data blocks assembled and compressed elsewhere (lsm.table.bulk):
+        stored[i], of compression type types[i] (bulk.compress_blocks), holds
+        counts[i] entries from internal key first_keys[i] to last_keys[i];
+        all after any entry added before. A block under way is finished
+        first. hashes: LevelDB's filter hash of every entry's user key, in
+        order (bulk.user_key_hashes), needed when the table has that filter;
+        crcs: crc32c of the same keys (bulk.user_key_crcs), needed when it
+        has lsm's (keyfilter). The blocks' trailers, handles, index entries
+        and filter buckets are made together."""
+        import numpy as np
+
+        n = len(stored)
+        if not n:
+            return
         if self._filter is not None and hashes is None:
-            raise ValueError("add_block needs the keys' hashes for the filter block")
+            raise ValueError("add_blocks needs the keys' hashes for the filter block")
+        if self._key_filter is not None and crcs is None:
+            raise ValueError("add_blocks needs the keys' crc32c for lsm's filter block")
         self._flush()
+        sizes = np.fromiter(map(len, stored), dtype=np.int64, count=n)
+        starts = np.empty(n + 1, dtype=np.int64)
+        starts[0] = self._offset
+        np.cumsum(sizes + BLOCK_TRAILER_SIZE, out=starts[1:])
+        starts[1:] += self._offset
+        trailers = block_trailers(stored, types)
+        pieces = [b""] * (2 * n)
+        pieces[0::2] = stored
+        pieces[1::2] = map(trailers.__getitem__, map(slice, range(0, BLOCK_TRAILER_SIZE * n, BLOCK_TRAILER_SIZE),
+                                                     range(BLOCK_TRAILER_SIZE, BLOCK_TRAILER_SIZE * (n + 1),
+                                                           BLOCK_TRAILER_SIZE)))
+        self._out += pieces
+        end = int(starts[-1])
+        self._out_size += end - self._offset
+        self._offset = self.file_size = end
         if self._filter is not None:
-            self._filter.add_hashes(hashes)
+            self._filter.add_blocks(hashes, counts, starts[:-1], end)
         if self._key_filter is not None:
-            if user_keys is None:
-                raise ValueError("add_block needs the entries' user keys for lsm's filter block")
-            self._key_filter.add_user_keys(user_keys)
-        self._index_block(contents, count, first_key, last_key)
-        self._last_key = last_key
+            self._key_filter.add_crcs(crcs)
+        block_starts, block_sizes = starts[:-1].tolist(), sizes.tolist()
+        if self._pending_handle is not None:
+            self._index_keys.append(self._separator(self._pending_last_key, first_keys[0]))
+            self._handle_offsets.append(self._pending_handle[0])
+            self._handle_sizes.append(self._pending_handle[1])
+        elif self._smallest is None:
+            self._smallest = first_keys[0]
+        if self._separator is index_separator:
+            self._index_keys += index_separators(last_keys[:-1], first_keys[1:])
+        else:
+            self._index_keys += map(self._separator, last_keys[:-1], first_keys[1:])
+        self._handle_offsets += block_starts[:-1]
+        self._handle_sizes += block_sizes[:-1]
+        self._pending_handle = (block_starts[-1], block_sizes[-1])
+        self._pending_last_key = self._last_key = last_keys[-1]
+        self._flushed_entries += int(sum(counts))
+        if self._out_size >= _WRITE_CHUNK:
+            self._drain()
 
     def _write_block(self, raw: bytes, compression):
         stored, block_type = compress_block(raw, compression)
@@ -434,6 +516,13 @@ class TableBuilder:
             self._out_size = 0
             self._write(data)
 
+    def _index_block_contents(self) -> bytes:
+        import numpy as np
+
+        handles = encode_handles(np.array(self._handle_offsets, dtype=np.int64),
+                                 np.array(self._handle_sizes, dtype=np.int64))
+        return restart_every_entry_block(self._index_keys, handles)
+
     def finish(self) -> int:
         """Write the remaining data, filter, metaindex, index and footer; return the file size."""
         if self._finished:
@@ -449,10 +538,11 @@ class TableBuilder:
             meta.add(KEY_FILTER_META_KEY, encode_handle(*key_filter_handle))
         meta_handle = self._write_block(meta.finish(), self._compression)
         if self._pending_handle is not None:
-            successor = self._successor(self._pending_last_key)
-            self._index.add(successor, encode_handle(*self._pending_handle))
+            self._index_keys.append(self._successor(self._pending_last_key))
+            self._handle_offsets.append(self._pending_handle[0])
+            self._handle_sizes.append(self._pending_handle[1])
             self._pending_handle = None
-        index_handle = self._write_block(self._index.finish(), self._compression)
+        index_handle = self._write_block(self._index_block_contents(), self._compression)
         footer = encode_footer(meta_handle, index_handle)
         self._out.append(footer)
         self._offset += len(footer)

@@ -15,15 +15,21 @@ layout) goes through the entry-by-entry decoder into the same form.
 """
 import struct
 from bisect import bisect_left
+from itertools import accumulate, repeat
 
 from ..errors import DecodeError
-from .block import decode_block_split
+from .block import decode_block_split, restart_trailer
+from .format import compress_block
+from .keyfilter import crc32c_of_ragged
+from .ragged import RaggedKeys
 
 _TAG_SIZE = 8
 _pack_count = struct.Struct("<I").pack
-_unpack_count = struct.Struct("<I").unpack_from
-# Varints of a 32-bit length take at most this many bytes.
+# Varints of a 32-bit length take at most this many bytes; of 64 bits, this many.
 _MAX_VARINT32 = 5
+_MAX_VARINT64 = 10
+# gather_entries pads entry heads to the longest key of up to this many bytes.
+_MAX_HEAD_KEY = 1024
 
 
 class EntryArrays:
@@ -126,21 +132,24 @@ class _UserKeys:
 
 
 def concat_entries(parts):
-    """EntryArrays of the entries of every part in turn, in one new data:
-    each part's span of bytes when its entries lie in order (a run's), else
-    its entries gathered (sorted ones)."""
+    """EntryArrays of the entries of every part in turn, in one data: a
+    part alone as it is; else, in a new data, the span of bytes each part's
+    entries cover, copied whole, unless that is much more than their own
+    bytes (a few entries scattered through a large data): then they are
+    gathered."""
     import numpy as np
 
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty_entries()
     if len(parts) == 1:
-        return parts[0].packed()
+        return parts[0]
     spans, shifts, at = [], [], 0
     for i, p in enumerate(parts):
-        if not (p.start[1:] >= p.end[:-1]).all():
+        lo, hi = int(p.start.min()), int(p.end.max())
+        if hi - lo > 2 * int((p.end - p.start).sum()) + 4096:
             p = parts[i] = p.packed()
-        lo, hi = int(p.start[0]), int(p.end[-1])
+            lo, hi = 0, len(p.data)
         spans.append(memoryview(p.data)[lo:hi])
         shifts.append(at - lo)
         at += hi - lo
@@ -162,19 +171,19 @@ def empty_entries():
     return EntryArrays(b"", none, none, none, none, np.zeros(0, dtype=np.uint64))
 
 
-def _varint_columns(values):
-    """(bytes, valid) of the varint32 encoding of every value of a numpy int
-    array: bytes an (n, 5) uint8 matrix, valid says which of them it takes."""
+def _varint_columns(values, max_bytes: int = _MAX_VARINT32):
+    """(bytes, valid) of the varint encoding of every value of a numpy int
+    array (none negative, each fitting max_bytes groups of 7 bits): bytes an
+    (n, width) uint8 matrix, width the longest encoding's size, and valid
+    says which of them each value takes."""
     import numpy as np
 
-    shifts = 7 * np.arange(_MAX_VARINT32, dtype=np.int64)
+    width = min(max_bytes, max(1, (int(values.max()).bit_length() + 6) // 7)) if len(values) else 1
+    shifts = 7 * np.arange(width, dtype=np.int64)
     groups = (values[:, None] >> shifts) & 0x7F
-    length = np.maximum(1, (np.log2(np.maximum(values, 1)).astype(np.int64) // 7) + 1)
-    # log2 may round up just below a power of two: count the groups exactly.
-    length = np.where(values >> (7 * length) > 0, length + 1, length)
-    length = np.where((length > 1) & (values >> (7 * (length - 1)) == 0), length - 1, length)
-    valid = np.arange(_MAX_VARINT32) < length[:, None]
-    more = np.arange(_MAX_VARINT32) < (length - 1)[:, None]
+    length = 1 + (values[:, None] >> shifts[1:] > 0).sum(axis=1)
+    valid = np.arange(width) < length[:, None]
+    more = np.arange(width) < (length - 1)[:, None]
     return (groups | (more << 7)).astype(np.uint8), valid
 
 
@@ -182,6 +191,14 @@ def entry_headers(key_len, value_len):
     """(headers, sizes) of entries sharing nothing with internal keys of
     key_len bytes and values of value_len (numpy int arrays): every header
     end to end as bytes, and each one's size."""
+    matrix, valid = _header_columns(key_len, value_len)
+    return matrix[valid].tobytes(), valid.sum(axis=1)
+
+
+def _header_columns(key_len, value_len):
+    """(bytes, valid) of the headers entry_headers encodes: a uint8 matrix
+    of a row each, as wide as the longest, and which of its bytes each
+    header takes."""
     import numpy as np
 
     n = len(key_len)
@@ -189,7 +206,107 @@ def entry_headers(key_len, value_len):
     value_bytes, value_valid = _varint_columns(value_len)
     matrix = np.concatenate((np.zeros((n, 1), dtype=np.uint8), key_bytes, value_bytes), axis=1)
     valid = np.concatenate((np.ones((n, 1), dtype=bool), key_valid, value_valid), axis=1)
-    return matrix[valid].tobytes(), valid.sum(axis=1)
+    return matrix, valid
+
+
+def gather_entries(data, key_at, key_len, value_at, value_len, tags):
+    """EntryArrays of entries whose user keys and values lie in `data`
+    (bytes) at key_at and value_at, key_len and value_len long, with tags
+    (numpy columns, in the order the entries are to keep), laid end to end
+    in a new data: one copy, in bulk. Each entry's head -- header, user key
+    and tag -- is a row of a matrix padded to the longest key; rows too
+    wide for one (keys over _MAX_HEAD_KEY bytes) are joined from pieces.
+    Values join their heads in a row too when padding to the longest value
+    costs little (keys and values of one length, a bulk load's), else as
+    pieces."""
+    import numpy as np
+
+    n = len(key_at)
+    if not n:
+        return empty_entries()
+    array = np.frombuffer(data, dtype=np.uint8)
+    header, header_valid = _header_columns(key_len + _TAG_SIZE, value_len)
+    header_len = header_valid.sum(axis=1)
+    size = header_len + key_len + _TAG_SIZE + value_len
+    end = np.cumsum(size)
+    start = end - size
+    entries = EntryArrays(None, start, start + header_len, key_len, end, tags)
+    key_width, value_width = int(key_len.max()), int(value_len.max())
+    tag_bytes = tags.astype("<u8").view(np.uint8).reshape(n, _TAG_SIZE)
+    if key_width > _MAX_HEAD_KEY:
+        pieces = [b""] * (4 * n)
+        header_ends = np.cumsum(header_len).tolist()
+        headers = header[header_valid].tobytes()
+        tag_bytes = tag_bytes.tobytes()
+        view = memoryview(data)
+        pieces[0::4] = map(headers.__getitem__, map(slice, [0] + header_ends[:-1], header_ends))
+        pieces[1::4] = map(view.__getitem__, map(slice, key_at.tolist(), (key_at + key_len).tolist()))
+        pieces[2::4] = map(tag_bytes.__getitem__, map(slice, range(0, 8 * n, 8), range(8, 8 * n + 8, 8)))
+        pieces[3::4] = map(view.__getitem__, map(slice, value_at.tolist(), (value_at + value_len).tolist()))
+        entries.data = b"".join(pieces)
+        return entries
+    whole_rows = (header.shape[1] + key_width + _TAG_SIZE + value_width) * n <= 2 * int(end[-1]) + (1 << 16)
+    widths = [header.shape[1], key_width, _TAG_SIZE] + ([value_width] if whole_rows else [])
+    at = list(accumulate(widths, initial=0))
+    rows = np.empty((n, at[-1]), dtype=np.uint8)
+    rows[:, :at[1]] = header
+    rows[:, at[1]:at[2]] = byte_rows(array, key_at, key_width)
+    rows[:, at[2]:at[3]] = tag_bytes
+    if whole_rows:
+        rows[:, at[3]:] = byte_rows(array, value_at, value_width)
+    padded = not (header_valid.all() and (key_len == key_width).all()
+                  and (not whole_rows or (value_len == value_width).all()))
+    if padded:
+        valid = [header_valid, np.arange(key_width) < key_len[:, None], np.ones((n, _TAG_SIZE), dtype=bool)]
+        if whole_rows:
+            valid.append(np.arange(value_width) < value_len[:, None])
+        rows = rows[np.concatenate(valid, axis=1)]
+    heads = rows.tobytes()
+    if whole_rows:
+        entries.data = heads
+        return entries
+    head_ends = np.cumsum(header_len + key_len + _TAG_SIZE).tolist()
+    view = memoryview(data)
+    pieces = [b""] * (2 * n)
+    pieces[0::2] = map(heads.__getitem__, map(slice, [0] + head_ends[:-1], head_ends))
+    pieces[1::2] = map(view.__getitem__, map(slice, value_at.tolist(), (value_at + value_len).tolist()))
+    entries.data = b"".join(pieces)
+    return entries
+
+
+def encode_handles(offsets, sizes) -> list:
+    """format.encode_handle(offset, size) of every pair (numpy int arrays):
+    two varint64s each, encoded together."""
+    import numpy as np
+
+    offset_bytes, offset_valid = _varint_columns(offsets, _MAX_VARINT64)
+    size_bytes, size_valid = _varint_columns(sizes, _MAX_VARINT64)
+    valid = np.concatenate((offset_valid, size_valid), axis=1)
+    joined = np.concatenate((offset_bytes, size_bytes), axis=1)[valid].tobytes()
+    ends = np.cumsum(valid.sum(axis=1)).tolist()
+    return list(map(joined.__getitem__, map(slice, [0] + ends[:-1], ends)))
+
+
+def restart_every_entry_block(keys, values) -> bytes:
+    """A block of keys and values (lists of bytes, in order) with every
+    entry a restart point sharing nothing: what block.BlockBuilder(1) makes
+    of them (an index block), its headers encoded together."""
+    import numpy as np
+
+    n = len(keys)
+    if not n:
+        return restart_trailer([0])  # BlockBuilder's empty block: one restart, at 0
+    key_len = np.fromiter(map(len, keys), dtype=np.int64, count=n)
+    value_len = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    headers, header_len = entry_headers(key_len, value_len)
+    header_ends = np.cumsum(header_len).tolist()
+    pieces = [b""] * (3 * n + 1)
+    pieces[0:-1:3] = map(headers.__getitem__, map(slice, [0] + header_ends[:-1], header_ends))
+    pieces[1:-1:3] = keys
+    pieces[2:-1:3] = values
+    ends = np.cumsum(header_len + key_len + value_len)
+    pieces[-1] = np.concatenate(([0], ends[:-1], [n])).astype("<u4").tobytes()
+    return b"".join(pieces)
 
 
 def encode_entries(user_keys, tags, values):
@@ -332,26 +449,35 @@ def _decode_restart_every_entry(blocks):
 class BlockCutter:
     """Sorted entries cut into data blocks as TableBuilder.add cuts them:
     after the first entry that takes the entries, their restart array (a
-    restart at every entry) and its count to block_size."""
+    restart at every entry) and its count to block_size. A block's contents
+    are joined from the entries' data as it lies: one piece per run of
+    entries that lie end to end there."""
 
-    __slots__ = ("_encoded", "_offsets", "_ends", "_per_block", "_key_at", "_key_len", "_limit")
+    __slots__ = ("_entries", "_offsets", "_follows", "_ends", "_per_block", "_limit")
 
     def __init__(self, entries, block_size: int):
         import numpy as np
 
-        self._encoded = entries.encoded()
         size = entries.end - entries.start
-        self._offsets = np.concatenate(([0], np.cumsum(size)))  # where each entry starts in _encoded
-        self._key_at = self._offsets[:-1] + (entries.key - entries.start)  # in _encoded
-        self._key_len = entries.user_len + _TAG_SIZE
+        n = len(size)
+        uniform = n > 1 and size[0] and (size == size[0]).all()
+        follows = entries.start[1:] == entries.end[:-1]  # entry i + 1 lies right after entry i
+        if uniform and not follows.all():
+            # Entries of one size, scattered (a bulk load's, sorted): one
+            # numpy take lays them end to end, cheaper than a piece each.
+            entries = entries.packed()
+            follows = entries.start[1:] == entries.end[:-1]
+        self._entries = entries
+        self._follows = follows
+        self._offsets = np.concatenate(([0], np.cumsum(size)))  # where each entry starts, all end to end
         self._limit = block_size - 4
         self._ends = self._per_block = None
-        if len(size) and (size == size[0]).all():
+        if uniform:
             # Entries of one size: every full block holds as many.
             self._per_block = max(1, -(-self._limit // (int(size[0]) + 4)))
         else:
             # Bytes a block takes up to each entry: entries and a restart slot each.
-            self._ends = (self._offsets + 4 * np.arange(len(size) + 1)).tolist()
+            self._ends = (self._offsets + 4 * np.arange(n + 1)).tolist()
 
     def cut(self, first: int, stop: int):
         """(ends, full): the blocks from entry `first` on, ending by `stop`,
@@ -380,28 +506,60 @@ class BlockCutter:
         return out, True
 
     def blocks(self, first: int, ends):
-        """(contents, first internal key, last internal key) of the blocks
-        from `first` to each of ends in turn."""
+        """(contents, first internal keys, last internal keys, entry counts),
+        four lists, of the blocks from `first` to each of ends in turn."""
         import numpy as np
 
+        entries = self._entries
         offsets = self._offsets
+        last = ends[-1]
         bounds = np.array([first] + ends, dtype=np.int64)
         counts = np.diff(bounds)
         block_start = np.repeat(offsets[bounds[:-1]], counts)
-        restarts = (offsets[first:ends[-1]] - block_start).astype("<u4").tobytes()
-        at = offsets[bounds].tolist()
+        restarts = (offsets[first:last] - block_start).astype("<u4").tobytes()
         rel = (4 * (bounds - first)).tolist()
-        firsts = bounds[:-1]
-        lasts = bounds[1:] - 1
-        first_at = self._key_at[firsts].tolist()
-        first_end = (self._key_at[firsts] + self._key_len[firsts]).tolist()
-        last_at = self._key_at[lasts].tolist()
-        last_end = (self._key_at[lasts] + self._key_len[lasts]).tolist()
-        encoded = self._encoded
-        view = memoryview(encoded)
-        return [(b"".join((view[at[j]:at[j + 1]], restarts[rel[j]:rel[j + 1]], _pack_count(int(counts[j])))),
-                 encoded[first_at[j]:first_end[j]], encoded[last_at[j]:last_end[j]])
-                for j in range(len(ends))]
+        # A piece starts at each block's first entry and at each entry that
+        # does not lie right after the one before it.
+        new_piece = np.ones(last - first, dtype=bool)
+        new_piece[1:] = ~self._follows[first:last - 1]
+        new_piece[bounds[:-1] - first] = True
+        piece_first = np.flatnonzero(new_piece) + first
+        piece_last = np.append(piece_first[1:], last) - 1
+        piece_at = entries.start[piece_first].tolist()
+        piece_end = entries.end[piece_last].tolist()
+        block_pieces = np.searchsorted(piece_first, bounds).tolist()
+        view = memoryview(entries.data)
+        pieces = list(map(view.__getitem__, map(slice, piece_at, piece_end)))
+        counts = counts.tolist()
+        contents = []
+        for j in range(len(ends)):
+            trailer = restarts[rel[j]:rel[j + 1]] + _pack_count(counts[j])
+            lo, hi = block_pieces[j], block_pieces[j + 1]
+            contents.append(b"".join((pieces[lo], trailer)) if hi - lo == 1 else b"".join(pieces[lo:hi] + [trailer]))
+        key_at = entries.key
+        key_end = key_at + entries.user_len + _TAG_SIZE
+        firsts, lasts = bounds[:-1], bounds[1:] - 1
+        data = entries.data
+        first_keys = list(map(data.__getitem__, map(slice, key_at[firsts].tolist(), key_end[firsts].tolist())))
+        last_keys = list(map(data.__getitem__, map(slice, key_at[lasts].tolist(), key_end[lasts].tolist())))
+        return contents, first_keys, last_keys, counts
+
+
+def compress_blocks(contents, compression):
+    """(stored, types): format.compress_block of every block's contents."""
+    stored, types = zip(*map(compress_block, contents, repeat(compression)))
+    return list(stored), list(types)
+
+
+def user_key_crcs(entries):
+    """crc32c of every entry's user key (lsm's filter, keyfilter), a numpy
+    uint32 array: keys of one length together as rows
+    (keyfilter.crc32c_of_rows), the others where they lie, as ragged keys."""
+    from .filter import FEW_KEYS
+    from .keyfilter import ROW_BYTES, crc32c_of_rows
+
+    return _hash_user_keys(entries, FEW_KEYS, crc32c_of_rows, lambda rest: crc32c_of_ragged(
+        RaggedKeys.in_buffer(rest.data, rest.key, rest.user_len)), ROW_BYTES)
 
 
 def user_key_hashes(entries):
@@ -410,9 +568,18 @@ def user_key_hashes(entries):
     lengths shared by fewer than filter.FEW_KEYS keys, where a numpy step per
     word would cost more than it covers, go to filter.hash_keys with each
     other."""
-    import numpy as np
-
     from .filter import FEW_KEYS, hash_keys, hash_rows
+
+    return _hash_user_keys(entries, FEW_KEYS, lambda rows: hash_rows(rows, rows.shape[1]),
+                           lambda rest: hash_keys(rest.user_key_list()))
+
+
+def _hash_user_keys(entries, few: int, of_rows, of_rest, max_width=None):
+    """A hash of every entry's user key (numpy uint32): of_rows(rows) for
+    each length at least `few` keys share (and at most max_width), their
+    keys as the rows of a uint8 array; of_rest(entries) for the entries of
+    the other lengths, together."""
+    import numpy as np
 
     n = len(entries)
     array = np.frombuffer(entries.data, dtype=np.uint8)
@@ -430,13 +597,15 @@ def user_key_hashes(entries):
     hashes = np.empty(n, dtype=np.uint32)
     scattered = []
     for width, where in groups:
-        if isinstance(where, slice) or len(where) >= FEW_KEYS:
-            hashes[where] = hash_rows(byte_rows(array, entries.key[where], width), width)
+        if max_width is not None and width > max_width:
+            scattered.append(np.arange(n) if isinstance(where, slice) else where)
+        elif isinstance(where, slice) or len(where) >= few:
+            hashes[where] = of_rows(byte_rows(array, entries.key[where], width))
         else:
             scattered.append(where)
     if scattered:
         where = np.concatenate(scattered)
-        hashes[where] = hash_keys(entries.take(where).user_key_list())
+        hashes[where] = of_rest(entries.take(where))
     return hashes
 
 

@@ -78,12 +78,16 @@ def hash_keys(keys, skip: int = 0):
 
 
 def _hash_ragged(keys, lengths, skip: int):
-    """hash_keys of keys of several lengths, any lengths: word j of every key
-    that has one mixed in one numpy step. Once fewer than FEW_KEYS keys
-    remain, a numpy step costs more than mixing their words one by one in
-    Python, which finishes them."""
+    """hash_keys of keys of several lengths, any lengths."""
+    return hash_ragged(RaggedKeys(keys, skip, lengths))
+
+
+def hash_ragged(keys):
+    """bloom_hash of every key of a RaggedKeys, in key order: word j of
+    every key that has one mixed in one numpy step. Once fewer than FEW_KEYS
+    keys remain, a numpy step costs more than mixing their words one by one
+    in Python, which finishes them."""
     import numpy as np
-    keys = RaggedKeys(keys, skip, lengths)
     h = ((BLOOM_SEED ^ (keys.lengths.astype(np.uint64) * _M)) & _MASK32).astype(np.uint32)
     m, by16 = np.uint32(_M), np.uint32(16)  # numpy scalars: a Python int costs a conversion per step
     for active, column in keys.columns(FEW_KEYS):
@@ -163,6 +167,11 @@ class BloomFilterPolicy:
         """Bytes of the filter of `count` keys, k byte included."""
         return ((max(64, count * self.bits_per_key) + 7) >> 3) + 1
 
+    def filter_sizes(self, counts):
+        """filter_size of every count of a numpy int array."""
+        import numpy as np
+        return ((np.maximum(64, counts * self.bits_per_key) + 7) >> 3) + 1
+
     def create_filter(self, keys, skip: int = 0) -> bytes:
         """The filter for `keys` (duplicates counted), k byte appended. Only
         key[:len(key) - skip] is hashed: skip=8 takes internal keys as they are."""
@@ -180,7 +189,7 @@ class BloomFilterPolicy:
         import numpy as np
         k = self.k
         counts = np.asarray(counts, dtype=np.int64)
-        nbytes = (np.maximum(64, counts * self.bits_per_key) + 7) >> 3  # filter_size - 1, for every count
+        nbytes = self.filter_sizes(counts) - 1  # without the k byte
         k_at = np.cumsum(nbytes + 1) - 1  # where each filter's k byte goes
         flags = np.zeros(8 * (int(k_at[-1]) + 1) if len(counts) else 0, dtype=np.uint8)  # a byte per bit
         if hashes is not None and len(hashes):
@@ -269,18 +278,48 @@ class FilterBlockBuilder:
             if self._closed >= _BATCH_KEYS:
                 self._build()
 
+    def add_blocks(self, hashes, counts, starts, end: int) -> None:
+        """add_hashes of each of a run of data blocks, each followed by
+        start_block of the next one's offset, at once: block i, at file
+        offset starts[i], has counts[i] of the keys whose hashes are
+        `hashes` (in order); the run ends at offset `end`. Block i's keys go
+        to bucket starts[i] >> FILTER_BASE_LG, the one open when it starts."""
+        import numpy as np
+
+        self._hash_pending_keys()
+        self._hash_parts.append(hashes)
+        self._pending += len(hashes)
+        open_bucket = len(self._offsets)
+        buckets = (np.asarray(starts, dtype=np.int64) >> FILTER_BASE_LG) - open_bucket
+        closing = (end >> FILTER_BASE_LG) - open_bucket  # buckets closed by the run
+        if closing <= 0:
+            return
+        counts = np.bincount(buckets, weights=counts, minlength=closing + 1)[:closing].astype(np.int64)
+        counts[0] += self._pending - len(hashes) - self._closed  # keys already in the open bucket
+        sizes = np.where(counts > 0, self.policy.filter_sizes(counts), 0)  # an empty bucket has no filter
+        ends = np.cumsum(sizes) + self._size
+        self._offsets += (ends - sizes).tolist()
+        self._size = int(ends[-1])
+        self._counts += counts[counts > 0].tolist()
+        self._closed += int(counts.sum())
+        if self._closed >= _BATCH_KEYS:
+            self._build()
+
     def _build(self) -> None:
-        """Build the filters of the closed buckets."""
+        """Build the filters of the closed buckets; keys of the open bucket
+        stay pending."""
+        closed = self._closed
         if self._hash_parts:
             import numpy as np
             self._hash_pending_keys()
-            built = self.policy.filters_from_hashes(np.concatenate(self._hash_parts), self._counts)
+            hashes = np.concatenate(self._hash_parts)
+            built = self.policy.filters_from_hashes(hashes[:closed], self._counts)
+            self._hash_parts = [hashes[closed:]] if len(hashes) > closed else []
         else:
             built = self.policy.create_filters(self._keys, self._counts, self.skip)
+            self._keys = self._keys[closed:]
         self._result.append(built)
-        self._keys = []
-        self._hash_parts = []
-        self._pending = 0
+        self._pending -= closed
         self._counts = []
         self._closed = 0
 

@@ -48,6 +48,9 @@ MAX_PROBES = 30
 _BATCH_KEYS = 16384
 _VECTOR_WORDS = 16
 _FEW_KEYS = 64
+# crc32c_of_rows takes keys of one length up to this many bytes, a word
+# per numpy step; longer keys leave their rest to crc32c (crc32c_of_ragged).
+ROW_BYTES = 4 * _VECTOR_WORDS + 3
 
 _MASK64 = (1 << 64) - 1
 _FULL_BLOCK = (1 << BLOCK_BITS) - 1
@@ -166,9 +169,33 @@ def crc32c_of_keys(keys, skip: int = 0):
     numpy, a word of every key per step (CRC-32C sliced by 4, two bytes per
 table lookup); crc32c itself
     (C) finishes the keys that are longer, or too few for numpy's steps."""
+    return crc32c_of_ragged(RaggedKeys(keys, skip))
+
+
+def crc32c_of_rows(rows):
+    """crc32c of every row of a 2-D numpy uint8 array (keys of one length),
+    as a uint32 array: a word of every row per step (CRC-32C sliced by 4),
+    then the last 1-3 bytes one per step."""
     import numpy as np
     t0, low_half, high_half = _slicing_tables()
-    keys = RaggedKeys(keys, skip)
+    width = rows.shape[1]
+    crc = np.full(len(rows), 0xFFFFFFFF, dtype=np.uint32)
+    low, half, by8, by16 = np.uint32(0xFF), np.uint32(0xFFFF), np.uint32(8), np.uint32(16)
+    words = width >> 2
+    if words:
+        columns = np.ascontiguousarray(rows[:, :4 * words]).view("<u4")
+        for j in range(words):
+            x = crc ^ columns[:, j]
+            crc = low_half[x & half] ^ high_half[x >> by16]
+    for b in range(4 * words, width):
+        crc = t0[(crc ^ rows[:, b]) & low] ^ (crc >> by8)
+    return crc ^ np.uint32(0xFFFFFFFF)
+
+
+def crc32c_of_ragged(keys):
+    """crc32c_of_keys of the keys of a RaggedKeys."""
+    import numpy as np
+    t0, low_half, high_half = _slicing_tables()
     crc = np.full(len(keys.order), 0xFFFFFFFF, dtype=np.uint32)
     low, half, by8, by16 = np.uint32(0xFF), np.uint32(0xFFFF), np.uint32(8), np.uint32(16)
     for active, column in keys.columns(_FEW_KEYS, _VECTOR_WORDS):
@@ -214,6 +241,12 @@ class KeyFilterBuilder:
 
     def add_user_keys(self, user_keys) -> None:
         self._add(user_keys, 0)
+
+    def add_crcs(self, crcs) -> None:
+        """add_user_keys for keys given by their crc32c (a numpy uint32
+        array, as bulk.user_key_crcs makes them)."""
+        self._hash_pending()
+        self._crcs.append(crcs)
 
     def _add(self, keys, skip: int) -> None:
         if self._pending and self._pending[-1][1] == skip:

@@ -23,12 +23,25 @@ class RaggedKeys:
             lengths = np.fromiter(map(len, keys), dtype=np.int64, count=count)
         if count and int(lengths.min()) < skip:
             raise ValueError(f"keys of {int(lengths.min())} bytes are shorter than the {skip} bytes to skip")
-        self.joined = b"".join(keys) + b"\0\0\0"  # the padding lets the last key's tail be read as a word
-        # The little-endian uint32 at every byte offset: a view, nothing copied.
-        self.words = np.ndarray((len(self.joined) - 3,), dtype="<u4", buffer=self.joined, strides=(1,))
         starts = np.zeros(count, dtype=np.int64)
         np.cumsum(lengths[:-1], out=starts[1:])
-        hashed = lengths - skip
+        # The padding lets the last key's tail be read as a word.
+        self._lay_out(b"".join(keys) + b"\0\0\0", starts, lengths - skip)
+
+    @classmethod
+    def in_buffer(cls, data: bytes, starts, lengths):
+        """The keys data[starts[i]:starts[i] + lengths[i]] (numpy int64
+        arrays), read where they lie: at least 3 bytes of data must follow
+        each key (in a table entry, its tag does)."""
+        keys = cls.__new__(cls)
+        keys._lay_out(data, starts, lengths)
+        return keys
+
+    def _lay_out(self, joined: bytes, starts, hashed) -> None:
+        import numpy as np
+        self.joined = joined
+        # The little-endian uint32 at every byte offset: a view, nothing copied.
+        self.words = np.ndarray((max(0, len(joined) - 3),), dtype="<u4", buffer=joined, strides=(1,))
         self.order = np.argsort(-(hashed >> 2), kind="stable")
         self.lengths = hashed[self.order]  # bytes hashed of each key
         self.word_counts = self.lengths >> 2
