@@ -11,7 +11,8 @@ keeps, which a point lookup bisects (find_in_block) and a scan slices.
 decode_block_split_from() decodes from the restart point before a key, for a
 seek that will not cache the block; seek_block() answers a point lookup from
 a block's raw contents, decoding only the restart interval that holds the
-key, for a block read once.
+key, for a block read once. split_restart_entries() decodes in bulk a block
+whose every entry is a restart point (an index block), or declines it.
 
 Inside the decoder, a block whose entries all share no prefix and have one
 header (keys of one length, values of one length) is *uniform*: its entries

@@ -438,6 +438,7 @@ def _parse_index(data: bytes, data_end: int, ordered=None):
         handles = np.array([_parse_handle(value) for value in values], dtype=object).reshape(-1, 2).T
     offsets, sizes = handles
     ends = offsets + sizes + BLOCK_TRAILER_SIZE
+    # Each alone too: decoded handles are int64, whose sum may wrap.
     past = np.flatnonzero((offsets > data_end) | (sizes > data_end) | (ends > data_end))
     if len(past):
         i = past[0]
