@@ -64,6 +64,8 @@ def reference_decode(block: bytes):
         shared, pos = varint(pos)
         non_shared, pos = varint(pos)
         value_len, pos = varint(pos)
+        if shared > len(key):
+            raise DecodeError("entry shares more bytes than the previous key has")
         key = key[:shared] + block[pos : pos + non_shared]
         pos += non_shared
         entries.append((key, block[pos : pos + value_len]))

@@ -11,7 +11,8 @@ keeps, which a point lookup bisects (find_in_block) and a scan slices.
 decode_block_split_from() decodes from the restart point before a key, for a
 seek that will not cache the block; seek_block() answers a point lookup from
 a block's raw contents, decoding only the restart interval that holds the
-key, for a block read once.
+key, for a block read once. split_restart_entries() decodes in bulk a block
+whose every entry is a restart point (an index block), or declines it.
 
 Inside the decoder, a block whose entries all share no prefix and have one
 header (keys of one length, values of one length) is *uniform*: its entries
@@ -278,6 +279,46 @@ def decode_block_split(data: bytes):
         return decoded
     ukeys, trailers, values = _decode_entries(data, limit, split=True)
     return ukeys, trailer_tags(b"".join(trailers), len(ukeys)), values
+
+
+def split_restart_entries(data):
+    """decode_block_split's (user keys, tags) of a block whose every entry
+    is a restart point sharing nothing, its three lengths one byte each
+    (internal keys and values under 128 bytes: the index blocks lsm and
+    LevelDB write), with where each value starts and ends (numpy int64
+    arrays) instead of the values; None for any other block, which
+    decode_block_split decodes or reports (DecodeError for a bad restart
+    count, as it raises). Decoded in bulk from the restart
+    array, which then gives every entry's offset: each entry must end where
+    the next restart begins, so exactly the entries of a sequential decode
+    are found."""
+    import numpy as np
+
+    limit, count = _restart_count(data)
+    if not limit:
+        return None
+    entries = np.frombuffer(data, dtype=np.uint8, count=limit)
+    starts = np.frombuffer(data, dtype="<u4", count=count, offset=limit).astype(np.int64)
+    if starts[0] or int(starts.max()) + 3 > limit:
+        return None
+    shared = entries[starts]
+    key_len = entries[starts + 1].astype(np.int64)
+    value_len = entries[starts + 2].astype(np.int64)
+    if shared.any() or ((key_len | value_len) >= 0x80).any() or (key_len < 8).any():
+        return None
+    key_start = starts + 3
+    value_start = key_start + key_len
+    value_end = value_start + value_len
+    if value_end[-1] != limit or (value_end[:-1] != starts[1:]).any():
+        return None
+    tag_start = value_start - 8
+    if (entries[tag_start] > 1).any():
+        return None  # an unknown value type: the sequential decode reports it
+    # A little-endian word at every byte offset of the entries: a tag is the one at its trailer.
+    words = np.ndarray((limit - 7,), dtype="<u8", buffer=data, strides=(1,))
+    tags = words[tag_start].tolist()
+    ukeys = [data[start:end] for start, end in zip(key_start.tolist(), tag_start.tolist())]
+    return ukeys, tags, value_start, value_end
 
 
 # find_in_block() result: every entry of the block sorts before the target, so

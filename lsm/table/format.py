@@ -56,6 +56,40 @@ def decode_handle(data, pos: int = 0):
     return values[0], values[1], pos
 
 
+# decode_handles takes handles of at most this many bytes: seven bits a byte
+# of each fit one int64, and a table under 32 GiB has no longer ones.
+_BULK_HANDLE_BYTES = 9
+
+
+def decode_handles(data: bytes, starts, lengths):
+    """(offsets, sizes), numpy int64 arrays, of the block handles
+    data[starts[i]:starts[i] + lengths[i]] (numpy int64 arrays), each
+    exactly two varints, decoded together as rows of a byte matrix; None if
+    any is not so or is over _BULK_HANDLE_BYTES long (decode_handle then
+    says what is wrong, or decodes it)."""
+    import numpy as np
+
+    if not len(starts) or not len(data):
+        return None
+    width = int(lengths.max())
+    if width > _BULK_HANDLE_BYTES:
+        return None
+    columns = np.arange(width)
+    valid = columns < lengths[:, None]
+    at = np.minimum(starts[:, None] + columns, len(data) - 1)
+    matrix = np.where(valid, np.frombuffer(data, dtype=np.uint8)[at], 0).astype(np.int64)
+    # Bit c of a row's `ends`: its byte c ends a varint. The handle must
+    # hold two, the second ending it.
+    ends = ((matrix < 0x80) @ (1 << columns)) & ((1 << lengths) - 1)
+    first = ends & -ends
+    if not first.all() or ((ends ^ first) != 1 << (lengths - 1)).any():
+        return None
+    # Seven bits a byte, the first varint's below the second's.
+    value = (matrix & 0x7F) @ (1 << 7 * columns)
+    split = (2 * first) ** 7
+    return value & (split - 1), value // split
+
+
 def encode_footer(metaindex_handle, index_handle) -> bytes:
     handles = encode_handle(*metaindex_handle) + encode_handle(*index_handle)
     return handles + bytes(2 * MAX_HANDLE_SIZE - len(handles)) + _FIXED64.pack(MAGIC)

@@ -16,6 +16,7 @@ from .block import (
     find_in_block,
     seek_block,
     seek_layout,
+    split_restart_entries,
     trailer_tags,
 )
 from .cache import BlockCache, block_charge
@@ -26,6 +27,7 @@ from .format import (
     SNAPPY_COMPRESSION,
     decode_footer,
     decode_handle,
+    decode_handles,
     inflate,
     unpack_block,
 )
@@ -418,24 +420,29 @@ def _parse_handle(value: bytes):
 
 
 def _parse_index(data: bytes, data_end: int, ordered=None):
-    # Split as decoded: a separate pass over the keys cost a table open 10%.
-    # Its restart array goes unchecked, as it is unused: the keys are bisected.
-    ukeys, tags, values = decode_block_split(data)
-    offsets = []
-    sizes = []
-    for value in values:
-        # Most handles of a table: an offset of 16 KiB to 2 MiB (three varint
-        # bytes), a size of 128 bytes to 16 KiB (two), read inline: opening a
-        # table is most of the first gets' cost, and this loop was most of it.
-        if len(value) == 5 and value[2] < 128 and value[4] < 128 and (value[0] & value[1] & value[3]) > 127:
-            offset = (value[0] & 0x7F) | (value[1] & 0x7F) << 7 | value[2] << 14
-            size = (value[3] & 0x7F) | value[4] << 7
-        else:
-            offset, size = _parse_handle(value)
-        if offset + size + BLOCK_TRAILER_SIZE > data_end:
-            raise DecodeError(f"data block handle ({offset}, {size}) past the end of the file")
-        offsets.append(offset)
-        sizes.append(size)
+    # Opening a table is most of a fresh process's first gets, and decoding
+    # its index most of an open: index blocks (a restart at every entry)
+    # decode in bulk, their handles too; any other takes the entry loop.
+    import numpy as np
+
+    split = split_restart_entries(data)
+    handles = None
+    if split is not None:
+        ukeys, tags, value_starts, value_ends = split
+        handles = decode_handles(data, value_starts, value_ends - value_starts)
+        if handles is None:
+            values = list(map(data.__getitem__, map(slice, value_starts.tolist(), value_ends.tolist())))
+    else:
+        ukeys, tags, values = decode_block_split(data)
+    if handles is None:
+        handles = np.array([_parse_handle(value) for value in values], dtype=object).reshape(-1, 2).T
+    offsets, sizes = handles
+    ends = offsets + sizes + BLOCK_TRAILER_SIZE
+    # Each alone too: decoded handles are int64, whose sum may wrap.
+    past = np.flatnonzero((offsets > data_end) | (sizes > data_end) | (ends > data_end))
+    if len(past):
+        i = past[0]
+        raise DecodeError(f"data block handle ({offsets[i]}, {sizes[i]}) past the end of the file")
     keys = ukeys if ordered is None else list(map(ordered, ukeys))
     # Keys ascending, checked by C loops; ties (a block ending inside one
     # key's versions) need their tags descending.
@@ -447,7 +454,6 @@ def _parse_index(data: bytes, data_end: int, ordered=None):
         raise DecodeError("index keys out of order")
     # Blocks lie in the file in key order, one after another: a compaction
     # reads a run of them with one read.
-    ends = [offset + size + BLOCK_TRAILER_SIZE for offset, size in zip(offsets, sizes)]
-    if any(map(gt, ends, offsets[1:])):
+    if (ends[:-1] > offsets[1:]).any():
         raise DecodeError("data block handles overlap or are out of order")
-    return ukeys, tags, offsets, sizes
+    return ukeys, tags, offsets.tolist(), sizes.tolist()
