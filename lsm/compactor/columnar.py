@@ -32,7 +32,7 @@ from ..batch import decode_header as decode_batch_header
 from ..batch import record_columns, uniform_puts
 from ..errors import CorruptionError, DecodeError
 from ..keys import TYPE_VALUE
-from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_blocks, gather_entries
+from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_joined_blocks, gather_entries
 from .merge import BaseLevelCheck
 from ..record import clean_payloads
 
@@ -284,7 +284,7 @@ def _decode(table, start: int, end: int):
     """EntryArrays of data blocks start..end-1 of a table; CorruptionError
     naming the table and block when one is malformed."""
     try:
-        return decode_blocks(table.contents_of_blocks(start, end))
+        return decode_joined_blocks(*table.joined_contents_of_blocks(start, end))
     except DecodeError as exc:
         block = start + getattr(exc, "block", 0)
         raise CorruptionError(table.path, None, f"data block {block}: {exc.reason}") from None

@@ -343,12 +343,21 @@ def decode_blocks(blocks):
     entry by entry. DecodeError for a malformed block, with `block` set to
     its place in `blocks`."""
     blocks = [bytes(b) for b in blocks]
-    entries = _decode_restart_every_entry(blocks)
+    return decode_joined_blocks(b"".join(blocks), list(map(len, blocks)))
+
+
+def decode_joined_blocks(data: bytes, lengths):
+    """decode_blocks of blocks laid end to end in data, lengths[i] bytes
+    each (format.unpack_blocks)."""
+    entries = _decode_restart_every_entry(data, lengths)
     if entries is not None:
         return entries
     parts = []
-    for i, contents in enumerate(blocks):
-        part = _decode_restart_every_entry([contents])
+    at = 0
+    for i, length in enumerate(lengths):
+        contents = data[at:at + length] if len(lengths) > 1 else data
+        at += length
+        part = _decode_restart_every_entry(contents, [length])
         if part is None:
             try:
                 ukeys, tags, values = decode_block_split(contents)
@@ -390,17 +399,16 @@ def _uint32_at(array, positions):
     return byte_rows(array, positions, 4).view("<u4").ravel().astype(np.int64)
 
 
-def _decode_restart_every_entry(blocks):
-    """EntryArrays of blocks whose every entry is a restart point sharing
-    nothing, each entry ending where the next restart begins (lsm's layout);
-    None if any block is not so (or is malformed: the entry-by-entry decoder
-    then says how)."""
+def _decode_restart_every_entry(data: bytes, lengths):
+    """EntryArrays of blocks laid end to end in data, lengths[i] bytes each,
+    whose every entry is a restart point sharing nothing, each entry ending
+    where the next restart begins (lsm's layout); None if any block is not
+    so (or is malformed: the entry-by-entry decoder then says how)."""
     import numpy as np
 
-    sizes = np.fromiter(map(len, blocks), dtype=np.int64, count=len(blocks))
+    sizes = np.array(lengths, dtype=np.int64)
     if (sizes < 4).any():
         return None
-    data = b"".join(blocks)
     array = np.frombuffer(data, dtype=np.uint8)
     block_end = np.cumsum(sizes)
     counts = _uint32_at(array, block_end - 4)

@@ -21,6 +21,8 @@ _FIXED64 = struct.Struct("<Q")
 _TRAILER = struct.Struct("<BI")
 _snappy_compress = cramjam.snappy.compress_raw
 _snappy_decompress = cramjam.snappy.decompress_raw
+_snappy_decompress_into = cramjam.snappy.decompress_raw_into
+_snappy_length = cramjam.snappy.decompress_raw_len
 _TYPE_BYTES = (bytes((NO_COMPRESSION,)), bytes((SNAPPY_COMPRESSION,)))
 
 
@@ -135,6 +137,59 @@ def unpack_block(framed, size: int) -> bytes:
     if block_type == NO_COMPRESSION:
         return framed[:size] if type(framed) is bytes else bytes(view[:size])
     raise DecodeError(f"bad block type {block_type}")
+
+
+def unpack_blocks(framed, offsets, sizes):
+    """(contents, lengths): the uncompressed contents of stored blocks, each
+    with its trailer, at offsets[i] of `framed` with sizes[i] stored bytes
+    (lists), checked as unpack_block checks one and decompressed end to end
+    into one bytes object; lengths are their sizes. DecodeError for a
+    damaged block, with `block` set to its place in the lists."""
+    view = memoryview(framed)
+    n = len(offsets)
+    types, lengths = [], []
+    for i in range(n):
+        at, size = offsets[i], sizes[i]
+        if at + size + BLOCK_TRAILER_SIZE > len(framed):
+            raise _block_error(i, "truncated block read")
+        if masked_crc32c(view[at:at + size + 1]) != _FIXED32.unpack_from(framed, at + size + 1)[0]:
+            raise _block_error(i, "block checksum mismatch")
+        block_type = framed[at + size]
+        if block_type == SNAPPY_COMPRESSION:
+            try:
+                declared = _snappy_length(view[at:at + size])
+            except Exception as exc:  # cramjam raises its own error types
+                raise _block_error(i, f"corrupted snappy block: {exc}") from None
+            if declared > _SNAPPY_MAX_EXPANSION * size:
+                raise _block_error(i, f"snappy block claims {declared} bytes from {size}")
+            lengths.append(declared)
+        elif block_type == NO_COMPRESSION:
+            lengths.append(size)
+        else:
+            raise _block_error(i, f"bad block type {block_type}")
+        types.append(block_type)
+    out = bytearray(sum(lengths))
+    into = memoryview(out)
+    pos = 0
+    for i in range(n):
+        at, size, length = offsets[i], sizes[i], lengths[i]
+        if types[i] == NO_COMPRESSION:
+            into[pos:pos + size] = view[at:at + size]
+        else:
+            try:
+                written = _snappy_decompress_into(view[at:at + size], into[pos:pos + length])
+            except Exception as exc:  # cramjam raises its own error types
+                raise _block_error(i, f"corrupted snappy block: {exc}") from None
+            if written != length:
+                raise _block_error(i, f"corrupted snappy block: {written} bytes, not the {length} it claims")
+        pos += length
+    return bytes(out), lengths
+
+
+def _block_error(i: int, reason: str) -> DecodeError:
+    exc = DecodeError(reason)
+    exc.block = i
+    return exc
 
 
 def inflate(stored) -> bytes:
