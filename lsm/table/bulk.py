@@ -15,11 +15,10 @@ layout) goes through the entry-by-entry decoder into the same form.
 """
 import struct
 from bisect import bisect_left
-from itertools import accumulate, repeat
+from itertools import accumulate
 
 from ..errors import DecodeError
 from .block import decode_block_split, restart_trailer
-from .format import compress_block
 from .keyfilter import crc32c_of_ragged
 from .ragged import RaggedKeys
 
@@ -514,8 +513,10 @@ class BlockCutter:
         return out, True
 
     def blocks(self, first: int, ends):
-        """(contents, first internal keys, last internal keys, entry counts),
-        four lists, of the blocks from `first` to each of ends in turn."""
+        """(raw, raw_ends, first internal keys, last internal keys, entry
+        counts) of the blocks from `first` to each of ends in turn: raw
+        holds their contents end to end, block j ending at raw_ends[j]
+        (format.frame_blocks stores them)."""
         import numpy as np
 
         entries = self._entries
@@ -539,24 +540,20 @@ class BlockCutter:
         view = memoryview(entries.data)
         pieces = list(map(view.__getitem__, map(slice, piece_at, piece_end)))
         counts = counts.tolist()
-        contents = []
+        # Each block's pieces, then its restart array and count.
+        parts = []
         for j in range(len(ends)):
-            trailer = restarts[rel[j]:rel[j + 1]] + _pack_count(counts[j])
-            lo, hi = block_pieces[j], block_pieces[j + 1]
-            contents.append(b"".join((pieces[lo], trailer)) if hi - lo == 1 else b"".join(pieces[lo:hi] + [trailer]))
+            parts += pieces[block_pieces[j]:block_pieces[j + 1]]
+            parts.append(restarts[rel[j]:rel[j + 1]])
+            parts.append(_pack_count(counts[j]))
+        raw_ends = (offsets[bounds[1:]] - offsets[first] + 4 * (bounds[1:] - first + np.arange(1, len(ends) + 1)))
         key_at = entries.key
         key_end = key_at + entries.user_len + _TAG_SIZE
         firsts, lasts = bounds[:-1], bounds[1:] - 1
         data = entries.data
         first_keys = list(map(data.__getitem__, map(slice, key_at[firsts].tolist(), key_end[firsts].tolist())))
         last_keys = list(map(data.__getitem__, map(slice, key_at[lasts].tolist(), key_end[lasts].tolist())))
-        return contents, first_keys, last_keys, counts
-
-
-def compress_blocks(contents, compression):
-    """(stored, types): format.compress_block of every block's contents."""
-    stored, types = zip(*map(compress_block, contents, repeat(compression)))
-    return list(stored), list(types)
+        return b"".join(parts), raw_ends.tolist(), first_keys, last_keys, counts
 
 
 def user_key_crcs(entries):

@@ -2,10 +2,11 @@
 Pure: no files; bytes in, bytes out, DecodeError on damage.
 """
 import struct
+from operator import sub
 
 import cramjam
 
-from ..coding import crc32c, decode_varint32, encode_varint, mask_crc, masked_crc32c
+from ..coding import crc32c, decode_varint32, encode_varint, masked_crc32c
 from ..errors import DecodeError
 
 # On-disk constants (frozen; changing any of them breaks compatibility with LevelDB).
@@ -20,6 +21,7 @@ _FIXED32 = struct.Struct("<I")
 _FIXED64 = struct.Struct("<Q")
 _TRAILER = struct.Struct("<BI")
 _snappy_compress = cramjam.snappy.compress_raw
+_snappy_compress_into = cramjam.snappy.compress_raw_into
 _snappy_decompress = cramjam.snappy.decompress_raw
 _snappy_decompress_into = cramjam.snappy.decompress_raw_into
 _snappy_length = cramjam.snappy.decompress_raw_len
@@ -83,30 +85,58 @@ def compress_block(raw: bytes, compression):
     1/8 of the block, exactly LevelDB's rule, so our tables match its bytes."""
     if compression == "snappy":
         packed = _snappy_compress(raw)
-        if len(packed) < len(raw) - (len(raw) >> 3):
+        if _keeps_snappy(len(packed), len(raw)):
             return bytes(packed), SNAPPY_COMPRESSION
     elif compression is not None:
         raise ValueError(f"unknown compression {compression!r} (use 'snappy' or None)")
     return raw, NO_COMPRESSION
 
 
+def _snappy_max_len(raw_size: int) -> int:
+    """The most bytes Snappy can make of raw_size bytes (its MaxCompressedLength)."""
+    return 32 + raw_size + raw_size // 6
+
+
+def _keeps_snappy(packed_size: int, raw_size: int) -> bool:
+    return packed_size < raw_size - (raw_size >> 3)
+
+
+def frame_blocks(raw, ends, compression):
+    """(framed, sizes): the blocks raw[ends[i - 1]:ends[i]] (the first from
+    0) as a table stores them -- compress_block's bytes, then block_trailer's
+    -- end to end in one buffer (a memoryview), each compressed straight
+    into it; sizes: each one's stored size (without its trailer)."""
+    if compression not in ("snappy", None):
+        raise ValueError(f"unknown compression {compression!r} (use 'snappy' or None)")
+    snappy = compression == "snappy"
+    view = memoryview(raw)
+    bounds = [0] + list(ends)
+    room = sum(map(_snappy_max_len, map(sub, bounds[1:], bounds[:-1]))) if snappy else len(view)
+    framed = bytearray(room + BLOCK_TRAILER_SIZE * (len(bounds) - 1))
+    into = memoryview(framed)
+    sizes = []
+    pos = 0
+    pack_trailer = _TRAILER.pack_into
+    for lo, hi in zip(bounds, bounds[1:]):
+        block_type = NO_COMPRESSION
+        size = hi - lo
+        if snappy:
+            packed = _snappy_compress_into(view[lo:hi], into[pos:])
+            if _keeps_snappy(packed, size):
+                block_type, size = SNAPPY_COMPRESSION, packed
+        if block_type == NO_COMPRESSION:
+            into[pos:pos + size] = view[lo:hi]
+        framed[pos + size] = block_type
+        # The CRC covers the stored bytes followed by the type byte.
+        pack_trailer(framed, pos + size, block_type, masked_crc32c(into[pos:pos + size + 1]))
+        sizes.append(size)
+        pos += size + BLOCK_TRAILER_SIZE
+    return into[:pos], sizes
+
+
 def block_trailer(stored: bytes, block_type: int) -> bytes:
     # The CRC covers the stored (possibly compressed) bytes followed by the type byte.
     return _TRAILER.pack(block_type, masked_crc32c(bytes((block_type,)), crc32c(stored)))
-
-
-def block_trailers(stored, types) -> bytes:
-    """block_trailer of every block stored[i] of type types[i], end to end:
-    the checksums one C call each, masked and packed together."""
-    import numpy as np
-
-    n = len(stored)
-    crcs = map(crc32c, map(_TYPE_BYTES.__getitem__, types), map(crc32c, stored))
-    masked = mask_crc(np.fromiter(crcs, dtype=np.uint64, count=n))
-    trailers = np.empty((n, BLOCK_TRAILER_SIZE), dtype=np.uint8)
-    trailers[:, 0] = types
-    trailers[:, 1:] = masked.astype("<u4").view(np.uint8).reshape(n, 4)
-    return trailers.tobytes()
 
 
 def unpack_block(framed, size: int) -> bytes:
