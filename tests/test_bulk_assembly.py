@@ -16,7 +16,8 @@ from lsm.keys import TYPE_DELETION, TYPE_VALUE
 from lsm.table.block import BlockBuilder
 from lsm.table.builder import TableBuilder, index_separator, index_separators
 from lsm.table.bulk import (BlockCutter, encode_entries, encode_handles, gather_entries,
-                            restart_every_entry_block, user_key_crcs, user_key_hashes)
+                            restart_every_entry_block, user_key_crcs, user_key_hashes,
+                            user_key_hashes_and_crcs)
 from lsm.table.filter import BloomFilterPolicy, FilterBlockBuilder, bloom_hash, hash_ragged
 from lsm.table.format import block_trailer, compress_block, encode_handle, frame_blocks
 from lsm.table.keyfilter import KeyFilterBuilder, crc32c_of_ragged
@@ -177,6 +178,8 @@ def test_keys_hashed_where_they_lie_hash_as_themselves(keys):
     assert hash_ragged(in_place).tolist() == [bloom_hash(k) for k in keys]
     assert user_key_crcs(entries).tolist() == [crc32c(k) for k in keys]
     assert user_key_hashes(entries).tolist() == [bloom_hash(k) for k in keys]
+    hashes, crcs = user_key_hashes_and_crcs(entries)
+    assert (hashes.tolist(), crcs.tolist()) == ([bloom_hash(k) for k in keys], [crc32c(k) for k in keys])
 
 
 # ------------------------------------------------------------------ tables
@@ -232,3 +235,5 @@ def test_keys_of_one_length_hash_as_themselves(width):
     entries = encode_entries(keys, [1] * len(keys), [b"v"] * len(keys))
     assert user_key_crcs(entries).tolist() == [crc32c(k) for k in keys]
     assert user_key_hashes(entries).tolist() == [bloom_hash(k) for k in keys]
+    hashes, crcs = user_key_hashes_and_crcs(entries)
+    assert (hashes.tolist(), crcs.tolist()) == ([bloom_hash(k) for k in keys], [crc32c(k) for k in keys])

@@ -20,7 +20,7 @@ from operator import add, itemgetter, neg
 from ..keys import sort_key
 from ..table import TableBuilder
 from ..jobs import OutputTable
-from ..table.bulk import BlockCutter, concat_entries, user_key_crcs, user_key_hashes
+from ..table.bulk import BlockCutter, concat_entries, user_key_hashes, user_key_hashes_and_crcs
 from ..table.format import BLOCK_TRAILER_SIZE as _BLOCK_TRAILER_SIZE
 from ..table.format import frame_blocks
 from .columnar import SortedWindow
@@ -257,8 +257,11 @@ class OutputSet:
         options = self._options
         blocks = BlockCutter(entries, options.block_size)
         filtered = options.bloom_bits_per_key > 0
-        hashes = user_key_hashes(entries) if filtered else None
-        crcs = user_key_crcs(entries) if filtered and options.lsm_filter else None
+        hashes = crcs = None
+        if filtered and options.lsm_filter:
+            hashes, crcs = user_key_hashes_and_crcs(entries)
+        elif filtered:
+            hashes = user_key_hashes(entries)
         pos = 0
         size_stop = None  # where the table ends, once it reached max_file_size
         while pos < n:

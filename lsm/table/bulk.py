@@ -19,7 +19,8 @@ from itertools import accumulate
 
 from ..errors import DecodeError
 from .block import decode_block_split, restart_trailer
-from .keyfilter import crc32c_of_ragged
+from .filter import FEW_KEYS, hash_keys, hash_rows
+from .keyfilter import ROW_BYTES, crc32c_of_ragged, crc32c_of_rows
 from .ragged import RaggedKeys
 
 _TAG_SIZE = 8
@@ -560,11 +561,7 @@ def user_key_crcs(entries):
     """crc32c of every entry's user key (lsm's filter, keyfilter), a numpy
     uint32 array: keys of one length together as rows
     (keyfilter.crc32c_of_rows), the others where they lie, as ragged keys."""
-    from .filter import FEW_KEYS
-    from .keyfilter import ROW_BYTES, crc32c_of_rows
-
-    return _hash_user_keys(entries, FEW_KEYS, crc32c_of_rows, lambda rest: crc32c_of_ragged(
-        RaggedKeys.in_buffer(rest.data, rest.key, rest.user_len)), ROW_BYTES)
+    return _hash_user_keys(entries, (_CRC32C,))[0]
 
 
 def user_key_hashes(entries):
@@ -573,24 +570,45 @@ def user_key_hashes(entries):
     lengths shared by fewer than filter.FEW_KEYS keys, where a numpy step per
     word would cost more than it covers, go to filter.hash_keys with each
     other."""
-    from .filter import FEW_KEYS, hash_keys, hash_rows
-
-    return _hash_user_keys(entries, FEW_KEYS, lambda rows: hash_rows(rows, rows.shape[1]),
-                           lambda rest: hash_keys(rest.user_key_list()))
+    return _hash_user_keys(entries, (_BLOOM_HASH,))[0]
 
 
-def _hash_user_keys(entries, few: int, of_rows, of_rest, max_width=None):
-    """A hash of every entry's user key (numpy uint32): of_rows(rows) for
-    each length at least `few` keys share (and at most max_width), their
-    keys as the rows of a uint8 array; of_rest(entries) for the entries of
-    the other lengths, together."""
+def user_key_hashes_and_crcs(entries):
+    """(user_key_hashes(entries), user_key_crcs(entries)), over one grouping
+    of the keys by length, each group's rows gathered once for both."""
+    return tuple(_hash_user_keys(entries, (_BLOOM_HASH, _CRC32C)))
+
+
+def _bloom_hash_of_rows(rows):
+    return hash_rows(rows, rows.shape[1])
+
+
+def _bloom_hash_of_rest(rest):
+    return hash_keys(rest.user_key_list())
+
+
+def _crc32c_of_rest(rest):
+    return crc32c_of_ragged(RaggedKeys.in_buffer(rest.data, rest.key, rest.user_len))
+
+
+# Hashers of user keys: (of_rows, of_rest, widest rows or None).
+_BLOOM_HASH = (_bloom_hash_of_rows, _bloom_hash_of_rest, None)
+_CRC32C = (crc32c_of_rows, _crc32c_of_rest, ROW_BYTES)
+
+
+def _hash_user_keys(entries, hashers) -> list:
+    """A hash of every entry's user key (numpy uint32) for each hasher
+    (of_rows, of_rest, max_width): of_rows(rows) for each length at least
+    filter.FEW_KEYS keys share (and at most max_width), their keys as the
+    rows of a uint8 array, gathered once for all hashers; of_rest(entries)
+    for the entries of the other lengths, together."""
     import numpy as np
 
     n = len(entries)
+    if not n:
+        return [np.zeros(0, dtype=np.uint32) for _ in hashers]
     array = np.frombuffer(entries.data, dtype=np.uint8)
     lengths = entries.user_len
-    if not n:
-        return np.zeros(0, dtype=np.uint32)
     if (lengths == lengths[0]).all():
         groups = [(int(lengths[0]), slice(None))]
     else:
@@ -599,18 +617,22 @@ def _hash_user_keys(entries, few: int, of_rows, of_rest, max_width=None):
         bounds = np.flatnonzero(ranked[1:] != ranked[:-1]) + 1
         groups = [(int(ranked[lo]), by_length[lo:hi])
                   for lo, hi in zip([0] + bounds.tolist(), bounds.tolist() + [n])]
-    hashes = np.empty(n, dtype=np.uint32)
-    scattered = []
+    hashes = [np.empty(n, dtype=np.uint32) for _ in hashers]
+    scattered = [[] for _ in hashers]
     for width, where in groups:
-        if max_width is not None and width > max_width:
-            scattered.append(np.arange(n) if isinstance(where, slice) else where)
-        elif isinstance(where, slice) or len(where) >= few:
-            hashes[where] = of_rows(byte_rows(array, entries.key[where], width))
-        else:
-            scattered.append(where)
-    if scattered:
-        where = np.concatenate(scattered)
-        hashes[where] = of_rest(entries.take(where))
+        whole = isinstance(where, slice)
+        rows = None
+        for (of_rows, _, max_width), out, rest in zip(hashers, hashes, scattered):
+            if (whole or len(where) >= FEW_KEYS) and (max_width is None or width <= max_width):
+                if rows is None:
+                    rows = byte_rows(array, entries.key[where], width)
+                out[where] = of_rows(rows)
+            else:
+                rest.append(np.arange(n) if whole else where)
+    for (_, of_rest, _), out, rest in zip(hashers, hashes, scattered):
+        if rest:
+            where = np.concatenate(rest)
+            out[where] = of_rest(entries.take(where))
     return hashes
 
 
