@@ -6,7 +6,7 @@ from operator import sub
 
 import cramjam
 
-from ..coding import crc32c, decode_varint32, encode_varint, masked_crc32c
+from ..coding import crc32c, decode_varint32, encode_varint, mask_crc, masked_crc32c
 from ..errors import DecodeError
 
 # On-disk constants (frozen; changing any of them breaks compatibility with LevelDB).
@@ -174,11 +174,88 @@ def unpack_blocks(framed, offsets, sizes):
     with its trailer, at offsets[i] of `framed` with sizes[i] stored bytes
     (lists), checked as unpack_block checks one and decompressed end to end
     into one bytes object; lengths are their sizes. DecodeError for a
-    damaged block, with `block` set to its place in the lists."""
+    damaged block, with `block` set to its place in the lists.
+
+    Each step is one C call per block, over them all; should any step find
+    a block wrong, the blocks are gone through again one at a time, which
+    says which one and how."""
+    import numpy as np
+
     view = memoryview(framed)
     n = len(offsets)
-    types, lengths = [], []
+    if not n:
+        return b"", []
+    stored_at = np.array(offsets, dtype=np.int64)
+    stored_end = stored_at + np.array(sizes, dtype=np.int64)
+    checked = None
+    if int(stored_end.max()) + BLOCK_TRAILER_SIZE <= len(framed):
+        checked = _checked_together(framed, view, stored_at, stored_end)
+    if checked is None:
+        checked = _checked_one_by_one(framed, view, offsets, sizes)
+    types, lengths = checked
+    out_end = np.cumsum(lengths)
+    out_at = (out_end - lengths).tolist()
+    out_end = out_end.tolist()
+    lengths = lengths.tolist()
+    out = bytearray(out_end[-1])
+    into = memoryview(out)
+    stored = list(map(view.__getitem__, map(slice, offsets, stored_end.tolist())))
+    snappy = types == SNAPPY_COMPRESSION
+    if snappy.all():
+        try:
+            written = list(map(_snappy_decompress_into, stored, map(into.__getitem__, map(slice, out_at, out_end))))
+        except Exception:  # cramjam raises its own error types: the loop below says where
+            written = None
+        if written == lengths:
+            return bytes(out), lengths
     for i in range(n):
+        if not snappy[i]:
+            into[out_at[i]:out_end[i]] = stored[i]
+            continue
+        try:
+            written = _snappy_decompress_into(stored[i], into[out_at[i]:out_end[i]])
+        except Exception as exc:  # cramjam raises its own error types
+            raise _block_error(i, f"corrupted snappy block: {exc}") from None
+        if written != lengths[i]:
+            raise _block_error(i, f"corrupted snappy block: {written} bytes, not the {lengths[i]} it claims")
+    return bytes(out), lengths
+
+
+def _checked_together(framed, view, stored_at, stored_end):
+    """(types, lengths) of the blocks unpack_blocks is given, as numpy
+    arrays, when every one is sound; else None."""
+    import numpy as np
+
+    n = len(stored_at)
+    array = np.frombuffer(framed, dtype=np.uint8)
+    with_type = map(view.__getitem__, map(slice, stored_at.tolist(), (stored_end + 1).tolist()))
+    crcs = mask_crc(np.fromiter(map(crc32c, with_type), dtype=np.uint64, count=n))
+    trailer = array[(stored_end + 1)[:, None] + np.arange(4)].copy().view("<u4").ravel()
+    types = array[stored_end]
+    if (crcs != trailer).any() or (types > SNAPPY_COMPRESSION).any():
+        return None
+    lengths = stored_end - stored_at
+    snappy = np.flatnonzero(types == SNAPPY_COMPRESSION)
+    if len(snappy):
+        at, end = stored_at[snappy].tolist(), stored_end[snappy].tolist()
+        try:
+            declared = np.fromiter(map(_snappy_length, map(view.__getitem__, map(slice, at, end))),
+                                   dtype=np.int64, count=len(snappy))
+        except Exception:  # cramjam raises its own error types
+            return None
+        if (declared > _SNAPPY_MAX_EXPANSION * lengths[snappy]).any():
+            return None
+        lengths[snappy] = declared
+    return types, lengths
+
+
+def _checked_one_by_one(framed, view, offsets, sizes):
+    """_checked_together's (types, lengths), a block at a time:
+    DecodeError for the first block that is not sound."""
+    import numpy as np
+
+    types, lengths = [], []
+    for i in range(len(offsets)):
         at, size = offsets[i], sizes[i]
         if at + size + BLOCK_TRAILER_SIZE > len(framed):
             raise _block_error(i, "truncated block read")
@@ -198,22 +275,7 @@ def unpack_blocks(framed, offsets, sizes):
         else:
             raise _block_error(i, f"bad block type {block_type}")
         types.append(block_type)
-    out = bytearray(sum(lengths))
-    into = memoryview(out)
-    pos = 0
-    for i in range(n):
-        at, size, length = offsets[i], sizes[i], lengths[i]
-        if types[i] == NO_COMPRESSION:
-            into[pos:pos + size] = view[at:at + size]
-        else:
-            try:
-                written = _snappy_decompress_into(view[at:at + size], into[pos:pos + length])
-            except Exception as exc:  # cramjam raises its own error types
-                raise _block_error(i, f"corrupted snappy block: {exc}") from None
-            if written != length:
-                raise _block_error(i, f"corrupted snappy block: {written} bytes, not the {length} it claims")
-        pos += length
-    return bytes(out), lengths
+    return np.array(types, dtype=np.uint8), np.array(lengths, dtype=np.int64)
 
 
 def _block_error(i: int, reason: str) -> DecodeError:
