@@ -29,7 +29,7 @@ __all__ = ["run_job"]
 # Buffers below this come from the heap, not mappings of their own.
 HEAP_BUFFER_MAX = 64 << 20
 # Free bytes at the heap's top kept mapped before glibc returns them.
-HEAP_KEPT = 128 << 20
+HEAP_KEPT = 64 << 20
 # mallopt's parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
