@@ -15,10 +15,11 @@ from lsm.errors import DecodeError
 from lsm.keys import TYPE_DELETION, TYPE_VALUE
 from lsm.table.block import BlockBuilder
 from lsm.table.builder import TableBuilder, index_separator, index_separators
-from lsm.table.bulk import (BlockCutter, compress_blocks, encode_entries, encode_handles, gather_entries,
-                            restart_every_entry_block, user_key_crcs, user_key_hashes)
+from lsm.table.bulk import (BlockCutter, encode_entries, encode_handles, gather_entries,
+                            restart_every_entry_block, user_key_crcs, user_key_hashes,
+                            user_key_hashes_and_crcs)
 from lsm.table.filter import BloomFilterPolicy, FilterBlockBuilder, bloom_hash, hash_ragged
-from lsm.table.format import block_trailer, block_trailers, encode_handle
+from lsm.table.format import block_trailer, compress_block, encode_handle, frame_blocks
 from lsm.table.keyfilter import KeyFilterBuilder, crc32c_of_ragged
 from lsm.table.options import TableOptions
 from lsm.table.ragged import RaggedKeys
@@ -120,11 +121,17 @@ def test_handles_encoded_together_are_encode_handles():
     assert encode_handles(offsets, sizes) == [encode_handle(o, s) for o, s in zip(values, values[::-1])]
 
 
-def test_trailers_checksummed_together_are_block_trailers():
+@pytest.mark.parametrize("compression", ["snappy", None])
+def test_blocks_framed_together_are_compress_block_and_block_trailer(compression):
     rng = random.Random(4)
-    stored = [rng.randbytes(rng.randint(0, 5000)) for _ in range(30)]
-    types = [rng.randint(0, 1) for _ in stored]
-    assert block_trailers(stored, types) == b"".join(map(block_trailer, stored, types))
+    # Some blocks that compress, some that snappy cannot shrink by an eighth, empty ones.
+    contents = [rng.choice((rng.randbytes(rng.randint(0, 5000)), b"ab" * rng.randint(0, 3000), b""))
+                for _ in range(30)]
+    ends = np.cumsum([len(c) for c in contents]).tolist()
+    framed, sizes = frame_blocks(b"".join(contents), ends, compression)
+    stored = [compress_block(c, compression) for c in contents]
+    assert bytes(framed) == b"".join(s + block_trailer(s, t) for s, t in stored)
+    assert sizes == [len(s) for s, _ in stored]
 
 
 # ------------------------------------------------------------------ filters
@@ -171,6 +178,8 @@ def test_keys_hashed_where_they_lie_hash_as_themselves(keys):
     assert hash_ragged(in_place).tolist() == [bloom_hash(k) for k in keys]
     assert user_key_crcs(entries).tolist() == [crc32c(k) for k in keys]
     assert user_key_hashes(entries).tolist() == [bloom_hash(k) for k in keys]
+    hashes, crcs = user_key_hashes_and_crcs(entries)
+    assert (hashes.tolist(), crcs.tolist()) == ([bloom_hash(k) for k in keys], [crc32c(k) for k in keys])
 
 
 # ------------------------------------------------------------------ tables
@@ -198,9 +207,9 @@ def test_a_table_of_blocks_added_in_runs_is_the_table_add_builds(seed):
     while first < len(ends):
         last = min(len(ends), first + rng.randint(1, 40))
         lo = ends[first - 1] if first else 0
-        contents, first_keys, last_keys, counts = cutter.blocks(lo, ends[first:last])
-        stored, types = compress_blocks(contents, options.compression)
-        builder.add_blocks(stored, types, counts, first_keys, last_keys, hashes[lo:ends[last - 1]],
+        raw, raw_ends, first_keys, last_keys, counts = cutter.blocks(lo, ends[first:last])
+        framed, sizes = frame_blocks(raw, raw_ends, options.compression)
+        builder.add_blocks(framed, sizes, counts, first_keys, last_keys, hashes[lo:ends[last - 1]],
                            crcs[lo:ends[last - 1]])
         first = last
     builder.finish()
@@ -226,3 +235,5 @@ def test_keys_of_one_length_hash_as_themselves(width):
     entries = encode_entries(keys, [1] * len(keys), [b"v"] * len(keys))
     assert user_key_crcs(entries).tolist() == [crc32c(k) for k in keys]
     assert user_key_hashes(entries).tolist() == [bloom_hash(k) for k in keys]
+    hashes, crcs = user_key_hashes_and_crcs(entries)
+    assert (hashes.tolist(), crcs.tolist()) == ([bloom_hash(k) for k in keys], [crc32c(k) for k in keys])

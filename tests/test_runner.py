@@ -507,3 +507,30 @@ def test_compactor_package_never_imports_the_writer():
                 names = [a.name for a in node.names]
             for name in names:
                 assert "writer" not in name.split("."), (path.name, name)
+
+
+def test_compactor_process_job_leaves_the_collector_running_and_its_table_as_runner_makes_it(tmp_path):
+    """lsm.compactor.process pauses the cyclic collector for a job and sets
+    the C allocator for the whole process: it runs in a process of its own,
+    as in a compactor. Its table is the plain runner's, byte for byte, and
+    the collector is back on after a job that works and one that fails."""
+    import subprocess
+    import sys
+
+    rng = random.Random(7)
+    write_wal(tmp_path, 5, [(1 + 10 * i, [(PUT, b"k%05d" % rng.randrange(10**5), rng.randbytes(rng.randint(0, 900)))
+                                          for _ in range(10)]) for i in range(300)])
+    plain = run_job(FlushJob(job_id=1, wal_number=5), str(tmp_path), str(tmp_path / "plain"))
+    assert plain.ok, plain.error
+    script = (
+        "import gc, sys\n"
+        "from lsm.compactor.process import run_job\n"
+        "from lsm.jobs import FlushJob\n"
+        "db = sys.argv[1]\n"
+        "ok = run_job(FlushJob(job_id=1, wal_number=5), db, db + '/process')\n"
+        "failed = run_job(FlushJob(job_id=2, wal_number=77), db, db + '/missing')\n"
+        "print(ok.ok, [o.name for o in ok.outputs], failed.ok, gc.isenabled())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "['out-000001.ldb']", "False", "True"]
+    assert (tmp_path / "process" / "out-000001.ldb").read_bytes() == (tmp_path / "plain" / "out-000001.ldb").read_bytes()

@@ -233,3 +233,46 @@ def test_bad_snappy_block_with_valid_crc(stored):
 
     with pytest.raises(DecodeError):
         unpack_block(stored + block_trailer(stored, 1), len(stored))
+
+
+@pytest.mark.parametrize("compression", ["snappy", None])
+def test_flip_in_blocks_read_together_names_the_damaged_block(compression):
+    """A compaction reads a table's blocks together (joined_contents_of_blocks):
+    any flipped byte of a block is a CorruptionError at that block's offset,
+    never contents that differ."""
+    entries, good = small_table(compression=compression, bloom=0)
+    table = Table.open(MemFile(good), path=PATH, number=9)
+    n = table.num_blocks
+    assert table.joined_contents_of_blocks(0, n)[0] == b"".join(table.contents_of_blocks(0, n))
+    starts = [table.block_offset(i) for i in range(n)]
+    data_end = table.block_offset(n - 1) + table._sizes[n - 1] + BLOCK_TRAILER_SIZE
+    for pos in range(data_end):
+        damaged = bytearray(good)
+        damaged[pos] ^= 0x01
+        reopened = Table.open(MemFile(bytes(damaged)), path=PATH, number=9)
+        with pytest.raises(CorruptionError) as info:
+            reopened.joined_contents_of_blocks(0, n)
+        assert info.value.path == PATH
+        assert info.value.offset == max(at for at in starts if at <= pos)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"", b"\x80", b"\xff\xff\xff\xff\x0f", b"\xff\x7fx", b"\x05abc", b"\x10\x00"],
+    ids=["empty", "truncated-length", "claims-4GiB", "claims-16KiB-in-two-bytes", "bad-offset", "short-output"],
+)
+def test_bad_snappy_block_among_good_ones_is_named(stored):
+    from lsm.errors import DecodeError
+    from lsm.table.format import block_trailer, compress_block, unpack_blocks
+
+    good, _ = compress_block(b"abcd" * 300, "snappy")
+    blocks = [good, good, stored, good]
+    framed = b"".join(b + block_trailer(b, 1) for b in blocks)
+    offsets = [0]
+    for b in blocks[:-1]:
+        offsets.append(offsets[-1] + len(b) + BLOCK_TRAILER_SIZE)
+    with pytest.raises(DecodeError) as info:
+        unpack_blocks(framed, offsets, [len(b) for b in blocks])
+    assert info.value.block == 2
+    contents, lengths = unpack_blocks(framed, offsets[:2], [len(good)] * 2)
+    assert contents == b"abcd" * 600 and lengths == [1200, 1200]

@@ -32,7 +32,7 @@ from ..batch import decode_header as decode_batch_header
 from ..batch import record_columns, uniform_puts
 from ..errors import CorruptionError, DecodeError
 from ..keys import TYPE_VALUE
-from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_blocks, gather_entries
+from ..table.bulk import EntryArrays, byte_rows, concat_entries, decode_joined_blocks, gather_entries
 from .merge import BaseLevelCheck
 from ..record import clean_payloads
 
@@ -217,36 +217,41 @@ class ColumnarMerge:
         self._chunk_bytes = chunk_bytes or min(CHUNK_BYTES, max(CHUNK_BYTES // 4, RUNS_BYTES // max(1, len(runs))))
 
     def windows(self):
+        # A cursor per run: [the chunks read and not yet wholly taken, in
+        # order, none empty; the run's chunks still to read, or None]. The
+        # chunks stay as read: a window's entries are copied once, by the
+        # concat_entries that lays them out for its sort.
         cursors = []
         for tables in self._runs:
             chunks = self._chunks(tables)
-            cursors.append([next(chunks, None), chunks])
-        cursors = [c for c in cursors if c[0] is not None]
+            first = next(chunks, None)
+            if first is not None:
+                cursors.append([[first], chunks])
         while cursors:
-            live = [c[0] for c in cursors if c[1] is not None]
+            live = [c[0][-1] for c in cursors if c[1] is not None]
             bound = min(rows.user_key(len(rows) - 1) for rows in live) if live else None
             pieces = []
+            runs = 0
             for c in cursors:
-                rows = c[0]
-                taken = len(rows) if bound is None else bisect_left(rows.user_keys(), bound)
+                taken = _take_below(c[0], bound)
                 if taken:
-                    pieces.append(rows.take(slice(0, taken)))
-                    c[0] = rows.take(slice(taken, None))
+                    pieces += taken
+                    runs += 1
             if pieces:
-                yield sorted_window(concat_entries(pieces), len(pieces), self._snapshot,
-                                    self._is_base_level)
+                yield sorted_window(concat_entries(pieces), runs, self._snapshot, self._is_base_level)
             for c in cursors:
                 # Read on where little is left, and where every buffered
                 # entry has the bound's user key when none could be taken.
-                stuck = not pieces and len(c[0]) and c[0].user_key(0) == bound
-                while c[1] is not None and (stuck or _span(c[0]) < self._chunk_bytes):
+                buffered = c[0]
+                stuck = not pieces and buffered and buffered[0].user_key(0) == bound
+                while c[1] is not None and (stuck or sum(map(_span, buffered)) < self._chunk_bytes):
                     stuck = False
                     more = next(c[1], None)
                     if more is None:
                         c[1] = None
                     else:
-                        c[0] = concat_entries((c[0], more))
-            cursors = [c for c in cursors if len(c[0]) or c[1] is not None]
+                        buffered.append(more)
+            cursors = [c for c in cursors if c[0] or c[1] is not None]
 
     def _chunks(self, tables):
         """The run's entries within [lower, upper) as EntryArrays of about
@@ -276,6 +281,24 @@ class ColumnarMerge:
                 yield entries
 
 
+def _take_below(chunks, bound):
+    """Remove from the front of chunks (a list of EntryArrays in key order)
+    the entries whose user key is below bound (every one if bound is None),
+    and return them, as pieces in order."""
+    taken = []
+    while chunks:
+        rows = chunks[0]
+        k = len(rows) if bound is None else bisect_left(rows.user_keys(), bound)
+        if k == len(rows):
+            taken.append(chunks.pop(0))
+            continue
+        if k:
+            taken.append(rows.take(slice(0, k)))
+            chunks[0] = rows.take(slice(k, None))
+        break
+    return taken
+
+
 def _span(entries) -> int:
     return int(entries.end[-1] - entries.start[0]) if len(entries) else 0
 
@@ -284,7 +307,7 @@ def _decode(table, start: int, end: int):
     """EntryArrays of data blocks start..end-1 of a table; CorruptionError
     naming the table and block when one is malformed."""
     try:
-        return decode_blocks(table.contents_of_blocks(start, end))
+        return decode_joined_blocks(*table.joined_contents_of_blocks(start, end))
     except DecodeError as exc:
         block = start + getattr(exc, "block", 0)
         raise CorruptionError(table.path, None, f"data block {block}: {exc.reason}") from None

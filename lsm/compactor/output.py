@@ -20,8 +20,9 @@ from operator import add, itemgetter, neg
 from ..keys import sort_key
 from ..table import TableBuilder
 from ..jobs import OutputTable
-from ..table.bulk import BlockCutter, compress_blocks, concat_entries, user_key_crcs, user_key_hashes
+from ..table.bulk import BlockCutter, concat_entries, user_key_hashes, user_key_hashes_and_crcs
 from ..table.format import BLOCK_TRAILER_SIZE as _BLOCK_TRAILER_SIZE
+from ..table.format import frame_blocks
 from .columnar import SortedWindow
 
 _pack_tag = struct.Struct("<Q").pack
@@ -256,8 +257,11 @@ class OutputSet:
         options = self._options
         blocks = BlockCutter(entries, options.block_size)
         filtered = options.bloom_bits_per_key > 0
-        hashes = user_key_hashes(entries) if filtered else None
-        crcs = user_key_crcs(entries) if filtered and options.lsm_filter else None
+        hashes = crcs = None
+        if filtered and options.lsm_filter:
+            hashes, crcs = user_key_hashes_and_crcs(entries)
+        elif filtered:
+            hashes = user_key_hashes(entries)
         pos = 0
         size_stop = None  # where the table ends, once it reached max_file_size
         while pos < n:
@@ -270,18 +274,20 @@ class OutputSet:
                 self._carry = SortedWindow(entries.take(slice(first, n)), starts[starts >= first] - first)
                 if not ends:
                     return
-            contents, first_keys, last_keys, counts = blocks.blocks(pos, ends)
-            stored, types = compress_blocks(contents, options.compression)
-            del contents
+            raw, raw_ends, first_keys, last_keys, counts = blocks.blocks(pos, ends)
+            framed, sizes = frame_blocks(raw, raw_ends, options.compression)
+            del raw
+            # Where each block starts in framed, and the end of the last.
+            framed_at = list(accumulate(sizes, lambda at, size: at + size + _BLOCK_TRAILER_SIZE, initial=0))
             bounds = [pos] + ends
             k = 0
             while k < len(ends):
                 if self._builder is None:
                     self._open()
-                take = len(ends) - k if size_stop is not None else self._blocks_to_size(stored, k)
+                take = len(ends) - k if size_stop is not None else self._blocks_to_size(framed_at, k)
                 lo, hi = bounds[k], bounds[k + take]
-                self._builder.add_blocks(stored[k:k + take], types[k:k + take], counts[k:k + take],
-                                         first_keys[k:k + take], last_keys[k:k + take],
+                self._builder.add_blocks(framed[framed_at[k]:framed_at[k + take]], sizes[k:k + take],
+                                         counts[k:k + take], first_keys[k:k + take], last_keys[k:k + take],
                                          None if hashes is None else hashes[lo:hi],
                                          None if crcs is None else crcs[lo:hi])
                 k += take
@@ -306,15 +312,17 @@ class OutputSet:
                     self._close_current()
                 size_stop = None
 
-    def _blocks_to_size(self, stored, k: int) -> int:
-        """How many of the blocks stored[k:] to add to the current table:
-        up to the first that takes its file to max_file_size, or all."""
+    def _blocks_to_size(self, framed_at, k: int) -> int:
+        """How many blocks from block k to add to the current table: up to
+        the first that takes its file to max_file_size, or all. framed_at:
+        where each block starts among them, trailers included, then their
+        end."""
         room = self._max_size - self._builder.file_size
-        if room >= sum(map(len, stored[k:])) + _BLOCK_TRAILER_SIZE * (len(stored) - k):
-            return len(stored) - k
-        sizes = accumulate(map(len, stored[k:]), lambda total, size: total + size + _BLOCK_TRAILER_SIZE,
-                           initial=0)
-        return next(i for i, total in enumerate(sizes) if total >= room)
+        last = len(framed_at) - 1
+        if framed_at[last] - framed_at[k] <= room:
+            return last - k
+        return bisect_left(framed_at, framed_at[k] + room, k + 1) - k
+
 
     def _flush_carry(self):
         """Write the part-block add_entries left waiting, as a block."""

@@ -24,7 +24,6 @@ from .format import (
     BLOCK_TRAILER_SIZE,
     NO_COMPRESSION,
     block_trailer,
-    block_trailers,
     compress_block,
     encode_footer,
     encode_handle,
@@ -435,19 +434,20 @@ class TableBuilder:
         self._pending_handle = handle
         self._pending_last_key = last_key
 
-    def add_blocks(self, stored, types, counts, first_keys, last_keys, hashes=None, crcs=None) -> None:
+    def add_blocks(self, framed, sizes, counts, first_keys, last_keys, hashes=None, crcs=None) -> None:
         """Add data blocks assembled and compressed elsewhere (lsm.table.bulk):
-        stored[i], of compression type types[i] (bulk.compress_blocks), holds
-        counts[i] entries from internal key first_keys[i] to last_keys[i];
+        framed holds them as the file is to, each stored block and its
+        trailer (format.frame_blocks); block i has sizes[i] stored bytes and
+        counts[i] entries, from internal key first_keys[i] to last_keys[i];
         all after any entry added before. A block under way is finished
         first. hashes: LevelDB's filter hash of every entry's user key, in
         order (bulk.user_key_hashes), needed when the table has that filter;
         crcs: crc32c of the same keys (bulk.user_key_crcs), needed when it
-        has lsm's (keyfilter). The blocks' trailers, handles, index entries
-        and filter buckets are made together."""
+        has lsm's (keyfilter). The blocks' handles, index entries and filter
+        buckets are made together."""
         import numpy as np
 
-        n = len(stored)
+        n = len(sizes)
         if not n:
             return
         if self._filter is not None and hashes is None:
@@ -455,20 +455,20 @@ class TableBuilder:
         if self._key_filter is not None and crcs is None:
             raise ValueError("add_blocks needs the keys' crc32c for lsm's filter block")
         self._flush()
-        sizes = np.fromiter(map(len, stored), dtype=np.int64, count=n)
+        sizes = np.array(sizes, dtype=np.int64)
         starts = np.empty(n + 1, dtype=np.int64)
         starts[0] = self._offset
         np.cumsum(sizes + BLOCK_TRAILER_SIZE, out=starts[1:])
         starts[1:] += self._offset
-        trailers = block_trailers(stored, types)
-        pieces = [b""] * (2 * n)
-        pieces[0::2] = stored
-        pieces[1::2] = map(trailers.__getitem__, map(slice, range(0, BLOCK_TRAILER_SIZE * n, BLOCK_TRAILER_SIZE),
-                                                     range(BLOCK_TRAILER_SIZE, BLOCK_TRAILER_SIZE * (n + 1),
-                                                           BLOCK_TRAILER_SIZE)))
-        self._out += pieces
         end = int(starts[-1])
-        self._out_size += end - self._offset
+        if end - self._offset != len(framed):
+            raise ValueError(f"add_blocks: {len(framed)} bytes framed, blocks of {end - self._offset}")
+        if len(framed) >= _WRITE_CHUNK:
+            self._drain()
+            self._write(framed)
+        else:
+            self._out.append(framed)
+            self._out_size += len(framed)
         self._offset = self.file_size = end
         if self._filter is not None:
             self._filter.add_blocks(hashes, counts, starts[:-1], end)

@@ -15,12 +15,12 @@ layout) goes through the entry-by-entry decoder into the same form.
 """
 import struct
 from bisect import bisect_left
-from itertools import accumulate, repeat
+from itertools import accumulate
 
 from ..errors import DecodeError
 from .block import decode_block_split, restart_trailer
-from .format import compress_block
-from .keyfilter import crc32c_of_ragged
+from .filter import FEW_KEYS, hash_keys, hash_rows
+from .keyfilter import ROW_BYTES, crc32c_of_ragged, crc32c_of_rows
 from .ragged import RaggedKeys
 
 _TAG_SIZE = 8
@@ -343,12 +343,21 @@ def decode_blocks(blocks):
     entry by entry. DecodeError for a malformed block, with `block` set to
     its place in `blocks`."""
     blocks = [bytes(b) for b in blocks]
-    entries = _decode_restart_every_entry(blocks)
+    return decode_joined_blocks(b"".join(blocks), list(map(len, blocks)))
+
+
+def decode_joined_blocks(data: bytes, lengths):
+    """decode_blocks of blocks laid end to end in data, lengths[i] bytes
+    each (format.unpack_blocks)."""
+    entries = _decode_restart_every_entry(data, lengths)
     if entries is not None:
         return entries
     parts = []
-    for i, contents in enumerate(blocks):
-        part = _decode_restart_every_entry([contents])
+    at = 0
+    for i, length in enumerate(lengths):
+        contents = data[at:at + length] if len(lengths) > 1 else data
+        at += length
+        part = _decode_restart_every_entry(contents, [length])
         if part is None:
             try:
                 ukeys, tags, values = decode_block_split(contents)
@@ -390,17 +399,16 @@ def _uint32_at(array, positions):
     return byte_rows(array, positions, 4).view("<u4").ravel().astype(np.int64)
 
 
-def _decode_restart_every_entry(blocks):
-    """EntryArrays of blocks whose every entry is a restart point sharing
-    nothing, each entry ending where the next restart begins (lsm's layout);
-    None if any block is not so (or is malformed: the entry-by-entry decoder
-    then says how)."""
+def _decode_restart_every_entry(data: bytes, lengths):
+    """EntryArrays of blocks laid end to end in data, lengths[i] bytes each,
+    whose every entry is a restart point sharing nothing, each entry ending
+    where the next restart begins (lsm's layout); None if any block is not
+    so (or is malformed: the entry-by-entry decoder then says how)."""
     import numpy as np
 
-    sizes = np.fromiter(map(len, blocks), dtype=np.int64, count=len(blocks))
+    sizes = np.array(lengths, dtype=np.int64)
     if (sizes < 4).any():
         return None
-    data = b"".join(blocks)
     array = np.frombuffer(data, dtype=np.uint8)
     block_end = np.cumsum(sizes)
     counts = _uint32_at(array, block_end - 4)
@@ -506,8 +514,10 @@ class BlockCutter:
         return out, True
 
     def blocks(self, first: int, ends):
-        """(contents, first internal keys, last internal keys, entry counts),
-        four lists, of the blocks from `first` to each of ends in turn."""
+        """(raw, raw_ends, first internal keys, last internal keys, entry
+        counts) of the blocks from `first` to each of ends in turn: raw
+        holds their contents end to end, block j ending at raw_ends[j]
+        (format.frame_blocks stores them)."""
         import numpy as np
 
         entries = self._entries
@@ -531,35 +541,27 @@ class BlockCutter:
         view = memoryview(entries.data)
         pieces = list(map(view.__getitem__, map(slice, piece_at, piece_end)))
         counts = counts.tolist()
-        contents = []
+        # Each block's pieces, then its restart array and count.
+        parts = []
         for j in range(len(ends)):
-            trailer = restarts[rel[j]:rel[j + 1]] + _pack_count(counts[j])
-            lo, hi = block_pieces[j], block_pieces[j + 1]
-            contents.append(b"".join((pieces[lo], trailer)) if hi - lo == 1 else b"".join(pieces[lo:hi] + [trailer]))
+            parts += pieces[block_pieces[j]:block_pieces[j + 1]]
+            parts.append(restarts[rel[j]:rel[j + 1]])
+            parts.append(_pack_count(counts[j]))
+        raw_ends = (offsets[bounds[1:]] - offsets[first] + 4 * (bounds[1:] - first + np.arange(1, len(ends) + 1)))
         key_at = entries.key
         key_end = key_at + entries.user_len + _TAG_SIZE
         firsts, lasts = bounds[:-1], bounds[1:] - 1
         data = entries.data
         first_keys = list(map(data.__getitem__, map(slice, key_at[firsts].tolist(), key_end[firsts].tolist())))
         last_keys = list(map(data.__getitem__, map(slice, key_at[lasts].tolist(), key_end[lasts].tolist())))
-        return contents, first_keys, last_keys, counts
-
-
-def compress_blocks(contents, compression):
-    """(stored, types): format.compress_block of every block's contents."""
-    stored, types = zip(*map(compress_block, contents, repeat(compression)))
-    return list(stored), list(types)
+        return b"".join(parts), raw_ends.tolist(), first_keys, last_keys, counts
 
 
 def user_key_crcs(entries):
     """crc32c of every entry's user key (lsm's filter, keyfilter), a numpy
     uint32 array: keys of one length together as rows
     (keyfilter.crc32c_of_rows), the others where they lie, as ragged keys."""
-    from .filter import FEW_KEYS
-    from .keyfilter import ROW_BYTES, crc32c_of_rows
-
-    return _hash_user_keys(entries, FEW_KEYS, crc32c_of_rows, lambda rest: crc32c_of_ragged(
-        RaggedKeys.in_buffer(rest.data, rest.key, rest.user_len)), ROW_BYTES)
+    return _hash_user_keys(entries, (_CRC32C,))[0]
 
 
 def user_key_hashes(entries):
@@ -568,24 +570,45 @@ def user_key_hashes(entries):
     lengths shared by fewer than filter.FEW_KEYS keys, where a numpy step per
     word would cost more than it covers, go to filter.hash_keys with each
     other."""
-    from .filter import FEW_KEYS, hash_keys, hash_rows
-
-    return _hash_user_keys(entries, FEW_KEYS, lambda rows: hash_rows(rows, rows.shape[1]),
-                           lambda rest: hash_keys(rest.user_key_list()))
+    return _hash_user_keys(entries, (_BLOOM_HASH,))[0]
 
 
-def _hash_user_keys(entries, few: int, of_rows, of_rest, max_width=None):
-    """A hash of every entry's user key (numpy uint32): of_rows(rows) for
-    each length at least `few` keys share (and at most max_width), their
-    keys as the rows of a uint8 array; of_rest(entries) for the entries of
-    the other lengths, together."""
+def user_key_hashes_and_crcs(entries):
+    """(user_key_hashes(entries), user_key_crcs(entries)), over one grouping
+    of the keys by length, each group's rows gathered once for both."""
+    return tuple(_hash_user_keys(entries, (_BLOOM_HASH, _CRC32C)))
+
+
+def _bloom_hash_of_rows(rows):
+    return hash_rows(rows, rows.shape[1])
+
+
+def _bloom_hash_of_rest(rest):
+    return hash_keys(rest.user_key_list())
+
+
+def _crc32c_of_rest(rest):
+    return crc32c_of_ragged(RaggedKeys.in_buffer(rest.data, rest.key, rest.user_len))
+
+
+# Hashers of user keys: (of_rows, of_rest, widest rows or None).
+_BLOOM_HASH = (_bloom_hash_of_rows, _bloom_hash_of_rest, None)
+_CRC32C = (crc32c_of_rows, _crc32c_of_rest, ROW_BYTES)
+
+
+def _hash_user_keys(entries, hashers) -> list:
+    """A hash of every entry's user key (numpy uint32) for each hasher
+    (of_rows, of_rest, max_width): of_rows(rows) for each length at least
+    filter.FEW_KEYS keys share (and at most max_width), their keys as the
+    rows of a uint8 array, gathered once for all hashers; of_rest(entries)
+    for the entries of the other lengths, together."""
     import numpy as np
 
     n = len(entries)
+    if not n:
+        return [np.zeros(0, dtype=np.uint32) for _ in hashers]
     array = np.frombuffer(entries.data, dtype=np.uint8)
     lengths = entries.user_len
-    if not n:
-        return np.zeros(0, dtype=np.uint32)
     if (lengths == lengths[0]).all():
         groups = [(int(lengths[0]), slice(None))]
     else:
@@ -594,18 +617,22 @@ def _hash_user_keys(entries, few: int, of_rows, of_rest, max_width=None):
         bounds = np.flatnonzero(ranked[1:] != ranked[:-1]) + 1
         groups = [(int(ranked[lo]), by_length[lo:hi])
                   for lo, hi in zip([0] + bounds.tolist(), bounds.tolist() + [n])]
-    hashes = np.empty(n, dtype=np.uint32)
-    scattered = []
+    hashes = [np.empty(n, dtype=np.uint32) for _ in hashers]
+    scattered = [[] for _ in hashers]
     for width, where in groups:
-        if max_width is not None and width > max_width:
-            scattered.append(np.arange(n) if isinstance(where, slice) else where)
-        elif isinstance(where, slice) or len(where) >= few:
-            hashes[where] = of_rows(byte_rows(array, entries.key[where], width))
-        else:
-            scattered.append(where)
-    if scattered:
-        where = np.concatenate(scattered)
-        hashes[where] = of_rest(entries.take(where))
+        whole = isinstance(where, slice)
+        rows = None
+        for (of_rows, _, max_width), out, rest in zip(hashers, hashes, scattered):
+            if (whole or len(where) >= FEW_KEYS) and (max_width is None or width <= max_width):
+                if rows is None:
+                    rows = byte_rows(array, entries.key[where], width)
+                out[where] = of_rows(rows)
+            else:
+                rest.append(np.arange(n) if whole else where)
+    for (_, of_rest, _), out, rest in zip(hashers, hashes, scattered):
+        if rest:
+            where = np.concatenate(rest)
+            out[where] = of_rest(entries.take(where))
     return hashes
 
 

@@ -2,6 +2,7 @@
 Pure: no files; bytes in, bytes out, DecodeError on damage.
 """
 import struct
+from operator import sub
 
 import cramjam
 
@@ -20,7 +21,10 @@ _FIXED32 = struct.Struct("<I")
 _FIXED64 = struct.Struct("<Q")
 _TRAILER = struct.Struct("<BI")
 _snappy_compress = cramjam.snappy.compress_raw
+_snappy_compress_into = cramjam.snappy.compress_raw_into
 _snappy_decompress = cramjam.snappy.decompress_raw
+_snappy_decompress_into = cramjam.snappy.decompress_raw_into
+_snappy_length = cramjam.snappy.decompress_raw_len
 _TYPE_BYTES = (bytes((NO_COMPRESSION,)), bytes((SNAPPY_COMPRESSION,)))
 
 
@@ -115,30 +119,58 @@ def compress_block(raw: bytes, compression):
     1/8 of the block, exactly LevelDB's rule, so our tables match its bytes."""
     if compression == "snappy":
         packed = _snappy_compress(raw)
-        if len(packed) < len(raw) - (len(raw) >> 3):
+        if _keeps_snappy(len(packed), len(raw)):
             return bytes(packed), SNAPPY_COMPRESSION
     elif compression is not None:
         raise ValueError(f"unknown compression {compression!r} (use 'snappy' or None)")
     return raw, NO_COMPRESSION
 
 
+def _snappy_max_len(raw_size: int) -> int:
+    """The most bytes Snappy can make of raw_size bytes (its MaxCompressedLength)."""
+    return 32 + raw_size + raw_size // 6
+
+
+def _keeps_snappy(packed_size: int, raw_size: int) -> bool:
+    return packed_size < raw_size - (raw_size >> 3)
+
+
+def frame_blocks(raw, ends, compression):
+    """(framed, sizes): the blocks raw[ends[i - 1]:ends[i]] (the first from
+    0) as a table stores them -- compress_block's bytes, then block_trailer's
+    -- end to end in one buffer (a memoryview), each compressed straight
+    into it; sizes: each one's stored size (without its trailer)."""
+    if compression not in ("snappy", None):
+        raise ValueError(f"unknown compression {compression!r} (use 'snappy' or None)")
+    snappy = compression == "snappy"
+    view = memoryview(raw)
+    bounds = [0] + list(ends)
+    room = sum(map(_snappy_max_len, map(sub, bounds[1:], bounds[:-1]))) if snappy else len(view)
+    framed = bytearray(room + BLOCK_TRAILER_SIZE * (len(bounds) - 1))
+    into = memoryview(framed)
+    sizes = []
+    pos = 0
+    pack_trailer = _TRAILER.pack_into
+    for lo, hi in zip(bounds, bounds[1:]):
+        block_type = NO_COMPRESSION
+        size = hi - lo
+        if snappy:
+            packed = _snappy_compress_into(view[lo:hi], into[pos:])
+            if _keeps_snappy(packed, size):
+                block_type, size = SNAPPY_COMPRESSION, packed
+        if block_type == NO_COMPRESSION:
+            into[pos:pos + size] = view[lo:hi]
+        framed[pos + size] = block_type
+        # The CRC covers the stored bytes followed by the type byte.
+        pack_trailer(framed, pos + size, block_type, masked_crc32c(into[pos:pos + size + 1]))
+        sizes.append(size)
+        pos += size + BLOCK_TRAILER_SIZE
+    return into[:pos], sizes
+
+
 def block_trailer(stored: bytes, block_type: int) -> bytes:
     # The CRC covers the stored (possibly compressed) bytes followed by the type byte.
     return _TRAILER.pack(block_type, masked_crc32c(bytes((block_type,)), crc32c(stored)))
-
-
-def block_trailers(stored, types) -> bytes:
-    """block_trailer of every block stored[i] of type types[i], end to end:
-    the checksums one C call each, masked and packed together."""
-    import numpy as np
-
-    n = len(stored)
-    crcs = map(crc32c, map(_TYPE_BYTES.__getitem__, types), map(crc32c, stored))
-    masked = mask_crc(np.fromiter(crcs, dtype=np.uint64, count=n))
-    trailers = np.empty((n, BLOCK_TRAILER_SIZE), dtype=np.uint8)
-    trailers[:, 0] = types
-    trailers[:, 1:] = masked.astype("<u4").view(np.uint8).reshape(n, 4)
-    return trailers.tobytes()
 
 
 def unpack_block(framed, size: int) -> bytes:
@@ -169,6 +201,121 @@ def unpack_block(framed, size: int) -> bytes:
     if block_type == NO_COMPRESSION:
         return framed[:size] if type(framed) is bytes else bytes(view[:size])
     raise DecodeError(f"bad block type {block_type}")
+
+
+def unpack_blocks(framed, offsets, sizes):
+    """(contents, lengths): the uncompressed contents of stored blocks, each
+    with its trailer, at offsets[i] of `framed` with sizes[i] stored bytes
+    (lists), checked as unpack_block checks one and decompressed end to end
+    into one bytes object; lengths are their sizes. DecodeError for a
+    damaged block, with `block` set to its place in the lists.
+
+    Each step is one C call per block, over them all; should any step find
+    a block wrong, the blocks are gone through again one at a time, which
+    says which one and how."""
+    import numpy as np
+
+    view = memoryview(framed)
+    n = len(offsets)
+    if not n:
+        return b"", []
+    stored_at = np.array(offsets, dtype=np.int64)
+    stored_end = stored_at + np.array(sizes, dtype=np.int64)
+    checked = None
+    if int(stored_end.max()) + BLOCK_TRAILER_SIZE <= len(framed):
+        checked = _checked_together(framed, view, stored_at, stored_end)
+    if checked is None:
+        checked = _checked_one_by_one(framed, view, offsets, sizes)
+    types, lengths = checked
+    out_end = np.cumsum(lengths)
+    out_at = (out_end - lengths).tolist()
+    out_end = out_end.tolist()
+    lengths = lengths.tolist()
+    out = bytearray(out_end[-1])
+    into = memoryview(out)
+    stored = list(map(view.__getitem__, map(slice, offsets, stored_end.tolist())))
+    snappy = types == SNAPPY_COMPRESSION
+    if snappy.all():
+        try:
+            written = list(map(_snappy_decompress_into, stored, map(into.__getitem__, map(slice, out_at, out_end))))
+        except Exception:  # cramjam raises its own error types: the loop below says where
+            written = None
+        if written == lengths:
+            return bytes(out), lengths
+    for i in range(n):
+        if not snappy[i]:
+            into[out_at[i]:out_end[i]] = stored[i]
+            continue
+        try:
+            written = _snappy_decompress_into(stored[i], into[out_at[i]:out_end[i]])
+        except Exception as exc:  # cramjam raises its own error types
+            raise _block_error(i, f"corrupted snappy block: {exc}") from None
+        if written != lengths[i]:
+            raise _block_error(i, f"corrupted snappy block: {written} bytes, not the {lengths[i]} it claims")
+    return bytes(out), lengths
+
+
+def _checked_together(framed, view, stored_at, stored_end):
+    """(types, lengths) of the blocks unpack_blocks is given, as numpy
+    arrays, when every one is sound; else None."""
+    import numpy as np
+
+    n = len(stored_at)
+    array = np.frombuffer(framed, dtype=np.uint8)
+    with_type = map(view.__getitem__, map(slice, stored_at.tolist(), (stored_end + 1).tolist()))
+    crcs = mask_crc(np.fromiter(map(crc32c, with_type), dtype=np.uint64, count=n))
+    trailer = array[(stored_end + 1)[:, None] + np.arange(4)].copy().view("<u4").ravel()
+    types = array[stored_end]
+    if (crcs != trailer).any() or (types > SNAPPY_COMPRESSION).any():
+        return None
+    lengths = stored_end - stored_at
+    snappy = np.flatnonzero(types == SNAPPY_COMPRESSION)
+    if len(snappy):
+        at, end = stored_at[snappy].tolist(), stored_end[snappy].tolist()
+        try:
+            declared = np.fromiter(map(_snappy_length, map(view.__getitem__, map(slice, at, end))),
+                                   dtype=np.int64, count=len(snappy))
+        except Exception:  # cramjam raises its own error types
+            return None
+        if (declared > _SNAPPY_MAX_EXPANSION * lengths[snappy]).any():
+            return None
+        lengths[snappy] = declared
+    return types, lengths
+
+
+def _checked_one_by_one(framed, view, offsets, sizes):
+    """_checked_together's (types, lengths), a block at a time:
+    DecodeError for the first block that is not sound."""
+    import numpy as np
+
+    types, lengths = [], []
+    for i in range(len(offsets)):
+        at, size = offsets[i], sizes[i]
+        if at + size + BLOCK_TRAILER_SIZE > len(framed):
+            raise _block_error(i, "truncated block read")
+        if masked_crc32c(view[at:at + size + 1]) != _FIXED32.unpack_from(framed, at + size + 1)[0]:
+            raise _block_error(i, "block checksum mismatch")
+        block_type = framed[at + size]
+        if block_type == SNAPPY_COMPRESSION:
+            try:
+                declared = _snappy_length(view[at:at + size])
+            except Exception as exc:  # cramjam raises its own error types
+                raise _block_error(i, f"corrupted snappy block: {exc}") from None
+            if declared > _SNAPPY_MAX_EXPANSION * size:
+                raise _block_error(i, f"snappy block claims {declared} bytes from {size}")
+            lengths.append(declared)
+        elif block_type == NO_COMPRESSION:
+            lengths.append(size)
+        else:
+            raise _block_error(i, f"bad block type {block_type}")
+        types.append(block_type)
+    return np.array(types, dtype=np.uint8), np.array(lengths, dtype=np.int64)
+
+
+def _block_error(i: int, reason: str) -> DecodeError:
+    exc = DecodeError(reason)
+    exc.block = i
+    return exc
 
 
 def inflate(stored) -> bytes:

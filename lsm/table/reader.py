@@ -30,6 +30,7 @@ from .format import (
     decode_handles,
     inflate,
     unpack_block,
+    unpack_blocks,
 )
 from .keyfilter import KEY_FILTER_META_KEY, KeyFilterReader, cached_key_hash
 
@@ -192,6 +193,21 @@ class Table:
                 yield unpack_block(view[at:at + size + BLOCK_TRAILER_SIZE], size)
             except DecodeError as exc:
                 raise self._damaged(i, exc) from None
+
+    def joined_contents_of_blocks(self, start: int, stop: int):
+        """(contents, lengths): the uncompressed contents of data blocks
+        start..stop-1 end to end in one bytes object, and each one's size,
+        as contents_of_blocks reads them (one read, checksums verified, no
+        cache): a compaction's input, decompressed in place."""
+        if start >= stop:
+            return b"", []
+        base = self._offsets[start]
+        end = self._offsets[stop - 1] + self._sizes[stop - 1] + BLOCK_TRAILER_SIZE
+        data = self.file.read(base, end - base)
+        try:
+            return unpack_blocks(data, [at - base for at in self._offsets[start:stop]], self._sizes[start:stop])
+        except DecodeError as exc:
+            raise self._damaged(start + exc.block, exc) from None
 
     def _decode(self, i: int, contents: bytes):
         """(internal keys, values) of block i; CorruptionError if malformed."""
