@@ -1,8 +1,10 @@
-"""Shared by the table tests: a table file held in memory, and the shapes of
-a database's data blocks."""
+"""Shared by the table tests: a table built and held in memory, and the
+shapes of a database's data blocks."""
 import os
 
 from lsm.table.block import _uniform_layout, entries_limit
+from lsm.table.builder import TableBuilder
+from lsm.table.options import TableOptions
 from lsm.table.reader import Table
 
 
@@ -17,6 +19,16 @@ class MemFile:
     def read(self, offset, n):
         self.reads += 1
         return self.data[offset : offset + n]
+
+
+def table_bytes(entries, **options):
+    """The table file TableBuilder makes of (internal key, value) entries."""
+    out = []
+    builder = TableBuilder(TableOptions(**options), out.append)
+    for key, value in entries:
+        builder.add(key, value)
+    builder.finish()
+    return b"".join(out)
 
 
 def block_shapes(path):

@@ -19,7 +19,7 @@ from lsm.fileio import DEFAULT_FS
 from lsm.filemeta import FileMetaData
 from lsm.keys import COMPARATOR_NAME, make_internal_key
 from lsm.record import LogWriter
-from lsm.table import BlockCache, Table, TableBuilder
+from lsm.table import BlockCache, Table
 from lsm.table.block import (
     PAST_END,
     BlockBuilder,
@@ -30,9 +30,8 @@ from lsm.table.block import (
     seek_block,
 )
 from lsm.table.cache import block_charge
-from lsm.table.options import TableOptions
 from lsm.version_edit import VersionEdit
-from table_helpers import MemFile
+from table_helpers import MemFile, table_bytes
 
 plyvel = pytest.importorskip("plyvel")
 
@@ -108,14 +107,6 @@ def internal_entries(draw, max_keys=40):
             entries.append((make_internal_key(ukey, seq, kind), draw(values) if kind else b""))
     return entries
 
-
-def table_bytes(entries, **options):
-    out = []
-    builder = TableBuilder(TableOptions(**options), out.append)
-    for key, value in entries:
-        builder.add(key, value)
-    builder.finish()
-    return b"".join(out)
 
 
 def data_blocks(table_data):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lsm.errors import CorruptionError, DecodeError
 from lsm.keys import TYPE_VALUE, make_internal_key
-from lsm.table import Table, TableBuilder
+from lsm.table import Table
 from lsm.table.block import decode_block
 from lsm.table.filter import FILTER_META_KEY
 from lsm.table.format import decode_footer, unpack_block
@@ -26,7 +26,7 @@ from lsm.table.keyfilter import (
     key_hash,
 )
 from lsm.table.options import TableOptions
-from table_helpers import MemFile
+from table_helpers import MemFile, table_bytes
 from test_table_plyvel import table_files, write_db_of_one_table
 
 plyvel = pytest.importorskip("plyvel")
@@ -174,14 +174,6 @@ def test_malformed_key_filter_raises(data):
 # ---------------------------------------------------------------- tables
 
 
-def build(entries, **options):
-    out = []
-    builder = TableBuilder(TableOptions(**options), out.append)
-    for ikey, value in entries:
-        builder.add(ikey, value)
-    builder.finish()
-    return b"".join(out)
-
 
 def metaindex_keys(data):
     meta_handle, _ = decode_footer(data[-48:])
@@ -191,7 +183,7 @@ def metaindex_keys(data):
 
 def test_table_has_both_filters_and_our_filter_rejects_absent_keys():
     entries = [(make_internal_key(b"key%06d" % i, i + 1, TYPE_VALUE), b"v%d" % i) for i in range(3000)]
-    data = build(entries, block_size=1024, compression="snappy", bloom_bits_per_key=10)
+    data = table_bytes(entries, block_size=1024, compression="snappy", bloom_bits_per_key=10)
     assert metaindex_keys(data) == [FILTER_META_KEY, KEY_FILTER_META_KEY]
     table = Table.open(MemFile(data), path="t")
     for i in range(3000):
@@ -201,13 +193,13 @@ def test_table_has_both_filters_and_our_filter_rejects_absent_keys():
     absent = [b"key%06d!" % i for i in range(3000)]
     assert sum(table.may_contain(k, key_hash(k)) for k in absent) < 90
     assert all(table.get(k, 1 << 40) is None for k in absent)
-    assert metaindex_keys(build(entries, bloom_bits_per_key=10, lsm_filter=False)) == [FILTER_META_KEY]
-    assert metaindex_keys(build(entries, bloom_bits_per_key=0)) == []
+    assert metaindex_keys(table_bytes(entries, bloom_bits_per_key=10, lsm_filter=False)) == [FILTER_META_KEY]
+    assert metaindex_keys(table_bytes(entries, bloom_bits_per_key=0)) == []
 
 
 def test_damaged_key_filter_is_reported_at_open():
     entries = [(make_internal_key(b"key%06d" % i, i + 1, TYPE_VALUE), b"v") for i in range(100)]
-    data = bytearray(build(entries, compression=None, bloom_bits_per_key=10))
+    data = bytearray(table_bytes(entries, compression=None, bloom_bits_per_key=10))
     meta_handle, _ = decode_footer(bytes(data[-48:]))
     # lsm's filter block sits right before the metaindex: flip a bit of it.
     data[meta_handle[0] - 5 - 3] ^= 1
