@@ -44,19 +44,8 @@ class Version:
     def files(self, level):
         return self.levels[level]
 
-    def all_files(self):
-        for level, files in enumerate(self.levels):
-            for f in files:
-                yield level, f
-
     def live_numbers(self):
         return {f.number for files in self.levels for f in files}
-
-    def num_files(self, level) -> int:
-        return len(self.levels[level])
-
-    def level_bytes(self, level) -> int:
-        return sum(f.size for f in self.levels[level])
 
     def files_for_get(self, user_key: bytes, sequence: int):
         """Tables that may hold user_key at `sequence`, in the order a lookup
@@ -72,10 +61,6 @@ class Version:
             if i < count and smallest_ukeys[i] <= user_key:
                 out.append(files[i])
         return out
-
-    def level_file_index(self, level, user_key: bytes) -> int:
-        """Index of the first file in a level >= 1 whose largest user key >= user_key."""
-        return bisect_left(self._largest_keys[level], (user_key, -(1 << 64)))
 
     def overlaps(self, level, smallest_ukey, largest_ukey) -> bool:
         for f in self.levels[level]:
