@@ -23,10 +23,6 @@ _pack_tag = _TAG.pack
 _unpack_tag_from = _TAG.unpack_from
 
 
-def pack_tag(sequence: int, kind: int) -> int:
-    return (sequence << 8) | kind
-
-
 def make_internal_key(user_key: bytes, sequence: int, kind: int) -> bytes:
     return user_key + _pack_tag((sequence << 8) | kind)
 
@@ -42,22 +38,9 @@ def parse_internal_key(ikey: bytes):
     return ikey[:-TRAILER_SIZE], tag >> 8, kind
 
 
-def user_key_of(ikey: bytes) -> bytes:
-    return ikey[:-TRAILER_SIZE]
-
-
-def tag_of(ikey: bytes) -> int:
-    return _unpack_tag_from(ikey, len(ikey) - TRAILER_SIZE)[0]
-
-
 def sort_key(ikey: bytes):
     """Tuple ordered like LevelDB's InternalKeyComparator."""
     return (ikey[:-TRAILER_SIZE], -_unpack_tag_from(ikey, len(ikey) - TRAILER_SIZE)[0])
-
-
-def compare_internal_keys(a: bytes, b: bytes) -> int:
-    ka, kb = sort_key(a), sort_key(b)
-    return (ka > kb) - (ka < kb)
 
 
 def seek_key(user_key: bytes, sequence: int = MAX_SEQUENCE) -> bytes:
