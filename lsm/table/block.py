@@ -362,23 +362,35 @@ def decode_block_split_from(data: bytes, user_key: bytes):
 
 
 def seek_layout(data):
-    """What seek_block may know of a block beforehand: the layout of a
-    uniform block whose keys are whole internal keys, of at most
-    _SEEK_SLICES_RECORDS entries, else False. The check reads every
-    entry's header, a fifth of a seek: a block cached for lookups keeps its
+    """What seek_block may know of a block beforehand: for a uniform block
+    whose keys are whole internal keys, of at most _SEEK_SLICES_RECORDS
+    entries, (header length, key length, value length, entry count, the
+    slices of its user keys); else False. The check reads every entry's
+    header, a fifth of a seek: a block cached for lookups keeps its
     answer."""
     limit, _num_restarts = _restart_count(data)
     layout = _uniform_layout(data, limit)
     if layout is None or layout[1] < 8 or layout[3] > _SEEK_SLICES_RECORDS:
         return False
-    return _one_copy(layout)
+    return _seek_uniform_layout(*layout)
+
+
+# Entries of the largest uniform block whose user keys seek_block bisects:
+# their slices are kept per layout, so their number is bounded (a block of
+# thousands of tiny entries takes the binary search over its restart points
+# instead).
+_SEEK_SLICES_RECORDS = 1024
 
 
 @lru_cache(maxsize=256)
-def _one_copy(layout):
-    """One tuple per layout for all the blocks that remember it: a
-    cache of thousands of blocks would otherwise hold as many copies."""
-    return layout
+def _seek_uniform_layout(header_len: int, key_len: int, value_len: int, count: int):
+    """One tuple per layout, shared by all the blocks that remember it (a
+    cache of thousands of blocks would otherwise hold as many copies), with
+    the slices of the user keys in order: bisect takes the block's
+    __getitem__ as its key and searches in C."""
+    stride = header_len + key_len + value_len
+    user_keys = [slice(at, at + key_len - 8) for at in range(header_len, count * stride, stride)]
+    return header_len, key_len, value_len, count, user_keys
 
 
 def seek_block(data: bytes, user_key: bytes, seek_tag: int, layout=None):
@@ -395,7 +407,24 @@ def seek_block(data: bytes, user_key: bytes, seek_tag: int, layout=None):
     if layout is None:
         layout = seek_layout(data)
     if layout:
-        return _seek_uniform(data, layout, user_key, seek_tag)
+        # A uniform block: the user keys at a fixed stride are bisected in
+        # C, and only the answer is read. Written out here, not called: every
+        # point lookup of a cached block passes here.
+        header_len, key_len, value_len, count, user_keys = layout
+        j = bisect_left(user_keys, user_key, key=data.__getitem__)
+        stride = header_len + key_len + value_len
+        at = j * stride + header_len + key_len - 8  # the trailer of entry j
+        while j < count:
+            if data[at - key_len + 8:at] != user_key:
+                return None
+            tag = _TAG.unpack_from(data, at)[0]
+            if tag & 0xFF > 1:
+                raise DecodeError("internal key with an unknown value type", at)
+            if tag <= seek_tag:
+                return tag & 0xFF, data[at + 8:at + 8 + value_len]
+            j += 1  # a version too new for the reader
+            at += stride
+        return PAST_END
     limit, num_restarts = _restart_count(data)
     if not limit:
         return PAST_END
@@ -418,42 +447,6 @@ def seek_block(data: bytes, user_key: bytes, seek_tag: int, layout=None):
     if tag & 0xFF > 1:
         raise DecodeError("internal key with an unknown value type", key_end - 8)
     return tag & 0xFF, data[key_end:key_end + value_len]
-
-
-# Entries of the largest uniform block whose user keys _seek_uniform
-# bisects: their slices are cached per layout, so their number is bounded
-# (a block of thousands of tiny entries takes the binary search over its
-# restart points instead).
-_SEEK_SLICES_RECORDS = 1024
-
-
-@lru_cache(maxsize=64)
-def _uniform_user_keys(header_len: int, key_len: int, value_len: int, count: int):
-    """Slices of a uniform block's user keys, in order: bisect takes the
-    block's __getitem__ as its key and searches in C."""
-    stride = header_len + key_len + value_len
-    return [slice(at, at + key_len - 8) for at in range(header_len, count * stride, stride)]
-
-
-def _seek_uniform(data, layout, user_key: bytes, seek_tag: int):
-    """seek_block's answer in a uniform block (layout: _uniform_layout's,
-    keys of at least 8 bytes): its user keys at a fixed stride are
-    bisected in C, and only the answer is read."""
-    header_len, key_len, value_len, count = layout
-    stride = header_len + key_len + value_len
-    j = bisect_left(_uniform_user_keys(header_len, key_len, value_len, count), user_key, key=data.__getitem__)
-    at = j * stride + header_len + key_len - 8  # the trailer of entry j
-    while j < count:
-        if data[at - key_len + 8:at] != user_key:
-            return None
-        tag = _TAG.unpack_from(data, at)[0]
-        if tag & 0xFF > 1:
-            raise DecodeError("internal key with an unknown value type", at)
-        if tag <= seek_tag:
-            return tag & 0xFF, data[at + 8:at + 8 + value_len]
-        j += 1  # a version too new for the reader
-        at += stride
-    return PAST_END
 
 
 def _seek_interval(data, limit, restarts, lo, user_key, seek_tag):
