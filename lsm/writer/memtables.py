@@ -99,9 +99,13 @@ class Memtables:
         versions = self._state.versions
         while True:
             at = versions.last_sequence if sequence is None else sequence
-            r = self.mem.get(key, at)
-            if r is not None:
-                return r
+            mem = self.mem
+            # A memtable counts an entry before its sequence is published:
+            # one still empty holds nothing `at` may see.
+            if mem.entries:
+                r = mem.get(key, at)
+                if r is not None:
+                    return r
             imms = self.imms
             if imms:
                 for imm in reversed(imms):
