@@ -3,6 +3,8 @@ import threading
 
 import pytest
 
+import lsm
+
 from lsm.table.options import TableOptions
 from lsm.keys import TYPE_VALUE, make_internal_key
 from lsm.table import BlockCache, Table, TableBuilder
@@ -268,3 +270,35 @@ def test_compact_range_leaves_a_table_that_will_not_open_to_the_read_that_needs_
                 db.get(b"%08d" % i)
     finally:
         db.close()
+
+
+def _reopened_after_a_load(path, lru_cache_size):
+    """A database of ~1 MB of tables, reopened with an empty block cache."""
+    with lsm.DB(path, create_if_missing=True, compactors=0) as db:
+        for i in range(0, 8_000, 1000):
+            with db.write_batch() as wb:
+                for j in range(i, i + 1000):
+                    wb.put(b"k%06d" % j, b"%0120d" % j)
+        db.compact_range()
+    return lsm.DB(path, compactors=0, lru_cache_size=lru_cache_size)
+
+
+def test_a_block_cache_smaller_than_the_tables_keeps_blocks_as_stored_from_the_first_read(tmp_path):
+    from lsm.table.reader import _PackedBlock
+
+    with _reopened_after_a_load(str(tmp_path / "db"), 64 << 10) as db:
+        cache = db._engine.block_cache
+        assert db.get(b"k004000") == b"%0120d" % 4000
+        # No eviction yet, but raw or decoded blocks would only be evicted again.
+        assert len(cache) == 1 and cache.usage < cache.capacity
+        assert cache.pressed
+        assert all(type(v) is _PackedBlock for v, _ in cache._map.values())
+        assert all(db.get(b"k%06d" % j) == b"%0120d" % j for j in range(0, 8_000, 7))
+
+
+def test_a_block_cache_larger_than_the_tables_keeps_blocks_raw(tmp_path):
+    with _reopened_after_a_load(str(tmp_path / "db"), 64 << 20) as db:
+        cache = db._engine.block_cache
+        assert db.get(b"k004000") == b"%0120d" % 4000
+        assert not cache.pressed
+        assert [type(v) for v, _ in cache._map.values()] == [bytes]

@@ -30,8 +30,9 @@ class BlockCache:
         self.usage = 0
         self.hits = 0
         self.misses = 0
-        # Set at the first eviction: blocks read from now on are better kept
-        # as stored (snappy, ~half the bytes), so twice as many fit.
+        # Set at the first eviction, or as soon as the tables being read
+        # outgrow the capacity (expect): blocks read from now on are better
+        # kept as stored (snappy, ~half the bytes), so twice as many fit.
         self.pressed = False
         self._map = OrderedDict()  # key -> (value, charge)
         self._lock = threading.Lock()
@@ -64,6 +65,14 @@ class BlockCache:
                 _, (_, dropped) = self._map.popitem(last=False)
                 self.usage -= dropped
                 self.pressed = True
+
+    def expect(self, table_bytes: int) -> None:
+        """The tables being read take table_bytes on disk: more than the
+        capacity, and the cache is pressed from now on. Blocks cached raw or
+        decoded until the first eviction (each twice its stored size or
+        more) would only be evicted again, and read again as stored."""
+        if table_bytes > self.capacity:
+            self.pressed = True
 
     def erase_table(self, number: int) -> None:
         """Drop every block of table `number` (after the table file is deleted)."""

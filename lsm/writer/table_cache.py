@@ -23,6 +23,7 @@ class TableCache:
         self.capacity = max(1, capacity)
         self.block_cache = block_cache
         self._tables = OrderedDict()
+        self._open_bytes = 0  # the sizes of the tables in _tables
         self._lock = threading.Lock()
 
     def get(self, number: int) -> Table:
@@ -42,8 +43,12 @@ class TableCache:
                 table.file.close()
                 return existing
             self._tables[number] = table
+            self._open_bytes += table.file.size
             while len(self._tables) > self.capacity:
-                self._tables.popitem(last=False)
+                self._open_bytes -= self._tables.popitem(last=False)[1].file.size
+            # Tables read more than the block cache holds: it keeps blocks as
+            # stored from the start (BlockCache.expect).
+            self.block_cache.expect(self._open_bytes)
         return table
 
     def _open(self, number: int) -> Table:
@@ -66,8 +71,11 @@ class TableCache:
 
     def evict(self, number: int) -> None:
         with self._lock:
-            self._tables.pop(number, None)
+            table = self._tables.pop(number, None)
+            if table is not None:
+                self._open_bytes -= table.file.size
 
     def close(self) -> None:
         with self._lock:
             self._tables.clear()
+            self._open_bytes = 0
