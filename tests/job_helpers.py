@@ -90,6 +90,15 @@ def batch_entries(batches):
     return sorted(out, key=order)
 
 
+def report_environment_and_exit(path, name, code):
+    """A compactor-process target for launch tests: writes the value of the
+    environment variable `name` (empty if unset), then exits with `code`."""
+    import os
+    with open(path, "w") as f:
+        f.write(os.environ.get(name, ""))
+    os._exit(code)
+
+
 def report_modules_and_exit(path, code):
     """A compactor-process target for launch tests: writes the names of the
     modules the process has loaded, then exits with `code`."""

@@ -512,6 +512,26 @@ def test_submit_rejects_bad_and_duplicate_jobs(tmp_path, pool_factory):
     assert [r.job.job_id for r in pool.running_jobs()] == [5]
 
 
+@pytest.mark.parametrize("writer_setting, compactor_setting", [(None, "1"), ("3", "3")])
+def test_a_compactor_process_starts_no_blas_thread_pool_unless_the_writer_asks_for_one(
+        tmp_path, monkeypatch, writer_setting, compactor_setting):
+    """numpy's OpenBLAS would start a thread per core in every compactor,
+    which does no BLAS work; a setting in the writer's environment stands."""
+    from job_helpers import report_environment_and_exit
+
+    from lsm.ipc.launch import start_worker
+
+    if writer_setting is None:
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", writer_setting)
+    out = tmp_path / "environment.txt"
+    proc = start_worker(report_environment_and_exit, (str(out), "OPENBLAS_NUM_THREADS", 5), "lsm-test-launch")
+    proc.join(30)
+    assert proc.exitcode == 5
+    assert out.read_text() == compactor_setting
+
+
 def test_a_compactor_process_starts_without_the_writer_or_multiprocess_modules(tmp_path):
     """Start-up time delays the first flush: a compactor loads neither the
     writer's modules nor multiprocess's bootstrap (dill), yet gets its

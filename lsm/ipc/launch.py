@@ -31,9 +31,14 @@ from .naming import split_name
 _SPAWN = multiprocess.get_context("spawn")
 
 # Run by the child with the bootstrap pipe's descriptor substituted: the
-# only code that runs before sys.path is the parent's.
+# only code that runs before sys.path is the parent's. It first caps
+# OpenBLAS at one thread: a compactor does no BLAS work (its numpy is
+# integer and byte arrays), and OpenBLAS would start a thread per core at
+# numpy's import, a pool in every compactor for nothing, spending start-up
+# CPU on it. An OPENBLAS_NUM_THREADS the writer's environment sets stands.
 _CHILD_BOOTSTRAP = (
     "import marshal, os, sys\n"
+    "os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')\n"
     "with open({fd}, 'rb') as f:\n"
     "    path, cwd, module, name, args = marshal.load(f)\n"
     "sys.path[:] = path\n"
