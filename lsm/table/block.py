@@ -288,10 +288,35 @@ def split_restart_entries(data):
     LevelDB write), with where each value starts and ends (numpy int64
     arrays) instead of the values; None for any other block, which
     decode_block_split decodes or reports (DecodeError for a bad restart
-    count, as it raises). Decoded in bulk from the restart
-    array, which then gives every entry's offset: each entry must end where
-    the next restart begins, so exactly the entries of a sequential decode
-    are found."""
+    count, as it raises)."""
+    columns = _restart_entry_columns(data)
+    if columns is None:
+        return None
+    limit, _starts, key_start, tag_start, value_start, value_end = columns
+    import numpy as np
+
+    # A little-endian word at every byte offset of the entries: a tag is the one at its trailer.
+    words = np.ndarray((limit - 7,), dtype="<u8", buffer=data, strides=(1,))
+    tags = words[tag_start].tolist()
+    ukeys = [data[start:end] for start, end in zip(key_start.tolist(), tag_start.tolist())]
+    return ukeys, tags, value_start, value_end
+
+
+def restart_every_entry(data):
+    """(entries limit, restart offsets as a list) of a block like those
+    split_restart_entries takes, its entries' headers checked; None for any
+    other block (DecodeError for a bad restart count). Entry i of such a
+    block is restart point i: seek_restart_entry finds it."""
+    columns = _restart_entry_columns(data)
+    return None if columns is None else (columns[0], columns[1].tolist())
+
+
+def _restart_entry_columns(data):
+    """(limit, starts, key_start, tag_start, value_start, value_end), numpy
+    int64 columns but limit, of a block split_restart_entries takes, else
+    None. Read in bulk from the restart array, which then gives every
+    entry's offset: each entry must end where the next restart begins, so
+    exactly the entries of a sequential decode are found."""
     import numpy as np
 
     limit, count = _restart_count(data)
@@ -314,11 +339,21 @@ def split_restart_entries(data):
     tag_start = value_start - 8
     if (entries[tag_start] > 1).any():
         return None  # an unknown value type: the sequential decode reports it
-    # A little-endian word at every byte offset of the entries: a tag is the one at its trailer.
-    words = np.ndarray((limit - 7,), dtype="<u8", buffer=data, strides=(1,))
-    tags = words[tag_start].tolist()
-    ukeys = [data[start:end] for start, end in zip(key_start.tolist(), tag_start.tolist())]
-    return ukeys, tags, value_start, value_end
+    return limit, starts, key_start, tag_start, value_start, value_end
+
+
+def seek_restart_entry(data, limit: int, restarts, user_key: bytes, seek_tag: int):
+    """(i, value) of the first entry at or after (user_key, seek_tag) in
+    internal order, in a block whose entry i is restart point i
+    (restart_every_entry's limit and restarts): for an index block, i is
+    the data block that may hold the key and value its handle. (len
+    (restarts), None) when no entry is. The entries visited are checked
+    (DecodeError)."""
+    i = _first_restart_at_or_after(data, limit, restarts, user_key, seek_tag)
+    if i == len(restarts):
+        return i, None
+    _key_start, key_end, value_len = _restart_entry(data, restarts[i], limit)
+    return i, data[key_end:key_end + value_len]
 
 
 # find_in_block() result: every entry of the block sorts before the target, so

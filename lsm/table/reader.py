@@ -6,6 +6,7 @@ block, reason) and never turn into a wrong value, a phantom key or a false miss.
 """
 from bisect import bisect_left
 from operator import eq, gt, le
+from typing import Callable, NamedTuple
 
 from ..errors import CorruptionError, DecodeError
 from .block import (
@@ -14,8 +15,10 @@ from .block import (
     decode_block_split,
     decode_block_split_from,
     find_in_block,
+    restart_every_entry,
     seek_block,
     seek_layout,
+    seek_restart_entry,
     split_restart_entries,
     trailer_tags,
 )
@@ -66,10 +69,40 @@ class _PackedBlock:
         self.layout = layout
 
 
+# Point lookups a table opened with lazy_index answers from its index block
+# as read, before it decodes the block: a get its filter answers needs no
+# index, and in a database of many tables each may see only gets of absent
+# keys and a few filter false positives.
+LOOKUPS_BEFORE_INDEX = 4
+
+# What Table keeps of its decoded index block; until a table opened with
+# lazy_index decodes it, asking for any of them does (Table.__getattr__).
+_INDEX_ATTRIBUTES = frozenset(("_index_ukeys", "_index_tags", "_offsets", "_sizes", "num_blocks"))
+
+# _get_before_index: "answer from the decoded index instead".
+_INDEX_NEEDED = "index needed"
+
+
+class _RawIndex(NamedTuple):
+    """An index block as read (checksum verified) whose entries are each a
+    restart point (block.restart_every_entry: limit, restarts), at `offset`
+    of a file whose data blocks end by data_end; decode() gives
+    _parse_index's result or raises CorruptionError."""
+
+    data: bytes
+    limit: int
+    restarts: list
+    data_end: int
+    offset: int
+    decode: Callable
+
+
 class Table:
     """An open table. Build it with Table.open(); all reads are thread-safe."""
 
     def __init__(self, path, number, block_cache, filter_reader, index, meta_offset, file, key_filter=None):
+        """index: _parse_index's result, or a _RawIndex to decode at its
+        first use but point lookups (lazy_index)."""
         self.path = path
         self.number = number
         self.file = file
@@ -77,25 +110,52 @@ class Table:
         # lsm's filter when the table has one; else LevelDB's, consulted per block.
         self._key_filter = key_filter
         self._filter = filter_reader if key_filter is None else None
-        # Index block, decoded once: parallel lists, so find_block is one bisect.
-        self._index_ukeys, self._index_tags, self._offsets, self._sizes = index
-        self.num_blocks = len(self._offsets)
+        if type(index) is _RawIndex:
+            self._raw_index = index
+            self._index_pending = True
+            self._lookups_before_index = 0
+        else:
+            self._set_index(index)
         self._meta_offset = meta_offset
         # The table's first user key, learnt when block 0 is decoded: a get
         # of a smaller key is answered before the filter is asked. (Keys past
         # the last block's index entry need no such help: find_block says.)
         self._first_ukey = None
 
+    def _set_index(self, index):
+        # Index block, decoded once: parallel lists, so find_block is one bisect.
+        self._index_ukeys, self._index_tags, self._offsets, self._sizes = index
+        self.num_blocks = len(self._offsets)
+        self._index_pending = False
+
+    def __getattr__(self, name):
+        # Reached only for attributes not set: the decoded index's, in a
+        # table opened with lazy_index, until a use decodes it. Two threads
+        # may both decode it; they set the same lists.
+        raw = self.__dict__.get("_raw_index")
+        if raw is None or name not in _INDEX_ATTRIBUTES:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._set_index(raw.decode())
+        return self.__dict__[name]
+
     # ------------------------------------------------------------------ open
 
     @classmethod
-    def open(cls, file, *, path, number=0, block_cache=None, bloom=True, ordered=None):
+    def open(cls, file, *, path, number=0, block_cache=None, bloom=True, ordered=None, lazy_index=False):
         """Read the footer, index, metaindex and filter of `file` (anything with
         .read(offset, n) and .size). `path` names the file in errors; `number`
         keys its blocks in `block_cache` (a BlockCache shared by tables with
         distinct numbers; None: a small private one); bloom=False checks the
         filter block but never consults it. ordered: a custom comparator's
-        key type (lsm.order), by which the index keys' order is checked."""
+        key type (lsm.order), by which the index keys' order is checked.
+
+        lazy_index: a table with lsm's filter and an index block of lsm's
+        layout (a restart at every entry) keeps the block as read, its
+        checksum and entry headers checked: its first point lookups search
+        it in place, as LevelDB does, and its first other use decodes it,
+        checking the keys' and handles' order then (CorruptionError).
+        Decoding is most of an open, and a get the filter answers needs no
+        index."""
         size = file.size
         if size < FOOTER_SIZE:
             raise CorruptionError(path, 0, f"file too short to be a table ({size} bytes)")
@@ -121,12 +181,13 @@ class Table:
             except DecodeError as exc:
                 raise CorruptionError(path, offset, f"{what} block: {exc.reason}") from None
 
-        index = decode(
-            index_off,
-            read(index_off, index_size, "index", footer_offset),
-            "index",
-            lambda data: _parse_index(data, footer_offset, ordered),
-        )
+        index_contents = read(index_off, index_size, "index", footer_offset)
+
+        def decode_index():
+            return decode(
+                index_off, index_contents, "index", lambda data: _parse_index(data, footer_offset, ordered)
+            )
+
         meta_keys, meta_values = decode(
             meta_off, read(meta_off, meta_size, "metaindex", footer_offset), "metaindex", decode_block
         )
@@ -141,6 +202,13 @@ class Table:
             reader = decode(f_off, contents, "filter", parsers[key])
             if bloom:
                 filters[key] = reader
+        restarts = None
+        if lazy_index and ordered is None and filters[KEY_FILTER_META_KEY] is not None:
+            restarts = decode(index_off, index_contents, "index", restart_every_entry)
+        if restarts is None:
+            index = decode_index()
+        else:
+            index = _RawIndex(index_contents, *restarts, footer_offset, index_off, decode_index)
         return cls(
             path, number, block_cache, filters[FILTER_META_KEY], index, meta_off, file, filters[KEY_FILTER_META_KEY]
         )
@@ -217,7 +285,10 @@ class Table:
             raise self._damaged(i, exc) from None
 
     def _damaged(self, i: int, exc: DecodeError) -> CorruptionError:
-        return CorruptionError(self.path, self._offsets[i], f"data block: {exc.reason}")
+        return self._damaged_at(self._offsets[i], exc)
+
+    def _damaged_at(self, offset: int, exc: DecodeError) -> CorruptionError:
+        return CorruptionError(self.path, offset, f"data block: {exc.reason}")
 
     def block(self, i: int, fill_cache: bool = True):
         """Block i decoded: (user_keys, tags, values), from the cache, else
@@ -347,6 +418,10 @@ class Table:
         ):
             return None
         seek_tag = (sequence << 8) | 1
+        if self._index_pending:
+            found = self._get_before_index(user_key, seek_tag, fill_cache)
+            if found is not _INDEX_NEEDED:
+                return found
         index_ukeys = self._index_ukeys
         n = self.num_blocks
         i = bisect_left(index_ukeys, user_key)
@@ -373,7 +448,7 @@ class Table:
                     found = find_in_block(self._decode_split(i, cached, True), user_key, seek_tag)
                 else:
                     if cached is None:
-                        contents, layout = self._read_for_lookup(i, fill_cache)
+                        contents, layout = self._read_for_lookup(offset, self._sizes[i], fill_cache)
                     elif type(cached) is bytes:
                         contents, layout = cached, None
                     else:
@@ -387,25 +462,63 @@ class Table:
             i += 1  # every version here was too new: older ones may open the next block
         return None
 
-    def _read_for_lookup(self, i: int, fill_cache: bool):
-        """Block i's contents for a point lookup when the cache holds no
-        copy of it, and its seek_layout if known (else None): read from the
+    def _get_before_index(self, user_key: bytes, seek_tag: int, fill_cache: bool):
+        """get()'s answer, past the filter, in a table whose index is not
+        decoded (lazy_index), for its first LOOKUPS_BEFORE_INDEX lookups: a
+        binary search of the index block's restart points finds the data
+        block, whose handle is read where it lies; the block is searched as
+        get() searches one it has not decoded. _INDEX_NEEDED once that many
+        lookups came, or when the answer may open the next block."""
+        self._lookups_before_index += 1
+        if self._lookups_before_index > LOOKUPS_BEFORE_INDEX:
+            return _INDEX_NEEDED
+        raw = self._raw_index
+        try:
+            i, handle = seek_restart_entry(raw.data, raw.limit, raw.restarts, user_key, seek_tag)
+            if handle is None:
+                return None  # past the last block's separator: past every key
+            offset, size = _parse_handle(handle)
+        except DecodeError as exc:
+            raise CorruptionError(self.path, raw.offset, f"index block: {exc.reason}") from None
+        if offset + size + BLOCK_TRAILER_SIZE > raw.data_end:
+            raise CorruptionError(self.path, raw.offset, f"index block: data block handle ({offset}, {size}) "
+                                                         "past the end of the file")
+        cached = self._cache.get((self.number, offset))
+        try:
+            if cached is None:
+                contents, layout = self._read_for_lookup(offset, size, fill_cache)
+                found = seek_block(contents, user_key, seek_tag, layout)
+            elif type(cached) is tuple:
+                found = find_in_block(cached, user_key, seek_tag)
+            elif type(cached) is bytes:
+                found = seek_block(cached, user_key, seek_tag)
+            else:
+                found = seek_block(inflate(cached.stored), user_key, seek_tag, cached.layout)
+        except DecodeError as exc:
+            raise self._damaged_at(offset, exc) from None
+        if found is PAST_END:
+            # Every entry here sorts before the key: its answer, if any, opens the next block.
+            return None if i == len(raw.restarts) - 1 else _INDEX_NEEDED
+        return found
+
+    def _read_for_lookup(self, offset: int, size: int, fill_cache: bool):
+        """(contents, layout) of the data block at offset (size stored
+        bytes) for a point lookup when the cache holds no copy of it,
+        layout being its seek_layout if known (else None): read from the
         file and, if fill_cache, cached -- raw, or as stored once the cache
         is under pressure (_PackedBlock). CorruptionError if damaged."""
-        offset = self._offsets[i]
-        size = self._sizes[i]
         framed = self.file.read(offset, size + BLOCK_TRAILER_SIZE)
         try:
             contents = unpack_block(framed, size)
         except DecodeError as exc:
-            raise self._damaged(i, exc) from None
+            raise self._damaged_at(offset, exc) from None
         if fill_cache:
             cache = self._cache
             if cache.pressed and framed[size] == SNAPPY_COMPRESSION:
                 try:
                     layout = seek_layout(contents)
                 except DecodeError as exc:
-                    raise self._damaged(i, exc) from None
+                    raise self._damaged_at(offset, exc) from None
                 cache.put((self.number, offset), _PackedBlock(framed[:size], layout), size)
                 return contents, layout
             cache.put((self.number, offset), contents, len(contents))

@@ -62,7 +62,9 @@ class TableCache:
             path = legacy
             file = self.fs.open_random(path)
         try:
-            table = Table.open(file, path=path, number=number, block_cache=self.block_cache, ordered=self.ordered)
+            # The index is decoded when a read needs it: many gets never do.
+            table = Table.open(file, path=path, number=number, block_cache=self.block_cache, ordered=self.ordered,
+                               lazy_index=True)
         except BaseException:
             file.close()
             raise
