@@ -6,6 +6,7 @@ checksum must surface as CorruptionError naming the table and the index
 block; gets the filter answers must leave the index undecoded; and tables
 lazy_index cannot serve (no lsm filter, another index layout) open whole."""
 import struct
+import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -79,6 +80,28 @@ def test_gets_the_filter_answers_leave_the_index_undecoded_and_a_scan_decodes_it
     assert not index_is_decoded(table)
     assert [key for key, _ in table.iter_entries()] == [key for key, _ in entries]
     assert index_is_decoded(table) and table.num_blocks > 10
+    assert table._raw_index is None  # the block as read is let go once decoded
+
+
+def test_threads_looking_up_while_the_index_is_decoded_all_get_their_answers():
+    entries = versioned_entries([b"key%05d" % i for i in range(3000)], 2, 3)
+    data = table_bytes(entries, block_size=512)
+    eager = Table.open(MemFile(data), path=PATH)
+    keys = [b"key%05d" % i for i in range(0, 3000, 7)]
+    expected = [eager.get(key, 10**6) for key in keys]
+    for _ in range(5):
+        table = lazy(data)
+        results = [None] * 8
+
+        def look(slot):
+            results[slot] = [table.get(key, 10**6) for key in keys]
+
+        threads = [threading.Thread(target=look, args=(slot,)) for slot in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(result == expected for result in results)
 
 
 def with_index(good, handles):

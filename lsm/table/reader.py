@@ -136,6 +136,7 @@ class Table:
         if raw is None or name not in _INDEX_ATTRIBUTES:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         self._set_index(raw.decode())
+        self._raw_index = None  # its bytes and restart list are no longer needed
         return self.__dict__[name]
 
     # ------------------------------------------------------------------ open
@@ -470,9 +471,9 @@ class Table:
         get() searches one it has not decoded. _INDEX_NEEDED once that many
         lookups came, or when the answer may open the next block."""
         self._lookups_before_index += 1
-        if self._lookups_before_index > LOOKUPS_BEFORE_INDEX:
-            return _INDEX_NEEDED
         raw = self._raw_index
+        if raw is None or self._lookups_before_index > LOOKUPS_BEFORE_INDEX:
+            return _INDEX_NEEDED  # (None: another thread decoded the index meanwhile)
         try:
             i, handle = seek_restart_entry(raw.data, raw.limit, raw.restarts, user_key, seek_tag)
             if handle is None:
