@@ -23,7 +23,6 @@ class TableCache:
         self.capacity = max(1, capacity)
         self.block_cache = block_cache
         self._tables = OrderedDict()
-        self._open_bytes = 0  # the sizes of the tables in _tables
         self._lock = threading.Lock()
 
     def get(self, number: int) -> Table:
@@ -43,12 +42,12 @@ class TableCache:
                 table.file.close()
                 return existing
             self._tables[number] = table
-            self._open_bytes += table.file.size
             while len(self._tables) > self.capacity:
-                self._open_bytes -= self._tables.popitem(last=False)[1].file.size
+                self._tables.popitem(last=False)
             # Tables read more than the block cache holds: it keeps blocks as
-            # stored from the start (BlockCache.expect).
-            self.block_cache.expect(self._open_bytes)
+            # stored from the start (BlockCache.expect). Summed at each open,
+            # which costs far more than the sum.
+            self.block_cache.expect(sum(t.file.size for t in self._tables.values()))
         return table
 
     def _open(self, number: int) -> Table:
@@ -73,11 +72,8 @@ class TableCache:
 
     def evict(self, number: int) -> None:
         with self._lock:
-            table = self._tables.pop(number, None)
-            if table is not None:
-                self._open_bytes -= table.file.size
+            self._tables.pop(number, None)
 
     def close(self) -> None:
         with self._lock:
             self._tables.clear()
-            self._open_bytes = 0
