@@ -13,8 +13,11 @@ WAL's operations are deletions. Then times
 run_job for the compaction of all of them, and for a flush of a WAL of
 --flush-mb MB. Prints MB/s of input (table or WAL bytes read) and entries/s.
 --ratio sets how compressible values are (1.0: random bytes; 0.5: like
-LevelDB's db_bench). Each job runs --repeat times and the best run is shown,
-with its CPU time (wall time on a shared machine includes other processes).
+LevelDB's db_bench); --text cuts them from the realistic bench's word-like
+text instead, which snappy halves as it does real text, and which costs it
+more to compress than a repeated random head. Each job runs --repeat times
+and the best run is shown, with its CPU time (wall time on a shared machine
+includes other processes).
 --profile prints the top of a cProfile of each job.
 """
 import argparse
@@ -30,6 +33,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lsm.batch import encode_batch  # noqa: E402
+from lsm.bench.data import word_text  # noqa: E402
 from lsm.jobs import CompactionJob, FlushJob  # noqa: E402
 from lsm.table.options import TableOptions  # noqa: E402
 from lsm.compactor.runner import run_job  # noqa: E402
@@ -60,10 +64,16 @@ def value_length(rng, dist):
 
 
 def make_values(rng, count, ratio, dist="fixed"):
-    """`count` values, compressible to about `ratio`."""
+    """`count` values, compressible to about `ratio`, or cut from the
+    realistic bench's word-like text when ratio is None."""
+    text = word_text(rng.getrandbits(32)) if ratio is None else None
     pool = []
     for _ in range(min(count, 4096)):
         size = value_length(rng, dist)
+        if text is not None:
+            at = rng.randrange(len(text) - size)
+            pool.append(text[at:at + size])
+            continue
         raw = max(1, int(size * ratio))
         head = rng.randbytes(raw)
         pool.append((head * (size // raw + 1))[:size])
@@ -184,6 +194,8 @@ def main(argv=None):
     ap.add_argument("--flush-mb", type=float, default=32, help="WAL size for the flush, MB")
     ap.add_argument("--batch-ops", type=int, default=100, help="operations per WAL batch")
     ap.add_argument("--ratio", type=float, default=1.0, help="value compressibility (1.0: none)")
+    ap.add_argument("--text", action="store_true",
+                    help="values cut from word-like text, as the realistic bench's (snappy about halves it)")
     ap.add_argument("--deletes", type=float, default=0.05,
                     help="fraction of level-0 entries and WAL operations that are deletions")
     ap.add_argument("--key-dist", choices=("fixed", "ycsb"), default="fixed",
@@ -198,6 +210,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     rng = random.Random(args.seed)
+    if args.text:
+        args.ratio = None
     options = TableOptions(compression=None if args.no_compression else "snappy", **TABLES)
     work = args.dir or tempfile.mkdtemp(prefix="lsm-bench-compaction-")
     os.makedirs(work, exist_ok=True)
