@@ -552,3 +552,25 @@ def test_a_compactor_process_starts_without_the_writer_or_multiprocess_modules(t
             "print(sorted(m for m in sys.modules if m in ('lsm.db', 'lsm.writer.engine')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result
+
+
+def _voluntary_switches(pid: int) -> int:
+    """How many times the thread `pid` (a process's main thread) went to sleep."""
+    with open(f"/proc/{pid}/task/{pid}/status") as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches in /proc")
+
+
+def test_an_idle_compactor_wakes_only_for_heartbeats_and_pings(tmp_path, pool_factory):
+    """An idle pool costs its compactors only their heartbeats: the socket
+    thread sleeps until the next one is due or a message comes, not on a
+    short timer (which woke it ten times a second)."""
+    pool, _ = pool_factory(tmp_path / "db", size=1, heartbeat_interval=1.0, heartbeat_timeout=5.0)
+    pid = wait_for(lambda: [r["pid"] for r in pool.stats() if r["ready"]], what="a ready compactor")[0]
+    before = _voluntary_switches(pid)
+    time.sleep(3)
+    woke = _voluntary_switches(pid) - before
+    # About three heartbeats and three pings; a 0.1 s timer alone would be 30.
+    assert woke < 18, woke

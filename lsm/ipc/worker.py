@@ -19,7 +19,8 @@ process target. Two threads:
 
 The process exits on its own (``os._exit``, which also ends a job in the
 middle) on SHUTDOWN, when its parent changes (``os.getppid()``), when the
-writer has not pinged for ``writer_timeout`` seconds, and, on Linux, through
+writer has not pinged for ``writer_timeout`` seconds (both checked at least
+every heartbeat_interval), and, on Linux, through
 PR_SET_PDEATHSIG (SIGKILL when the thread that started it ends). SIGINT is
 ignored: the writer decides when its compactors stop.
 
@@ -53,7 +54,6 @@ EXIT_ORPHANED = 3  # the writer went away (parent changed or pings stopped)
 
 _PR_SET_PDEATHSIG = 1
 _RESULTS_ENDPOINT = "inproc://lsm-compactor-results"
-_MAX_POLL = 0.1
 
 
 def set_parent_death_signal(sig=signal.SIGKILL) -> bool:
@@ -179,7 +179,9 @@ class _Worker:
         last_ping = time.monotonic()
         next_beat = last_ping + self.interval
         while True:
-            wait = min(_MAX_POLL, max(0.0, next_beat - time.monotonic()))
+            # Asleep until the next heartbeat unless a message comes: an idle
+            # compactor wakes for its heartbeats and the writer's pings only.
+            wait = max(0.0, next_beat - time.monotonic())
             events = dict(poller.poll(int(wait * 1000) + 1))
             if sock in events:
                 for frames in _waiting(sock):
