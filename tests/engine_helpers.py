@@ -1,7 +1,14 @@
-"""Shared by the engine tests: a plyvel-semantics model of iterator ranges."""
+"""Shared by the engine tests: a plyvel-semantics model of iterator ranges,
+and a database that owes compactions."""
 from functools import cmp_to_key
 
+import lsm
+from lsm import filenames
 from lsm.cursor import bytes_increment
+from lsm.fileio import DEFAULT_FS
+from lsm.keys import COMPARATOR_NAME
+from lsm.record import LogWriter
+from lsm.version_edit import VersionEdit
 
 
 def model_range(items, reverse=False, start=None, stop=None, include_start=True, include_stop=False,
@@ -34,3 +41,26 @@ def model_range(items, reverse=False, start=None, stop=None, include_start=True,
     if include_value:
         return [v for _, v in out]
     return [None for _ in out]
+
+
+def database_owing_compactions(path, tables=6):
+    """A database whose `tables` tables all sit in level 0, past the
+    compaction trigger, as a pool that closed behind fast writes leaves one:
+    written with disjoint keys per flush (each table placed deeper, no
+    compaction), then given a MANIFEST that lists them all in level 0.
+    Returns every key and its value."""
+    with lsm.DB(path, create_if_missing=True, compactors=0) as db:
+        for t in range(tables):
+            for i in range(100):
+                db.put(b"k%d-%03d" % (t, i), b"v%d" % t)
+            db._engine.flush()
+        versions = db._engine.versions
+        files = [meta for level in versions.current.levels for meta in level]
+        last_sequence, next_file = versions.last_sequence, versions.next_file_number
+    assert len(files) == tables
+    edit = VersionEdit(comparator=COMPARATOR_NAME, log_number=0, prev_log_number=0,
+                       next_file_number=next_file + 1, last_sequence=last_sequence,
+                       new_files=[(0, meta) for meta in files])
+    DEFAULT_FS.write_file(filenames.descriptor_file_name(path, next_file), LogWriter().encode(edit.encode()))
+    filenames.set_current_file(DEFAULT_FS, path, next_file)
+    return {b"k%d-%03d" % (t, i): b"v%d" % t for t in range(tables) for i in range(100)}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import lsm
+from engine_helpers import database_owing_compactions
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["dump", "check", "stats", "compact", "get", "put", "delete", "scan", "load", "repair", "bench"]
@@ -236,6 +237,21 @@ def test_stats_text_and_json(db_path):
     assert sum(lv["files"] for lv in stats["levels"]) >= 2
     assert "compactions" in stats and "flushes" in stats
     assert "Level  Files" in stats["leveldb.stats"]
+
+
+def test_reading_commands_leave_a_database_owing_compactions_as_it_is(tmp_path):
+    # Every command opens the database in-process (compactors=0): a read must
+    # not first rewrite the database by running the compactions it owes.
+    path = tmp_path / "db"
+    expected = database_owing_compactions(str(path))
+    tables = sorted(p.name for p in path.glob("*.ldb"))
+    stats = json.loads(ok(cli("stats", path, "--json")))
+    assert stats["levels"][0]["files"] == len(tables) == 6
+    assert stats["compactions"] == 0
+    key, value = next(iter(expected.items()))
+    assert ok(cli("get", path, key.decode())) == value.decode() + "\n"
+    assert len(ok(cli("scan", path)).splitlines()) == len(expected)
+    assert sorted(p.name for p in path.glob("*.ldb")) == tables
 
 
 def _load_session(path, start, count):

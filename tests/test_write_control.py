@@ -3,6 +3,7 @@ same admission check (level-0 slowdown and stop, memtable switch)."""
 import os
 
 import lsm
+from engine_helpers import database_owing_compactions
 
 
 def _level0_files(db):
@@ -126,3 +127,44 @@ def test_wait_for_compactions_on_a_closed_database_raises(tmp_path):
         pass
     else:
         raise AssertionError("wait_for_compactions on a closed DB returned")
+
+
+def test_an_inline_open_to_read_does_not_rewrite_a_database_owing_compactions(tmp_path):
+    path = str(tmp_path / "db")
+    expected = database_owing_compactions(path)
+    tables_before = sorted(p for p in os.listdir(path) if p.endswith(".ldb"))
+    with lsm.DB(path, compactors=0) as db:
+        assert _level0_files(db) == 6
+        assert db.stats()["compactions"] == 0
+        assert dict(db.iterator()) == expected
+        assert all(db.get(k) == v for k, v in expected.items())
+        assert _level0_files(db) == 6, "reads ran the compactions owed"
+    assert sorted(p for p in os.listdir(path) if p.endswith(".ldb")) == tables_before
+
+
+def test_an_inline_write_that_needs_room_pays_the_compactions_owed(tmp_path):
+    path = str(tmp_path / "db")
+    expected = database_owing_compactions(path)
+    with lsm.DB(path, compactors=0, write_buffer_size=64 << 10) as db:
+        for i in range(1000):
+            key = b"n%04d" % i
+            db.put(key, b"x" * 200)
+            expected[key] = b"x" * 200
+        assert _level0_files(db) < 4, "the compactions owed never ran"
+        assert dict(db.iterator()) == expected
+
+
+def test_an_inline_write_at_the_level0_stop_trigger_compacts_instead_of_failing(tmp_path):
+    # Level 0 already past the stop trigger at open: nothing in the background
+    # will shrink it, so the write that needs room compacts it itself.
+    path = str(tmp_path / "db")
+    expected = database_owing_compactions(path)
+    with lsm.DB(path, compactors=0, write_buffer_size=64 << 10,
+                level0_slowdown_writes_trigger=4, level0_stop_writes_trigger=5) as db:
+        assert _level0_files(db) == 6
+        for i in range(1000):
+            key = b"n%04d" % i
+            db.put(key, b"x" * 200)
+            expected[key] = b"x" * 200
+        assert _level0_files(db) < 5
+        assert dict(db.iterator()) == expected

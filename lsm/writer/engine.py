@@ -87,7 +87,12 @@ class Engine:
                 self.scheduler.start_pool()
                 self.write_control.refresh()
                 state.log(f"Started a pool of {options.compactors} compactor processes")
-            self.scheduler.schedule()
+                self.scheduler.schedule()
+            # Inline, the compactions a database is owed (left by a pool that
+            # closed behind its writes, or by a repair, which puts every table
+            # in level 0) wait for the first write that needs room: an open
+            # to read, as every command-line tool's is, returns at once
+            # instead of rewriting the database first.
         except BaseException:
             self._release_resources()
             raise

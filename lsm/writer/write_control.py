@@ -48,7 +48,7 @@ class WriteControl:
         state = self._state
         options = self._options
         memtables = self._memtables
-        delayed = stalled = False
+        delayed = stalled = paid_debt = False
         while True:
             if state.bg_error is not None:
                 raise state.bg_error
@@ -68,6 +68,11 @@ class WriteControl:
                 return
             if len(memtables.imms) >= options.max_frozen_memtables or level0 >= options.level0_stop_writes_trigger:
                 if not self._scheduler.executor.runs_in_background:
+                    if not paid_debt:
+                        # Compactions an inline open left owing run now, here.
+                        paid_debt = True
+                        self._scheduler.schedule()
+                        continue
                     raise Error("inline engine cannot make room: frozen memtables or level 0 at their limit")
                 if not stalled:
                     stalled = True
