@@ -302,3 +302,36 @@ def test_a_block_cache_larger_than_the_tables_keeps_blocks_raw(tmp_path):
         assert db.get(b"k004000") == b"%0120d" % 4000
         assert not cache.pressed
         assert [type(v) for v, _ in cache._map.values()] == [bytes]
+
+
+def test_the_table_cache_keeps_filter_probes_only_for_the_tables_it_holds(tmp_path):
+    # A get asks an open table's filter through TableCache.key_filters before
+    # taking the table: a probe left behind by an evicted table would answer
+    # for a table the cache no longer holds (harmless, but unbounded).
+    from lsm import filenames
+    from lsm.fileio import DEFAULT_FS
+    from lsm.keys import MAX_SEQUENCE
+    from lsm.table.keyfilter import key_hash
+    from lsm.writer.table_cache import TableCache
+
+    keys = {}
+    for number in range(1, 6):
+        out = []
+        builder = TableBuilder(TableOptions(bloom_bits_per_key=10), out.append)
+        keys[number] = [b"t%d-%04d" % (number, i) for i in range(200)]
+        for i, key in enumerate(keys[number]):
+            builder.add(make_internal_key(key, i + 1, TYPE_VALUE), b"v%d" % number)
+        builder.finish()
+        DEFAULT_FS.write_file(filenames.table_file_name(str(tmp_path), number), b"".join(out))
+    cache = TableCache(str(tmp_path), DEFAULT_FS, 2, BlockCache(1 << 20))
+    for number in (1, 2, 3, 1, 4, 5):
+        table = cache.get(number)
+        assert set(cache.key_filters) == set(cache._tables)
+        probe = cache.key_filters[number]
+        assert all(probe(key_hash(key)) for key in keys[number])
+        assert table.get_past_filter(keys[number][7], MAX_SEQUENCE) == (TYPE_VALUE, b"v%d" % number)
+    assert len(cache.key_filters) == 2
+    cache.evict(5)
+    assert set(cache.key_filters) == set(cache._tables) == {4}
+    cache.close()
+    assert cache.key_filters == {}

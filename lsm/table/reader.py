@@ -418,6 +418,17 @@ class Table:
             cached_key_hash(user_key) if key_hash is None else key_hash
         ):
             return None
+        return self.get_past_filter(user_key, sequence, fill_cache)
+
+    @property
+    def key_filter_probe(self):
+        """may_match(key_hash) of lsm's filter, which get() asks first; None
+        for a table without one (LevelDB's asks its filter per block)."""
+        return None if self._key_filter is None else self._key_filter.may_match
+
+    def get_past_filter(self, user_key: bytes, sequence: int, fill_cache: bool = True):
+        """get()'s answer once key_filter_probe has said the table may hold
+        user_key (or when the table has no filter of lsm's)."""
         seek_tag = (sequence << 8) | 1
         if self._index_pending:
             found = self._get_before_index(user_key, seek_tag, fill_cache)
@@ -441,8 +452,8 @@ class Table:
             if type(cached) is tuple:
                 found = find_in_block(cached, user_key, seek_tag)
             else:
-                # lsm's own filter, when the table has one, was asked above.
-                bloom = self._filter if key_filter is None else None
+                # LevelDB's filter, when the table has no filter of lsm's (asked before).
+                bloom = self._filter
                 if bloom is not None and not bloom.key_may_match(offset, user_key):
                     return None
                 if type(cached) is bytes and fill_cache and not cache.pressed:

@@ -119,10 +119,18 @@ class Memtables:
             if not files:
                 return None
             table = self._table_cache.get
+            probes = self._table_cache.key_filters
             hashed = key_hash(key)  # once, for every table's filter
             try:
                 for f in files:
-                    r = table(f.number).get(key, at, fill_cache, hashed)
+                    number = f.number
+                    probe = probes.get(number)
+                    if probe is None:
+                        r = table(number).get(key, at, fill_cache, hashed)
+                    elif probe(hashed):
+                        r = table(number).get_past_filter(key, at, fill_cache)
+                    else:
+                        continue
                     if r is not None:
                         return r
                 return None

@@ -23,6 +23,11 @@ class TableCache:
         self.capacity = max(1, capacity)
         self.block_cache = block_cache
         self._tables = OrderedDict()
+        # number -> key_filter_probe of each open table that has lsm's filter:
+        # a get asks it before taking the table, so a table that cannot hold
+        # the key costs a dict lookup and a probe, not a cache touch and a
+        # call (level 0's files are each probed by every get).
+        self.key_filters = {}
         self._lock = threading.Lock()
 
     def get(self, number: int) -> Table:
@@ -42,8 +47,11 @@ class TableCache:
                 table.file.close()
                 return existing
             self._tables[number] = table
+            probe = table.key_filter_probe
+            if probe is not None:
+                self.key_filters[number] = probe
             while len(self._tables) > self.capacity:
-                self._tables.popitem(last=False)
+                self.key_filters.pop(self._tables.popitem(last=False)[0], None)
             # Tables read more than the block cache holds: it keeps blocks as
             # stored from the start (BlockCache.expect). Summed at each open,
             # which costs far more than the sum.
@@ -73,7 +81,9 @@ class TableCache:
     def evict(self, number: int) -> None:
         with self._lock:
             self._tables.pop(number, None)
+            self.key_filters.pop(number, None)
 
     def close(self) -> None:
         with self._lock:
             self._tables.clear()
+            self.key_filters.clear()
