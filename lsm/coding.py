@@ -111,8 +111,9 @@ def decode_length_prefixed(data, offset: int = 0):
     return bytes(data[pos:end]), end
 
 
-def crc32c(data, crc: int = 0) -> int:
-    return _crc32c.crc32c(data, crc)
+# crc32c(data, crc=0) -> int: the library's C function itself, not a
+# wrapper around it: every get hashes its key with it once (lsm's filter).
+crc32c = _crc32c.crc32c
 
 
 def mask_crc(crc: int) -> int:

@@ -24,6 +24,8 @@ class Memtables:
     def __init__(self, state, table_cache, obsolete):
         self._state = state
         self._table_cache = table_cache
+        self._open_table = table_cache.get  # looked up once: every get takes them
+        self._key_filters = table_cache.key_filters
         self._obsolete = obsolete
         self.mem = None
         self.imms = []  # frozen memtables, oldest first
@@ -118,8 +120,8 @@ class Memtables:
             files = current.files_for_get(key, at)
             if not files:
                 return None
-            table = self._table_cache.get
-            probes = self._table_cache.key_filters
+            table = self._open_table
+            probes = self._key_filters
             hashed = key_hash(key)  # once, for every table's filter
             try:
                 for f in files:
