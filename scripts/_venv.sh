@@ -18,5 +18,11 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install -q -e "$root[$LSM_EXTRAS]"
   touch "$stamp"
 fi
+# An editable install leaves lsm's modules uncompiled (a regular pip install
+# compiles them). Where PYTHONDONTWRITEBYTECODE is set, as in many container
+# images and on the machine these scripts were written on, every process --
+# each compactor, each command-line call -- would then compile them afresh,
+# ~50 ms of CPU. Up-to-date files are skipped: ~0.1 s when nothing changed.
+"$venv/bin/python" -m compileall -q "$root/lsm" >/dev/null
 PY="$venv/bin/python"
 cd "$root"
