@@ -139,7 +139,7 @@ class LsmAdapter(PlyvelApiAdapter):
     def version(self):
         try:
             from importlib.metadata import version
-            text = version("lsm")
+            text = version("lsm-leveldb")
         except Exception:  # noqa: BLE001 - running from a checkout without installing
             text = "checkout"
         mode = "default compactors" if self.compactors is None else \
