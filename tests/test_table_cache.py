@@ -308,7 +308,7 @@ def test_the_table_cache_keeps_filter_probes_only_for_the_tables_it_holds(tmp_pa
     # A get asks an open table's filter through TableCache.key_filters before
     # taking the table: a probe left behind by an evicted table would answer
     # for a table the cache no longer holds (harmless, but unbounded).
-    from lsm import filenames
+    from job_helpers import PUT, write_table
     from lsm.fileio import DEFAULT_FS
     from lsm.keys import MAX_SEQUENCE
     from lsm.table.keyfilter import key_hash
@@ -316,13 +316,8 @@ def test_the_table_cache_keeps_filter_probes_only_for_the_tables_it_holds(tmp_pa
 
     keys = {}
     for number in range(1, 6):
-        out = []
-        builder = TableBuilder(TableOptions(bloom_bits_per_key=10), out.append)
         keys[number] = [b"t%d-%04d" % (number, i) for i in range(200)]
-        for i, key in enumerate(keys[number]):
-            builder.add(make_internal_key(key, i + 1, TYPE_VALUE), b"v%d" % number)
-        builder.finish()
-        DEFAULT_FS.write_file(filenames.table_file_name(str(tmp_path), number), b"".join(out))
+        write_table(tmp_path, number, [(key, i + 1, PUT, b"v%d" % number) for i, key in enumerate(keys[number])])
     cache = TableCache(str(tmp_path), DEFAULT_FS, 2, BlockCache(1 << 20))
     for number in (1, 2, 3, 1, 4, 5):
         table = cache.get(number)

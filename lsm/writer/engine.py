@@ -83,16 +83,16 @@ class Engine:
             state.log(f"Opening {self.dbname} (compactors={options.compactors}, "
                       f"write_buffer_size={options.write_buffer_size}, paranoid_checks={options.paranoid_checks})")
             recovery.recover(state, self.memtables, self.installer, self.obsolete, self.scheduler.run_here)
+            # Only a pool starts the compactions the database owes now. Inline,
+            # they wait for the first write that needs room (a pool that
+            # closed behind its writes leaves some): an open to read, as every
+            # command-line tool's is, returns at once instead of rewriting
+            # the database first.
             if options.compactors > 0:
                 self.scheduler.start_pool()
                 self.write_control.refresh()
                 state.log(f"Started a pool of {options.compactors} compactor processes")
                 self.scheduler.schedule()
-            # Inline, the compactions a database is owed (left by a pool that
-            # closed behind its writes, or by a repair, which puts every table
-            # in level 0) wait for the first write that needs room: an open
-            # to read, as every command-line tool's is, returns at once
-            # instead of rewriting the database first.
         except BaseException:
             self._release_resources()
             raise
