@@ -18,7 +18,8 @@ from lsm.keys import TYPE_DELETION, TYPE_VALUE, make_internal_key
 from lsm.table import Table
 from lsm.table.block import BlockBuilder
 from lsm.table.format import FOOTER_SIZE, NO_COMPRESSION, decode_footer, encode_footer, encode_handle
-from lsm.table.reader import LOOKUPS_BEFORE_INDEX
+from lsm.table.cache import BlockCache
+from lsm.table.reader import LOOKUPS_BEFORE_INDEX, lookups_before_index
 from table_helpers import MemFile, table_bytes
 
 PATH = "lazy.ldb"
@@ -66,7 +67,7 @@ def test_lookups_before_and_after_the_index_is_decoded_answer_as_an_eager_open(
     table = lazy(table_data)
     assert [table.get(k, s) for k, s in probes] == [eager.get(k, s) for k, s in probes]
     # Lookups the filter answers do not count.
-    assert index_is_decoded(table) or sum(table.may_contain(k) for k, _ in probes) <= LOOKUPS_BEFORE_INDEX
+    assert index_is_decoded(table) or sum(table.may_contain(k) for k, _ in probes) <= lookups_before_index(eager.num_blocks)
 
 
 def test_gets_the_filter_answers_leave_the_index_undecoded_and_a_scan_decodes_it():
@@ -153,3 +154,35 @@ def test_tables_without_lsms_filter_open_with_their_index_decoded(options):
     eager = Table.open(MemFile(table_bytes(entries, block_size=256, **options)), path=PATH)
     assert [table.get(b"key%03d" % i, 300) for i in range(200)] == [eager.get(b"key%03d" % i, 300)
                                                                    for i in range(200)]
+
+
+def test_a_large_index_is_decoded_only_after_lookups_that_cost_about_as_much():
+    # Gets of absent keys that pass the filter by chance are a few per
+    # table: decoding a large index at the fifth of them cost more than the
+    # in-place searches it saves.
+    entries = versioned_entries([b"key%05d" % i for i in range(4000)], 1, 0)
+    data = table_bytes(entries, block_size=64)
+    eager = Table.open(MemFile(data), path=PATH)
+    allowed = lookups_before_index(eager.num_blocks)
+    assert allowed > 4 * LOOKUPS_BEFORE_INDEX
+    table = lazy(data)
+    keys = [b"key%05d" % i for i in range(0, 4000, 4000 // allowed)][:allowed]
+    assert [table.get(key, 10**6) for key in keys] == [eager.get(key, 10**6) for key in keys]
+    assert not index_is_decoded(table)
+    assert table.get(b"key03999", 10**6) == eager.get(b"key03999", 10**6)
+    assert index_is_decoded(table)
+
+
+def test_a_block_a_lookup_reads_again_before_the_index_is_decoded_is_cached_decoded():
+    # Hot blocks of a table whose index waits must not be searched as raw
+    # bytes at every get: the second lookup decodes the block into the cache.
+    entries = versioned_entries([b"key%05d" % i for i in range(4000)], 1, 0)
+    data = table_bytes(entries, block_size=512)
+    cache = BlockCache(1 << 20)
+    table = Table.open(MemFile(data), path=PATH, block_cache=cache, lazy_index=True)
+    assert table.get(b"key00100", 10**6)[0] == TYPE_VALUE
+    assert [type(value) for value, _ in cache._map.values()] == [bytes]
+    assert table.get(b"key00101", 10**6)[0] == TYPE_VALUE
+    assert [type(value) for value, _ in cache._map.values()] == [tuple]
+    assert table.get(b"key00102", 10**6)[0] == TYPE_VALUE
+    assert not index_is_decoded(table)
