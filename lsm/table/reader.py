@@ -474,6 +474,9 @@ class Table:
                 bloom = self._filter
                 if bloom is not None and not bloom.key_may_match(offset, user_key):
                     return None
+                # The same steps as _get_before_index's, written out here: a
+                # method shared by both cost random gets of cached blocks
+                # 5-8% (a call and its arguments on every get).
                 if type(cached) is bytes and fill_cache and not cache.pressed:
                     found = find_in_block(self._decode_split(i, cached, True), user_key, seek_tag)
                 else:
