@@ -376,6 +376,10 @@ class FaultFS(FileSystem):
         base._fd = None
         return FaultRandomAccessFile(self, path, fd, size)
 
+    def open_mapped(self, path) -> RandomAccessFile:
+        # Faults are injected at each read, which a mapping's reads bypass.
+        return self.open_random(path)
+
     def read_file(self, path) -> bytes:
         if self.detached:
             return super().read_file(path)

@@ -61,13 +61,13 @@ class TableCache:
     def _open(self, number: int) -> Table:
         path = filenames.table_file_name(self.dbname, number)
         try:
-            file = self.fs.open_random(path)
+            file = self.fs.open_mapped(path)
         except LsmIOError:
             legacy = filenames.sst_table_file_name(self.dbname, number)
             if not self.fs.exists(legacy):
                 raise CorruptionError(path, None, "table file is missing") from None
             path = legacy
-            file = self.fs.open_random(path)
+            file = self.fs.open_mapped(path)
         try:
             # The index is decoded when a read needs it: many gets never do.
             table = Table.open(file, path=path, number=number, block_cache=self.block_cache, ordered=self.ordered,
