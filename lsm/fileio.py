@@ -221,6 +221,10 @@ class MappedWritableFile(WritableFile):
             os.close(fd)
 
 
+def _read_after_close(path):
+    return Error(f"{path}: read after close")
+
+
 class RandomAccessFile:
     """Positional reads of an immutable file. Closed by close(), or when the
     last reference goes: a file shared between threads (a table in the
@@ -241,7 +245,7 @@ class RandomAccessFile:
             raise _io_error("read", self.path, exc) from exc
         except TypeError:
             if self._fd is None:
-                raise Error(f"{self.path}: read after close") from None
+                raise _read_after_close(self.path) from None
             raise
 
     def close(self) -> None:
@@ -281,7 +285,7 @@ class MappedFile(RandomAccessFile):
         try:
             return self._map[offset:offset + length]
         except ValueError:
-            raise Error(f"{self.path}: read after close") from None
+            raise _read_after_close(self.path) from None
 
     def close(self) -> None:
         mapping = getattr(self, "_map", None)   # unset if the mapping failed
