@@ -68,3 +68,19 @@ def test_a_sampler_never_started_samples_when_asked_and_stops_cleanly():
     assert sampler.process_peak_rss() >= sampler.baseline_rss > 0
     assert sampler.child_report() == []
     assert not [p for p in psutil.Process().children() if p.pid != os.getpid()]
+
+
+def test_a_monitor_killed_mid_run_makes_stop_say_so_rather_than_fail_to_unpickle():
+    import signal
+
+    import pytest
+
+    sampler = Sampler(interval=0.01)
+    sampler.start()
+    monitor = sampler._monitor.pid
+    os.kill(monitor, signal.SIGKILL)
+    while psutil.Process(monitor).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.001)  # dead before stop() writes to it: the write finds no reader
+    with pytest.raises(RuntimeError, match=rf"sampling process \(pid {monitor}\) ended without its samples"):
+        sampler.stop()
+    assert [p.pid for p in psutil.Process().children()] == []

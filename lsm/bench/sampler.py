@@ -9,6 +9,7 @@ import os
 import pickle
 import resource
 import select
+import traceback
 
 MB = 1048576.0
 
@@ -76,8 +77,7 @@ class Sampler:
             self._monitor.send(_SAMPLE_NOW)
             self._monitor.wait_ack()
         else:
-            self._watch.refresh_children()
-            self._watch.sample()
+            self._watch.look()
 
     def stop(self):
         """The last sample; the monitor hands over what it saw and ends."""
@@ -85,8 +85,7 @@ class Sampler:
             monitor, self._monitor = self._monitor, None
             self._watch, self._io1 = monitor.finish()
         else:
-            self._watch.refresh_children()
-            self._watch.sample()
+            self._watch.look()
             self._io1 = _proc_io(os.getpid())
 
     def process_peak_rss(self):
@@ -163,6 +162,12 @@ class _Watch:
         self.children = {}  # pid -> _Child, every child seen
         self.exclude = set()  # pids that are not the engine's (the monitor)
 
+    def look(self):
+        """Look for new children, then sample: what a sample asked for
+        at a given moment takes."""
+        self.refresh_children()
+        self.sample()
+
     def refresh_children(self, initial=False):
         """Start watching children not seen yet. Those alive when the sampler
         starts are measured from now on; later ones from their birth (a new
@@ -236,19 +241,24 @@ class _Monitor:
     def finish(self):
         """Stop the monitor: (its _Watch, this process's I/O counters), the
         counters read before the monitor is reaped, which adds its own to them."""
-        self.send(_STOP)
+        try:
+            self.send(_STOP)
+        except BrokenPipeError:
+            pass  # the monitor is gone: said below, once it is reaped
         chunks = []
         while True:
             chunk = os.read(self._replies, 1 << 16)
             if not chunk:
                 break
             chunks.append(chunk)
-        watch = pickle.loads(b"".join(chunks))
         os.close(self._commands)
         os.close(self._replies)
         io = _proc_io(os.getpid())
-        os.waitpid(self.pid, 0)
-        return watch, io
+        _, status = os.waitpid(self.pid, 0)
+        if not chunks:
+            raise RuntimeError(f"the bench's sampling process (pid {self.pid}) ended without its samples "
+                               f"(wait status {status}; its traceback, if any, is on stderr)")
+        return pickle.loads(b"".join(chunks)), io
 
 
 def _fork_monitor(watch):
@@ -266,6 +276,7 @@ def _fork_monitor(watch):
             os.close(replies_r)
             _monitor(watch, commands_r, replies_w)
         except BaseException:  # noqa: BLE001 - the measured process sees the pipe close
+            traceback.print_exc()
             code = 1
         finally:
             os._exit(code)
@@ -302,12 +313,10 @@ def _monitor(watch, commands, replies):
         if command == _GO:
             going = True
         elif command == _SAMPLE_NOW:
-            watch.refresh_children()
-            watch.sample()
+            watch.look()
             os.write(replies, b"k")
         else:  # _STOP, or the pipe closed
-            watch.refresh_children()
-            watch.sample()
+            watch.look()
             data = pickle.dumps(watch)
             while data:
                 data = data[os.write(replies, data):]
