@@ -1,4 +1,4 @@
-"""Version.files_for_get: which table of each level a point lookup reads."""
+"""Version.numbers_for_get: which table of each level a point lookup reads."""
 import random
 
 from lsm.filemeta import FileMetaData
@@ -20,12 +20,12 @@ def test_old_snapshot_reads_the_file_holding_older_versions_of_a_boundary_key():
     # File 1 ends with k@9; file 2 starts with k@5: the versions of k straddle them.
     first, second = meta(1, b"a", 100, b"k", 9), meta(2, b"k", 5, b"z", 4)
     version = version_with_level1([first, second])
-    assert version.files_for_get(b"k", 20) == [first]
-    assert version.files_for_get(b"k", 9) == [first]
-    assert version.files_for_get(b"k", 6) == [second]
-    assert version.files_for_get(b"j", 1) == [first]
-    assert version.files_for_get(b"m", 1) == [second]
-    assert version.files_for_get(b"zz", 1000) == []
+    assert version.numbers_for_get(b"k", 20) == [first.number]
+    assert version.numbers_for_get(b"k", 9) == [first.number]
+    assert version.numbers_for_get(b"k", 6) == [second.number]
+    assert version.numbers_for_get(b"j", 1) == [first.number]
+    assert version.numbers_for_get(b"m", 1) == [second.number]
+    assert version.numbers_for_get(b"zz", 1000) == []
 
 
 def test_lookups_agree_with_a_plain_internal_key_scan():
@@ -47,4 +47,45 @@ def test_lookups_agree_with_a_plain_internal_key_scan():
             target = sort_key(make_internal_key(key, sequence, TYPE_VALUE))
             want = [f for f in files if sort_key(f.largest) >= target][:1]
             want = [f for f in want if f.smallest[:-8] <= key]
-            assert version.files_for_get(key, sequence) == want, (key, sequence)
+            assert version.numbers_for_get(key, sequence) == [f.number for f in want], (key, sequence)
+
+
+class _RecordingProbes(dict):
+    """The table cache's filter probes, noting each table a get asks about."""
+
+    def __init__(self, probes):
+        super().__init__(probes)
+        self.asked = []
+
+    def get(self, number, default=None):
+        self.asked.append(number)
+        return super().get(number, default)
+
+
+def test_a_get_consults_the_tables_numbers_for_get_names_in_its_order(tmp_path):
+    # The engine walks the version inline; were its walk to skip a table or
+    # take them out of order, a get would miss a key or return a stale value.
+    import lsm
+
+    with lsm.DB(str(tmp_path / "db"), create_if_missing=True, compactors=0) as db:
+        engine = db._engine
+        for lo, hi in ((0, 200), (200, 400), (100, 300), (50, 250), (150, 350)):
+            for i in range(lo, hi, 2):
+                db.put(b"k%04d" % i, b"v%d" % lo)
+            engine.flush()
+        version = engine.versions.current
+        assert len(version.levels[0]) >= 2 and any(version.levels[1:]), [len(level) for level in version.levels]
+        keys = [b"k%04d" % i for i in range(-5, 410)]
+        for key in keys:
+            db.get(key)  # every table opened: each has its probe
+        memtables = engine.memtables
+        recording = memtables._key_filters = _RecordingProbes(memtables._key_filters)
+        sequence = engine.versions.last_sequence
+        for key in keys:
+            recording.asked = []
+            found = db.get(key)
+            named = version.numbers_for_get(key, sequence)
+            if found is None:
+                assert recording.asked == named, key
+            else:
+                assert recording.asked and recording.asked == named[:len(recording.asked)], key

@@ -41,6 +41,7 @@ BLOCK_BITS = 512
 BLOCK_BYTES = BLOCK_BITS // 8
 HASH_MULTIPLIER = 0x9E3779B97F4A7C15
 HASH_SHIFT = 29
+HASH_MASK = (1 << 64) - 1  # the hash is taken mod 2^64
 MAX_PROBES = 30
 
 # Keys are hashed _BATCH_KEYS at a time, their first _VECTOR_WORDS words by
@@ -52,14 +53,13 @@ _FEW_KEYS = 64
 # per numpy step; longer keys leave their rest to crc32c (crc32c_of_ragged).
 ROW_BYTES = 4 * _VECTOR_WORDS + 3
 
-_MASK64 = (1 << 64) - 1
 _FULL_BLOCK = (1 << BLOCK_BITS) - 1
 
 
 def key_hash(user_key) -> int:
     """The filter's hash of `user_key`: compute it once per get and pass it
     to every table the get probes (Table.get / Table.may_contain)."""
-    y = (crc32c(user_key) * HASH_MULTIPLIER) & _MASK64
+    y = (crc32c(user_key) * HASH_MULTIPLIER) & HASH_MASK
     return y ^ (y >> HASH_SHIFT)
 
 
@@ -272,7 +272,7 @@ class KeyFilterBuilder:
 class KeyFilterReader:
     """Answers "may this table hold the user key with this key_hash?"."""
 
-    __slots__ = ("_blocks", "_count", "_patterns")
+    __slots__ = ("_unset", "_count", "_patterns")
 
     def __init__(self, data: bytes):
         size = len(data)
@@ -281,15 +281,23 @@ class KeyFilterReader:
         k = data[-1]
         if not 1 <= k <= MAX_PROBES:
             raise DecodeError(f"bad key filter k {k}", size - 1)
+        # Each block's bits that are not set, as one integer: a probe then
+        # asks whether its mask meets none of them, which needs neither
+        # the mask cut to the block nor a comparison.
+        unset = bytes(data[:-1]).translate(_INVERTED)
         unpack = int.from_bytes
-        self._blocks = [unpack(data[i : i + BLOCK_BYTES], "little") for i in range(0, size - 1, BLOCK_BYTES)]
-        self._count = len(self._blocks)
+        self._unset = [unpack(unset[i : i + BLOCK_BYTES], "little") for i in range(0, size - 1, BLOCK_BYTES)]
+        self._count = len(self._unset)
         self._patterns = _pattern_table(k)
 
     def may_match(self, x: int) -> bool:
         """False only if no key with key_hash x was added."""
         # probe_mask written out: one call less is a fifth of a probe, and
         # most gets probe one table (remembering the last mask for the next
-        # table cost as much as it saved).
-        mask = (self._patterns[(x >> 9) % BLOCK_BITS] >> (BLOCK_BITS - x % BLOCK_BITS)) & _FULL_BLOCK
-        return self._blocks[((x >> 32) * self._count) >> 32] & mask == mask
+        # table cost as much as it saved). The pattern turned left by a
+        # keeps bits above the block's 512, which no unset bit meets.
+        return not (self._patterns[(x >> 9) % BLOCK_BITS] >> (BLOCK_BITS - x % BLOCK_BITS)) \
+            & self._unset[((x >> 32) * self._count) >> 32]
+
+
+_INVERTED = bytes(255 - b for b in range(256))  # bytes.translate's table: every bit flipped

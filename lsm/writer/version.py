@@ -24,11 +24,13 @@ class Version:
         # Per level >= 1: sort keys of each file's largest key, for bisect.
         self._largest_keys = [None] + [[sort_key(f.largest) for f in files] for files in levels[1:]]
         self._user_bounds = {}
-        # What a get consults, made once: level 0's files newest first with
-        # their user key bounds, and the non-empty levels >= 1 as (files,
-        # their count, largest sort keys, smallest and largest user keys).
-        self._level0 = [(f.smallest[:-8], f.largest[:-8], f) for f in reversed(levels[0])]
-        self._searched = [(files, len(files), self._largest_keys[level], *self.user_bounds(level))
+        # What a get consults, made once: level 0's files newest first as
+        # (smallest user key, largest user key, number), and the non-empty
+        # levels >= 1 as (file numbers, their count, largest sort keys,
+        # smallest and largest user keys). numbers_for_get reads them, and
+        # Memtables.get reads them the same way, inline.
+        self._level0 = [(f.smallest[:-8], f.largest[:-8], f.number) for f in reversed(levels[0])]
+        self._searched = [([f.number for f in files], len(files), self._largest_keys[level], *self.user_bounds(level))
                           for level, files in enumerate(levels) if level and files]
 
     def user_bounds(self, level):
@@ -47,19 +49,19 @@ class Version:
     def live_numbers(self):
         return {f.number for files in self.levels for f in files}
 
-    def files_for_get(self, user_key: bytes, sequence: int):
-        """Tables that may hold user_key at `sequence`, in the order a lookup
-        must consult them: level 0 newest first, then one file per level."""
-        level0 = self._level0
-        out = [f for smallest, largest, f in level0 if smallest <= user_key <= largest] if level0 else []
-        for files, count, largest_keys, smallest_ukeys, largest_ukeys in self._searched:
+    def numbers_for_get(self, user_key: bytes, sequence: int):
+        """Numbers of the tables that may hold user_key at `sequence`, in the
+        order a lookup must consult them: level 0 newest first, then one file
+        per level."""
+        out = [number for smallest, largest, number in self._level0 if smallest <= user_key <= largest]
+        for numbers, count, largest_keys, smallest_ukeys, largest_ukeys in self._searched:
             i = bisect_left(largest_ukeys, user_key)
             if i < count and largest_ukeys[i] == user_key:
                 # A file may end inside user_key's versions, with only ones
                 # too new for `sequence`: internal order decides.
                 i = bisect_left(largest_keys, (user_key, -((sequence << 8) | TAG_FOR_SEEK_MASK)))
             if i < count and smallest_ukeys[i] <= user_key:
-                out.append(files[i])
+                out.append(numbers[i])
         return out
 
     def overlaps(self, level, smallest_ukey, largest_ukey) -> bool:
