@@ -28,7 +28,7 @@ from .format import (
     encode_footer,
     encode_handle,
 )
-from .keyfilter import KEY_FILTER_META_KEY, KeyFilterBuilder
+from .keyfilter import KEY_FILTER_META_KEY, KeyFilterBuilder, bits_per_key_beside
 
 _pack_header = struct.Struct("BBB").pack  # three one-byte varints
 _from_bytes = int.from_bytes
@@ -226,7 +226,7 @@ class TableBuilder:
         bits = options.bloom_bits_per_key
         self._filter = FilterBlockBuilder(BloomFilterPolicy(bits), skip=8) if bits > 0 else None
         # lsm's own filter beside LevelDB's, which plyvel keeps using.
-        self._key_filter = KeyFilterBuilder(bits) if bits > 0 and options.lsm_filter else None
+        self._key_filter = KeyFilterBuilder(bits_per_key_beside(bits)) if bits > 0 and options.lsm_filter else None
         # The index block's entries, encoded together at finish(). As in
         # LevelDB's, every index entry is a restart point storing its whole key.
         self._index_keys = []
