@@ -89,3 +89,19 @@ def test_a_get_consults_the_tables_numbers_for_get_names_in_its_order(tmp_path):
                 assert recording.asked == named, key
             else:
                 assert recording.asked and recording.asked == named[:len(recording.asked)], key
+
+
+def test_level0_files_are_consulted_newest_first_and_only_where_they_may_hold_the_key():
+    # Level 0's files overlap: an older file consulted first would answer
+    # with a stale value.
+    levels = [[] for _ in range(NUM_LEVELS)]
+    older, newer = meta(4, b"a", 10, b"m", 5), meta(7, b"c", 30, b"z", 20)
+    levels[0] = [older, newer]
+    levels[1] = [meta(2, b"a", 3, b"z", 1)]
+    version = Version(levels)
+    assert version.numbers_for_get(b"d", 100) == [7, 4, 2]
+    assert version.numbers_for_get(b"b", 100) == [4, 2]
+    assert version.numbers_for_get(b"n", 100) == [7, 2]
+    # Every version of "m" in file 4 is newer than 4: it has nothing to give.
+    assert version.numbers_for_get(b"m", 4) == [7, 2]
+    assert version.numbers_for_get(b"m", 5) == [7, 4, 2]

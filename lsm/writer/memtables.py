@@ -129,17 +129,6 @@ class Memtables:
             hashed = y ^ (y >> HASH_SHIFT)
             probes = self._key_filters
             try:
-                for smallest, largest, number in current._level0:
-                    if smallest <= key <= largest:
-                        probe = probes.get(number)
-                        if probe is None:
-                            r = self._open_table(number).get(key, at, fill_cache, hashed)
-                        elif probe(hashed):
-                            r = self._open_table(number).get_past_filter(key, at, fill_cache)
-                        else:
-                            continue
-                        if r is not None:
-                            return r
                 for numbers, count, largest_keys, smallest_ukeys, largest_ukeys in current._searched:
                     i = bisect_left(largest_ukeys, key)
                     if i < count and largest_ukeys[i] == key:

@@ -15,7 +15,7 @@ class Version:
     iterators and running jobs that still read it; files of a version with
     refs > 0 (or the current one) are never deleted."""
 
-    __slots__ = ("levels", "refs", "_largest_keys", "number", "_level0", "_searched", "_user_bounds")
+    __slots__ = ("levels", "refs", "_largest_keys", "number", "_searched", "_user_bounds")
 
     def __init__(self, levels, number=0):
         self.levels = levels
@@ -24,14 +24,15 @@ class Version:
         # Per level >= 1: sort keys of each file's largest key, for bisect.
         self._largest_keys = [None] + [[sort_key(f.largest) for f in files] for files in levels[1:]]
         self._user_bounds = {}
-        # What a get consults, made once: level 0's files newest first as
-        # (smallest user key, largest user key, number), and the non-empty
-        # levels >= 1 as (file numbers, their count, largest sort keys,
-        # smallest and largest user keys). numbers_for_get reads them, and
-        # Memtables.get reads them the same way, inline.
-        self._level0 = [(f.smallest[:-8], f.largest[:-8], f.number) for f in reversed(levels[0])]
-        self._searched = [([f.number for f in files], len(files), self._largest_keys[level], *self.user_bounds(level))
-                          for level, files in enumerate(levels) if level and files]
+        # What a get consults, made once: level 0's files newest first, each
+        # alone, then the non-empty levels >= 1, as (file numbers, their
+        # count, largest sort keys, smallest and largest user keys).
+        # numbers_for_get reads them, and Memtables.get reads them the same
+        # way, inline.
+        self._searched = [([f.number], 1, [sort_key(f.largest)], [f.smallest[:-8]], [f.largest[:-8]])
+                          for f in reversed(levels[0])]
+        self._searched += [([f.number for f in files], len(files), self._largest_keys[level], *self.user_bounds(level))
+                           for level, files in enumerate(levels) if level and files]
 
     def user_bounds(self, level):
         """(smallest user keys, largest user keys) of a level's files, made
@@ -53,12 +54,13 @@ class Version:
         """Numbers of the tables that may hold user_key at `sequence`, in the
         order a lookup must consult them: level 0 newest first, then one file
         per level."""
-        out = [number for smallest, largest, number in self._level0 if smallest <= user_key <= largest]
+        out = []
         for numbers, count, largest_keys, smallest_ukeys, largest_ukeys in self._searched:
             i = bisect_left(largest_ukeys, user_key)
             if i < count and largest_ukeys[i] == user_key:
                 # A file may end inside user_key's versions, with only ones
-                # too new for `sequence`: internal order decides.
+                # too new for `sequence`: internal order decides (a level-0
+                # file holding only such versions has nothing to give).
                 i = bisect_left(largest_keys, (user_key, -((sequence << 8) | TAG_FOR_SEEK_MASK)))
             if i < count and smallest_ukeys[i] <= user_key:
                 out.append(numbers[i])
