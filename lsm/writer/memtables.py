@@ -11,14 +11,12 @@ import contextlib
 import weakref
 from bisect import bisect_left
 
-from crc32c import crc32c
-
 from .. import filenames
 from ..errors import CorruptionError, DecodeError, Error
 from ..record import BLOCK_SIZE as LOG_BLOCK_SIZE
 from ..record import LogWriter, unframe
 from ..keys import TAG_FOR_SEEK_MASK
-from ..table.keyfilter import HASH_MASK, HASH_MULTIPLIER, HASH_SHIFT
+from ..table.keyfilter import key_hash
 from ..table.ordered import OrderedTableCache
 from .iterator import MemSource, MergedView, OrderedMergedView, TableRunSource
 from .memtable import MemTable
@@ -123,10 +121,8 @@ class Memtables:
             current = versions.current
             # The tables are walked as Version.numbers_for_get names them,
             # written out here: building its list and calling it were a
-            # sixth of a get that finds nothing. The key is hashed once, for
-            # every table's filter (keyfilter.key_hash, inlined).
-            y = (crc32c(key) * HASH_MULTIPLIER) & HASH_MASK
-            hashed = y ^ (y >> HASH_SHIFT)
+            # sixth of a get that finds nothing.
+            hashed = key_hash(key)  # once, for every table's filter
             probes = self._key_filters
             try:
                 for numbers, count, largest_keys, smallest_ukeys, largest_ukeys in current._searched:
