@@ -42,3 +42,17 @@ def block_shapes(path):
                 contents = table._contents(i)
                 shapes[_uniform_layout(contents, entries_limit(contents)) is None] += 1
     return tuple(shapes)
+
+
+def stored_block_types(path):
+    """{file number: the set of block types (format.NO_COMPRESSION,
+    SNAPPY_COMPRESSION) its data blocks are stored as}, over the tables in
+    directory `path`."""
+    types = {}
+    for name in os.listdir(path):
+        if name.endswith(".ldb"):
+            with open(os.path.join(path, name), "rb") as f:
+                table = Table.open(MemFile(f.read()), path=name)
+            types[int(name[:-4])] = {table.file.data[table._offsets[i] + table._sizes[i]]
+                                     for i in range(table.num_blocks)}
+    return types

@@ -154,6 +154,19 @@ def test_single_file_without_overlap_is_a_trivial_move():
     assert numbers(plan.grandparents) == [30]
 
 
+def test_a_lone_level0_file_is_rewritten_not_moved_when_level0_may_be_stored_uncompressed():
+    # A level-0 table may be stored for level 0 only (Options.compress_level0):
+    # moved down as it is, it would keep that form in a deeper level.
+    levels = empty_levels()
+    levels[0] = [meta(i, b"a%d" % i, b"a%d" % i) for i in range(1, 5)]  # disjoint: each its own plan
+    assert pick_compaction(levels, no_pointers(), MAX_FILE).trivial_move
+    plan = pick_compaction(levels, no_pointers(), MAX_FILE, move_level0=False)
+    assert plan.level == 0 and numbers(plan.inputs) == [1] and not plan.trivial_move
+    levels = empty_levels()
+    levels[1] = [meta(10, b"a", b"c", size=11 * MB)]
+    assert pick_compaction(levels, no_pointers(), MAX_FILE, move_level0=False).trivial_move
+
+
 def test_no_trivial_move_over_heavy_grandparents():
     levels = empty_levels()
     levels[1] = [meta(10, b"a", b"c", size=11 * MB)]

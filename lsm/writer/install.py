@@ -104,8 +104,9 @@ class Installer:
         edit = VersionEdit()
         metas = self.install_outputs(result)
         level = 0
+        for_level0 = state.options.stored_for_level0(running.job.table)
         for meta in metas:
-            level = picker.pick_level_for_memtable_output(
+            level = 0 if for_level0 else picker.pick_level_for_memtable_output(
                 state.versions.current.levels, meta.smallest[:-8], meta.largest[:-8],
                 picker.max_grandparent_overlap_bytes(state.options.max_file_size), busy_ranges=busy_ranges)
             edit.new_files.append((level, meta))
@@ -121,6 +122,7 @@ class Installer:
         imm.flush_done = running.imm = None
         written = sum(m.size for m in metas)
         state.stats["flushes"] += 1
+        state.last_flush_level = level
         state.stats["bytes_written"] += written
         state.level_stats[level][0] += result.seconds
         state.level_stats[level][2] += written

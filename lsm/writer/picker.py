@@ -321,9 +321,9 @@ def _candidates(files, pointer):
     return list(files)
 
 
-def _plan_from_seed(levels, level, seed, max_file_size, busy, busy_ranges):
+def _plan_from_seed(levels, level, seed, max_file_size, busy, busy_ranges, move_level0=True):
     """The plan grown from one seed file, or None when it collides with a
-    running job."""
+    running job. move_level0=False: a level-0 plan is never a trivial move."""
     inputs = [seed]
     if level == 0:
         smallest, largest = _range(inputs)
@@ -336,7 +336,8 @@ def _plan_from_seed(levels, level, seed, max_file_size, busy, busy_ranges):
         if _plan_is_blocked(plan, busy, busy_ranges):
             return None
     plan.trivial_move = (
-        len(plan.inputs) == 1
+        (level > 0 or move_level0)
+        and len(plan.inputs) == 1
         and not plan.next_inputs
         and total_file_size(plan.grandparents) <= max_grandparent_overlap_bytes(max_file_size)
     )
@@ -351,13 +352,16 @@ def pick_compaction(
     busy_ranges=None,
     seek_candidate=None,
     level_base=LEVEL1_BYTES,
+    move_level0=True,
 ) -> CompactionPlan | None:
     """PickCompaction: the next size compaction, or a seek compaction of
     `seek_candidate` = (level, FileMetaData) when no level needs one.
 
     Levels are tried in decreasing score (>= 1); within a level, seeds in
     round-robin order from the compact pointer. A seed whose plan touches a
-    busy file or busy range is skipped, so concurrent jobs stay disjoint."""
+    busy file or busy range is skipped, so concurrent jobs stay disjoint.
+    move_level0=False: level-0 files are rewritten, never moved down as
+    they are (they may be stored for level 0 only: Options.compress_level0)."""
     busy = frozenset(busy)
     scores = level_scores(levels, busy, level_base)
     order = sorted(
@@ -369,7 +373,7 @@ def pick_compaction(
         for seed in _candidates(files, compact_pointers[level]):
             if seed.number in busy:
                 continue
-            plan = _plan_from_seed(levels, level, seed, max_file_size, busy, busy_ranges)
+            plan = _plan_from_seed(levels, level, seed, max_file_size, busy, busy_ranges, move_level0)
             if plan is not None:
                 return plan
     if seek_candidate is not None:
@@ -377,7 +381,7 @@ def pick_compaction(
         if level < NUM_LEVELS - 1 and f.number not in busy and any(
             g.number == f.number for g in levels[level]
         ):
-            return _plan_from_seed(levels, level, f, max_file_size, busy, busy_ranges)
+            return _plan_from_seed(levels, level, f, max_file_size, busy, busy_ranges, move_level0)
     return None
 
 

@@ -57,7 +57,11 @@ class Scheduler:
             return
         for imm in self._memtables.imms:
             if imm.flush_job is None:
-                job = FlushJob(state.next_job_id(), imm.wal_number, state.options.table_options(), paranoid=True,
+                # A flush lands where the last one did, in the main: tables of
+                # keys in no order overlap level 0, those of ascending keys
+                # (a sorted load) go below it.
+                table = state.options.table_options(for_level0=state.last_flush_level == 0)
+                job = FlushJob(state.next_job_id(), imm.wal_number, table, paranoid=True,
                                comparator=state.options.comparator_reference)
                 imm.flush_job = job
                 self._submit(Running(job, imm=imm))
@@ -89,7 +93,9 @@ class Scheduler:
                 busy.update(f.number for f in r.plan.inputs)
                 busy.update(f.number for f in r.plan.next_inputs)
                 ranges.setdefault(r.plan.level + 1, []).append(r.plan.output_range)
-        return {"busy": frozenset(busy), "busy_ranges": ranges, "level_base": self._state.options.level_size_base}
+        options = self._state.options
+        return {"busy": frozenset(busy), "busy_ranges": ranges, "level_base": options.level_size_base,
+                "move_level0": options.moves_level0}
 
     def start_plan(self, plan):
         """Lock held: a trivial move commits at once; any other compaction
