@@ -73,19 +73,23 @@ def test_a_sorted_load_is_compressed_as_its_flushes_go_below_level0(tmp_path):
     _assert_leveldb_reads(tmp_path, model)
 
 
-def test_a_flush_built_for_level0_stays_there_though_nothing_overlaps_it(tmp_path):
+def test_a_flush_built_for_level0_stays_there_and_later_sorted_flushes_go_below_compressed(tmp_path):
     rng = random.Random(6)
     model = {}
     db = _open(tmp_path)
     _write(db, (b"a%08d" % rng.randrange(10**8) for _ in range(1000)), model)
-    db.compact_range()  # flushes (to level 0, so the next flush expects it too), then empties level 0
+    db.compact_range()  # flushes among stored keys, then empties level 0
     before = set(stored_block_types(tmp_path))
-    # Keys after every other: placed by overlap alone, their table would go below level 0.
-    _write(db, (b"z%08d" % i for i in range(500)), model)
+    # Ascending keys after every other: the first of their flushes was
+    # built for level 0 and stays there; the next ones are placed by
+    # overlap, as LevelDB places them, compressed.
+    _write(db, (b"z%08d" % i for i in range(2000)), model)
     types = stored_block_types(tmp_path)
-    new = set(types) - before
-    assert new and all(types[n] == {NO_COMPRESSION} for n in new)
-    assert new <= set(_files_by_level(db)[0])
+    first, *later = sorted(set(types) - before)
+    levels = _files_by_level(db)
+    assert types[first] == {NO_COMPRESSION} and first in levels[0]
+    assert later and all(types[n] == {SNAPPY_COMPRESSION} for n in later)
+    assert not set(later) & set(levels[0])
     db.close()
     _assert_leveldb_reads(tmp_path, model)
 

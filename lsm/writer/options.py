@@ -36,8 +36,8 @@ class Options:
     block_restart_interval: int = 16
     max_file_size: int = 2 << 20
     compression: str | None = "snappy"
-    # With compression, a flush expected to land at level 0 writes its table
-    # uncompressed (RocksDB's common advice for compression_per_level): the
+    # With compression, a flush whose keys are expected to land among stored
+    # ones (the last flush's did) writes its table, for level 0, uncompressed (RocksDB's common advice for compression_per_level): the
     # level-0 compaction soon rewrites it compressed, so snappy there spends
     # CPU -- about a fifth of a flush's -- on disk space held for seconds.
     # Cost: level 0 takes about twice the bytes on disk. True compresses

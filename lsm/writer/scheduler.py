@@ -57,10 +57,13 @@ class Scheduler:
             return
         for imm in self._memtables.imms:
             if imm.flush_job is None:
-                # A flush lands where the last one did, in the main: tables of
-                # keys in no order overlap level 0, those of ascending keys
-                # (a sorted load) go below it.
-                table = state.options.table_options(for_level0=state.last_flush_level == 0)
+                # Keys that land among stored ones (the last flush's
+                # overlapped levels 0 to 2) will be compacted again soon;
+                # those of a sorted load go to level 2 and may move on as
+                # they are.
+                last = state.last_flush_level
+                table = state.options.table_options(
+                    for_level0=last is not None and last < picker.MAX_MEM_COMPACT_LEVEL)
                 job = FlushJob(state.next_job_id(), imm.wal_number, table, paranoid=True,
                                comparator=state.options.comparator_reference)
                 imm.flush_job = job
