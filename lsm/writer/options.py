@@ -37,11 +37,12 @@ class Options:
     max_file_size: int = 2 << 20
     compression: str | None = "snappy"
     # With compression, a flush whose keys are expected to land among stored
-    # ones (the last flush's did) writes its table, for level 0, uncompressed (RocksDB's common advice for compression_per_level): the
-    # level-0 compaction soon rewrites it compressed, so snappy there spends
-    # CPU -- about a fifth of a flush's -- on disk space held for seconds.
-    # Cost: level 0 takes about twice the bytes on disk. True compresses
-    # every table, as LevelDB does.
+    # ones (the last flush's did) writes its table, for level 0,
+    # uncompressed (RocksDB's common advice for compression_per_level): the
+    # level-0 compaction soon rewrites it compressed, so snappy there would
+    # spend CPU -- about a fifth of a flush's -- on disk space held for
+    # seconds. Cost: level 0 takes about twice the bytes on disk. True
+    # compresses every table, as LevelDB does.
     compress_level0: bool = False
     bloom_filter_bits: int = 10
     # Off: tables of fixed-width entries decode several times faster (see TableOptions).
