@@ -32,6 +32,10 @@ class FlushJob:
     salvage: bool = False
     # A custom comparator as "module:qualname" (lsm.order); None: bytewise.
     comparator: str | None = None
+    # How to build the table when the WAL's keys arrived out of order: such
+    # keys land among stored ones, and the table is stored for level 0 alone
+    # (the writer's Options.compress_level0). None: as `table`.
+    unsorted_table: TableOptions | None = None
 
 
 @dataclass
@@ -94,6 +98,8 @@ class JobResult:
     bytes_written: int = 0
     max_sequence: int = 0  # flushes: the largest sequence found in the WAL
     seconds: float = 0.0
+    # A flush built with its job's unsorted_table: the table goes to level 0.
+    for_level0: bool = False
 
     @classmethod
     def failure(cls, job_id, exc, context="") -> "JobResult":

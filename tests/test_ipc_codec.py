@@ -41,7 +41,7 @@ table_options = st.builds(TableOptions, block_size=small, block_restart_interval
                           prefix_compression=st.booleans(), lsm_filter=st.booleans())
 comparators = st.none() | text
 flush_jobs = st.builds(FlushJob, job_id=u64, wal_number=u64, table=table_options, paranoid=st.booleans(),
-                       comparator=comparators)
+                       comparator=comparators, unsorted_table=st.none() | table_options)
 compaction_jobs = st.builds(
     CompactionJob, job_id=u64, level=st.integers(0, 6), inputs=st.lists(metas, max_size=5),
     next_inputs=st.lists(metas, max_size=5), grandparents=st.lists(metas, max_size=5), smallest_snapshot=u64,
@@ -51,7 +51,7 @@ compaction_jobs = st.builds(
 outputs = st.builds(OutputTable, name=text, size=u64, smallest=ikeys, largest=ikeys, entries=u64)
 results = st.builds(JobResult, job_id=u64, ok=st.booleans(), outputs=st.lists(outputs, max_size=5), error=text,
                     error_kind=st.sampled_from(ErrorKind), os_errno=small, bytes_read=u64, bytes_written=u64,
-                    max_sequence=u64, seconds=st.floats(allow_nan=False))
+                    max_sequence=u64, seconds=st.floats(allow_nan=False), for_level0=st.booleans())
 sessions = st.text(alphabet="0123456789abcdef", max_size=32)
 
 messages = st.one_of(
@@ -146,7 +146,7 @@ def test_unknown_job_kind_and_bad_bool_are_refused():
     with pytest.raises(ProtocolError, match="unknown job kind 9"):
         decode([header, body[:at] + b"\x09" + body[at + 1:]])
     header, body = encode(Result("s", 1, 1, 7, JobResult(job_id=1, ok=True)))
-    at = len(body) - 16  # ok, then 7 one-byte fields and the 8-byte seconds
+    at = len(body) - 17  # ok, then 7 one-byte fields, the 8-byte seconds and for_level0
     assert body[at] == 1  # result.ok
     with pytest.raises(ProtocolError, match="result.ok: bool byte is 7"):
         decode([header, body[:at] + b"\x07" + body[at + 1:]])
@@ -155,7 +155,7 @@ def test_unknown_job_kind_and_bad_bool_are_refused():
 def test_unknown_error_kind_is_refused_with_its_offset():
     result = JobResult(job_id=1, ok=False, error="e", error_kind=ErrorKind.IO, os_errno=28)
     header, body = encode(Result("s", 1, 1, 7, result))
-    at = len(body) - 13  # error_kind, then os_errno, 3 one-byte fields and the 8-byte seconds
+    at = len(body) - 14  # error_kind, then os_errno, 3 one-byte fields, the 8-byte seconds and for_level0
     assert body[at] == ErrorKind.IO
     with pytest.raises(ProtocolError, match="result.error_kind: unknown error kind 9") as info:
         decode([header, body[:at] + b"\x09" + body[at + 1:]])

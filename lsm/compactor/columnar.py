@@ -317,12 +317,13 @@ def _decode(table, start: int, end: int):
 
 
 def flush_windows(wal: bytes):
-    """(windows, max sequence) of a WAL's contents, or None unless the log
+    """(windows, max sequence, arrived sorted) of a WAL's contents, or None unless the log
     is clean (lsm.record.clean_payloads) and every batch decodes: then the
     row path replays it and reports the damage. windows yields
     SortedWindows of every entry, a MiB or so at a time; nothing is
     dropped: older versions may still be read through snapshots, and a
-    deletion must shadow older tables.
+    deletion must shadow older tables. arrived sorted: the WAL held the
+    entries in internal-key order already (a sorted load's).
 
     Records are located where they lie (batch.record_columns; a batch of
     one key length and one value length by its stride alone), sorted by
@@ -370,12 +371,13 @@ def flush_windows(wal: bytes):
     tags = (sequence.astype(np.uint64) << np.uint64(8)) | kind.astype(np.uint64)
     keys = EntryArrays(data, key_at, key_at, key_len, key_at + key_len, tags)
     order, same_key = sort_entries(keys, False)
+    arrived_sorted = order is None or bool((order == np.arange(len(order))).all())
     if order is not None:
         key_at, key_len, value_at, value_len, tags = (
             key_at[order], key_len[order], value_at[order], value_len[order], tags[order])
     entries = gather_entries(data, key_at, key_len, value_at, value_len, tags)
     starts = np.flatnonzero(np.concatenate(([True], ~same_key))) if len(tags) else np.zeros(0, np.int64)
-    return _split(SortedWindow(entries, starts)), max_sequence
+    return _split(SortedWindow(entries, starts)), max_sequence, arrived_sorted
 
 
 def _strided_fields(count: int, stride: int, key_at: int, key_len: int, value_at: int, value_len: int):

@@ -143,6 +143,12 @@ class OutputSet:
         self.outputs: list[OutputTable] = []
         self.created: list[str] = []  # every name created, finished or not
 
+    def build_with(self, table_options) -> None:
+        """Build this set's tables with table_options instead: before any is begun."""
+        if self.created:
+            raise ValueError("build_with: a table is already begun")
+        self._options = table_options
+
     @property
     def bytes_written(self) -> int:
         return sum(o.size for o in self.outputs)

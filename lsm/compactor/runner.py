@@ -155,14 +155,19 @@ def _ordered_compaction(job, ordered):
 def _run_flush(job, db_dir, fs, outputs, result, columnar, memtable_rows, ordered=None):
     """All entries of the frozen WAL, sorted, into one level-0 table. Nothing
     is dropped: older versions may still be read through snapshots, and a
-    deletion must shadow older tables."""
+    deletion must shadow older tables. On the columnar path, a WAL whose
+    keys arrived out of order is built with job.unsorted_table, if given
+    (result.for_level0); the row paths build with job.table."""
     path = log_file_name(db_dir, job.wal_number)
     data = None
     if columnar and not job.salvage and not job.table.prefix_compression:
         data = fs.read_file(path)
         found = flush_windows(data)
         if found is not None:
-            windows, result.max_sequence = found
+            windows, result.max_sequence, arrived_sorted = found
+            if job.unsorted_table is not None and not arrived_sorted:
+                outputs.build_with(job.unsorted_table)
+                result.for_level0 = True
             result.bytes_read = len(data)
             for window in windows:
                 outputs.add_entries(window)

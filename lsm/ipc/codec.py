@@ -132,6 +132,7 @@ def _put_job(out, job, name):
         out.flag(job.paranoid, f"{name}.paranoid")
         out.flag(job.salvage, f"{name}.salvage")
         out.opt(out.str, job.comparator, f"{name}.comparator")
+        out.opt(lambda table, at: _put_table_options(out, table, at), job.unsorted_table, f"{name}.unsorted_table")
     elif isinstance(job, CompactionJob):
         out.parts.append(bytes([_COMPACTION]))
         out.uint(job.job_id, f"{name}.job_id")
@@ -170,6 +171,7 @@ def _put_result(out, r, name):
     out.uint(r.bytes_written, f"{name}.bytes_written")
     out.uint(r.max_sequence, f"{name}.max_sequence")
     out.float(r.seconds, f"{name}.seconds")
+    out.flag(r.for_level0, f"{name}.for_level0")
 
 
 def encode(msg) -> list[bytes]:
@@ -300,6 +302,7 @@ def _get_job(inp, name):
             paranoid=inp.flag(f"{name}.paranoid"),
             salvage=inp.flag(f"{name}.salvage"),
             comparator=inp.opt(inp.str, f"{name}.comparator"),
+            unsorted_table=inp.opt(lambda at: _get_table_options(inp, at), f"{name}.unsorted_table"),
         )
     if kind == _COMPACTION:
         return CompactionJob(
@@ -351,6 +354,7 @@ def _get_result(inp, name):
         bytes_written=inp.uint(f"{name}.bytes_written"),
         max_sequence=inp.uint(f"{name}.max_sequence"),
         seconds=inp.float(f"{name}.seconds"),
+        for_level0=inp.flag(f"{name}.for_level0"),
     )
 
 

@@ -30,7 +30,8 @@ from ..errors import DecodeError
 # naming both versions). History:
 #   2: TableOptions.prefix_compression
 #   3: JobResult.error_kind and os_errno replace the corruption flag
-PROTOCOL_VERSION = 3
+#   4: FlushJob.unsorted_table and JobResult.for_level0
+PROTOCOL_VERSION = 4
 
 
 class MsgType(IntEnum):

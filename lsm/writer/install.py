@@ -104,15 +104,11 @@ class Installer:
         edit = VersionEdit()
         metas = self.install_outputs(result)
         level = 0
-        for_level0 = state.options.stored_for_level0(running.job.table)
         for meta in metas:
-            by_overlap = picker.pick_level_for_memtable_output(
+            # A table stored for level 0 alone stays there, whatever it overlaps.
+            level = 0 if result.for_level0 else picker.pick_level_for_memtable_output(
                 state.versions.current.levels, meta.smallest[:-8], meta.largest[:-8],
                 picker.max_grandparent_overlap_bytes(state.options.max_file_size), busy_ranges=busy_ranges)
-            # The next flush is built by where this one's keys would go, not
-            # where a table stored for level 0 must go.
-            state.last_flush_level = by_overlap
-            level = 0 if for_level0 else by_overlap
             edit.new_files.append((level, meta))
         memtables = self._memtables
         remaining = memtables.imms[1:]

@@ -1,5 +1,6 @@
 """Options of an open database: validated once, with LevelDB's clipping.
 Pure: no files."""
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -36,9 +37,8 @@ class Options:
     block_restart_interval: int = 16
     max_file_size: int = 2 << 20
     compression: str | None = "snappy"
-    # With compression, a flush whose keys are expected to land among stored
-    # ones (the last flush's did) writes its table, for level 0,
-    # uncompressed (RocksDB's common advice for compression_per_level): the
+    # With compression, a flush of keys that arrived out of order (they land
+    # among stored ones) writes its table, for level 0, uncompressed (RocksDB's common advice for compression_per_level): the
     # level-0 compaction soon rewrites it compressed, so snappy there would
     # spend CPU -- about a fifth of a flush's -- on disk space held for
     # seconds. Cost: level 0 takes about twice the bytes on disk. True
@@ -122,10 +122,6 @@ class Options:
             raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kw))}")
         return o
 
-    def stored_for_level0(self, table: TableOptions) -> bool:
-        """Whether a flush built with `table` may only go to level 0."""
-        return table.compression != self.compression
-
     @property
     def moves_level0(self) -> bool:
         """Whether a level-0 table may move down unrewritten (a trivial
@@ -147,13 +143,19 @@ class Options:
         self.comparator_name = name
         self.comparator_reference = reference
 
-    def table_options(self, for_level0: bool = False) -> TableOptions:
-        """How tables are built; for_level0: for a flush's table expected
-        to stay at level 0 (compress_level0 says whether it is compressed)."""
+    def unsorted_flush_table_options(self) -> TableOptions | None:
+        """How a flush builds its table when the WAL's keys arrived out of
+        order (they land among stored ones; the table stays at level 0):
+        uncompressed unless compress_level0; None: as table_options()."""
+        if self.compress_level0 or self.compression is None:
+            return None
+        return dataclasses.replace(self.table_options(), compression=None)
+
+    def table_options(self) -> TableOptions:
         return TableOptions(
             block_size=self.block_size,
             block_restart_interval=self.block_restart_interval,
-            compression=None if for_level0 and not self.compress_level0 else self.compression,
+            compression=self.compression,
             bloom_bits_per_key=self.bloom_filter_bits,
             prefix_compression=self.prefix_compression,
         )

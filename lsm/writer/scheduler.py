@@ -57,15 +57,10 @@ class Scheduler:
             return
         for imm in self._memtables.imms:
             if imm.flush_job is None:
-                # Keys that land among stored ones (the last flush's
-                # overlapped levels 0 to 2) will be compacted again soon;
-                # those of a sorted load go to level 2 and may move on as
-                # they are.
-                last = state.last_flush_level
-                table = state.options.table_options(
-                    for_level0=last is not None and last < picker.MAX_MEM_COMPACT_LEVEL)
-                job = FlushJob(state.next_job_id(), imm.wal_number, table, paranoid=True,
-                               comparator=state.options.comparator_reference)
+                options = state.options
+                job = FlushJob(state.next_job_id(), imm.wal_number, options.table_options(), paranoid=True,
+                               comparator=options.comparator_reference,
+                               unsorted_table=options.unsorted_flush_table_options())
                 imm.flush_job = job
                 self._submit(Running(job, imm=imm))
         executor = self.executor

@@ -37,9 +37,6 @@ class EngineState:
                       "compaction_seconds": 0.0, "stall_seconds": 0.0, "user_bytes": 0,
                       "wal_mapped_bytes": 0, "flushes_in_writer": 0, "delayed_writes": 0}
         self.level_stats = [[0.0, 0, 0] for _ in range(NUM_LEVELS)]  # seconds, read, written per output level
-        # Where the last flush's table would go by overlap alone
-        # (picker.pick_level_for_memtable_output), once a flush committed.
-        self.last_flush_level = None
         self._job_ids = itertools.count(1)
 
     def next_job_id(self) -> int:
