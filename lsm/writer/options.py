@@ -38,11 +38,12 @@ class Options:
     max_file_size: int = 2 << 20
     compression: str | None = "snappy"
     # With compression, a flush of keys that arrived out of order (they land
-    # among stored ones) writes its table, for level 0, uncompressed (RocksDB's common advice for compression_per_level): the
-    # level-0 compaction soon rewrites it compressed, so snappy there would
-    # spend CPU -- about a fifth of a flush's -- on disk space held for
-    # seconds. Cost: level 0 takes about twice the bytes on disk. True
-    # compresses every table, as LevelDB does.
+    # among stored ones) writes its table, for level 0, uncompressed
+    # (RocksDB's common advice for compression_per_level): the level-0
+    # compaction soon rewrites it compressed, so snappy there would spend
+    # CPU -- about a fifth of a flush's -- on disk space held for seconds.
+    # Cost: level 0 takes about twice the bytes on disk. True compresses
+    # every table, as LevelDB does.
     compress_level0: bool = False
     bloom_filter_bits: int = 10
     # Off: tables of fixed-width entries decode several times faster (see TableOptions).
@@ -123,10 +124,11 @@ class Options:
         return o
 
     @property
-    def moves_level0(self) -> bool:
-        """Whether a level-0 table may move down unrewritten (a trivial
-        move): not while level 0 may hold tables stored for it alone."""
-        return self.compress_level0 or self.compression is None
+    def level0_uncompressed(self) -> bool:
+        """Whether flushes of keys out of order store their level-0 tables
+        uncompressed (see compress_level0). A level-0 table then never
+        moves down unrewritten (a trivial move): it may be one of those."""
+        return not self.compress_level0 and self.compression is not None
 
     def use_comparator(self, compare, name: bytes, compactors_given: bool) -> None:
         """Order keys by `compare` under `name`. Compactor processes import
@@ -147,7 +149,7 @@ class Options:
         """How a flush builds its table when the WAL's keys arrived out of
         order (they land among stored ones; the table stays at level 0):
         uncompressed unless compress_level0; None: as table_options()."""
-        if self.compress_level0 or self.compression is None:
+        if not self.level0_uncompressed:
             return None
         return dataclasses.replace(self.table_options(), compression=None)
 

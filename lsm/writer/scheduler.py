@@ -93,7 +93,7 @@ class Scheduler:
                 ranges.setdefault(r.plan.level + 1, []).append(r.plan.output_range)
         options = self._state.options
         return {"busy": frozenset(busy), "busy_ranges": ranges, "level_base": options.level_size_base,
-                "move_level0": options.moves_level0}
+                "move_level0": not options.level0_uncompressed}
 
     def start_plan(self, plan):
         """Lock held: a trivial move commits at once; any other compaction
