@@ -232,6 +232,9 @@ class RandomAccessFile:
     another thread's read may already be another file's."""
 
     __slots__ = ("path", "_fd", "size")
+    # Whether a read is a copy out of a mapping (MappedFile): about as cheap
+    # as a block cache hit, so the cache may leave such reads to the file.
+    mapped = False
 
     def __init__(self, path, fd, size):
         self.path = path
@@ -271,6 +274,7 @@ class MappedFile(RandomAccessFile):
     finishes or fails with a read-after-close error."""
 
     __slots__ = ("_map",)
+    mapped = True
 
     def __init__(self, path, fd, size):
         super().__init__(path, None, size)

@@ -243,6 +243,30 @@ def test_blocks_stored_uncompressed_are_never_packed():
     assert not [v for v, _ in cache._map.values() if type(v) is _PackedBlock]
 
 
+@pytest.mark.parametrize("mapped", [True, False])
+def test_under_pressure_a_mapped_uncompressed_block_is_read_again_not_cached(tmp_path, mapped):
+    """A mapping serves an uncompressed block at about a hit's cost, so the
+    pressed cache keeps its room for blocks that cost a decompression; a
+    table read with pread still caches them. Either way every get answers
+    from checked blocks."""
+    from lsm.fileio import FileSystem
+
+    cache = BlockCache(6 << 10)
+    _, memfile, expected = _packable_table(8, cache, compression=None)
+    path = tmp_path / "000008.ldb"
+    path.write_bytes(memfile.data)
+    fs = FileSystem()
+    file = fs.open_mapped(str(path)) if mapped else fs.open_random(str(path))
+    cache.clear()
+    cache.expect(len(memfile.data))  # a database larger than the cache
+    table = Table.open(file, path=str(path), number=9, block_cache=cache)
+    for _ in range(2):
+        for key, value in expected.items():
+            assert table.get(key, 10_000) == (TYPE_VALUE, value)
+    cached = [key for key in cache._map if key[0] == 9]
+    assert (cached == []) is mapped
+
+
 def test_compact_range_leaves_a_table_that_will_not_open_to_the_read_that_needs_it(tmp_path):
     """Opening the range's tables is a head start, not a check: compact_range
     itself succeeds, and the read of the damaged table reports it."""

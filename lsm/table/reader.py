@@ -118,6 +118,7 @@ class Table:
         self.path = path
         self.number = number
         self.file = file
+        self._mapped = getattr(file, "mapped", False)
         self._cache = block_cache if block_cache is not None else BlockCache(PRIVATE_CACHE_BYTES)
         # lsm's filter when the table has one; else LevelDB's, consulted per block.
         self._key_filter = key_filter
@@ -541,8 +542,9 @@ class Table:
         """(contents, layout) of the data block at offset (size stored
         bytes) for a point lookup when the cache holds no copy of it,
         layout being its seek_layout if known (else None): read from the
-        file and, if fill_cache, cached -- raw, or as stored once the cache
-        is under pressure (_PackedBlock). CorruptionError if damaged."""
+        file and, if fill_cache, cached -- raw, or once the cache is under
+        pressure as stored if compressed (_PackedBlock), and not at all if
+        stored uncompressed in a mapped file. CorruptionError if damaged."""
         framed = self.file.read(offset, size + BLOCK_TRAILER_SIZE)
         try:
             contents = unpack_block(framed, size)
@@ -550,13 +552,19 @@ class Table:
             raise self._damaged_at(offset, exc) from None
         if fill_cache:
             cache = self._cache
-            if cache.pressed and framed[size] == SNAPPY_COMPRESSION:
-                try:
-                    layout = seek_layout(contents)
-                except DecodeError as exc:
-                    raise self._damaged_at(offset, exc) from None
-                cache.put((self.number, offset), _PackedBlock(framed[:size], layout), size)
-                return contents, layout
+            if cache.pressed:
+                if framed[size] == SNAPPY_COMPRESSION:
+                    try:
+                        layout = seek_layout(contents)
+                    except DecodeError as exc:
+                        raise self._damaged_at(offset, exc) from None
+                    cache.put((self.number, offset), _PackedBlock(framed[:size], layout), size)
+                    return contents, layout
+                if self._mapped:
+                    # Stored uncompressed and mapped: read again for a copy
+                    # and a checksum, about a hit's cost. The room is left to
+                    # blocks whose miss costs a decompression.
+                    return contents, None
             cache.put((self.number, offset), contents, len(contents))
         return contents, None
 
