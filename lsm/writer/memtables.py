@@ -13,9 +13,9 @@ from bisect import bisect_left
 
 from .. import filenames
 from ..errors import CorruptionError, DecodeError, Error
+from ..keys import TAG_FOR_SEEK_MASK
 from ..record import BLOCK_SIZE as LOG_BLOCK_SIZE
 from ..record import LogWriter, unframe
-from ..keys import TAG_FOR_SEEK_MASK
 from ..table.keyfilter import key_hash
 from ..table.ordered import OrderedTableCache
 from .iterator import MemSource, MergedView, OrderedMergedView, TableRunSource

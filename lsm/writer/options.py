@@ -1,8 +1,7 @@
 """Options of an open database: validated once, with LevelDB's clipping.
 Pure: no files."""
-import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..keys import COMPARATOR_NAME
 from ..order import comparator_reference, unreachable_reason
@@ -151,7 +150,7 @@ class Options:
         uncompressed unless compress_level0; None: as table_options()."""
         if not self.level0_uncompressed:
             return None
-        return dataclasses.replace(self.table_options(), compression=None)
+        return replace(self.table_options(), compression=None)
 
     def table_options(self) -> TableOptions:
         return TableOptions(
